@@ -1,0 +1,52 @@
+// Runs the simulated vLLM as a process.
+//
+//   tsx sim/cli.ts [--port 8000] [--host 127.0.0.1] [--chunk-delay-ms N] [--coalesce] [--no-record]
+//   tsx sim/cli.ts serve <model> --port N [any vLLM flags]   (stands in for the `vllm` executable)
+//
+// As a stand-in for `vllm serve`, these environment variables script its life, for the
+// tests of `responses-gateway serve`: SIM_STARTUP_DELAY_MS (unhealthy until then),
+// SIM_EXIT_AFTER_MS + SIM_EXIT_CODE (crash), SIM_ARGS_FILE (writes its argv there as JSON),
+// SIM_IGNORE_SIGTERM=1 (only SIGKILL stops it), SIM_SIGTERM_FILE (touched on SIGTERM).
+import { writeFileSync } from 'node:fs';
+import { startSimVllm } from './vllm-sim.ts';
+
+const argv = process.argv.slice(2);
+const env = process.env;
+
+function flag(name: string): string | undefined {
+  const index = argv.indexOf(`--${name}`);
+  if (index !== -1) return argv[index + 1];
+  const inline = argv.find((arg) => arg.startsWith(`--${name}=`));
+  return inline?.slice(name.length + 3);
+}
+
+const asVllm = argv[0] === 'serve';
+if (env['SIM_ARGS_FILE']) writeFileSync(env['SIM_ARGS_FILE'], JSON.stringify(argv));
+
+const sim = await startSimVllm({
+  port: Number(flag('port') ?? (asVllm ? 8000 : 8000)),
+  host: flag('host') ?? '127.0.0.1',
+  model: asVllm ? argv[1] : flag('model'),
+  chunkDelayMs: Number(flag('chunk-delay-ms') ?? 0),
+  coalesceEvents: argv.includes('--coalesce'),
+  record: !argv.includes('--no-record'),
+  ...(flag('api-key') !== undefined ? { apiKey: flag('api-key') as string } : {}),
+});
+
+const startupDelay = Number(env['SIM_STARTUP_DELAY_MS'] ?? 0);
+if (startupDelay > 0 || env['SIM_UNHEALTHY'] === '1') {
+  sim.setHealthy(false);
+  if (env['SIM_UNHEALTHY'] !== '1') setTimeout(() => sim.setHealthy(true), startupDelay);
+}
+if (env['SIM_EXIT_AFTER_MS'] !== undefined) {
+  setTimeout(() => process.exit(Number(env['SIM_EXIT_CODE'] ?? 3)), Number(env['SIM_EXIT_AFTER_MS']));
+}
+
+const stop = (signal: NodeJS.Signals): void => {
+  if (env['SIM_SIGTERM_FILE']) writeFileSync(env['SIM_SIGTERM_FILE'], signal);
+  if (env['SIM_IGNORE_SIGTERM'] === '1' && signal === 'SIGTERM') return;
+  void sim.close().then(() => process.exit(0));
+};
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));
+process.stdout.write(`simulated vLLM listening on ${sim.url}\n`);

@@ -1,0 +1,392 @@
+// A simulated vLLM server for tests, the demo and the benchmark. It speaks vLLM's wire
+// format (see wire.ts) on /v1/responses, /v1/chat/completions, /v1/completions,
+// /v1/embeddings, /v1/models and /health, records what it receives, and misbehaves on
+// request: the `x-sim` header carries `key=value;key=value` switches (see SimDirectives).
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  REAL_VLLM_QUIRKS,
+  chatCompletionChunk,
+  eventChunks,
+  hex,
+  makeIds,
+  planGeneration,
+  responseObject,
+  streamEvents,
+  toDeltas,
+  vllmError,
+  type JsonObject,
+  type Quirks,
+} from './wire.ts';
+
+export interface SimOptions {
+  readonly port?: number;
+  readonly host?: string;
+  readonly model?: string;
+  /** Delay between streamed events (ms); 0 writes them back to back. */
+  readonly chunkDelayMs?: number;
+  readonly quirks?: Partial<Quirks>;
+  /** Like `vllm serve --api-key`: /v1/* requires this bearer key. */
+  readonly apiKey?: string;
+  /** Write each SSE event in one chunk instead of vLLM's three (cheaper, for load tests). */
+  readonly coalesceEvents?: boolean;
+  /** Keep a record of every request (off for long load runs). */
+  readonly record?: boolean;
+}
+
+export interface RecordedRequest {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: readonly string[];
+  readonly body: Buffer;
+  readonly json: JsonObject | undefined;
+  aborted: boolean;
+  finished: boolean;
+}
+
+/** Switches read from the x-sim request header. */
+export interface SimDirectives {
+  status?: number;
+  delayHeadersMs?: number;
+  hangAfterHeaders?: boolean;
+  resetBeforeHeaders?: boolean;
+  resetAfterEvents?: number;
+  truncateAfterEvents?: number;
+  endMidEventAfter?: number;
+  stallAfterEvents?: number;
+  garbage?: boolean;
+  wrongContentType?: boolean;
+  noBody?: boolean;
+  slowMs?: number;
+  deltas?: number;
+  reasoning?: boolean;
+  tool?: string;
+}
+
+export type CustomHandler = (req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest) => void;
+
+export interface SimVllm {
+  readonly url: string;
+  readonly port: number;
+  readonly requests: RecordedRequest[];
+  /** Resolves with the next request that arrives (or the latest, if one arrived unclaimed). */
+  nextRequest(): Promise<RecordedRequest>;
+  /** Resolves once this request's connection was closed by the client before the response ended. */
+  whenAborted(request: RecordedRequest): Promise<void>;
+  /** The next /v1 request is answered by `handler` instead of the simulation. */
+  enqueue(handler: CustomHandler): void;
+  setHealthy(healthy: boolean): void;
+  close(): Promise<void>;
+}
+
+export function parseDirectives(header: string | string[] | undefined): SimDirectives {
+  const directives: SimDirectives = {};
+  const text = Array.isArray(header) ? header.join(';') : (header ?? '');
+  for (const part of text.split(';')) {
+    const [rawKey, rawValue] = part.split('=');
+    const key = rawKey?.trim() ?? '';
+    const value = rawValue?.trim();
+    const n = value === undefined ? Number.NaN : Number(value);
+    switch (key) {
+      case 'status': directives.status = n; break;
+      case 'delay-headers': directives.delayHeadersMs = n; break;
+      case 'hang-after-headers': directives.hangAfterHeaders = true; break;
+      case 'reset-before-headers': directives.resetBeforeHeaders = true; break;
+      case 'reset-after': directives.resetAfterEvents = n; break;
+      case 'truncate-after': directives.truncateAfterEvents = n; break;
+      case 'end-mid-event-after': directives.endMidEventAfter = n; break;
+      case 'stall-after': directives.stallAfterEvents = n; break;
+      case 'garbage': directives.garbage = true; break;
+      case 'wrong-content-type': directives.wrongContentType = true; break;
+      case 'no-body': directives.noBody = true; break;
+      case 'slow': directives.slowMs = n; break;
+      case 'deltas': directives.deltas = n; break;
+      case 'reasoning': directives.reasoning = value !== '0'; break;
+      case 'tool': directives.tool = value; break;
+      default: break;
+    }
+  }
+  return directives;
+}
+
+function sleep(ms: number, res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    if (ms <= 0) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(resolve, ms);
+    res.once('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
+  const text = typeof body === 'string' ? body : JSON.stringify(body);
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
+  const model = options.model ?? 'sim-model';
+  const quirks: Quirks = { ...REAL_VLLM_QUIRKS, ...options.quirks };
+  const record = options.record ?? true;
+  const requests: RecordedRequest[] = [];
+  const waiters: Array<(request: RecordedRequest) => void> = [];
+  const abortWaiters = new Map<RecordedRequest, Array<() => void>>();
+  const custom: CustomHandler[] = [];
+  let unclaimed = 0;
+  let healthy = true;
+
+  const noteArrival = (recorded: RecordedRequest): void => {
+    if (!record) return;
+    requests.push(recorded);
+    const waiter = waiters.shift();
+    if (waiter !== undefined) waiter(recorded);
+    else unclaimed += 1;
+  };
+
+  const writeEvent = (res: ServerResponse, event: JsonObject, seq: number): void => {
+    const [eventLine, dataLine, blank] = eventChunks(event, seq);
+    if (options.coalesceEvents === true) res.write(eventLine + dataLine + blank);
+    else {
+      res.write(eventLine);
+      res.write(dataLine);
+      res.write(blank);
+    }
+  };
+
+  async function streamResponses(res: ServerResponse, body: JsonObject, d: SimDirectives): Promise<void> {
+    const plan = planGeneration(body, { deltas: d.deltas, reasoning: d.reasoning, toolName: d.tool });
+    const ids = makeIds(plan, quirks);
+    const events = streamEvents(body, plan, ids, Math.floor(Date.now() / 1000));
+    res.writeHead(200, { 'content-type': d.wrongContentType === true ? 'text/plain' : 'text/event-stream; charset=utf-8' });
+    res.flushHeaders();
+    const delay = d.slowMs ?? options.chunkDelayMs ?? 0;
+    for (let seq = 0; seq < events.length; seq++) {
+      if (res.destroyed) return;
+      if (d.resetAfterEvents === seq) {
+        res.socket?.resetAndDestroy();
+        return;
+      }
+      if (d.truncateAfterEvents === seq || d.endMidEventAfter === seq) {
+        const [eventLine, dataLine] = eventChunks(events[seq] as JsonObject, seq);
+        res.write(eventLine + dataLine.slice(0, Math.floor(dataLine.length / 2)));
+        if (d.endMidEventAfter === seq) res.end();
+        else setImmediate(() => res.socket?.resetAndDestroy());
+        return;
+      }
+      if (d.stallAfterEvents === seq) return; // never writes again; the client gives up
+      writeEvent(res, events[seq] as JsonObject, seq);
+      if (delay > 0) await sleep(delay, res);
+    }
+    res.end();
+  }
+
+  async function handleResponses(req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest, d: SimDirectives): Promise<void> {
+    const body = recorded.json;
+    if (body === undefined) {
+      sendJson(res, 400, vllmError(400, 'Request body is not valid JSON'));
+      return;
+    }
+    if (body['stream'] === true) {
+      await streamResponses(res, body, d);
+      return;
+    }
+    const plan = planGeneration(body, { deltas: d.deltas, reasoning: d.reasoning, toolName: d.tool });
+    const ids = makeIds(plan, quirks);
+    const response = responseObject(body, plan, ids, 'final', Math.floor(Date.now() / 1000));
+    await sleep(d.slowMs ?? 0, res);
+    sendJson(res, 200, response, d.wrongContentType === true ? 'text/plain' : 'application/json');
+  }
+
+  async function handleChat(res: ServerResponse, recorded: RecordedRequest, d: SimDirectives): Promise<void> {
+    const body = recorded.json ?? {};
+    const messages = Array.isArray(body['messages']) ? (body['messages'] as JsonObject[]) : [];
+    const last = messages[messages.length - 1];
+    const text = `You said: ${typeof last?.['content'] === 'string' ? last['content'] : ''}`;
+    const id = `chatcmpl-${hex()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const chatModel = typeof body['model'] === 'string' ? body['model'] : model;
+    if (body['stream'] !== true) {
+      sendJson(res, 200, {
+        id,
+        object: 'chat.completion',
+        created,
+        model: chatModel,
+        choices: [{ index: 0, message: { role: 'assistant', content: text, tool_calls: [] }, logprobs: null, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 5, total_tokens: 5 + toDeltas(text).length, completion_tokens: toDeltas(text).length },
+      });
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    res.flushHeaders();
+    const chunks = [chatCompletionChunk(id, chatModel, created, { role: 'assistant', content: '' }, null)];
+    for (const delta of toDeltas(text)) chunks.push(chatCompletionChunk(id, chatModel, created, { content: delta }, null));
+    chunks.push(chatCompletionChunk(id, chatModel, created, {}, 'stop'));
+    for (let i = 0; i < chunks.length; i++) {
+      if (res.destroyed) return;
+      if (d.resetAfterEvents === i) {
+        res.socket?.resetAndDestroy();
+        return;
+      }
+      res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
+      const delay = d.slowMs ?? options.chunkDelayMs ?? 0;
+      if (delay > 0) await sleep(delay, res);
+    }
+    res.end('data: [DONE]\n\n');
+  }
+
+  async function handleV1(req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest): Promise<void> {
+    const d = parseDirectives(req.headers['x-sim']);
+    if (d.resetBeforeHeaders === true) {
+      req.socket.resetAndDestroy();
+      return;
+    }
+    if (d.noBody === true) {
+      // A status line and nothing else: no headers, no length, no body.
+      req.socket.end('HTTP/1.1 200 OK\r\n\r\n');
+      return;
+    }
+    if (d.delayHeadersMs !== undefined) await sleep(d.delayHeadersMs, res);
+    if (res.destroyed) return;
+    if (d.hangAfterHeaders === true) {
+      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+      res.flushHeaders();
+      return; // nothing more, ever
+    }
+    if (d.status !== undefined && Number.isInteger(d.status)) {
+      sendJson(res, d.status, vllmError(d.status, `simulated error ${d.status}`));
+      return;
+    }
+    if (d.garbage === true) {
+      sendJson(res, 200, '<html>not json</html>');
+      return;
+    }
+    const path = recorded.url.split('?')[0];
+    switch (`${req.method} ${path}`) {
+      case 'POST /v1/responses':
+        return handleResponses(req, res, recorded, d);
+      case 'POST /v1/chat/completions':
+        return handleChat(res, recorded, d);
+      case 'POST /v1/completions': {
+        const prompt = typeof recorded.json?.['prompt'] === 'string' ? recorded.json['prompt'] : '';
+        sendJson(res, 200, {
+          id: `cmpl-${hex()}`,
+          object: 'text_completion',
+          created: Math.floor(Date.now() / 1000),
+          model,
+          choices: [{ index: 0, text: ` ${prompt}`, logprobs: null, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 1, total_tokens: 2, completion_tokens: 1 },
+        });
+        return;
+      }
+      case 'POST /v1/embeddings':
+        sendJson(res, 200, {
+          id: `embd-${hex()}`,
+          object: 'list',
+          created: Math.floor(Date.now() / 1000),
+          model,
+          data: [{ index: 0, object: 'embedding', embedding: [0.1, 0.2, 0.3] }],
+          usage: { prompt_tokens: 1, total_tokens: 1 },
+        });
+        return;
+      case 'GET /v1/models':
+        sendJson(res, 200, {
+          object: 'list',
+          data: [{ id: model, object: 'model', created: 0, owned_by: 'vllm', root: model, parent: null, max_model_len: 32768 }],
+        });
+        return;
+      default:
+        sendJson(res, 404, vllmError(404, `Not Found: ${req.method} ${path}`));
+    }
+  }
+
+  const server = createServer({ noDelay: true }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      let json: JsonObject | undefined;
+      try {
+        const parsed: unknown = body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined;
+        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) json = parsed as JsonObject;
+      } catch {
+        json = undefined;
+      }
+      const recorded: RecordedRequest = {
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body,
+        json,
+        aborted: false,
+        finished: false,
+      };
+      res.on('close', () => {
+        recorded.finished = res.writableFinished;
+        if (!res.writableFinished) {
+          recorded.aborted = true;
+          for (const notify of abortWaiters.get(recorded) ?? []) notify();
+          abortWaiters.delete(recorded);
+        }
+      });
+      if (recorded.url === '/health' || recorded.url === '/ping') {
+        res.writeHead(healthy ? 200 : 503, { 'content-length': 0 });
+        res.end();
+        return;
+      }
+      noteArrival(recorded);
+      if (options.apiKey !== undefined && recorded.url.startsWith('/v1') && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+        sendJson(res, 401, { error: 'Unauthorized' });
+        return;
+      }
+      const handler = custom.shift();
+      if (handler !== undefined) {
+        handler(req, res, recorded);
+        return;
+      }
+      handleV1(req, res, recorded).catch(() => res.destroy());
+    });
+  });
+
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    nextRequest() {
+      if (unclaimed > 0) {
+        const oldest = requests[requests.length - unclaimed] as RecordedRequest;
+        unclaimed -= 1;
+        return Promise.resolve(oldest);
+      }
+      return new Promise((resolve) => waiters.push(resolve));
+    },
+    whenAborted(request) {
+      if (request.aborted) return Promise.resolve();
+      return new Promise((resolve) => {
+        const list = abortWaiters.get(request) ?? [];
+        list.push(resolve);
+        abortWaiters.set(request, list);
+      });
+    },
+    enqueue(handler) {
+      custom.push(handler);
+    },
+    setHealthy(value) {
+      healthy = value;
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}

@@ -1,0 +1,320 @@
+// vLLM's Responses API wire format, as recorded in ../shared/cassettes (vLLM with Qwen3
+// and gpt-oss): the response object's field set, the streamed event sequence, and vLLM's
+// quirks (streamed item ids that differ from the ids in response.completed, status null
+// on reasoning and function_call items, per-turn usage lists, private fields).
+import { randomBytes } from 'node:crypto';
+
+export type JsonObject = Record<string, unknown>;
+
+export interface PlannedReasoning {
+  readonly type: 'reasoning';
+  readonly deltas: readonly string[];
+}
+export interface PlannedMessage {
+  readonly type: 'message';
+  readonly deltas: readonly string[];
+}
+export interface PlannedFunctionCall {
+  readonly type: 'function_call';
+  readonly name: string;
+  readonly argumentDeltas: readonly string[];
+}
+export type PlannedItem = PlannedReasoning | PlannedMessage | PlannedFunctionCall;
+
+export interface GenerationPlan {
+  readonly items: readonly PlannedItem[];
+  readonly status: 'completed' | 'incomplete';
+  readonly inputTokens: number;
+}
+
+/** Switches for vLLM's known deviations, each testable on its own. */
+export interface Quirks {
+  /** Streamed items carry bare hex ids; response.completed carries other, prefixed ids. */
+  readonly streamIdsDiffer: boolean;
+  /** Function calls: call_id in the stream differs from the one in response.completed. */
+  readonly callIdsDiffer: boolean;
+}
+
+export const REAL_VLLM_QUIRKS: Quirks = { streamIdsDiffer: true, callIdsDiffer: true };
+
+export function hex(bytes = 8): string {
+  return randomBytes(bytes).toString('hex');
+}
+
+export function joined(deltas: readonly string[]): string {
+  return deltas.join('');
+}
+
+/** Text of the last user message in a Responses `input` (string or item list). */
+export function lastUserText(input: unknown): string {
+  if (typeof input === 'string') return input;
+  if (!Array.isArray(input)) return '';
+  for (let i = input.length - 1; i >= 0; i--) {
+    const item = input[i] as JsonObject | undefined;
+    if (item === undefined || item === null || typeof item !== 'object') continue;
+    if (item['role'] !== 'user') continue;
+    const content = item['content'];
+    if (typeof content === 'string') return content;
+    if (Array.isArray(content)) {
+      return content
+        .map((part) => {
+          const text = typeof part === 'object' && part !== null ? (part as JsonObject)['text'] : undefined;
+          return typeof text === 'string' ? text : '';
+        })
+        .join('');
+    }
+  }
+  return '';
+}
+
+/** Splits text into word-sized deltas the way a tokenizer roughly would. */
+export function toDeltas(text: string): string[] {
+  const parts = text.match(/\s*\S+|\s+$/g);
+  return parts === null ? [text] : parts;
+}
+
+export interface PlanOptions {
+  /** Exactly this many text deltas ("t0 t1 ..."), as the benchmark asks for. */
+  readonly deltas?: number | undefined;
+  readonly reasoning?: boolean | undefined;
+  /** Force a call of this tool (if declared). */
+  readonly toolName?: string | undefined;
+}
+
+/** Decides, deterministically, what the simulated model answers to a request body. */
+export function planGeneration(body: JsonObject, options: PlanOptions = {}): GenerationPlan {
+  const userText = lastUserText(body['input']);
+  const items: PlannedItem[] = [];
+  const inputTokens = Math.max(1, Math.ceil(JSON.stringify(body['input'] ?? '').length / 4));
+  if (options.reasoning === true || (typeof body['reasoning'] === 'object' && body['reasoning'] !== null)) {
+    items.push({ type: 'reasoning', deltas: toDeltas(`The user wrote: ${userText}. I will answer briefly.`) });
+  }
+  const tools = Array.isArray(body['tools']) ? (body['tools'] as JsonObject[]) : [];
+  const named = (name: unknown): boolean => typeof name === 'string' && name.length > 0;
+  const toolToCall =
+    tools.find((tool) => named(tool['name']) && tool['name'] === options.toolName) ??
+    tools.find((tool) => named(tool['name']) && userText.includes(String(tool['name'])));
+  if (toolToCall !== undefined && body['tool_choice'] !== 'none') {
+    const name = String(toolToCall['name']);
+    const args = JSON.stringify(argumentsFor(toolToCall, userText));
+    items.push({ type: 'function_call', name, argumentDeltas: splitEvery(args, 7) });
+  } else {
+    const deltas =
+      options.deltas !== undefined
+        ? Array.from({ length: options.deltas }, (_, i) => `t${i} `)
+        : toDeltas(userText.length > 0 ? `You said: ${userText}` : 'Hello!');
+    items.push({ type: 'message', deltas });
+  }
+  const maxOutput = body['max_output_tokens'];
+  if (typeof maxOutput === 'number' && maxOutput > 0) {
+    const last = items[items.length - 1];
+    if (last?.type === 'message' && last.deltas.length > maxOutput) {
+      items[items.length - 1] = { type: 'message', deltas: last.deltas.slice(0, maxOutput) };
+      return { items, status: 'incomplete', inputTokens };
+    }
+  }
+  return { items, status: 'completed', inputTokens };
+}
+
+function argumentsFor(tool: JsonObject, userText: string): JsonObject {
+  const parameters = tool['parameters'] as JsonObject | undefined;
+  const required = Array.isArray(parameters?.['required']) ? (parameters['required'] as string[]) : [];
+  const args: JsonObject = {};
+  for (const name of required) args[name] = userText.slice(0, 40) || name;
+  return args;
+}
+
+function splitEvery(text: string, size: number): string[] {
+  const parts: string[] = [];
+  for (let i = 0; i < text.length; i += size) parts.push(text.slice(i, i + size));
+  return parts.length > 0 ? parts : [''];
+}
+
+function plannedTokens(plan: GenerationPlan): { output: number; reasoning: number } {
+  let output = 0;
+  let reasoning = 0;
+  for (const item of plan.items) {
+    const n = item.type === 'function_call' ? item.argumentDeltas.length : item.deltas.length;
+    output += n;
+    if (item.type === 'reasoning') reasoning += n;
+  }
+  return { output, reasoning };
+}
+
+/** The ids one response uses: what streams, and what response.completed says. */
+export interface ResponseIds {
+  readonly responseId: string;
+  readonly streamItemIds: readonly string[];
+  readonly finalItemIds: readonly string[];
+  readonly streamCallIds: readonly string[];
+  readonly finalCallIds: readonly string[];
+}
+
+const FINAL_PREFIX = { reasoning: 'rs_', message: 'msg_', function_call: 'fc_' } as const;
+
+export function makeIds(plan: GenerationPlan, quirks: Quirks): ResponseIds {
+  const finalItemIds = plan.items.map((item) => FINAL_PREFIX[item.type] + hex());
+  const streamItemIds = quirks.streamIdsDiffer ? plan.items.map(() => hex()) : finalItemIds;
+  const finalCallIds = plan.items.map(() => `chatcmpl-tool-${hex()}`);
+  const streamCallIds = quirks.callIdsDiffer ? plan.items.map(() => `call_${hex()}`) : finalCallIds;
+  return { responseId: `resp_${hex()}`, streamItemIds, finalItemIds, streamCallIds, finalCallIds };
+}
+
+export function outputItem(item: PlannedItem, id: string, callId: string, done: boolean): JsonObject {
+  switch (item.type) {
+    case 'reasoning':
+      return {
+        id,
+        summary: [],
+        type: 'reasoning',
+        content: done ? [{ text: joined(item.deltas), type: 'reasoning_text' }] : null,
+        encrypted_content: null,
+        status: done ? null : 'in_progress',
+      };
+    case 'message':
+      return {
+        id,
+        content: done ? [{ annotations: [], text: joined(item.deltas), type: 'output_text', logprobs: null }] : [],
+        role: 'assistant',
+        status: done ? 'completed' : 'in_progress',
+        type: 'message',
+        phase: null,
+      };
+    case 'function_call':
+      return {
+        arguments: done ? joined(item.argumentDeltas) : '',
+        call_id: callId,
+        name: item.name,
+        type: 'function_call',
+        id,
+        namespace: null,
+        status: done ? null : 'in_progress',
+      };
+  }
+}
+
+/** The response object as vLLM sends it (non-streamed body, or inside lifecycle events). */
+export function responseObject(
+  body: JsonObject,
+  plan: GenerationPlan,
+  ids: ResponseIds,
+  state: 'in_progress' | 'final',
+  createdAt: number,
+): JsonObject {
+  const final = state === 'final';
+  const tokens = plannedTokens(plan);
+  return {
+    id: ids.responseId,
+    created_at: createdAt,
+    incomplete_details: final && plan.status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
+    instructions: body['instructions'] ?? null,
+    metadata: null,
+    model: body['model'] ?? 'sim-model',
+    object: 'response',
+    output: final
+      ? plan.items.map((item, i) => outputItem(item, ids.finalItemIds[i] as string, ids.finalCallIds[i] as string, true))
+      : [],
+    parallel_tool_calls: body['parallel_tool_calls'] ?? true,
+    temperature: body['temperature'] ?? 0.6,
+    tool_choice: body['tool_choice'] ?? (Array.isArray(body['tools']) && body['tools'].length > 0 ? 'auto' : 'none'),
+    tools: body['tools'] ?? [],
+    top_p: body['top_p'] ?? 0.95,
+    background: false,
+    max_output_tokens: body['max_output_tokens'] ?? 40944,
+    max_tool_calls: null,
+    previous_response_id: body['previous_response_id'] ?? null,
+    prompt: null,
+    reasoning: null,
+    service_tier: 'auto',
+    status: final ? plan.status : 'in_progress',
+    text: null,
+    top_logprobs: null,
+    truncation: 'disabled',
+    usage: final
+      ? {
+          input_tokens: plan.inputTokens,
+          input_tokens_details: { cached_tokens: 0, input_tokens_per_turn: [], cached_tokens_per_turn: [] },
+          output_tokens: tokens.output,
+          output_tokens_details: {
+            reasoning_tokens: tokens.reasoning,
+            tool_output_tokens: 0,
+            output_tokens_per_turn: [],
+            tool_output_tokens_per_turn: [],
+          },
+          total_tokens: plan.inputTokens + tokens.output,
+        }
+      : null,
+    user: null,
+    presence_penalty: 0.0,
+    frequency_penalty: 0.0,
+    kv_transfer_params: null,
+    input_messages: null,
+    output_messages: null,
+  };
+}
+
+/** The streamed events of one response, in vLLM's order, as JSON objects (without
+ * sequence numbers, which the sender assigns). */
+export function streamEvents(body: JsonObject, plan: GenerationPlan, ids: ResponseIds, createdAt: number): JsonObject[] {
+  const events: JsonObject[] = [];
+  const inProgress = responseObject(body, plan, ids, 'in_progress', createdAt);
+  events.push({ response: inProgress, type: 'response.created' });
+  events.push({ response: inProgress, type: 'response.in_progress' });
+  plan.items.forEach((item, outputIndex) => {
+    const itemId = ids.streamItemIds[outputIndex] as string;
+    const callId = ids.streamCallIds[outputIndex] as string;
+    events.push({ item: outputItem(item, itemId, callId, false), output_index: outputIndex, type: 'response.output_item.added' });
+    if (item.type === 'reasoning') {
+      const text = joined(item.deltas);
+      events.push({ content_index: 0, item_id: itemId, output_index: outputIndex, part: { text: '', type: 'reasoning_text' }, type: 'response.reasoning_part.added' });
+      for (const delta of item.deltas) {
+        events.push({ content_index: 0, delta, item_id: itemId, output_index: outputIndex, type: 'response.reasoning_text.delta' });
+      }
+      events.push({ content_index: 0, item_id: itemId, output_index: outputIndex, text, type: 'response.reasoning_text.done' });
+      events.push({ content_index: 0, item_id: itemId, output_index: outputIndex, part: { text, type: 'reasoning_text' }, type: 'response.reasoning_part.done' });
+    } else if (item.type === 'message') {
+      const text = joined(item.deltas);
+      events.push({ content_index: 0, item_id: itemId, output_index: outputIndex, part: { annotations: [], text: '', type: 'output_text', logprobs: [] }, type: 'response.content_part.added' });
+      for (const delta of item.deltas) {
+        events.push({ content_index: 0, delta, item_id: itemId, logprobs: [], output_index: outputIndex, type: 'response.output_text.delta' });
+      }
+      events.push({ content_index: 0, item_id: itemId, logprobs: [], output_index: outputIndex, text, type: 'response.output_text.done' });
+      events.push({ content_index: 0, item_id: itemId, output_index: outputIndex, part: { annotations: [], text, type: 'output_text', logprobs: null }, type: 'response.content_part.done' });
+    } else {
+      for (const delta of item.argumentDeltas) {
+        events.push({ delta, item_id: itemId, output_index: outputIndex, type: 'response.function_call_arguments.delta' });
+      }
+      events.push({ arguments: joined(item.argumentDeltas), item_id: itemId, name: item.name, output_index: outputIndex, type: 'response.function_call_arguments.done' });
+    }
+    const doneItem = outputItem(item, itemId, callId, true);
+    if (item.type !== 'message') doneItem['status'] = 'completed';
+    events.push({ item: doneItem, output_index: outputIndex, type: 'response.output_item.done' });
+  });
+  const terminal = plan.status === 'completed' ? 'response.completed' : 'response.incomplete';
+  events.push({ response: responseObject(body, plan, ids, 'final', createdAt), type: terminal });
+  return events;
+}
+
+/** One event on the wire, as vLLM writes it: three separate chunks. */
+export function eventChunks(event: JsonObject, sequenceNumber: number): [string, string, string] {
+  // vLLM (pydantic) puts sequence_number, then `type`, last, as in the recordings.
+  const { type, ...rest } = event;
+  const data = JSON.stringify({ ...rest, sequence_number: sequenceNumber, type });
+  return [`event: ${String(type)}\n`, `data: ${data}\n`, '\n'];
+}
+
+/** vLLM's error body: {"error":{"message","type","param","code"}} with a numeric code. */
+export function vllmError(status: number, message: string): JsonObject {
+  const type = status === 404 ? 'NotFoundError' : status >= 500 ? 'InternalServerError' : 'BadRequestError';
+  return { error: { message, type, param: null, code: status } };
+}
+
+export function chatCompletionChunk(id: string, model: string, created: number, delta: JsonObject, finish: string | null): JsonObject {
+  return {
+    id,
+    object: 'chat.completion.chunk',
+    created,
+    model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+  };
+}

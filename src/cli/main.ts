@@ -1,0 +1,204 @@
+// The `responses-gateway` command. It only starts and stops things: parse the command
+// line, (serve) start vLLM and wait for it, start the gateway (one process or a cluster),
+// and on SIGINT/SIGTERM drain requests, stop vLLM and exit 0.
+import cluster from 'node:cluster';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { renderHelp } from '../config/help.ts';
+import { ConfigError, parseCommandLine, type Config } from '../config/load-config.ts';
+import { buildGateway } from '../http/build-gateway.ts';
+import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
+import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
+import { UpstreamClient } from '../upstream/upstream-client.ts';
+import { clusterMetricsSource, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
+import { StartupError, VllmProcess, describeExit } from './vllm-process.ts';
+
+const PROGRAM = 'responses-gateway';
+/** After vLLM died, in-flight requests fail fast anyway; do not wait the full grace period. */
+const GRACE_AFTER_VLLM_EXIT_MS = 2_000;
+
+function printError(message: string): void {
+  process.stderr.write(`${PROGRAM}: ${message}\n`);
+}
+
+function version(): string {
+  const require = createRequire(import.meta.url);
+  return (require('../../package.json') as { version: string }).version;
+}
+
+function listenProblem(error: unknown, config: Config): string {
+  const code = (error as { code?: unknown }).code;
+  const where = `${config.server.host}:${config.server.port}`;
+  if (code === 'EADDRINUSE') return `cannot listen on ${where}: the port is in use (see --gateway-port)`;
+  if (code === 'EACCES') return `cannot listen on ${where}: permission denied (see --gateway-port)`;
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${where}: no such address here (see --gateway-host)`;
+  return `cannot listen on ${where}: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+interface Serving {
+  readonly port: number;
+  readonly failed: Promise<string>;
+  shutdown(graceMs: number): Promise<void>;
+}
+
+async function startSingle(config: Config, log: Logger): Promise<Serving> {
+  const gateway = buildGateway(config, { log });
+  const address: AddressInfo = await gateway.listen();
+  return { port: address.port, failed: new Promise(() => {}), shutdown: (graceMs) => gateway.shutdown(graceMs) };
+}
+
+type StopReason = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'vllm-exit' } | { kind: 'failed'; reason: string };
+
+async function runPrimary(config: Config): Promise<number> {
+  const log = createLogger({ level: config.logLevel });
+  let vllm: VllmProcess | undefined;
+  let signalled: ((signal: NodeJS.Signals) => void) | undefined;
+  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+    signalled = resolve;
+  });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals === 1) {
+      log.info({ signal }, 'shutting down: draining requests in flight');
+      signalled?.(signal);
+      return;
+    }
+    // A second signal: stop now.
+    printError(`${signal} again: stopping immediately`);
+    vllm?.kill();
+    flushLogger(log);
+    process.exit(1);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  if (config.serve !== undefined) {
+    const serve = config.serve;
+    log.info({ model: serve.model, port: serve.port, bin: serve.vllmBin }, 'starting vLLM');
+    vllm = new VllmProcess(serve);
+    const probe = new UpstreamClient(config.upstream);
+    const started = vllm.waitUntilReady(
+      () => probe.checkHealth(),
+      (elapsedMs, lastProblem) =>
+        log.info({ elapsed_s: Math.round(elapsedMs / 1000), last_probe: lastProblem }, 'waiting for vLLM to become healthy'),
+    );
+    try {
+      const outcome = await Promise.race([started.then(() => 'ready' as const), stopSignal.then(() => 'stop' as const)]);
+      if (outcome === 'stop') {
+        started.catch(() => {});
+        await vllm.stop();
+        return 0;
+      }
+    } catch (error) {
+      if (!(error instanceof StartupError)) throw error;
+      printError(error.message);
+      await vllm.stop();
+      return 1;
+    } finally {
+      await probe.close();
+    }
+    log.info({ upstream: config.upstream.origin }, 'vLLM is healthy');
+  }
+
+  let serving: Serving;
+  try {
+    serving = config.server.workers > 1 ? await startCluster(config, log) : await startSingle(config, log);
+  } catch (error) {
+    printError(listenProblem(error, config));
+    await vllm?.stop();
+    return 1;
+  }
+  log.info(
+    {
+      url: `http://${config.server.host}:${serving.port}`,
+      upstream: config.upstream.origin + config.upstream.basePath,
+      workers: config.server.workers,
+    },
+    'gateway listening',
+  );
+
+  const reasons: Promise<StopReason>[] = [
+    stopSignal.then((signal) => ({ kind: 'signal', signal })),
+    serving.failed.then((reason) => ({ kind: 'failed', reason })),
+  ];
+  if (vllm !== undefined) reasons.push(vllm.exited.then(() => ({ kind: 'vllm-exit' })));
+  const reason = await Promise.race(reasons);
+
+  if (reason.kind === 'vllm-exit') {
+    const exit = await (vllm as VllmProcess).exited;
+    printError(`vLLM ${describeExit(exit)}; stopping the gateway`);
+    await serving.shutdown(Math.min(GRACE_AFTER_VLLM_EXIT_MS, config.server.shutdownTimeoutMs));
+    flushLogger(log);
+    return 1;
+  }
+  if (reason.kind === 'failed') {
+    printError(reason.reason);
+    await serving.shutdown(config.server.shutdownTimeoutMs);
+    await vllm?.stop();
+    return 1;
+  }
+  await serving.shutdown(config.server.shutdownTimeoutMs);
+  if (vllm !== undefined) {
+    log.info('stopping vLLM');
+    const exit = await vllm.stop();
+    log.info({ status: describeExit(exit) }, 'vLLM stopped');
+  }
+  log.info('gateway stopped');
+  flushLogger(log);
+  return 0;
+}
+
+async function runWorker(config: Config): Promise<number> {
+  const log = createLogger({ level: config.logLevel });
+  const metrics = new GatewayMetrics();
+  AggregatorRegistry.setRegistries(metrics.registry);
+  const gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource() });
+  try {
+    const address = await gateway.listen();
+    tellPrimary({ type: 'rg:listening', port: address.port });
+  } catch (error) {
+    tellPrimary({ type: 'rg:listen-failed', message: listenProblem(error, config) });
+    return 1;
+  }
+  // A terminal's Ctrl-C reaches every process of the group: a worker drains just like
+  // on the primary's request.
+  const signal = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await Promise.race([whenPrimaryAsksShutdown(), signal]);
+  await gateway.shutdown(config.server.shutdownTimeoutMs);
+  flushLogger(log);
+  return 0;
+}
+
+export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let command;
+  try {
+    command = parseCommandLine(argv, env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printError(error.message);
+      return 2;
+    }
+    throw error;
+  }
+  if (command.kind === 'help') {
+    process.stdout.write(renderHelp());
+    return 0;
+  }
+  if (command.kind === 'version') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  return cluster.isWorker ? runWorker(command.config) : runPrimary(command.config);
+}
+
+runCli(process.argv.slice(2), process.env).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    printError(`unexpected failure: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

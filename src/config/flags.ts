@@ -1,0 +1,164 @@
+// The table of every gateway setting: its flag, its environment variable, its default
+// and its help line. Parsing, `--help`, the README's flag table and its test all read it,
+// so a setting is added in one place.
+
+export type FlagKind =
+  | 'url'
+  | 'string'
+  | 'secret'
+  | 'port'
+  | 'positive-int'
+  | 'duration'
+  | 'size'
+  | 'list'
+  | 'log-level'
+  | 'boolean';
+
+export interface FlagSpec {
+  /** Long flag name without the leading dashes. */
+  readonly name: string;
+  /** Environment variable that sets it when the flag is absent. */
+  readonly env: string;
+  readonly kind: FlagKind;
+  /** Default as the user would type it; undefined means "unset". */
+  readonly defaultValue: string | undefined;
+  readonly help: string;
+  readonly group: 'upstream' | 'server' | 'serve' | 'limits' | 'state' | 'security' | 'output';
+}
+
+export const FLAG_SPECS = [
+  {
+    name: 'llm-api-base',
+    env: 'GATEWAY_LLM_API_BASE',
+    kind: 'url',
+    defaultValue: undefined,
+    help: 'Base URL of a running vLLM server (standalone mode). A trailing /v1 or / is optional.',
+    group: 'upstream',
+  },
+  {
+    name: 'openai-api-key',
+    env: 'OPENAI_API_KEY',
+    kind: 'secret',
+    defaultValue: undefined,
+    help: 'Key sent to vLLM as "Authorization: Bearer <key>" when the client sends none. Prefer the environment variable: flags are visible in ps.',
+    group: 'upstream',
+  },
+  {
+    name: 'upstream-connect-timeout',
+    env: 'GATEWAY_UPSTREAM_CONNECT_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '10',
+    help: 'Seconds to establish a connection to vLLM before answering 504.',
+    group: 'upstream',
+  },
+  {
+    name: 'upstream-headers-timeout',
+    env: 'GATEWAY_UPSTREAM_HEADERS_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '600',
+    help: 'Seconds to wait for vLLM\'s response headers (a non-streamed generation can take minutes).',
+    group: 'upstream',
+  },
+  {
+    name: 'upstream-idle-timeout',
+    env: 'GATEWAY_UPSTREAM_IDLE_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '300',
+    help: 'Seconds allowed between two chunks of a response body before the stream is cut.',
+    group: 'upstream',
+  },
+  {
+    name: 'upstream-ready-interval',
+    env: 'GATEWAY_UPSTREAM_READY_INTERVAL',
+    kind: 'duration',
+    defaultValue: '2',
+    help: 'serve: seconds between two GET /health probes while waiting for vLLM to start.',
+    group: 'serve',
+  },
+  {
+    name: 'upstream-ready-timeout',
+    env: 'GATEWAY_UPSTREAM_READY_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '600',
+    help: 'serve: seconds to wait for vLLM to become healthy before giving up (exit 1).',
+    group: 'serve',
+  },
+  {
+    name: 'vllm-bin',
+    env: 'GATEWAY_VLLM_BIN',
+    kind: 'string',
+    defaultValue: 'vllm',
+    help: 'serve: the vLLM executable to start.',
+    group: 'serve',
+  },
+  {
+    name: 'vllm-stop-timeout',
+    env: 'GATEWAY_VLLM_STOP_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '15',
+    help: 'serve: seconds between SIGTERM and SIGKILL when stopping vLLM.',
+    group: 'serve',
+  },
+  {
+    name: 'gateway-host',
+    env: 'GATEWAY_HOST',
+    kind: 'string',
+    defaultValue: '0.0.0.0',
+    help: 'Address the gateway listens on.',
+    group: 'server',
+  },
+  {
+    name: 'gateway-port',
+    env: 'GATEWAY_PORT',
+    kind: 'port',
+    defaultValue: '9000',
+    help: 'Port the gateway listens on (0 picks a free one).',
+    group: 'server',
+  },
+  {
+    name: 'workers',
+    env: 'GATEWAY_WORKERS',
+    kind: 'positive-int',
+    defaultValue: '1',
+    help: 'Number of gateway processes serving the one port (node:cluster).',
+    group: 'server',
+  },
+  {
+    name: 'shutdown-timeout',
+    env: 'GATEWAY_SHUTDOWN_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '30',
+    help: 'On SIGINT/SIGTERM: seconds in-flight requests and streams get to finish.',
+    group: 'server',
+  },
+  {
+    name: 'cors-origins',
+    env: 'GATEWAY_CORS_ORIGINS',
+    kind: 'list',
+    defaultValue: '*',
+    help: 'Comma list of origins allowed by CORS; * allows any origin (without credentials).',
+    group: 'server',
+  },
+  {
+    name: 'log-level',
+    env: 'GATEWAY_LOG_LEVEL',
+    kind: 'log-level',
+    defaultValue: 'info',
+    help: 'fatal, error, warn, info, debug, trace or silent.',
+    group: 'server',
+  },
+  {
+    name: 'max-body-size',
+    env: 'GATEWAY_MAX_BODY_SIZE',
+    kind: 'size',
+    defaultValue: '10MiB',
+    help: 'Largest request body accepted (bytes, or with KiB/MiB/KB/MB); larger gets 413.',
+    group: 'limits',
+  },
+] as const satisfies readonly FlagSpec[];
+
+export type FlagName = (typeof FLAG_SPECS)[number]['name'];
+
+export const FLAGS_BY_NAME: ReadonlyMap<string, FlagSpec> = new Map(
+  FLAG_SPECS.map((spec) => [spec.name, spec]),
+);

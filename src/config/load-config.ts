@@ -1,0 +1,266 @@
+// argv + environment -> one validated, frozen Config. No I/O: the caller passes argv and
+// env, so tests drive it directly. A flag beats its environment variable.
+import type { FLAG_SPECS} from './flags.ts';
+import { FLAGS_BY_NAME, type FlagName, type FlagSpec } from './flags.ts';
+import { parseKind, type KindValue, type LogLevel, type ParsedUrl } from './values.ts';
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface UpstreamConfig {
+  readonly origin: string;
+  readonly basePath: string;
+  readonly apiKey: string | undefined;
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly workers: number;
+  readonly shutdownTimeoutMs: number;
+  /** Allowed CORS origins; ['*'] allows any. */
+  readonly corsOrigins: readonly string[];
+  readonly maxBodyBytes: number;
+}
+
+export interface ServeConfig {
+  readonly model: string;
+  readonly vllmBin: string;
+  /** Everything after `serve <model>` that the gateway does not own, in order. */
+  readonly vllmArgs: readonly string[];
+  readonly port: number;
+  readonly readyIntervalMs: number;
+  readonly readyTimeoutMs: number;
+  readonly stopTimeoutMs: number;
+}
+
+export interface Config {
+  readonly mode: 'standalone' | 'serve';
+  readonly upstream: UpstreamConfig;
+  readonly server: ServerConfig;
+  readonly serve: ServeConfig | undefined;
+  readonly logLevel: LogLevel;
+}
+
+export type CliCommand =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'version' }
+  | { readonly kind: 'run'; readonly config: Config };
+
+const VLLM_DEFAULT_PORT = 8000;
+
+interface SplitArgv {
+  mode: 'standalone' | 'serve';
+  model: string | undefined;
+  /** Values given as gateway flags, by flag name. */
+  flagValues: Map<string, string>;
+  vllmArgs: string[];
+  vllmPort: string | undefined;
+  vllmHost: string | undefined;
+  vllmApiKey: string | undefined;
+  wantsHelp: boolean;
+  wantsVersion: boolean;
+}
+
+function takeValue(argv: readonly string[], index: number, inline: string | undefined, flag: string) {
+  if (inline !== undefined) return { value: inline, next: index + 1 };
+  const value = argv[index + 1];
+  if (value === undefined || (value.startsWith('--') && value.length > 2)) {
+    throw new ConfigError(`${flag} needs a value`);
+  }
+  return { value, next: index + 2 };
+}
+
+function splitArgv(argv: readonly string[]): SplitArgv {
+  const split: SplitArgv = {
+    mode: argv[0] === 'serve' ? 'serve' : 'standalone',
+    model: undefined,
+    flagValues: new Map(),
+    vllmArgs: [],
+    vllmPort: undefined,
+    vllmHost: undefined,
+    vllmApiKey: undefined,
+    wantsHelp: false,
+    wantsVersion: false,
+  };
+  let index = split.mode === 'serve' ? 1 : 0;
+  while (index < argv.length) {
+    const token = argv[index] as string;
+    if (token === '--help' || token === '-h') {
+      split.wantsHelp = true;
+      index += 1;
+      continue;
+    }
+    if (token === '--version' || token === '-v') {
+      split.wantsVersion = true;
+      index += 1;
+      continue;
+    }
+    if (!token.startsWith('--') || token === '--') {
+      if (split.mode === 'serve' && split.model === undefined && !token.startsWith('-')) {
+        split.model = token;
+      } else if (split.mode === 'serve') {
+        split.vllmArgs.push(token);
+      } else {
+        throw new ConfigError(`unexpected argument "${token}" (did you mean: serve ${token}?)`);
+      }
+      index += 1;
+      continue;
+    }
+    const eq = token.indexOf('=');
+    const name = token.slice(2, eq === -1 ? undefined : eq);
+    const inline = eq === -1 ? undefined : token.slice(eq + 1);
+    const spec = FLAGS_BY_NAME.get(name);
+    if (spec !== undefined) {
+      if (spec.kind === 'boolean' && inline === undefined) {
+        split.flagValues.set(name, 'true');
+        index += 1;
+        continue;
+      }
+      const { value, next } = takeValue(argv, index, inline, `--${name}`);
+      split.flagValues.set(name, value);
+      index = next;
+      continue;
+    }
+    if (split.mode !== 'serve') {
+      throw new ConfigError(`unknown option --${name} (see --help)`);
+    }
+    // vLLM flags the gateway needs to know about, still passed on to vLLM.
+    if (name === 'port' || name === 'host' || name === 'api-key') {
+      const { value, next } = takeValue(argv, index, inline, `--${name}`);
+      if (name === 'port') split.vllmPort = value;
+      else {
+        if (name === 'host') split.vllmHost = value;
+        else split.vllmApiKey = value;
+        split.vllmArgs.push(`--${name}`, value);
+      }
+      index = next;
+      continue;
+    }
+    split.vllmArgs.push(token);
+    index += 1;
+  }
+  return split;
+}
+
+function resolveFlag<N extends FlagName>(
+  name: N,
+  split: SplitArgv,
+  env: Readonly<Record<string, string | undefined>>,
+): KindValue<Extract<(typeof FLAG_SPECS)[number], { name: N }>['kind']> | undefined {
+  const spec = FLAGS_BY_NAME.get(name) as FlagSpec;
+  const fromFlag = split.flagValues.get(name);
+  const fromEnv = env[spec.env];
+  const raw = fromFlag ?? fromEnv ?? spec.defaultValue;
+  if (raw === undefined) return undefined;
+  const parsed = parseKind(spec.kind, raw);
+  if (!parsed.ok) {
+    const source = fromFlag !== undefined ? '' : fromEnv !== undefined ? ` (from ${spec.env})` : '';
+    throw new ConfigError(`invalid --${name}${source}: ${parsed.problem}`);
+  }
+  return parsed.value as never;
+}
+
+function required<T>(value: T | undefined, name: FlagName): T {
+  if (value === undefined) throw new ConfigError(`--${name} has no default and was not set`);
+  return value;
+}
+
+function vllmUpstreamHost(host: string | undefined): string {
+  // vLLM bound to every interface (or default) is reached on loopback; a specific
+  // address is used as given.
+  if (host === undefined || host === '' || host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+export function parseCommandLine(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): CliCommand {
+  const split = splitArgv(argv);
+  if (split.wantsHelp) return { kind: 'help' };
+  if (split.wantsVersion) return { kind: 'version' };
+
+  const upstreamTimeouts = {
+    connectTimeoutMs: required(resolveFlag('upstream-connect-timeout', split, env), 'upstream-connect-timeout'),
+    headersTimeoutMs: required(resolveFlag('upstream-headers-timeout', split, env), 'upstream-headers-timeout'),
+    idleTimeoutMs: required(resolveFlag('upstream-idle-timeout', split, env), 'upstream-idle-timeout'),
+  };
+  let apiKey = resolveFlag('openai-api-key', split, env);
+
+  let base: ParsedUrl;
+  let serve: ServeConfig | undefined;
+  if (split.mode === 'serve') {
+    if (split.model === undefined) {
+      throw new ConfigError('serve needs a model: responses-gateway serve <model> [options]');
+    }
+    if (split.flagValues.has('llm-api-base')) {
+      throw new ConfigError('--llm-api-base cannot be combined with serve (serve starts its own vLLM)');
+    }
+    const portRaw = split.vllmPort ?? String(VLLM_DEFAULT_PORT);
+    const port = /^\d+$/.test(portRaw) ? Number(portRaw) : Number.NaN;
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new ConfigError(`invalid --port: "${portRaw}" is not a port number (1-65535)`);
+    }
+    base = { origin: `http://${vllmUpstreamHost(split.vllmHost)}:${port}`, basePath: '' };
+    // vLLM started with --api-key requires it: use it unless a key was given explicitly.
+    apiKey ??= split.vllmApiKey;
+    serve = {
+      model: split.model,
+      vllmBin: required(resolveFlag('vllm-bin', split, env), 'vllm-bin'),
+      vllmArgs: split.vllmArgs,
+      port,
+      readyIntervalMs: required(resolveFlag('upstream-ready-interval', split, env), 'upstream-ready-interval'),
+      readyTimeoutMs: required(resolveFlag('upstream-ready-timeout', split, env), 'upstream-ready-timeout'),
+      stopTimeoutMs: required(resolveFlag('vllm-stop-timeout', split, env), 'vllm-stop-timeout'),
+    };
+  } else {
+    const resolved = resolveFlag('llm-api-base', split, env);
+    if (resolved === undefined) {
+      throw new ConfigError(
+        'no upstream: pass --llm-api-base URL (a running vLLM) or use: serve <model> (see --help)',
+      );
+    }
+    base = resolved;
+  }
+
+  const config: Config = {
+    mode: split.mode,
+    upstream: { origin: base.origin, basePath: base.basePath, apiKey, ...upstreamTimeouts },
+    server: {
+      host: required(resolveFlag('gateway-host', split, env), 'gateway-host'),
+      port: required(resolveFlag('gateway-port', split, env), 'gateway-port'),
+      workers: required(resolveFlag('workers', split, env), 'workers'),
+      shutdownTimeoutMs: required(resolveFlag('shutdown-timeout', split, env), 'shutdown-timeout'),
+      corsOrigins: required(resolveFlag('cors-origins', split, env), 'cors-origins'),
+      maxBodyBytes: required(resolveFlag('max-body-size', split, env), 'max-body-size'),
+    },
+    serve,
+    logLevel: required(resolveFlag('log-level', split, env), 'log-level'),
+  };
+  return { kind: 'run', config: deepFreeze(config) };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+/** Defaults for embedding and tests: standalone mode in front of `llmApiBase`. */
+export function configForUpstream(
+  llmApiBase: string,
+  overrides: Readonly<Record<string, string>> = {},
+): Config {
+  const argv = ['--llm-api-base', llmApiBase, '--gateway-port', '0', '--log-level', 'silent'];
+  for (const [name, value] of Object.entries(overrides)) argv.push(`--${name}`, value);
+  const command = parseCommandLine(argv, {});
+  if (command.kind !== 'run') throw new Error('unreachable: no help flag given');
+  return command.config;
+}

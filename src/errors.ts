@@ -1,0 +1,163 @@
+// The gateway's one error family. Every error a client can see is rendered from a
+// GatewayError in OpenAI's shape: {"error":{"message","type","param","code"}}.
+// Codes are never renamed or reused once released; docs/errors.md lists them all and
+// a test keeps the two in step.
+
+/** OpenAI's error `type` values that the gateway uses. */
+export type OpenAIErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'not_found_error'
+  | 'rate_limit_error'
+  | 'server_error';
+
+interface ErrorCodeEntry {
+  readonly status: number;
+  readonly type: OpenAIErrorType;
+  readonly description: string;
+}
+
+/** Each code the gateway itself produces, with its HTTP status and OpenAI error type. */
+export const ERROR_CODES = {
+  invalid_json: {
+    status: 400,
+    type: 'invalid_request_error',
+    description: 'The request body is not valid JSON, or not a JSON object.',
+  },
+  invalid_request: {
+    status: 400,
+    type: 'invalid_request_error',
+    description: 'A field of the request has the wrong type or an unsupported value.',
+  },
+  invalid_api_key: {
+    status: 401,
+    type: 'invalid_request_error',
+    description: 'Gateway keys are configured and the request carries none of them.',
+  },
+  not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    description: 'No such route on the gateway.',
+  },
+  method_not_allowed: {
+    status: 405,
+    type: 'invalid_request_error',
+    description: 'The route exists but not for this HTTP method.',
+  },
+  request_timeout: {
+    status: 408,
+    type: 'invalid_request_error',
+    description: 'The client took too long to send its request.',
+  },
+  request_too_large: {
+    status: 413,
+    type: 'invalid_request_error',
+    description: 'The request body is larger than --max-body-size.',
+  },
+  headers_too_large: {
+    status: 431,
+    type: 'invalid_request_error',
+    description: 'The request headers are larger than --max-header-size.',
+  },
+  too_many_requests: {
+    status: 429,
+    type: 'rate_limit_error',
+    description: 'More requests are in flight than --max-concurrent allows.',
+  },
+  internal_error: {
+    status: 500,
+    type: 'server_error',
+    description: 'An unexpected failure inside the gateway; details are in its log.',
+  },
+  upstream_unavailable: {
+    status: 502,
+    type: 'server_error',
+    description: 'vLLM refused or reset the connection before sending response headers.',
+  },
+  upstream_invalid_response: {
+    status: 502,
+    type: 'server_error',
+    description: 'vLLM answered with something that is not a valid Responses API reply.',
+  },
+  upstream_not_ready: {
+    status: 503,
+    type: 'server_error',
+    description: 'GET /ready: vLLM does not answer its /health endpoint with 200.',
+  },
+  upstream_timeout: {
+    status: 504,
+    type: 'server_error',
+    description:
+      'vLLM did not connect, send headers, or send the next stream chunk within its timeout.',
+  },
+  upstream_stream_interrupted: {
+    status: 502,
+    type: 'server_error',
+    description: 'vLLM broke off a streamed response (reset or truncated stream).',
+  },
+  server_shutting_down: {
+    status: 503,
+    type: 'server_error',
+    description: 'The gateway is shutting down and the grace period ran out.',
+  },
+} as const satisfies Record<string, ErrorCodeEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface GatewayErrorOptions {
+  readonly param?: string | null;
+  readonly cause?: unknown;
+  /** Overrides the table's status where one code covers several (e.g. 404 vs 400). */
+  readonly status?: number;
+  /** Extra response headers (Retry-After, Allow, ...). */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly type: OpenAIErrorType;
+  readonly param: string | null;
+  readonly headers: Readonly<Record<string, string>> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: GatewayErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    const entry = ERROR_CODES[code];
+    this.code = code;
+    this.status = options.status ?? entry.status;
+    this.type = entry.type;
+    this.param = options.param ?? null;
+    this.headers = options.headers;
+  }
+}
+
+export function isGatewayError(value: unknown): value is GatewayError {
+  return value instanceof GatewayError;
+}
+
+/** The client-safe OpenAI error object for any thrown value (unknown failures become internal_error). */
+export function toErrorObject(error: unknown): {
+  message: string;
+  type: OpenAIErrorType;
+  param: string | null;
+  code: string;
+} {
+  if (isGatewayError(error)) {
+    return { message: error.message, type: error.type, param: error.param, code: error.code };
+  }
+  return {
+    message: 'The gateway failed to process the request.',
+    type: 'server_error',
+    param: null,
+    code: 'internal_error',
+  };
+}
+
+export function renderErrorBody(error: unknown): string {
+  return JSON.stringify({ error: toErrorObject(error) });
+}
+
+export function statusOf(error: unknown): number {
+  return isGatewayError(error) ? error.status : 500;
+}

@@ -1,0 +1,27 @@
+// What the http layer is given to serve requests: built once at startup by the caller
+// (the CLI, a test, the benchmark), so nothing here is constructed per request.
+import type { Config } from '../config/load-config.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
+import type { UpstreamClient } from '../upstream/upstream-client.ts';
+import type { CorsPolicy } from './cors.ts';
+
+export interface GatewayLimits {
+  /** Largest single SSE event (or non-streamed body) accepted from vLLM. */
+  readonly maxUpstreamEventBytes: number;
+}
+
+export interface MetricsSource {
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface GatewayDeps {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly metrics: GatewayMetrics;
+  /** Where GET /metrics reads from: this process, or all workers of a cluster. */
+  readonly metricsSource: MetricsSource;
+  readonly upstream: UpstreamClient;
+  readonly cors: CorsPolicy;
+  readonly limits: GatewayLimits;
+}

@@ -1,0 +1,215 @@
+// The gateway's HTTP server: node:http with a small router. Routes the gateway answers
+// itself come first; every other /v1/* path is proxied to vLLM.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { GatewayError, renderErrorBody } from '../errors.ts';
+import type { GatewayDeps } from './gateway-deps.ts';
+import { declaredLength, tooLargeError } from './read-body.ts';
+import { RequestContext } from './request-context.ts';
+import { Router, type Params } from './router.ts';
+import { createResponse } from './routes/create-response.ts';
+import { health, metrics, ready } from './routes/gateway-endpoints.ts';
+import { proxy } from './routes/proxy.ts';
+
+type Handler = (ctx: RequestContext, deps: GatewayDeps, params: Params) => void | Promise<void>;
+
+/** OpenAI paths that get their own metrics label; any other proxied path counts as /v1/*. */
+const KNOWN_PROXY_ROUTES = new Set([
+  '/v1/models',
+  '/v1/chat/completions',
+  '/v1/completions',
+  '/v1/embeddings',
+  '/v1/audio/transcriptions',
+  '/v1/audio/translations',
+  '/v1/rerank',
+  '/v1/score',
+  '/v1/tokenize',
+  '/v1/detokenize',
+]);
+
+export interface Gateway {
+  readonly server: Server;
+  listen(): Promise<AddressInfo>;
+  /** Stops accepting, lets requests in flight finish within `graceMs`, then cuts the rest. */
+  shutdown(graceMs: number): Promise<void>;
+  /** Requests being served now. */
+  inFlight(): number;
+}
+
+function buildRouter(): Router<Handler> {
+  return new Router<Handler>()
+    .add('POST', '/v1/responses', createResponse)
+    .add('GET', '/health', health)
+    .add('HEAD', '/health', health)
+    .add('GET', '/ready', ready)
+    .add('HEAD', '/ready', ready)
+    .add('GET', '/metrics', metrics);
+}
+
+/** Answers malformed HTTP (which never becomes a request) in JSON, then closes. */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, gatewayError] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', new GatewayError('headers_too_large', 'The request headers are too large.')]
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', new GatewayError('request_timeout', 'The request was not received in time.')]
+        : [400, 'Bad Request', new GatewayError('invalid_request', 'The request is not valid HTTP/1.1.', { status: 400 })];
+  const body = renderErrorBody(gatewayError);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+export function createGateway(deps: GatewayDeps): Gateway {
+  const router = buildRouter();
+  const log = deps.log;
+  const logRequests = log.isLevelEnabled('info');
+  let inFlight = 0;
+  let draining = false;
+  let drained: (() => void) | undefined;
+
+  const finish = (ctx: RequestContext): void => {
+    inFlight -= 1;
+    const res = ctx.res;
+    if (!res.writableFinished) ctx.onClientGone?.();
+    ctx.onFinished?.();
+    // 499: the client closed the connection before a response was sent (nginx's code).
+    const status = res.headersSent ? res.statusCode : 499;
+    const durationMs = performance.now() - ctx.startedAt;
+    deps.metrics.observeRequest(ctx.route, ctx.method, status, durationMs / 1000);
+    if (logRequests) {
+      const record = ctx.record;
+      log.info(
+        {
+          req_id: ctx.requestId,
+          method: ctx.method,
+          path: ctx.pathname,
+          status,
+          duration_ms: Math.round(durationMs * 1000) / 1000,
+          bytes_out: record.bytesOut,
+          streamed: record.streamed,
+          upstream_status: record.upstreamStatus ?? null,
+          error: record.errorCode ?? null,
+        },
+        'request',
+      );
+    }
+    if (draining && inFlight === 0) drained?.();
+  };
+
+  const run = (ctx: RequestContext, handler: Handler, params: Params): void => {
+    try {
+      const result = handler(ctx, deps, params);
+      if (result instanceof Promise) result.catch((error: unknown) => ctx.sendError(error));
+    } catch (error) {
+      ctx.sendError(error);
+    }
+  };
+
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const ctx = new RequestContext(req, res, log);
+    inFlight += 1;
+    deps.cors.addResponseHeaders(ctx.origin, ctx.extraHeaders);
+    // While draining, answer and close: keep-alive connections must not carry new work.
+    if (draining) ctx.extraHeaders.push('connection', 'close');
+    res.on('close', () => finish(ctx));
+
+    const method = ctx.method;
+    if (method === 'OPTIONS' && ctx.origin !== undefined) {
+      const requestedMethod = req.headers['access-control-request-method'];
+      if (requestedMethod !== undefined) {
+        ctx.route = 'preflight';
+        const headers = deps.cors.preflightHeaders(ctx.origin, req.headers['access-control-request-headers']);
+        ctx.sendEmpty(204, headers);
+        return;
+      }
+    }
+
+    const lookup = router.find(method, ctx.pathname);
+    if (lookup.kind === 'match') {
+      ctx.route = lookup.match.label;
+      run(ctx, lookup.match.handler, lookup.match.params);
+      return;
+    }
+    if (ctx.pathname.startsWith('/v1/')) {
+      ctx.route = KNOWN_PROXY_ROUTES.has(ctx.pathname) ? ctx.pathname : '/v1/*';
+      run(ctx, proxy, []);
+      return;
+    }
+    if (lookup.kind === 'method-not-allowed') {
+      ctx.route = 'method_not_allowed';
+      ctx.sendError(
+        new GatewayError('method_not_allowed', `Method ${method} is not allowed on ${ctx.pathname}.`, {
+          headers: { allow: lookup.allow.join(', ') },
+        }),
+      );
+      return;
+    }
+    ctx.sendError(new GatewayError('not_found', `Invalid URL (${method} ${ctx.pathname}).`));
+  };
+
+  const server = createServer({ noDelay: true }, onRequest);
+  // Expect: 100-continue is answered with 413 when the declared body is too large, so
+  // the client never sends it.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const length = declaredLength(req);
+    if (length !== undefined && length > deps.config.server.maxBodyBytes) {
+      const ctx = new RequestContext(req, res, log);
+      inFlight += 1;
+      ctx.route = 'rejected';
+      ctx.extraHeaders.push('connection', 'close');
+      res.on('close', () => finish(ctx));
+      ctx.sendError(tooLargeError(deps.config.server.maxBodyBytes));
+      return;
+    }
+    res.writeContinue();
+    onRequest(req, res);
+  });
+  server.on('clientError', answerClientError);
+
+  return {
+    server,
+    inFlight: () => inFlight,
+    listen() {
+      const { host, port } = deps.config.server;
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      });
+    },
+    async shutdown(graceMs) {
+      if (!draining) {
+        draining = true;
+        server.close();
+        server.closeIdleConnections();
+      }
+      if (inFlight > 0) {
+        const allDone = new Promise<void>((resolve) => {
+          drained = resolve;
+        });
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), graceMs);
+        });
+        const expired = await Promise.race([allDone.then(() => false), timedOut]);
+        clearTimeout(timer);
+        if (expired) {
+          log.warn({ in_flight: inFlight }, 'shutdown grace period over; closing remaining connections');
+          server.closeAllConnections();
+          await deps.upstream.destroy();
+          return;
+        }
+      }
+      server.closeAllConnections();
+      await deps.upstream.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+// One pino logger per process. JSON lines for machines, pretty lines on a terminal.
+// Secrets never reach a log line: the gateway does not log headers or bodies, and the
+// redact list is a second fence in case someone adds a field later.
+import { pino, type DestinationStream, type Logger } from 'pino';
+import type { LogLevel } from '../config/values.ts';
+
+export type { Logger };
+
+export const REDACTED_PATHS = [
+  'authorization',
+  'apiKey',
+  'api_key',
+  'password',
+  'headers.authorization',
+  'headers["proxy-authorization"]',
+  '*.authorization',
+  '*.apiKey',
+  '*.api_key',
+  '*.password',
+  '*.databaseUrl',
+];
+
+export interface LoggerOptions {
+  readonly level: LogLevel;
+  /** Defaults to stdout; pretty printing is used when stdout is a terminal. */
+  readonly destination?: DestinationStream;
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const base = {
+    level: options.level,
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  if (options.destination !== undefined) return pino(base, options.destination);
+  if (process.stdout.isTTY) {
+    return pino({
+      ...base,
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid' },
+      },
+    });
+  }
+  // Asynchronous writes: the access log must not block the event loop on every request.
+  // Flushed on shutdown (see flushLogger).
+  return pino(base, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+}
+
+export function flushLogger(logger: Logger): void {
+  try {
+    logger.flush();
+  } catch {
+    // A logger without a flushable destination (tests) has nothing to flush.
+  }
+}

@@ -1,0 +1,117 @@
+// Prometheus metrics of one gateway process. Label values are bounded (route templates,
+// status codes, error kinds) so a client cannot grow the series count.
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client';
+
+/** Why a request to vLLM failed, as counted in gateway_upstream_errors_total. */
+export type UpstreamErrorKind =
+  | 'connect_refused'
+  | 'connect_timeout'
+  | 'headers_timeout'
+  | 'idle_timeout'
+  | 'reset'
+  | 'truncated'
+  | 'invalid_response'
+  | 'other';
+
+const LATENCY_BUCKETS_S = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
+];
+
+export class GatewayMetrics {
+  readonly registry: Registry;
+  readonly #requests: Counter<'route' | 'method' | 'status'>;
+  readonly #duration: Histogram<'route'>;
+  readonly #upstreamErrors: Counter<'kind'>;
+  readonly #openStreams: Gauge;
+  readonly #streamTtfb: Histogram<'route'>;
+  // Children cached by label values: prom-client hashes labels on every call otherwise.
+  readonly #requestChildren = new Map<string, { inc(): void }>();
+  readonly #durationChildren = new Map<string, { observe(value: number): void }>();
+
+  constructor(options: { collectProcessMetrics?: boolean } = {}) {
+    this.registry = new Registry();
+    if (options.collectProcessMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
+    }
+    this.#requests = new Counter({
+      name: 'gateway_http_requests_total',
+      help: 'HTTP requests answered by the gateway, by route, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers: [this.registry],
+    });
+    this.#duration = new Histogram({
+      name: 'gateway_http_request_duration_seconds',
+      help: 'Time from request received to response finished, by route.',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS_S,
+      registers: [this.registry],
+    });
+    this.#upstreamErrors = new Counter({
+      name: 'gateway_upstream_errors_total',
+      help: 'Failed exchanges with vLLM, by kind.',
+      labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.#openStreams = new Gauge({
+      name: 'gateway_open_streams',
+      help: 'Server-sent event streams currently being relayed to clients.',
+      registers: [this.registry],
+    });
+    this.#streamTtfb = new Histogram({
+      name: 'gateway_stream_time_to_first_byte_seconds',
+      help: 'Time from request received to the first streamed body byte sent to the client.',
+      labelNames: ['route'],
+      buckets: LATENCY_BUCKETS_S,
+      registers: [this.registry],
+    });
+  }
+
+  observeRequest(route: string, method: string, status: number, durationSeconds: number): void {
+    const key = `${route}\u0000${method}\u0000${status}`;
+    let counter = this.#requestChildren.get(key);
+    if (counter === undefined) {
+      counter = this.#requests.labels(route, method, String(status));
+      this.#requestChildren.set(key, counter);
+    }
+    counter.inc();
+    let histogram = this.#durationChildren.get(route);
+    if (histogram === undefined) {
+      histogram = this.#duration.labels(route);
+      this.#durationChildren.set(route, histogram);
+    }
+    histogram.observe(durationSeconds);
+  }
+
+  countUpstreamError(kind: UpstreamErrorKind): void {
+    this.#upstreamErrors.labels(kind).inc();
+  }
+
+  streamOpened(): void {
+    this.#openStreams.inc();
+  }
+
+  streamClosed(): void {
+    this.#openStreams.dec();
+  }
+
+  observeStreamTtfb(route: string, seconds: number): void {
+    this.#streamTtfb.labels(route).observe(seconds);
+  }
+
+  contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+export { AggregatorRegistry };

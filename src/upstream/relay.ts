@@ -1,0 +1,474 @@
+// Relays one vLLM response to one client: an undici dispatch handler that writes
+// status, filtered headers and body to a node:http ServerResponse.
+//
+// - Bytes are written as they arrive; a full client socket pauses reading from vLLM
+//   (backpressure) instead of buffering in the gateway.
+// - Server-sent events are relayed event by event: the bytes of an event go out the moment
+//   its closing blank line arrives. A client cannot use half an event, and holding the
+//   unfinished tail is what lets a mid-stream failure end with a clean `error` event.
+// - A transformer, when given, takes over the body: per event (streams) or whole
+//   (JSON). This is where the responses layer normalises and stores.
+import type { ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { GatewayError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { GatewayMetrics } from '../observability/metrics.ts';
+import { classifyUpstreamError, type ClassifiedUpstreamError } from './classify-error.ts';
+import { filterResponseHeaders } from './hop-by-hop.ts';
+import { SseBoundary } from './sse-boundary.ts';
+import { renderSseError } from './sse-error.ts';
+
+export type Output = string | Buffer | readonly (string | Buffer)[] | null | undefined;
+export type Emit = (output: Output) => void;
+
+export interface UpstreamHead {
+  readonly status: number;
+  readonly rawHeaders: readonly (Buffer | string)[];
+  readonly isEventStream: boolean;
+}
+
+/** Rewrites a streamed body event by event. */
+export interface EventStreamTransform {
+  readonly kind: 'events';
+  /** One or more complete SSE events, each with its closing blank line. A returned
+   * promise pauses reading from vLLM until it settles; output may be emitted before. */
+  onEvents(block: Buffer, emit: Emit): void | Promise<void>;
+  /** vLLM ended the body cleanly. */
+  onEnd(emit: Emit): void | Promise<void>;
+  /** vLLM failed mid-stream; `error` is what the client must be told. */
+  onFailure(error: GatewayError, emit: Emit): void | Promise<void>;
+}
+
+export interface BufferedReply {
+  readonly status: number;
+  /** Response headers as a flat [name, value, ...] list, Content-Length excluded. */
+  readonly headers: readonly string[];
+  readonly body: string | Buffer;
+}
+
+/** Replaces a whole (non-streamed) body. */
+export interface BufferedTransform {
+  readonly kind: 'buffered';
+  finish(body: Buffer, head: UpstreamHead, filteredHeaders: readonly string[]): BufferedReply | Promise<BufferedReply>;
+}
+
+export interface ResponseTransformer {
+  /** Called once vLLM's status and headers are in; undefined relays the bytes unchanged. */
+  select(head: UpstreamHead): EventStreamTransform | BufferedTransform | undefined;
+}
+
+/** What the access log and metrics learn about the exchange. */
+export interface ExchangeRecord {
+  upstreamStatus: number | undefined;
+  streamed: boolean;
+  bytesOut: number;
+  errorCode: string | undefined;
+}
+
+export interface RelayTarget {
+  readonly res: ServerResponse;
+  /** Headers the gateway adds to every response (CORS, x-request-id), flat. */
+  readonly extraHeaders: readonly string[];
+  readonly route: string;
+  /** performance.now() when the request arrived. */
+  readonly startedAt: number;
+  readonly metrics: GatewayMetrics;
+  readonly log: Logger;
+  /** Largest unfinished SSE event (or buffered body) held before the exchange is failed. */
+  readonly maxEventBytes: number;
+  readonly record: ExchangeRecord;
+  /** Answers with an error when no response header has been sent yet. */
+  sendError(error: GatewayError): void;
+}
+
+type Mode = 'head' | 'raw' | 'raw-events' | 'events' | 'buffered' | 'finished';
+
+class ClientGoneError extends Error {
+  override name = 'ClientGoneError';
+  code = 'CLIENT_GONE';
+}
+
+function contentTypeOf(headers: Record<string, string | string[] | undefined>): string {
+  const value = headers['content-type'];
+  return (Array.isArray(value) ? value[0] : value) ?? '';
+}
+
+export class UpstreamRelay implements Dispatcher.DispatchHandler {
+  readonly #target: RelayTarget;
+  readonly #transformer: ResponseTransformer | undefined;
+  #controller: Dispatcher.DispatchController | undefined;
+  #mode: Mode = 'head';
+  #head: UpstreamHead | undefined;
+  #filteredHeaders: string[] = [];
+  #clientGone = false;
+  #boundary: SseBoundary | undefined;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #firstByteSeen = false;
+  #streamCounted = false;
+  #events: EventStreamTransform | undefined;
+  #buffered: BufferedTransform | undefined;
+  /** Work of the transformer in progress; later chunks wait behind it. */
+  #work: Promise<void> | undefined;
+  #queued: Array<() => void | Promise<void>> = [];
+  #pausedForDrain = false;
+  readonly #emit: Emit = (output) => this.#write(output);
+  readonly #onDrain = (): void => {
+    this.#pausedForDrain = false;
+    this.#maybeResume();
+  };
+
+  constructor(target: RelayTarget, transformer: ResponseTransformer | undefined) {
+    this.#target = target;
+    this.#transformer = transformer;
+  }
+
+  /** The client went away: abort the upstream request so vLLM stops generating. */
+  clientClosed(): void {
+    if (this.#clientGone) return;
+    this.#clientGone = true;
+    this.#controller?.abort(new ClientGoneError('client closed the connection'));
+    this.#closeStream();
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#clientGone) controller.abort(new ClientGoneError('client closed the connection'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+    statusMessage?: string,
+  ): void {
+    if (status < 200 || this.#clientGone) return;
+    const target = this.#target;
+    const rawHeaders = (controller.rawHeaders as (Buffer | string)[] | null | undefined) ?? [];
+    const isEventStream = contentTypeOf(headers).startsWith('text/event-stream');
+    const head: UpstreamHead = { status, rawHeaders, isEventStream };
+    this.#head = head;
+    target.record.upstreamStatus = status;
+
+    const transform = this.#transformer?.select(head);
+    if (transform?.kind === 'buffered') {
+      this.#buffered = transform;
+      this.#filteredHeaders = filterResponseHeaders(rawHeaders, false);
+      this.#mode = 'buffered';
+      return;
+    }
+    const out = filterResponseHeaders(rawHeaders, transform === undefined);
+    if (isEventStream) {
+      removeHeader(out, 'cache-control');
+      out.push('cache-control', 'no-cache', 'x-accel-buffering', 'no');
+      this.#boundary = new SseBoundary();
+      target.record.streamed = true;
+      target.metrics.streamOpened();
+      this.#streamCounted = true;
+    }
+    for (const part of target.extraHeaders) out.push(part);
+    const res = target.res;
+    if (statusMessage) res.writeHead(status, statusMessage, out);
+    else res.writeHead(status, out);
+    if (isEventStream) res.flushHeaders();
+    if (transform?.kind === 'events') {
+      this.#events = transform;
+      this.#mode = 'events';
+    } else {
+      this.#mode = isEventStream ? 'raw-events' : 'raw';
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#clientGone) return;
+    if (this.#work !== undefined) {
+      this.#queued.push(() => this.#data(chunk));
+      return;
+    }
+    const result = this.#data(chunk);
+    if (result !== undefined) this.#track(result);
+    if (this.#pausedForDrain || this.#work !== undefined) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    if (this.#clientGone) return;
+    const finish = (): void | Promise<void> => this.#end();
+    if (this.#work !== undefined) this.#queued.push(finish);
+    else {
+      const result = finish();
+      if (result !== undefined) this.#track(result);
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#clientGone || error instanceof ClientGoneError) {
+      this.#closeStream();
+      return;
+    }
+    const inBody = this.#mode !== 'head';
+    // The gateway's own aborts (an oversized event, say) carry their error already.
+    const classified: ClassifiedUpstreamError =
+      error instanceof GatewayError
+        ? { kind: 'invalid_response', error }
+        : classifyUpstreamError(error, inBody ? 'in-body' : 'before-headers');
+    this.#target.metrics.countUpstreamError(classified.kind);
+    const fail = (): void | Promise<void> => this.#fail(classified);
+    // Work in progress (a store write, say) finishes first; the failure follows in order.
+    this.#queued = [];
+    if (this.#work !== undefined) this.#queued.push(fail);
+    else {
+      const result = fail();
+      if (result !== undefined) this.#track(result);
+    }
+  }
+
+  #data(chunk: Buffer): void | Promise<void> {
+    switch (this.#mode) {
+      case 'raw':
+        this.#firstByte();
+        this.#write(chunk);
+        return;
+      case 'raw-events': {
+        const complete = this.#completeEvents(chunk);
+        if (complete !== undefined) {
+          this.#firstByte();
+          this.#write(complete);
+        }
+        return;
+      }
+      case 'events': {
+        const complete = this.#completeEvents(chunk);
+        if (complete === undefined) return;
+        this.#firstByte();
+        const block = complete.length === 1 ? (complete[0] as Buffer) : Buffer.concat(complete);
+        return (this.#events as EventStreamTransform).onEvents(block, this.#emit);
+      }
+      case 'buffered':
+        this.#pending.push(chunk);
+        this.#pendingBytes += chunk.length;
+        if (this.#pendingBytes > this.#target.maxEventBytes) {
+          this.#abortUpstream('the response body is larger than the gateway accepts');
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Adds the chunk to the unfinished event; returns the parts that complete events. */
+  #completeEvents(chunk: Buffer): Buffer[] | undefined {
+    const end = (this.#boundary as SseBoundary).push(chunk);
+    if (end === -1) {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+      if (this.#pendingBytes > this.#target.maxEventBytes) {
+        this.#abortUpstream('a server-sent event from the model server is larger than the gateway accepts');
+      }
+      return undefined;
+    }
+    const parts = this.#pending;
+    if (end === chunk.length) {
+      parts.push(chunk);
+      this.#pending = [];
+      this.#pendingBytes = 0;
+    } else {
+      parts.push(chunk.subarray(0, end));
+      const rest = chunk.subarray(end);
+      this.#pending = [rest];
+      this.#pendingBytes = rest.length;
+    }
+    return parts;
+  }
+
+  #end(): void | Promise<void> {
+    const res = this.#target.res;
+    switch (this.#mode) {
+      case 'raw':
+        res.end();
+        break;
+      case 'raw-events':
+        // A tail without its blank line is passed on as it came (clients discard it).
+        if (this.#pendingBytes > 0) this.#write(this.#pending);
+        res.end();
+        break;
+      case 'events': {
+        const tail = this.#pending;
+        this.#pending = [];
+        this.#pendingBytes = 0;
+        const done = (): void | Promise<void> => {
+          const result = (this.#events as EventStreamTransform).onEnd(this.#emit);
+          if (result instanceof Promise) return result.then(() => void res.end());
+          res.end();
+        };
+        if (tail.length > 0) {
+          // An unterminated last event still reaches the transformer, closed by a blank line.
+          tail.push(Buffer.from('\n\n'));
+          const result = (this.#events as EventStreamTransform).onEvents(Buffer.concat(tail), this.#emit);
+          if (result instanceof Promise) return result.then(done);
+        }
+        return done();
+      }
+      case 'buffered':
+        return this.#finishBuffered();
+      default:
+        break;
+    }
+    this.#mode = 'finished';
+  }
+
+  async #finishBuffered(): Promise<void> {
+    const target = this.#target;
+    const body = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
+    this.#pending = [];
+    let reply: BufferedReply;
+    try {
+      reply = await (this.#buffered as BufferedTransform).finish(
+        body,
+        this.#head as UpstreamHead,
+        this.#filteredHeaders,
+      );
+    } catch (error) {
+      if (!this.#clientGone) target.sendError(asGatewayError(error));
+      return;
+    }
+    if (this.#clientGone) return;
+    const headers = [...reply.headers, 'content-length', String(Buffer.byteLength(reply.body))];
+    for (const part of target.extraHeaders) headers.push(part);
+    target.res.writeHead(reply.status, headers);
+    target.record.bytesOut += Buffer.byteLength(reply.body);
+    target.res.end(reply.body);
+    this.#mode = 'finished';
+  }
+
+  #fail(classified: ClassifiedUpstreamError): void | Promise<void> {
+    const target = this.#target;
+    const res = target.res;
+    target.record.errorCode = classified.error.code;
+    target.log.warn(
+      { err: classified.error.cause, kind: classified.kind, code: classified.error.code },
+      'upstream exchange failed',
+    );
+    const mode = this.#mode;
+    this.#mode = 'finished';
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (mode === 'head' || mode === 'buffered') {
+      target.sendError(classified.error);
+      return;
+    }
+    if (mode === 'raw') {
+      // Headers and part of a plain body are out: only a cut connection tells the client.
+      res.destroy();
+      return;
+    }
+    if (mode === 'raw-events') {
+      this.#write(renderSseError(classified.error, undefined));
+      res.end();
+      return;
+    }
+    const result = (this.#events as EventStreamTransform).onFailure(classified.error, this.#emit);
+    if (result instanceof Promise) return result.then(() => void res.end());
+    res.end();
+  }
+
+  #abortUpstream(message: string): void {
+    this.#controller?.abort(new GatewayError('upstream_invalid_response', message));
+  }
+
+  #write(output: Output): void {
+    if (output === null || output === undefined || this.#clientGone) return;
+    const res = this.#target.res;
+    const record = this.#target.record;
+    let ok: boolean;
+    if (typeof output === 'string') {
+      record.bytesOut += Buffer.byteLength(output);
+      ok = res.write(output);
+    } else if (Buffer.isBuffer(output)) {
+      record.bytesOut += output.length;
+      ok = res.write(output);
+    } else {
+      if (output.length === 0) return;
+      // One syscall for the parts of one event (vLLM sends event:, data: and the blank
+      // line as separate chunks).
+      res.cork();
+      ok = true;
+      for (const part of output) {
+        record.bytesOut += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
+        ok = res.write(part);
+      }
+      process.nextTick(uncork, res);
+    }
+    if (!ok && !this.#pausedForDrain) {
+      this.#pausedForDrain = true;
+      res.once('drain', this.#onDrain);
+    }
+  }
+
+  #firstByte(): void {
+    if (this.#firstByteSeen) return;
+    this.#firstByteSeen = true;
+    const target = this.#target;
+    if (target.record.streamed) {
+      target.metrics.observeStreamTtfb(target.route, (performance.now() - target.startedAt) / 1000);
+    }
+  }
+
+  #track(work: void | Promise<void>): void {
+    if (!(work instanceof Promise)) return;
+    this.#work = work;
+    this.#controller?.pause();
+    work.then(
+      () => this.#afterWork(),
+      (error: unknown) => {
+        this.#target.log.error({ err: error }, 'response transform failed');
+        this.#queued = [];
+        this.#work = undefined;
+        if (!this.#clientGone) this.#target.res.destroy();
+      },
+    );
+  }
+
+  #afterWork(): void {
+    this.#work = undefined;
+    while (this.#queued.length > 0 && this.#work === undefined) {
+      const next = this.#queued.shift() as () => void | Promise<void>;
+      const result = next();
+      if (result instanceof Promise) this.#track(result);
+    }
+    this.#maybeResume();
+  }
+
+  #maybeResume(): void {
+    if (this.#pausedForDrain || this.#work !== undefined || this.#clientGone) return;
+    const controller = this.#controller;
+    if (controller?.paused === true) controller.resume();
+  }
+
+  /** Decrements the open-streams gauge once, whichever way the stream ended. */
+  #closeStream(): void {
+    if (!this.#streamCounted) return;
+    this.#streamCounted = false;
+    this.#target.metrics.streamClosed();
+  }
+
+  /** Called by the http layer when the response is finished or the socket closed. */
+  responseClosed(): void {
+    this.#closeStream();
+  }
+}
+
+function uncork(res: ServerResponse): void {
+  res.uncork();
+}
+
+function removeHeader(flat: string[], lowerName: string): void {
+  for (let i = flat.length - 2; i >= 0; i -= 2) {
+    if ((flat[i] as string).toLowerCase() === lowerName) flat.splice(i, 2);
+  }
+}
+
+function asGatewayError(error: unknown): GatewayError {
+  return error instanceof GatewayError
+    ? error
+    : new GatewayError('internal_error', 'The gateway failed to process the response.', { cause: error });
+}

@@ -1,0 +1,96 @@
+// The connection to vLLM: one undici Pool for traffic, built once at startup, and one
+// separate Client for health probes so that a pool busy with long generations never
+// makes /ready report a healthy server as down.
+import { Client, Pool, type Dispatcher } from 'undici';
+import type { UpstreamConfig } from '../config/load-config.ts';
+
+/** vLLM (uvicorn) closes idle keep-alive connections after 5 s; closing ours first means
+ * the gateway never sends a request on a connection the server is closing. */
+const KEEP_ALIVE_MS = 4_000;
+const PROBE_TIMEOUT_MS = 5_000;
+
+export interface ForwardRequest {
+  readonly method: string;
+  /** Path and query as the client sent them (starting with /v1/). */
+  readonly path: string;
+  /** Flat [name, value, ...] list, already filtered. */
+  readonly headers: readonly string[];
+  readonly body: Buffer | string | null;
+}
+
+export type HealthResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
+
+export class UpstreamClient {
+  readonly origin: string;
+  readonly #basePath: string;
+  readonly #pool: Pool;
+  readonly #probeClient: Client;
+  #probeInFlight: Promise<HealthResult> | undefined;
+
+  constructor(config: UpstreamConfig) {
+    this.origin = config.origin;
+    this.#basePath = config.basePath;
+    this.#pool = new Pool(config.origin, {
+      // No connection cap: a stream holds its connection for minutes, and a cap would
+      // queue short requests behind long generations.
+      connections: null,
+      pipelining: 1,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveMaxTimeout: KEEP_ALIVE_MS,
+      headersTimeout: config.headersTimeoutMs,
+      bodyTimeout: config.idleTimeoutMs,
+      connect: { timeout: config.connectTimeoutMs },
+    });
+    this.#probeClient = new Client(config.origin, {
+      pipelining: 1,
+      keepAliveTimeout: KEEP_ALIVE_MS,
+      keepAliveMaxTimeout: KEEP_ALIVE_MS,
+      headersTimeout: PROBE_TIMEOUT_MS,
+      bodyTimeout: PROBE_TIMEOUT_MS,
+      connect: { timeout: Math.min(config.connectTimeoutMs, PROBE_TIMEOUT_MS) },
+    });
+  }
+
+  /** Sends the request to vLLM; the handler receives the response. */
+  dispatch(request: ForwardRequest, handler: Dispatcher.DispatchHandler): void {
+    this.#pool.dispatch(
+      {
+        method: request.method,
+        path: this.#basePath + request.path,
+        headers: request.headers as string[],
+        body: request.body,
+      },
+      handler,
+    );
+  }
+
+  /** GET /health on vLLM. Concurrent callers share the probe in flight. */
+  checkHealth(): Promise<HealthResult> {
+    this.#probeInFlight ??= this.#probe().finally(() => {
+      this.#probeInFlight = undefined;
+    });
+    return this.#probeInFlight;
+  }
+
+  async #probe(): Promise<HealthResult> {
+    try {
+      const response = await this.#probeClient.request({ method: 'GET', path: `${this.#basePath}/health` });
+      await response.body.dump();
+      return response.statusCode === 200
+        ? { ok: true }
+        : { ok: false, reason: `vLLM /health answered ${response.statusCode}` };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      return { ok: false, reason: `vLLM /health is unreachable (${typeof code === 'string' ? code : 'error'})` };
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.#pool.close(), this.#probeClient.close()]);
+  }
+
+  /** Closes at once, failing requests in flight (after the shutdown grace period). */
+  async destroy(): Promise<void> {
+    await Promise.all([this.#pool.destroy(), this.#probeClient.destroy()]);
+  }
+}
