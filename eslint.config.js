@@ -31,6 +31,8 @@ export default tseslint.config(
     // Tests, the simulator and tools talk to the terminal and poke at untyped JSON.
     files: ['test/**', 'sim/**', 'bench/**', 'scripts/**', '**/*.test.ts'],
     rules: {
+      // node:test's describe() and it() return promises the runner itself awaits.
+      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }] }],
       'no-console': 'off',
       '@typescript-eslint/no-unsafe-member-access': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',

@@ -6,7 +6,8 @@
 // As a stand-in for `vllm serve`, these environment variables script its life, for the
 // tests of `responses-gateway serve`: SIM_STARTUP_DELAY_MS (unhealthy until then),
 // SIM_EXIT_AFTER_MS + SIM_EXIT_CODE (crash), SIM_ARGS_FILE (writes its argv there as JSON),
-// SIM_IGNORE_SIGTERM=1 (only SIGKILL stops it), SIM_SIGTERM_FILE (touched on SIGTERM).
+// SIM_IGNORE_SIGTERM=1 (only SIGKILL stops it), SIM_SIGTERM_FILE (written on SIGTERM),
+// SIM_EXIT_CODE_ON_SIGUSR2 (exits with that code on SIGUSR2: a crash on cue).
 import { writeFileSync } from 'node:fs';
 import { startSimVllm } from './vllm-sim.ts';
 
@@ -48,5 +49,8 @@ const stop = (signal: NodeJS.Signals): void => {
   void sim.close().then(() => process.exit(0));
 };
 process.on('SIGTERM', () => stop('SIGTERM'));
+if (env['SIM_EXIT_CODE_ON_SIGUSR2'] !== undefined) {
+  process.on('SIGUSR2', () => process.exit(Number(env['SIM_EXIT_CODE_ON_SIGUSR2'])));
+}
 process.on('SIGINT', () => stop('SIGINT'));
 process.stdout.write(`simulated vLLM listening on ${sim.url}\n`);

@@ -70,13 +70,17 @@ export interface SimVllm {
   readonly url: string;
   readonly port: number;
   readonly requests: RecordedRequest[];
-  /** Resolves with the next request that arrives (or the latest, if one arrived unclaimed). */
+  /** Resolves with the next request to arrive after this call. */
   nextRequest(): Promise<RecordedRequest>;
   /** Resolves once this request's connection was closed by the client before the response ended. */
   whenAborted(request: RecordedRequest): Promise<void>;
   /** The next /v1 request is answered by `handler` instead of the simulation. */
   enqueue(handler: CustomHandler): void;
   setHealthy(healthy: boolean): void;
+  /** GET /health probes received so far. */
+  readonly healthProbes: number;
+  /** Holds /health answers until the returned function is called. */
+  holdHealth(): () => void;
   close(): Promise<void>;
 }
 
@@ -93,7 +97,7 @@ export function parseDirectives(header: string | string[] | undefined): SimDirec
       case 'delay-headers': directives.delayHeadersMs = n; break;
       case 'hang-after-headers': directives.hangAfterHeaders = true; break;
       case 'reset-before-headers': directives.resetBeforeHeaders = true; break;
-      case 'reset-after': directives.resetAfterEvents = n; break;
+      case 'reset-after': directives.resetAfterEvents = n; break; // cut after n events
       case 'truncate-after': directives.truncateAfterEvents = n; break;
       case 'end-mid-event-after': directives.endMidEventAfter = n; break;
       case 'stall-after': directives.stallAfterEvents = n; break;
@@ -138,15 +142,14 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
   const waiters: Array<(request: RecordedRequest) => void> = [];
   const abortWaiters = new Map<RecordedRequest, Array<() => void>>();
   const custom: CustomHandler[] = [];
-  let unclaimed = 0;
   let healthy = true;
+  let healthProbes = 0;
+  let healthGate: Promise<void> | undefined;
 
   const noteArrival = (recorded: RecordedRequest): void => {
     if (!record) return;
     requests.push(recorded);
-    const waiter = waiters.shift();
-    if (waiter !== undefined) waiter(recorded);
-    else unclaimed += 1;
+    for (const waiter of waiters.splice(0)) waiter(recorded);
   };
 
   const writeEvent = (res: ServerResponse, event: JsonObject, seq: number): void => {
@@ -169,14 +172,16 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     for (let seq = 0; seq < events.length; seq++) {
       if (res.destroyed) return;
       if (d.resetAfterEvents === seq) {
-        res.socket?.resetAndDestroy();
+        // The connection closes with the chunked body unfinished, as when vLLM dies:
+        // everything written so far still arrives, then the stream breaks.
+        res.socket?.end();
         return;
       }
       if (d.truncateAfterEvents === seq || d.endMidEventAfter === seq) {
         const [eventLine, dataLine] = eventChunks(events[seq] as JsonObject, seq);
         res.write(eventLine + dataLine.slice(0, Math.floor(dataLine.length / 2)));
         if (d.endMidEventAfter === seq) res.end();
-        else setImmediate(() => res.socket?.resetAndDestroy());
+        else res.socket?.end();
         return;
       }
       if (d.stallAfterEvents === seq) return; // never writes again; the client gives up
@@ -230,7 +235,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     for (let i = 0; i < chunks.length; i++) {
       if (res.destroyed) return;
       if (d.resetAfterEvents === i) {
-        res.socket?.resetAndDestroy();
+        res.socket?.end();
         return;
       }
       res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
@@ -336,8 +341,14 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
         }
       });
       if (recorded.url === '/health' || recorded.url === '/ping') {
-        res.writeHead(healthy ? 200 : 503, { 'content-length': 0 });
-        res.end();
+        healthProbes += 1;
+        const answer = (): void => {
+          if (res.destroyed) return;
+          res.writeHead(healthy ? 200 : 503, { 'content-length': 0 });
+          res.end();
+        };
+        if (healthGate === undefined) answer();
+        else void healthGate.then(answer);
         return;
       }
       noteArrival(recorded);
@@ -361,11 +372,6 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     port,
     requests,
     nextRequest() {
-      if (unclaimed > 0) {
-        const oldest = requests[requests.length - unclaimed] as RecordedRequest;
-        unclaimed -= 1;
-        return Promise.resolve(oldest);
-      }
       return new Promise((resolve) => waiters.push(resolve));
     },
     whenAborted(request) {
@@ -381,6 +387,19 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     },
     setHealthy(value) {
       healthy = value;
+    },
+    get healthProbes() {
+      return healthProbes;
+    },
+    holdHealth() {
+      let release: () => void = () => {};
+      healthGate = new Promise((resolve) => {
+        release = () => {
+          healthGate = undefined;
+          resolve();
+        };
+      });
+      return release;
     },
     close() {
       return new Promise((resolve) => {

@@ -98,7 +98,7 @@ async function runPrimary(config: Config): Promise<number> {
     } finally {
       await probe.close();
     }
-    log.info({ upstream: config.upstream.origin }, 'vLLM is healthy');
+    log.info({ upstream: config.upstream.origin, pid: vllm.pid }, 'vLLM is healthy');
   }
 
   let serving: Serving;
@@ -152,6 +152,9 @@ async function runPrimary(config: Config): Promise<number> {
 async function runWorker(config: Config): Promise<number> {
   const log = createLogger({ level: config.logLevel });
   const metrics = new GatewayMetrics();
+  // prom-client installs the worker's answer to the primary's metrics requests in the
+  // AggregatorRegistry constructor; without one, /metrics in a cluster never completes.
+  new AggregatorRegistry();
   AggregatorRegistry.setRegistries(metrics.registry);
   const gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource() });
   try {

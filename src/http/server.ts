@@ -114,7 +114,6 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = new RequestContext(req, res, log);
     inFlight += 1;
-    deps.cors.addResponseHeaders(ctx.origin, ctx.extraHeaders);
     // While draining, answer and close: keep-alive connections must not carry new work.
     if (draining) ctx.extraHeaders.push('connection', 'close');
     res.on('close', () => finish(ctx));
@@ -129,6 +128,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         return;
       }
     }
+    deps.cors.addResponseHeaders(ctx.origin, ctx.extraHeaders);
 
     const lookup = router.find(method, ctx.pathname);
     if (lookup.kind === 'match') {

@@ -44,8 +44,9 @@ export function createLogger(options: LoggerOptions): Logger {
     });
   }
   // Asynchronous writes: the access log must not block the event loop on every request.
-  // Flushed on shutdown (see flushLogger).
-  return pino(base, pino.destination({ dest: 1, sync: false, minLength: 4096 }));
+  // No minimum length: a quiet gateway's lines must still leave at once. pino flushes
+  // what is pending when the process exits.
+  return pino(base, pino.destination({ dest: 1, sync: false }));
 }
 
 export function flushLogger(logger: Logger): void {

@@ -1,0 +1,40 @@
+// Every recording in ../shared/cassettes, replayed by the simulated vLLM chunk by chunk,
+// reaches the client through the gateway byte for byte.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
+import { cassettesAvailable, loadCassettes } from './helpers/cassettes.ts';
+import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { postJson } from './helpers/http.ts';
+import { recordedBytes, replayTurn } from './helpers/replay.ts';
+
+if (!cassettesAvailable()) {
+  throw new Error('../shared/cassettes is missing: the replay tests need it next to the checkout');
+}
+
+let sim: SimVllm;
+let gw: TestGateway;
+
+before(async () => {
+  sim = await startSimVllm();
+  gw = await startGateway(sim.url);
+});
+after(async () => {
+  await gw.close();
+  await sim.close();
+});
+
+describe('cassette replay, byte for byte', () => {
+  for (const cassette of loadCassettes()) {
+    const turns = cassette.turns.filter((turn) => turn.request.path === '/v1/responses');
+    for (const turn of turns) {
+      const kind = turn.response.sse !== undefined ? 'streamed' : 'JSON';
+      it(`${cassette.name} ${turn.filename} (${kind})`, async () => {
+        sim.enqueue(replayTurn(turn));
+        const res = await postJson(`${gw.url}${turn.request.path}`, turn.request.body);
+        assert.equal(res.status, turn.response.status_code);
+        assert.equal(res.text(), recordedBytes(turn));
+      });
+    }
+  }
+});

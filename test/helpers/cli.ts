@@ -1,0 +1,115 @@
+// Runs the real `responses-gateway` command (from source, through tsx) as a child
+// process, and a stand-in `vllm` executable built on the simulator.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
+
+export interface CliRun {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stdout(): string;
+  stderr(): string;
+  /** JSON log lines printed so far. */
+  logs(): Record<string, unknown>[];
+  /** Resolves with the first log line whose msg matches (rejects if the process exits first). */
+  waitForLog(msg: string): Promise<Record<string, unknown>>;
+}
+
+/** Environment without the variables a developer's shell might set for the gateway. */
+function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name.startsWith('GATEWAY_') || name === 'OPENAI_API_KEY' || name === 'DATABASE_URL') continue;
+    env[name] = value;
+  }
+  return { ...env, ...extra };
+}
+
+const running = new Set<ChildProcess>();
+
+/** Kills every command a test started and left running (call from an after hook). */
+export function killLeftovers(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+export function runCli(args: readonly string[], env: Record<string, string> = {}): CliRun {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: REPO_ROOT,
+    env: cleanEnv(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const listeners: Array<() => void> = [];
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    for (const listener of listeners.slice()) listener();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  running.add(child);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const logs = (): Record<string, unknown>[] =>
+    out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return {
+    child,
+    exited,
+    stdout: () => out,
+    stderr: () => err,
+    logs,
+    waitForLog(msg) {
+      return new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          const found = logs().find((line) => line['msg'] === msg);
+          if (found === undefined) return false;
+          resolve(found);
+          return true;
+        };
+        if (check()) return;
+        const listener = (): void => {
+          if (check()) listeners.splice(listeners.indexOf(listener), 1);
+        };
+        listeners.push(listener);
+        void exited.then(({ code, signal }) => {
+          if (!check()) reject(new Error(`exited (${String(code ?? signal)}) before "${msg}"; stderr: ${err}; stdout: ${out}`));
+        });
+      });
+    },
+  };
+}
+
+/** The port of a "gateway listening" log line. */
+export function portOf(line: Record<string, unknown>): number {
+  return Number(new URL(String(line['url'])).port);
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A directory holding a `vllm` executable that runs the simulator in its place. */
+export function fakeVllmBin(): { bin: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'fake-vllm-'));
+  const bin = join(dir, 'vllm');
+  writeFileSync(bin, `#!/bin/sh\ncd "${REPO_ROOT}" && exec "${process.execPath}" --import tsx sim/cli.ts "$@"\n`);
+  chmodSync(bin, 0o755);
+  return { bin, dir };
+}

@@ -1,0 +1,47 @@
+// Starts the gateway in this process on an ephemeral loopback port, in front of a given
+// upstream, optionally capturing its log lines (to check what is, and is not, logged).
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { configForUpstream } from '../../src/config/load-config.ts';
+import { buildGateway, type BuiltGateway } from '../../src/http/build-gateway.ts';
+
+export interface TestGateway {
+  readonly url: string;
+  readonly port: number;
+  readonly gateway: BuiltGateway;
+  /** Parsed JSON log lines (only when started with captureLogs). */
+  readonly logs: Record<string, unknown>[];
+  /** Raw log text, for searching secrets. */
+  logText(): string;
+  close(): Promise<void>;
+}
+
+export async function startGateway(
+  upstreamUrl: string,
+  flags: Readonly<Record<string, string>> = {},
+  options: { captureLogs?: boolean } = {},
+): Promise<TestGateway> {
+  const config = configForUpstream(upstreamUrl, { 'gateway-host': '127.0.0.1', ...flags });
+  const logs: Record<string, unknown>[] = [];
+  let text = '';
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      text += chunk.toString();
+      for (const line of chunk.toString().split('\n')) {
+        if (line.trim().length > 0) logs.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      callback();
+    },
+  });
+  const log = pino({ level: options.captureLogs === true ? 'debug' : 'silent' }, sink);
+  const gateway = buildGateway(config, { log });
+  const address = await gateway.listen();
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    port: address.port,
+    gateway,
+    logs,
+    logText: () => text,
+    close: () => gateway.shutdown(1_000),
+  };
+}
