@@ -120,11 +120,15 @@ function sleep(ms: number, res: ServerResponse): Promise<void> {
       resolve();
       return;
     }
-    const timer = setTimeout(resolve, ms);
-    res.once('close', () => {
+    const onClose = (): void => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    const timer = setTimeout(() => {
+      res.off('close', onClose);
+      resolve();
+    }, ms);
+    res.once('close', onClose);
   });
 }
 
