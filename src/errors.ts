@@ -84,6 +84,11 @@ export const ERROR_CODES = {
     type: 'server_error',
     description: 'GET /ready: vLLM does not answer its /health endpoint with 200.',
   },
+  store_unavailable: {
+    status: 503,
+    type: 'server_error',
+    description: 'The database behind stored responses and conversations failed or is unreachable.',
+  },
   upstream_timeout: {
     status: 504,
     type: 'server_error',

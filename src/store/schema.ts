@@ -1,0 +1,116 @@
+// Schema versions shared in spirit by both backends; each backend has its own DDL.
+// A migration is never edited once released: add a new version instead.
+
+export interface Migration {
+  readonly version: number;
+  readonly description: string;
+  readonly sqlite: readonly string[];
+  readonly postgres: readonly string[];
+}
+
+/** Item payloads carry this version; a later change of the item JSON shape bumps it. */
+export const ITEM_SCHEMA_VERSION = 1;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'items, responses with checkpoints, conversations',
+    sqlite: [
+      `CREATE TABLE items (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        owner_response_id TEXT,
+        holders INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      )`,
+      'CREATE INDEX items_owner ON items (owner_response_id)',
+      `CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        model TEXT NOT NULL,
+        body TEXT NOT NULL,
+        previous_response_id TEXT,
+        conversation_id TEXT,
+        checkpoint BLOB NOT NULL,
+        input_count INTEGER NOT NULL,
+        refs INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        expires_at INTEGER
+      )`,
+      'CREATE INDEX responses_expiry ON responses (expires_at) WHERE expires_at IS NOT NULL AND deleted = 0',
+      `CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        metadata TEXT NOT NULL,
+        next_position INTEGER NOT NULL DEFAULT 0
+      )`,
+      `CREATE TABLE conversation_items (
+        conversation_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        item_seq INTEGER NOT NULL,
+        PRIMARY KEY (conversation_id, position)
+      )`,
+      'CREATE INDEX conversation_items_item ON conversation_items (item_seq)',
+    ],
+    postgres: [
+      `CREATE TABLE items (
+        seq BIGSERIAL PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        schema_version INTEGER NOT NULL,
+        owner_response_id TEXT,
+        holders INTEGER NOT NULL,
+        created_at BIGINT NOT NULL
+      )`,
+      'CREATE INDEX items_owner ON items (owner_response_id)',
+      `CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        model TEXT NOT NULL,
+        body TEXT NOT NULL,
+        previous_response_id TEXT,
+        conversation_id TEXT,
+        checkpoint BYTEA NOT NULL,
+        input_count INTEGER NOT NULL,
+        refs INTEGER NOT NULL,
+        deleted BOOLEAN NOT NULL DEFAULT FALSE,
+        expires_at BIGINT
+      )`,
+      'CREATE INDEX responses_expiry ON responses (expires_at) WHERE expires_at IS NOT NULL AND NOT deleted',
+      `CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        created_at BIGINT NOT NULL,
+        metadata TEXT NOT NULL,
+        next_position INTEGER NOT NULL DEFAULT 0
+      )`,
+      `CREATE TABLE conversation_items (
+        conversation_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        item_seq BIGINT NOT NULL,
+        PRIMARY KEY (conversation_id, position)
+      )`,
+      'CREATE INDEX conversation_items_item ON conversation_items (item_seq)',
+    ],
+  },
+];
+
+/** Reorders a list page: `seqs` in the order asked, cut by a cursor position and the limit. */
+export function pageWindow<T>(
+  ordered: readonly T[],
+  startAfter: number,
+  endBefore: number,
+  limit: number,
+): { window: T[]; hasMore: boolean } {
+  const from = startAfter + 1;
+  const to = Math.min(endBefore, ordered.length);
+  const window = ordered.slice(from, Math.min(to, from + limit));
+  return { window, hasMore: from + limit < to };
+}
