@@ -388,15 +388,17 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       ok = res.write(output);
     } else {
       if (output.length === 0) return;
-      // One syscall for the parts of one event (vLLM sends event:, data: and the blank
-      // line as separate chunks).
-      res.cork();
-      ok = true;
-      for (const part of output) {
-        record.bytesOut += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
-        ok = res.write(part);
-      }
-      process.nextTick(uncork, res);
+      // The parts of one event (vLLM sends event:, data: and the blank line separately)
+      // go out as one write. Not cork()/uncork(): on Node 24 a ServerResponse written
+      // under cork never emits 'drain', which would stall backpressure for good.
+      const joined =
+        output.length === 1
+          ? (output[0] as string | Buffer)
+          : output.every((part) => typeof part === 'string')
+            ? (output).join('')
+            : Buffer.concat(output.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
+      record.bytesOut += typeof joined === 'string' ? Buffer.byteLength(joined) : joined.length;
+      ok = res.write(joined);
     }
     if (!ok && !this.#pausedForDrain) {
       this.#pausedForDrain = true;
@@ -455,10 +457,6 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   responseClosed(): void {
     this.#closeStream();
   }
-}
-
-function uncork(res: ServerResponse): void {
-  res.uncork();
 }
 
 function removeHeader(flat: string[], lowerName: string): void {
