@@ -15,6 +15,7 @@ import {
   streamEvents,
   toDeltas,
   vllmError,
+  vllmInputProblem,
   type JsonObject,
   type Quirks,
 } from './wire.ts';
@@ -359,6 +360,14 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
       if (options.apiKey !== undefined && recorded.url.startsWith('/v1') && req.headers.authorization !== `Bearer ${options.apiKey}`) {
         sendJson(res, 401, { error: 'Unauthorized' });
         return;
+      }
+      // vLLM refuses some inputs whoever answers: check them before a scripted reply too.
+      if (req.method === 'POST' && recorded.url.split('?')[0] === '/v1/responses' && recorded.json !== undefined) {
+        const problem = vllmInputProblem(recorded.json['input']);
+        if (problem !== undefined) {
+          sendJson(res, 400, vllmError(400, problem));
+          return;
+        }
       }
       const handler = custom.shift();
       if (handler !== undefined) {

@@ -318,3 +318,46 @@ export function chatCompletionChunk(id: string, model: string, created: number, 
     choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
   };
 }
+
+const VLLM_INPUT_TYPES = new Set(['message', 'reasoning', 'function_call', 'function_call_output', 'item_reference']);
+const VLLM_ROLES = new Set(['user', 'assistant', 'system', 'developer']);
+
+function partsText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((part) => (typeof part === 'object' && part !== null && typeof (part as JsonObject)['text'] === 'string' ? (part as JsonObject)['text'] : '')).join('');
+}
+
+/**
+ * What vLLM's request model refuses in `input` (and what users saw it refuse): unknown
+ * item types, malformed function items, reasoning without `summary`, and assistant
+ * messages with empty content. Returns the problem, or undefined when vLLM would accept it.
+ */
+export function vllmInputProblem(input: unknown): string | undefined {
+  if (input === undefined || typeof input === 'string') return undefined;
+  if (!Array.isArray(input)) return "'input' must be a string or a list";
+  for (const [index, raw] of input.entries()) {
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return `input[${index}] is not an object`;
+    const item = raw as JsonObject;
+    const type = item['type'] ?? (item['role'] !== undefined ? 'message' : undefined);
+    if (typeof type !== 'string' || !VLLM_INPUT_TYPES.has(type)) return `input[${index}]: unsupported item type ${typeof type === 'string' ? type : typeof type}`;
+    if (type === 'message') {
+      if (typeof item['role'] !== 'string' || !VLLM_ROLES.has(item['role'])) return `input[${index}]: bad role`;
+      if (typeof item['content'] !== 'string' && !Array.isArray(item['content'])) return `input[${index}]: bad content`;
+      if (item['role'] === 'assistant' && partsText(item['content']).length === 0) return `input[${index}]: empty assistant content`;
+    } else if (type === 'reasoning') {
+      if (!Array.isArray(item['summary'])) return `input[${index}]: reasoning needs a summary list`;
+    } else if (type === 'function_call') {
+      for (const field of ['call_id', 'name', 'arguments']) {
+        if (typeof item[field] !== 'string') return `input[${index}]: function_call needs ${field}`;
+      }
+    } else if (type === 'function_call_output') {
+      if (typeof item['call_id'] !== 'string') return `input[${index}]: function_call_output needs call_id`;
+    }
+    const status = item['status'];
+    if (status !== undefined && status !== null && (typeof status !== 'string' || !['in_progress', 'completed', 'incomplete'].includes(status))) {
+      return `input[${index}]: bad status`;
+    }
+  }
+  return undefined;
+}

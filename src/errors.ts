@@ -39,6 +39,26 @@ export const ERROR_CODES = {
     type: 'invalid_request_error',
     description: 'No such route on the gateway.',
   },
+  response_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    description: 'No stored response has this id (never stored, store: false, deleted or expired).',
+  },
+  previous_response_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    description: 'previous_response_id names no stored response.',
+  },
+  conversation_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    description: 'No conversation has this id.',
+  },
+  item_not_found: {
+    status: 404,
+    type: 'invalid_request_error',
+    description: 'No item has this id (in this conversation, or for item_reference).',
+  },
   method_not_allowed: {
     status: 405,
     type: 'invalid_request_error',

@@ -1,5 +1,6 @@
 // Every recording in ../shared/cassettes, replayed by the simulated vLLM chunk by chunk,
-// reaches the client through the gateway byte for byte.
+// reaches the client through the gateway byte for byte (with --passthrough-raw; the
+// normalised replay is in output-conformance.test.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
@@ -17,11 +18,11 @@ let gw: TestGateway;
 
 before(async () => {
   sim = await startSimVllm();
-  gw = await startGateway(sim.url);
+  gw = await startGateway(sim.url, { 'passthrough-raw': 'true' });
 });
 after(async () => {
-  await gw.close();
-  await sim.close();
+  await gw?.close();
+  await sim?.close();
 });
 
 describe('cassette replay, byte for byte', () => {

@@ -45,7 +45,7 @@ describe('standalone', () => {
   before(async () => {
     sim = await startSimVllm();
   });
-  after(() => sim.close());
+  after(() => sim?.close());
 
   it('serves in front of a running vLLM (environment beats nothing, flag beats environment)', { timeout: 30_000 }, async () => {
     const run = runCli(['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', `${sim.url}/v1/`], {
@@ -70,8 +70,9 @@ describe('standalone', () => {
     const reader = new ChunkReader(res);
     const first = await reader.until('response.created');
     run.child.kill('SIGTERM');
-    const text = first + (await reader.rest());
-    assert.equal(parseSse(text).at(-1)?.event, 'response.completed');
+    const events = parseSse(first + (await reader.rest()));
+    assert.equal(events.at(-2)?.event, 'response.completed');
+    assert.equal(events.at(-1)?.data, '[DONE]');
     assert.equal((await run.exited).code, 0);
   });
 
@@ -166,8 +167,8 @@ describe('serve <model>', () => {
     const reader = new ChunkReader(res);
     const first = await reader.until('response.created');
     run.child.kill('SIGTERM');
-    const text = first + (await reader.rest());
-    assert.equal(parseSse(text).at(-1)?.event, 'response.completed', 'the stream ran to its end');
+    const events = parseSse(first + (await reader.rest()));
+    assert.equal(events.at(-2)?.event, 'response.completed', 'the stream ran to its end');
     assert.equal((await run.exited).code, 0);
     assert.equal(readFileSync(sigtermFile, 'utf8'), 'SIGTERM', 'vLLM was stopped with SIGTERM');
     assert.ok(

@@ -13,8 +13,8 @@ before(async () => {
   gw = await startGateway(sim.url, { 'max-body-size': '1KiB' });
 });
 after(async () => {
-  await gw.close();
-  await sim.close();
+  await gw?.close();
+  await sim?.close();
 });
 
 function errorOf(body: unknown): Record<string, unknown> {
@@ -141,7 +141,7 @@ describe('CORS', () => {
       const simple = await send(`${listed.url}/health`, { headers: { origin: 'https://a.example' } });
       assert.equal(simple.headers['access-control-allow-origin'], 'https://a.example');
     } finally {
-      await listed.close();
+      await listed?.close();
     }
   });
 });
@@ -177,7 +177,7 @@ describe('health and readiness', () => {
       assert.equal(res.status, 503);
       assert.match(String(errorOf(res.json())['message']), /unreachable/);
     } finally {
-      await lonely.close();
+      await lonely?.close();
     }
   });
 
@@ -217,7 +217,7 @@ describe('metrics', () => {
       assert.match(text, /gateway_stream_time_to_first_byte_seconds_count\{route="\/v1\/responses"\} 1/);
       assert.match(text, /gateway_process_cpu_seconds_total/);
     } finally {
-      await metricsGw.close();
+      await metricsGw?.close();
     }
   });
 });

@@ -11,7 +11,7 @@ before(async () => {
   sim = await startSimVllm();
 });
 after(async () => {
-  await sim.close();
+  await sim?.close();
 });
 
 function namesOf(rawHeaders: readonly string[]): string[] {
@@ -31,7 +31,7 @@ describe('hop-by-hop headers', () => {
   before(async () => {
     gw = await startGateway(sim.url);
   });
-  after(() => gw.close());
+  after(() => gw?.close());
 
   it('are dropped on the way to vLLM, with those named in Connection; others pass, repeats stay', async () => {
     const arrived = sim.nextRequest();
@@ -99,8 +99,8 @@ describe('upstream key', () => {
     blank = await startGateway(sim.url, { 'openai-api-key': '   ' });
   });
   after(async () => {
-    await keyed.close();
-    await blank.close();
+    await keyed?.close();
+    await blank?.close();
   });
 
   it('is injected when the client sends no Authorization', async () => {
@@ -134,7 +134,7 @@ describe('request id', () => {
   before(async () => {
     gw = await startGateway(sim.url, {}, { captureLogs: true });
   });
-  after(() => gw.close());
+  after(() => gw?.close());
 
   it('passes the client\'s x-request-id to vLLM, back to the client and into the log', async () => {
     const arrived = sim.nextRequest();

@@ -11,13 +11,13 @@ let gw: TestGateway;
 
 before(async () => {
   sim = await startSimVllm();
-  // Passthrough of /v1/responses bytes is what --passthrough-raw promises once the
-  // gateway normalises output; this suite checks the relay itself.
-  gw = await startGateway(sim.url, {});
+  // Byte-for-byte relay of /v1/responses is what --passthrough-raw promises (by default
+  // the gateway normalises it); this suite checks the relay itself.
+  gw = await startGateway(sim.url, { 'passthrough-raw': 'true' });
 });
 after(async () => {
-  await gw.close();
-  await sim.close();
+  await gw?.close();
+  await sim?.close();
 });
 
 describe('non-streamed passthrough', () => {

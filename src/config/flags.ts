@@ -12,6 +12,7 @@ export type FlagKind =
   | 'size'
   | 'list'
   | 'log-level'
+  | 'db-url'
   | 'boolean';
 
 export interface FlagSpec {
@@ -154,6 +155,46 @@ export const FLAG_SPECS = [
     defaultValue: '10MiB',
     help: 'Largest request body accepted (bytes, or with KiB/MiB/KB/MB); larger gets 413.',
     group: 'limits',
+  },
+  {
+    name: 'db-url',
+    env: 'DATABASE_URL',
+    kind: 'db-url',
+    defaultValue: 'sqlite:~/.responses-gateway/responses.db',
+    help: 'Where responses and conversations are stored: sqlite:/path/file.db (one machine), sqlite::memory: (throwaway), or postgres://user:pass@host/db (several gateways sharing state).',
+    group: 'state',
+  },
+  {
+    name: 'db-pool-size',
+    env: 'GATEWAY_DB_POOL_SIZE',
+    kind: 'positive-int',
+    defaultValue: '10',
+    help: 'PostgreSQL: connections per gateway process.',
+    group: 'state',
+  },
+  {
+    name: 'store-ttl',
+    env: 'GATEWAY_STORE_TTL',
+    kind: 'duration',
+    defaultValue: undefined,
+    help: 'Delete stored responses this long after they were created (and the items only they hold); default keeps them forever.',
+    group: 'state',
+  },
+  {
+    name: 'passthrough-raw',
+    env: 'GATEWAY_PASSTHROUGH_RAW',
+    kind: 'boolean',
+    defaultValue: 'false',
+    help: "Relay /v1/responses byte for byte: no normalization, and no state (vLLM's own store, if enabled, applies).",
+    group: 'output',
+  },
+  {
+    name: 'raw-upstream-fields',
+    env: 'GATEWAY_RAW_UPSTREAM_FIELDS',
+    kind: 'boolean',
+    defaultValue: 'false',
+    help: "Keep vLLM's private fields (input_messages, kv_transfer_params, ...) in normalized responses.",
+    group: 'output',
   },
 ] as const satisfies readonly FlagSpec[];
 

@@ -2,6 +2,7 @@
 // env, so tests drive it directly. A flag beats its environment variable.
 import type { FLAG_SPECS} from './flags.ts';
 import { FLAGS_BY_NAME, type FlagName, type FlagSpec } from './flags.ts';
+import type { StoreLocation } from './db-url.ts';
 import { parseKind, type KindValue, type LogLevel, type ParsedUrl } from './values.ts';
 
 export class ConfigError extends Error {
@@ -38,11 +39,27 @@ export interface ServeConfig {
   readonly stopTimeoutMs: number;
 }
 
+export interface StateConfig {
+  readonly location: StoreLocation;
+  readonly poolSize: number;
+  /** How long stored responses live; null keeps them. */
+  readonly ttlMs: number | null;
+}
+
+export interface OutputConfig {
+  /** Relay /v1/responses byte for byte, without normalization or state. */
+  readonly passthroughRaw: boolean;
+  /** Keep vLLM's private fields in normalized responses. */
+  readonly keepRawFields: boolean;
+}
+
 export interface Config {
   readonly mode: 'standalone' | 'serve';
   readonly upstream: UpstreamConfig;
   readonly server: ServerConfig;
   readonly serve: ServeConfig | undefined;
+  readonly state: StateConfig;
+  readonly output: OutputConfig;
   readonly logLevel: LogLevel;
 }
 
@@ -240,8 +257,22 @@ export function parseCommandLine(
       maxBodyBytes: required(resolveFlag('max-body-size', split, env), 'max-body-size'),
     },
     serve,
+    state: {
+      location: required(resolveFlag('db-url', split, env), 'db-url'),
+      poolSize: required(resolveFlag('db-pool-size', split, env), 'db-pool-size'),
+      ttlMs: resolveFlag('store-ttl', split, env) ?? null,
+    },
+    output: {
+      passthroughRaw: required(resolveFlag('passthrough-raw', split, env), 'passthrough-raw'),
+      keepRawFields: required(resolveFlag('raw-upstream-fields', split, env), 'raw-upstream-fields'),
+    },
     logLevel: required(resolveFlag('log-level', split, env), 'log-level'),
   };
+  if (config.server.workers > 1 && config.state.location.kind === 'sqlite' && config.state.location.path === ':memory:') {
+    throw new ConfigError(
+      `--db-url sqlite::memory: cannot be shared by --workers ${config.server.workers}: use a file or PostgreSQL`,
+    );
+  }
   return { kind: 'run', config: deepFreeze(config) };
 }
 
@@ -258,8 +289,8 @@ export function configForUpstream(
   llmApiBase: string,
   overrides: Readonly<Record<string, string>> = {},
 ): Config {
-  const argv = ['--llm-api-base', llmApiBase, '--gateway-port', '0', '--log-level', 'silent'];
-  for (const [name, value] of Object.entries(overrides)) argv.push(`--${name}`, value);
+  const argv = ['--llm-api-base', llmApiBase, '--gateway-port', '0', '--log-level', 'silent', '--db-url', 'sqlite::memory:'];
+  for (const [name, value] of Object.entries(overrides)) argv.push(`--${name}=${value}`);
   const command = parseCommandLine(argv, {});
   if (command.kind !== 'run') throw new Error('unreachable: no help flag given');
   return command.config;

@@ -2,6 +2,7 @@
 // environment) and either return the typed value or fail with a sentence that ends up
 // after the flag's name in a one-line startup error.
 import { z } from 'zod';
+import { parseDbUrl, redactDbUrl } from './db-url.ts';
 import type { FlagKind } from './flags.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -120,6 +121,10 @@ const kindSchemas = {
       ? { value: level as LogLevel }
       : `"${raw}" is not one of ${LOG_LEVELS.join(', ')}`;
   }).transform((wrapped) => wrapped.value),
+  'db-url': refineString((raw) => {
+    const location = parseDbUrl(raw);
+    return typeof location === 'string' ? `"${redactDbUrl(raw)}" ${location}` : location;
+  }),
   boolean: refineString((raw) => {
     const value = raw.toLowerCase();
     if (['1', 'true', 'yes', 'on'].includes(value)) return { value: true };

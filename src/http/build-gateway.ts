@@ -1,31 +1,51 @@
-// Builds a gateway from a Config: every long-lived object (upstream pool, metrics, CORS
-// policy) is made here once, never per request.
+// Builds a gateway from a Config: every long-lived object (upstream pool, store,
+// metrics, CORS policy) is made here once, never per request.
 import type { Config } from '../config/load-config.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
+import { ConversationsService } from '../responses/conversations-service.ts';
+import { ResponsesService } from '../responses/responses-service.ts';
+import { openStore } from '../store/open-store.ts';
+import type { Store } from '../store/store.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
 import { CorsPolicy } from './cors.ts';
-import type { GatewayDeps, MetricsSource } from './gateway-deps.ts';
+import type { GatewayDeps, GatewayState, MetricsSource } from './gateway-deps.ts';
 import { createGateway, type Gateway } from './server.ts';
 
 /** Largest SSE event or non-streamed body accepted from vLLM (a whole response with a
  * long reasoning trace is well under this). */
 const MAX_UPSTREAM_EVENT_BYTES = 64 * 1024 * 1024;
+/** How often expired responses are swept, at most. */
+const MAX_EXPIRY_INTERVAL_MS = 60_000;
 
 export interface BuildOptions {
   readonly log?: Logger;
   readonly metrics?: GatewayMetrics;
   /** Overrides where /metrics reads from (a cluster aggregates all workers). */
   readonly metricsSource?: MetricsSource;
+  /** A store to use instead of opening the one --db-url names. */
+  readonly store?: Store;
 }
 
 export interface BuiltGateway extends Gateway {
   readonly deps: GatewayDeps;
+  /** The store behind state; undefined with --passthrough-raw. */
+  readonly store: Store | undefined;
 }
 
 export function buildGateway(config: Config, options: BuildOptions = {}): BuiltGateway {
   const log = options.log ?? createLogger({ level: config.logLevel });
   const metrics = options.metrics ?? new GatewayMetrics();
+  const store = config.output.passthroughRaw
+    ? undefined
+    : (options.store ?? openStore(config.state.location, config.state.poolSize));
+  const state: GatewayState | undefined =
+    store === undefined
+      ? undefined
+      : {
+          responses: new ResponsesService({ store, ttlMs: config.state.ttlMs, keepRawFields: config.output.keepRawFields }),
+          conversations: new ConversationsService(store),
+        };
   const deps: GatewayDeps = {
     config,
     log,
@@ -36,6 +56,36 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     upstream: new UpstreamClient(config.upstream),
     cors: new CorsPolicy(config.server.corsOrigins),
     limits: { maxUpstreamEventBytes: MAX_UPSTREAM_EVENT_BYTES },
+    state,
   };
-  return { ...createGateway(deps), deps };
+  const gateway = createGateway(deps);
+  let expiryTimer: NodeJS.Timeout | undefined;
+
+  return {
+    ...gateway,
+    deps,
+    store,
+    async listen() {
+      // The schema is ready before the first request; several processes may race here.
+      await store?.migrate();
+      const ttlMs = config.state.ttlMs;
+      if (state !== undefined && ttlMs !== null) {
+        expiryTimer = setInterval(() => {
+          state.responses.expire().then(
+            (removed) => {
+              if (removed > 0) log.info({ removed }, 'expired stored responses');
+            },
+            (error: unknown) => log.warn({ err: error }, 'expiring stored responses failed'),
+          );
+        }, Math.min(ttlMs, MAX_EXPIRY_INTERVAL_MS));
+        expiryTimer.unref();
+      }
+      return gateway.listen();
+    },
+    async shutdown(graceMs) {
+      clearInterval(expiryTimer);
+      await gateway.shutdown(graceMs);
+      await store?.close();
+    },
+  };
 }

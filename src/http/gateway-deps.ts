@@ -2,6 +2,8 @@
 // (the CLI, a test, the benchmark), so nothing here is constructed per request.
 import type { Config } from '../config/load-config.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { ConversationsService } from '../responses/conversations-service.ts';
+import type { ResponsesService } from '../responses/responses-service.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { UpstreamClient } from '../upstream/upstream-client.ts';
 import type { CorsPolicy } from './cors.ts';
@@ -15,6 +17,12 @@ export interface MetricsSource {
   render(): Promise<{ contentType: string; body: string }>;
 }
 
+/** The stateful services; absent with --passthrough-raw. */
+export interface GatewayState {
+  readonly responses: ResponsesService;
+  readonly conversations: ConversationsService;
+}
+
 export interface GatewayDeps {
   readonly config: Config;
   readonly log: Logger;
@@ -24,4 +32,5 @@ export interface GatewayDeps {
   readonly upstream: UpstreamClient;
   readonly cors: CorsPolicy;
   readonly limits: GatewayLimits;
+  readonly state: GatewayState | undefined;
 }

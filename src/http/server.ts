@@ -9,7 +9,18 @@ import { RequestContext } from './request-context.ts';
 import { Router, type Params } from './router.ts';
 import { createResponse } from './routes/create-response.ts';
 import { health, metrics, ready } from './routes/gateway-endpoints.ts';
+import {
+  addConversationItems,
+  createConversation,
+  deleteConversation,
+  deleteConversationItem,
+  getConversation,
+  getConversationItem,
+  listConversationItems,
+  updateConversation,
+} from './routes/conversations.ts';
 import { proxy } from './routes/proxy.ts';
+import { deleteResponse, getResponse, listInputItems } from './routes/stored-responses.ts';
 
 type Handler = (ctx: RequestContext, deps: GatewayDeps, params: Params) => void | Promise<void>;
 
@@ -36,14 +47,34 @@ export interface Gateway {
   inFlight(): number;
 }
 
-function buildRouter(): Router<Handler> {
-  return new Router<Handler>()
+function buildRouter(withState: boolean): Router<Handler> {
+  const router = new Router<Handler>()
     .add('POST', '/v1/responses', createResponse)
     .add('GET', '/health', health)
     .add('HEAD', '/health', health)
     .add('GET', '/ready', ready)
     .add('HEAD', '/ready', ready)
     .add('GET', '/metrics', metrics);
+  if (withState) {
+    router
+      .add('GET', '/v1/responses/:id', getResponse)
+      .add('DELETE', '/v1/responses/:id', deleteResponse)
+      .add('GET', '/v1/responses/:id/input_items', listInputItems)
+      .add('POST', '/v1/conversations', createConversation)
+      .add('GET', '/v1/conversations/:id', getConversation)
+      .add('POST', '/v1/conversations/:id', updateConversation)
+      .add('DELETE', '/v1/conversations/:id', deleteConversation)
+      .add('GET', '/v1/conversations/:id/items', listConversationItems)
+      .add('POST', '/v1/conversations/:id/items', addConversationItems)
+      .add('GET', '/v1/conversations/:id/items/:item_id', getConversationItem)
+      .add('DELETE', '/v1/conversations/:id/items/:item_id', deleteConversationItem);
+  }
+  return router;
+}
+
+/** With state on, these paths are the gateway's: never forwarded to vLLM. */
+function isStatePath(pathname: string): boolean {
+  return pathname.startsWith('/v1/responses') || pathname.startsWith('/v1/conversations');
 }
 
 /** Answers malformed HTTP (which never becomes a request) in JSON, then closes. */
@@ -66,7 +97,7 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
 }
 
 export function createGateway(deps: GatewayDeps): Gateway {
-  const router = buildRouter();
+  const router = buildRouter(deps.state !== undefined);
   const log = deps.log;
   const logRequests = log.isLevelEnabled('info');
   let inFlight = 0;
@@ -136,7 +167,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       run(ctx, lookup.match.handler, lookup.match.params);
       return;
     }
-    if (ctx.pathname.startsWith('/v1/')) {
+    if (ctx.pathname.startsWith('/v1/') && !(deps.state !== undefined && isStatePath(ctx.pathname))) {
       ctx.route = KNOWN_PROXY_ROUTES.has(ctx.pathname) ? ctx.pathname : '/v1/*';
       run(ctx, proxy, []);
       return;

@@ -37,10 +37,15 @@ export function killLeftovers(): void {
   running.clear();
 }
 
+/** A database file of its own for each run, never the user's ~/.responses-gateway. */
+function scratchDatabase(): string {
+  return `sqlite:${join(mkdtempSync(join(tmpdir(), 'rg-cli-')), 'responses.db')}`;
+}
+
 export function runCli(args: readonly string[], env: Record<string, string> = {}): CliRun {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: REPO_ROOT,
-    env: cleanEnv(env),
+    env: cleanEnv({ DATABASE_URL: scratchDatabase(), ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -4,6 +4,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { configForUpstream } from '../../src/config/load-config.ts';
 import { buildGateway, type BuiltGateway } from '../../src/http/build-gateway.ts';
+import type { Store } from '../../src/store/store.ts';
 
 export interface TestGateway {
   readonly url: string;
@@ -19,7 +20,7 @@ export interface TestGateway {
 export async function startGateway(
   upstreamUrl: string,
   flags: Readonly<Record<string, string>> = {},
-  options: { captureLogs?: boolean } = {},
+  options: { captureLogs?: boolean; store?: Store } = {},
 ): Promise<TestGateway> {
   const config = configForUpstream(upstreamUrl, { 'gateway-host': '127.0.0.1', ...flags });
   const logs: Record<string, unknown>[] = [];
@@ -34,7 +35,7 @@ export async function startGateway(
     },
   });
   const log = pino({ level: options.captureLogs === true ? 'debug' : 'silent' }, sink);
-  const gateway = buildGateway(config, { log });
+  const gateway = buildGateway(config, options.store === undefined ? { log } : { log, store: options.store });
   const address = await gateway.listen();
   return {
     url: `http://127.0.0.1:${address.port}`,

@@ -1,4 +1,4 @@
-// POST /v1/responses, as one pipeline: receive -> decide -> forward -> relay.
+// POST /v1/responses, as one pipeline: receive -> decide -> (state) -> forward -> relay.
 import { parseCreateResponseRequest } from '../../responses/create-request.ts';
 import { forward } from '../forward.ts';
 import type { GatewayDeps } from '../gateway-deps.ts';
@@ -8,8 +8,16 @@ import type { RequestContext } from '../request-context.ts';
 export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
   // receive: the whole body, bounded, before anything goes upstream
   const rawBody = await readBody(ctx.req, deps.config.server.maxBodyBytes);
-  // decide: a body that is not a JSON object never reaches vLLM
+  if (deps.state === undefined) {
+    // --passthrough-raw: vLLM's bytes both ways, no state
+    forward(ctx, deps, { body: rawBody });
+    return;
+  }
+  // decide: a body that is not a valid request never reaches vLLM
   const request = parseCreateResponseRequest(rawBody);
-  // forward + relay: the client's bytes, unchanged
-  forward(ctx, deps, { body: request.rawBody });
+  // state: load the history, build the one stateless request vLLM gets, and the relay
+  // that normalizes the answer and stores it before its last event
+  const plan = await deps.state.responses.planCreate(request, ctx.log);
+  // forward + relay
+  forward(ctx, deps, plan);
 }

@@ -1,0 +1,65 @@
+// A non-streamed /v1/responses answer from vLLM, rewritten into OpenAI's shape under the
+// gateway's ids, stored (when asked) before it is sent.
+import { GatewayError } from '../errors.ts';
+import type { BufferedReply, BufferedTransform, UpstreamHead } from '../upstream/relay.ts';
+import { itemIdPrefix, newId } from './ids.ts';
+import { normalizeOutputItem, type Json } from './items.ts';
+import { normalizeResponse, type ResponseFacts } from './response-object.ts';
+import type { StreamHooks } from './stream-normalizer.ts';
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export class JsonNormalizer implements BufferedTransform {
+  readonly kind = 'buffered';
+  readonly #facts: ResponseFacts;
+  readonly #hooks: StreamHooks;
+
+  constructor(facts: ResponseFacts, hooks: StreamHooks) {
+    this.#facts = facts;
+    this.#hooks = hooks;
+  }
+
+  async finish(body: Buffer, head: UpstreamHead, filteredHeaders: readonly string[]): Promise<BufferedReply> {
+    let upstream: unknown;
+    try {
+      upstream = JSON.parse(body.toString('utf8'));
+    } catch (error) {
+      throw new GatewayError('upstream_invalid_response', 'The model server answered with something that is not JSON.', { cause: error });
+    }
+    if (!isObject(upstream)) {
+      throw new GatewayError('upstream_invalid_response', 'The model server answered with JSON that is not a response object.');
+    }
+    const status = upstream['status'] === 'incomplete' ? 'incomplete' : 'completed';
+    const output = (Array.isArray(upstream['output']) ? upstream['output'] : [])
+      .filter(isObject)
+      .map((raw) => {
+        const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
+        return normalizeOutputItem(raw, newId(itemIdPrefix(type)), status, this.#facts.keepRawFields);
+      });
+    const response = normalizeResponse(upstream, this.#facts, { output });
+    const json = JSON.stringify(response);
+    await this.#hooks.finish(response, json);
+    const headers: string[] = [];
+    for (let i = 0; i < filteredHeaders.length; i += 2) {
+      if ((filteredHeaders[i] as string).toLowerCase() !== 'content-type') headers.push(filteredHeaders[i] as string, filteredHeaders[i + 1] as string);
+    }
+    headers.push('content-type', 'application/json');
+    return { status: head.status, headers, body: json };
+  }
+}
+
+/** Answers 502 when vLLM's reply cannot be what was asked (a stream that is not one). */
+export class InvalidUpstreamReply implements BufferedTransform {
+  readonly kind = 'buffered';
+  readonly #message: string;
+
+  constructor(message: string) {
+    this.#message = message;
+  }
+
+  finish(): BufferedReply {
+    throw new GatewayError('upstream_invalid_response', this.#message);
+  }
+}

@@ -1,0 +1,114 @@
+// The response object in OpenAI's shape, built from vLLM's and the request: every field
+// OpenAI returns, in OpenAI's order, with OpenAI's types and defaults; the gateway's ids;
+// what the client sent echoed back (store, previous_response_id, instructions, tools,
+// metadata); none of vLLM's private fields unless --raw-upstream-fields is set.
+import type { Json } from './items.ts';
+
+/** What the gateway knows about the request a response answers. */
+export interface ResponseFacts {
+  readonly id: string;
+  /** The client's request body. */
+  readonly request: Readonly<Json>;
+  readonly store: boolean;
+  readonly previousResponseId: string | null;
+  readonly conversationId: string | null;
+  readonly keepRawFields: boolean;
+}
+
+const RESPONSE_STATUSES = new Set(['completed', 'failed', 'in_progress', 'cancelled', 'queued', 'incomplete']);
+
+function pick(...values: unknown[]): unknown {
+  for (const value of values) if (value !== undefined && value !== null) return value;
+  return null;
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : fallback;
+}
+
+/** usage with OpenAI's detail objects and nothing else (vLLM adds per-turn lists). */
+function normalizeUsage(raw: unknown): Json | null {
+  if (!isObject(raw)) return null;
+  const inputDetails = isObject(raw['input_tokens_details']) ? raw['input_tokens_details'] : {};
+  const outputDetails = isObject(raw['output_tokens_details']) ? raw['output_tokens_details'] : {};
+  const input = numberOr(raw['input_tokens'], 0);
+  const output = numberOr(raw['output_tokens'], 0);
+  return {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: numberOr(inputDetails['cached_tokens'], 0) },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: numberOr(outputDetails['reasoning_tokens'], 0) },
+    total_tokens: numberOr(raw['total_tokens'], input + output),
+  };
+}
+
+function normalizeReasoning(value: unknown): Json {
+  const reasoning = isObject(value) ? value : {};
+  return { effort: pick(reasoning['effort']), summary: pick(reasoning['summary']) };
+}
+
+function normalizeText(requested: unknown, upstream: unknown): Json {
+  const text = isObject(requested) ? requested : isObject(upstream) ? upstream : {};
+  return { ...text, format: isObject(text['format']) ? text['format'] : { type: 'text' } };
+}
+
+export interface ResponseOverrides {
+  readonly status?: string;
+  readonly output: readonly Json[];
+  readonly error?: Json | null;
+  readonly usage?: unknown;
+}
+
+/** vLLM's response object (or {} when there is none) in OpenAI's shape. */
+export function normalizeResponse(upstream: Readonly<Json>, facts: ResponseFacts, overrides: ResponseOverrides): Json {
+  const request = facts.request;
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  const rawStatus = overrides.status ?? upstream['status'];
+  const status = typeof rawStatus === 'string' && RESPONSE_STATUSES.has(rawStatus) ? rawStatus : 'completed';
+  const createdAt = numberOr(upstream['created_at'], nowSeconds);
+  const response: Json = {
+    id: facts.id,
+    object: 'response',
+    created_at: createdAt,
+    status,
+    background: false,
+    completed_at: status === 'completed' ? Math.max(numberOr(upstream['completed_at'], nowSeconds), createdAt) : null,
+  };
+  if (facts.conversationId !== null) response['conversation'] = { id: facts.conversationId };
+  Object.assign(response, {
+    error: overrides.error !== undefined ? overrides.error : pick(upstream['error']),
+    frequency_penalty: numberOr(pick(upstream['frequency_penalty'], request['frequency_penalty']), 0),
+    incomplete_details: pick(upstream['incomplete_details']),
+    instructions: pick(request['instructions']),
+    max_output_tokens: pick(request['max_output_tokens']),
+    max_tool_calls: pick(request['max_tool_calls']),
+    model: pick(upstream['model'], request['model']),
+    output: overrides.output,
+    parallel_tool_calls: pick(request['parallel_tool_calls'], upstream['parallel_tool_calls'], true),
+    presence_penalty: numberOr(pick(upstream['presence_penalty'], request['presence_penalty']), 0),
+    previous_response_id: facts.previousResponseId,
+    prompt_cache_key: pick(request['prompt_cache_key']),
+    reasoning: normalizeReasoning(request['reasoning']),
+    safety_identifier: pick(request['safety_identifier']),
+    service_tier: pick(upstream['service_tier'], request['service_tier'], 'auto'),
+    store: facts.store,
+    temperature: numberOr(pick(upstream['temperature'], request['temperature']), 1),
+    text: normalizeText(request['text'], upstream['text']),
+    tool_choice: pick(request['tool_choice'], upstream['tool_choice'], 'auto'),
+    tools: Array.isArray(request['tools']) ? request['tools'] : [],
+    top_logprobs: numberOr(pick(request['top_logprobs'], upstream['top_logprobs']), 0),
+    top_p: numberOr(pick(upstream['top_p'], request['top_p']), 1),
+    truncation: pick(request['truncation'], upstream['truncation'], 'disabled'),
+    usage: normalizeUsage(overrides.usage !== undefined ? overrides.usage : upstream['usage']),
+    user: pick(request['user']),
+    metadata: isObject(request['metadata']) ? request['metadata'] : {},
+  });
+  if (facts.keepRawFields) {
+    for (const [key, value] of Object.entries(upstream)) if (!(key in response)) response[key] = value;
+  }
+  return response;
+}

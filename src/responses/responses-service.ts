@@ -1,0 +1,201 @@
+// The stateful side of /v1/responses: what to send vLLM for a create request (its
+// history, from a previous response or a conversation, followed by the new input), how
+// to relay and store the answer, and the stored-response endpoints.
+import { GatewayError } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { PageQuery, ResponseContext, StoredItem, Store } from '../store/store.ts';
+import type { ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
+import type { CreateResponseRequest } from './create-request.ts';
+import { checkIdShape } from './create-request.ts';
+import { ID_PREFIX, newId } from './ids.ts';
+import { NOT_SENT_UPSTREAM, prepareInputItems, referencedItemIds, storedOutputItem, type Json } from './items.ts';
+import { InvalidUpstreamReply, JsonNormalizer } from './json-normalizer.ts';
+import { cursorNotFound, renderList } from './list-query.ts';
+import type { ResponseFacts } from './response-object.ts';
+import { StreamNormalizer, type StreamHooks } from './stream-normalizer.ts';
+
+export interface ResponsesOptions {
+  readonly store: Store;
+  /** How long a stored response lives; null keeps it. */
+  readonly ttlMs: number | null;
+  /** --raw-upstream-fields: keep vLLM's private fields in responses. */
+  readonly keepRawFields: boolean;
+}
+
+/** What the forward step sends vLLM, and how it relays the answer. */
+export interface CreatePlan {
+  readonly body: Buffer | string;
+  readonly transformer: ResponseTransformer;
+  /** Request headers not to forward (the gateway reads the answer, so no compression). */
+  readonly dropHeaders: ReadonlySet<string>;
+  readonly addHeaders: readonly string[];
+}
+
+const DROP_FOR_RAW_BODY: ReadonlySet<string> = new Set(['accept-encoding']);
+const DROP_FOR_NEW_BODY: ReadonlySet<string> = new Set(['accept-encoding', 'content-type']);
+const JSON_CONTENT_TYPE = ['content-type', 'application/json'] as const;
+const NO_HOOK: StreamHooks = { finish: () => undefined };
+
+interface History {
+  readonly seqs: readonly number[];
+  readonly items: readonly StoredItem[];
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export class ResponsesService {
+  readonly #store: Store;
+  readonly #ttlMs: number | null;
+  readonly #keepRawFields: boolean;
+
+  constructor(options: ResponsesOptions) {
+    this.#store = options.store;
+    this.#ttlMs = options.ttlMs;
+    this.#keepRawFields = options.keepRawFields;
+  }
+
+  /** Decides what goes upstream for a create request, loading its history if it has one. */
+  async planCreate(request: CreateResponseRequest, log: Logger): Promise<CreatePlan> {
+    const facts: ResponseFacts = {
+      id: newId(ID_PREFIX.response),
+      request: request.body,
+      store: request.store,
+      previousResponseId: request.previousResponseId,
+      conversationId: request.conversationId,
+      keepRawFields: this.#keepRawFields,
+    };
+    // store: false without history: nothing to load or keep, and the client's bytes go
+    // upstream untouched (they already say store: false).
+    if (!request.store && request.previousResponseId === null && request.conversationId === null) {
+      return {
+        body: request.rawBody,
+        transformer: this.#transformer(request, facts, NO_HOOK, log),
+        dropHeaders: DROP_FOR_RAW_BODY,
+        addHeaders: [],
+      };
+    }
+
+    const history = await this.#loadHistory(request);
+    const references = await this.#loadReferences(request.body['input']);
+    const inputItems = prepareInputItems(request.body['input'], references);
+
+    const parts: string[] = [];
+    for (const item of history.items) if (item.upstream !== NOT_SENT_UPSTREAM) parts.push(item.upstream);
+    for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) parts.push(item.upstream);
+    const {
+      input: _input,
+      previous_response_id: _previous,
+      conversation: _conversation,
+      store: _store,
+      ...rest
+    } = request.body;
+    // vLLM gets one stateless request: the history inline, and store: false so it keeps nothing.
+    const restJson = JSON.stringify({ ...rest, store: false });
+    const body = `{"input":[${parts.join(',')}],${restJson.slice(1)}`;
+
+    const hooks: StreamHooks = {
+      finish: (response, json) => {
+        const output = Array.isArray(response['output']) ? response['output'].filter(isObject) : [];
+        // A failed turn is kept as a response but not added to its conversation.
+        const conversationId = response['status'] === 'failed' ? null : request.conversationId;
+        // store: false keeps nothing, unless a conversation takes the turn's items.
+        if (!request.store && conversationId === null) return undefined;
+        return this.#store.saveResponse({
+          id: facts.id,
+          createdAt: Date.now(),
+          status: String(response['status']),
+          model: typeof response['model'] === 'string' ? response['model'] : '',
+          body: json,
+          previousResponseId: request.previousResponseId,
+          conversationId,
+          historySeqs: history.seqs,
+          inputItems,
+          outputItems: output.map(storedOutputItem),
+          storeResponse: request.store,
+          expiresAt: this.#ttlMs === null ? null : Date.now() + this.#ttlMs,
+        });
+      },
+    };
+    return {
+      body,
+      transformer: this.#transformer(request, facts, hooks, log),
+      dropHeaders: DROP_FOR_NEW_BODY,
+      addHeaders: JSON_CONTENT_TYPE,
+    };
+  }
+
+  #transformer(request: CreateResponseRequest, facts: ResponseFacts, hooks: StreamHooks, log: Logger): ResponseTransformer {
+    return {
+      select(head: UpstreamHead) {
+        // vLLM's own error answers pass through unchanged.
+        if (head.status < 200 || head.status >= 300) return undefined;
+        if (request.stream) {
+          return head.isEventStream
+            ? new StreamNormalizer(facts, hooks, log)
+            : new InvalidUpstreamReply('The model server answered a streaming request without an event stream.');
+        }
+        return new JsonNormalizer(facts, hooks);
+      },
+    };
+  }
+
+  async #loadHistory(request: CreateResponseRequest): Promise<History> {
+    if (request.previousResponseId !== null) {
+      const context: ResponseContext | undefined = await this.#store.loadResponseContext(request.previousResponseId, Date.now());
+      if (context === undefined) {
+        throw new GatewayError('previous_response_not_found', `Previous response with id '${request.previousResponseId}' not found.`, {
+          param: 'previous_response_id',
+        });
+      }
+      return context;
+    }
+    if (request.conversationId !== null) {
+      const conversation = await this.#store.loadConversationItems(request.conversationId);
+      if (conversation === undefined) {
+        throw new GatewayError('conversation_not_found', `Conversation with id '${request.conversationId}' not found.`, {
+          param: 'conversation',
+        });
+      }
+      return conversation;
+    }
+    return { seqs: [], items: [] };
+  }
+
+  async #loadReferences(input: unknown): Promise<Map<string, StoredItem>> {
+    const ids = referencedItemIds(input);
+    if (ids.length === 0) return new Map();
+    return new Map((await this.#store.getItemsById(ids)).map((item) => [item.id, item]));
+  }
+
+  async getResponse(responseId: string): Promise<string> {
+    checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    const body = await this.#store.getResponseBody(responseId, Date.now());
+    if (body === undefined) throw notFound(responseId);
+    return body;
+  }
+
+  async deleteResponse(responseId: string): Promise<string> {
+    checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    if (!(await this.#store.deleteResponse(responseId, Date.now()))) throw notFound(responseId);
+    return JSON.stringify({ id: responseId, object: 'response.deleted', deleted: true });
+  }
+
+  async listInputItems(responseId: string, query: PageQuery): Promise<string> {
+    checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    const page = await this.#store.listInputItems(responseId, query, Date.now());
+    if (page === 'not_found') throw notFound(responseId);
+    if (page === 'cursor_not_found') throw cursorNotFound(query);
+    return renderList(page.items, page.hasMore);
+  }
+
+  /** Removes expired responses; returns how many. */
+  expire(): Promise<number> {
+    return this.#store.expire(Date.now());
+  }
+}
+
+function notFound(responseId: string): GatewayError {
+  return new GatewayError('response_not_found', `Response with id '${responseId}' not found.`, { param: 'response_id' });
+}

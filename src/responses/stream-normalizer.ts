@@ -1,0 +1,676 @@
+// Rewrites vLLM's Responses event stream, event by event, into what OpenAI's API sends
+// (docs: README "What the gateway fixes in vLLM's output"):
+// - one id per output item (the gateway's, with OpenAI's prefix) in every event and in
+//   the terminal response; one call_id per function call; the response id is the
+//   gateway's, which is the id the response is stored under;
+// - sequence_number from 0 without gaps, whatever the gateway adds or drops; an
+//   `event:` line equal to every event's type;
+// - every delta inside an item and part announced before it (missing announcements are
+//   sent first); vLLM's reasoning_part.* become content_part.* as OpenAI's SDKs expect;
+// - joined text deltas equal the .done text and the terminal text; function-call
+//   argument deltas are held until the final arguments are known, and replaced by them
+//   when they do not join to them;
+// - exactly one terminal event, then `data: [DONE]`; a failure or a stream that ends
+//   without one gets an `error` event and response.failed.
+//
+// Delta events (nearly all of a stream) are rewritten by splicing two or three fields;
+// only the few structural events are parsed.
+import { GatewayError, toErrorObject } from '../errors.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Emit, EventStreamTransform } from '../upstream/relay.ts';
+import { itemIdPrefix, newId } from './ids.ts';
+import { normalizeOutputItem, type Json } from './items.ts';
+import { decodeJsonString, integerSpan, splice, stringSpan, type Replacement } from './json-fields.ts';
+import { normalizeResponse, type ResponseFacts } from './response-object.ts';
+
+/** What the stream hands over when the response is done (to store it). */
+export interface StreamHooks {
+  /** Called with the final response and its JSON text before the terminal event is sent;
+   * the terminal event waits for the returned promise. A rejection fails the stream. */
+  finish(response: Json, json: string): Promise<void> | undefined;
+}
+
+interface PartState {
+  /** The part's index inside its item, as the client sees it. */
+  readonly index: number;
+  readonly type: string;
+  /** Raw (JSON-escaped) delta texts, in order. */
+  readonly raw: string[];
+  done: boolean;
+  finalText: string | undefined;
+}
+
+interface ItemState {
+  readonly id: string;
+  readonly index: number;
+  readonly type: string;
+  readonly upstreamId: string | undefined;
+  readonly callId: unknown;
+  readonly name: unknown;
+  readonly parts: PartState[];
+  /** Upstream content_index -> the part. */
+  readonly partsByUpstreamIndex: Map<number, PartState>;
+  /** Function-call argument delta events held until the final arguments are known. */
+  readonly heldArguments: string[];
+  finalArguments: string | undefined;
+  /** The item as sent in output_item.done. */
+  final: Json | undefined;
+}
+
+const DELTA_PART_TYPE: Record<string, string> = {
+  'response.output_text.delta': 'output_text',
+  'response.refusal.delta': 'refusal',
+  'response.reasoning_text.delta': 'reasoning_text',
+};
+const DONE_PART_TYPE: Record<string, string> = {
+  'response.output_text.done': 'output_text',
+  'response.refusal.done': 'refusal',
+  'response.reasoning_text.done': 'reasoning_text',
+};
+const TEXT_FIELD_OF_PART: Record<string, string> = { output_text: 'text', refusal: 'refusal', reasoning_text: 'text' };
+const DELTA_TYPE_OF_PART: Record<string, string> = {
+  output_text: 'response.output_text.delta',
+  refusal: 'response.refusal.delta',
+  reasoning_text: 'response.reasoning_text.delta',
+};
+const DONE_TYPE_OF_PART: Record<string, string> = {
+  output_text: 'response.output_text.done',
+  refusal: 'response.refusal.done',
+  reasoning_text: 'response.reasoning_text.done',
+};
+const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+const DONE_LINE = 'data: [DONE]\n\n';
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function emptyPart(type: string): Json {
+  if (type === 'output_text') return { type, annotations: [], logprobs: [], text: '' };
+  if (type === 'refusal') return { type, refusal: '' };
+  return { type, text: '' };
+}
+
+function itemTypeOfPart(partType: string): string {
+  return partType === 'reasoning_text' ? 'reasoning' : 'message';
+}
+
+export class StreamNormalizer implements EventStreamTransform {
+  readonly kind = 'events';
+  readonly #facts: ResponseFacts;
+  readonly #hooks: StreamHooks;
+  readonly #log: Logger;
+  #sequence = 0;
+  readonly #items: ItemState[] = [];
+  readonly #itemsByUpstreamIndex = new Map<number, ItemState>();
+  readonly #itemsByUpstreamId = new Map<string, ItemState>();
+  /** vLLM's last response object (from created/in_progress), the base of a failed one. */
+  #upstreamResponse: Json = {};
+  #createdSent = false;
+  #ended = false;
+
+  constructor(facts: ResponseFacts, hooks: StreamHooks, log: Logger) {
+    this.#facts = facts;
+    this.#hooks = hooks;
+    this.#log = log;
+  }
+
+  onEvents(block: Buffer, emit: Emit): void | Promise<void> {
+    let text = block.toString('utf8');
+    if (text.includes('\r')) text = text.replace(/\r\n?/g, '\n');
+    const out: string[] = [];
+    let start = 0;
+    while (start < text.length && !this.#ended) {
+      let end = text.indexOf('\n\n', start);
+      if (end === -1) end = text.length;
+      const pending = this.#event(text.slice(start, end), out);
+      start = end + 2;
+      if (pending !== undefined) {
+        // Events before the terminal one leave now; the terminal one waits for the store.
+        emit(out.splice(0));
+        return pending.then((tail) => emit(tail));
+      }
+    }
+    emit(out);
+  }
+
+  onEnd(emit: Emit): void | Promise<void> {
+    if (this.#ended) return;
+    const failure = new GatewayError(
+      'upstream_stream_interrupted',
+      'The model server ended the stream without completing the response.',
+    );
+    return this.#fail(failure, emit);
+  }
+
+  onFailure(error: GatewayError, emit: Emit): void | Promise<void> {
+    if (this.#ended) return;
+    return this.#fail(error, emit);
+  }
+
+  // --- one event ---------------------------------------------------------------
+
+  /** Handles one event; returns a promise of the closing output for a terminal event. */
+  #event(raw: string, out: string[]): Promise<string[]> | undefined {
+    let name: string | undefined;
+    let data: string | undefined;
+    for (const line of raw.split('\n')) {
+      if (line.startsWith('data:')) {
+        const value = line.charCodeAt(5) === 0x20 ? line.slice(6) : line.slice(5);
+        data = data === undefined ? value : `${data}\n${value}`;
+      } else if (line.startsWith('event:')) {
+        name = line.slice(line.charCodeAt(6) === 0x20 ? 7 : 6);
+      }
+    }
+    if (data === undefined || data === '[DONE]') return undefined;
+    let type = name;
+    if (type === undefined || !data.includes(`"type":"${type}"`)) {
+      const span = stringSpan(data, 'type');
+      type = span === undefined ? undefined : data.slice(span.start, span.end);
+    }
+    if (type === undefined) return undefined;
+
+    const partType = DELTA_PART_TYPE[type];
+    if (partType !== undefined) {
+      this.#textDelta(type, partType, data, out);
+      return undefined;
+    }
+    if (type === 'response.function_call_arguments.delta') {
+      this.#argumentsDelta(data, out);
+      return undefined;
+    }
+    let event: Json;
+    try {
+      event = JSON.parse(data) as Json;
+    } catch {
+      this.#log.warn({ type }, 'dropped an upstream event that is not JSON');
+      return undefined;
+    }
+    return this.#structural(type, event, out);
+  }
+
+  #structural(type: string, event: Json, out: string[]): Promise<string[]> | undefined {
+    switch (type) {
+      case 'response.created':
+      case 'response.in_progress':
+      case 'response.queued':
+        if (isObject(event['response'])) this.#upstreamResponse = event['response'];
+        if (type === 'response.created') this.#createdSent = true;
+        else this.#ensureCreated(out);
+        this.#send(out, type, { response: this.#inProgressResponse(type === 'response.queued' ? 'queued' : 'in_progress') });
+        return undefined;
+      case 'response.output_item.added':
+        this.#itemAdded(event, out);
+        return undefined;
+      case 'response.content_part.added':
+      case 'response.reasoning_part.added':
+        this.#partAdded(event, out);
+        return undefined;
+      case 'response.output_text.done':
+      case 'response.refusal.done':
+      case 'response.reasoning_text.done':
+        this.#textDone(type, event, out);
+        return undefined;
+      case 'response.content_part.done':
+      case 'response.reasoning_part.done':
+        this.#partDone(event, out);
+        return undefined;
+      case 'response.function_call_arguments.done':
+        this.#argumentsDone(event, out);
+        return undefined;
+      case 'response.output_item.done':
+        this.#itemDone(event, out);
+        return undefined;
+      case 'error':
+        return this.#upstreamError(event, out);
+      default:
+        if (TERMINAL_TYPES.has(type)) return this.#terminal(type, event, out);
+        this.#other(type, event, out);
+        return undefined;
+    }
+  }
+
+  // --- sending --------------------------------------------------------------------
+
+  /** Sends an event; `fields` must not carry type or sequence_number (both are set here). */
+  #send(out: string[], type: string, fields: Json): void {
+    out.push(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields, sequence_number: this.#sequence++ })}\n\n`);
+  }
+
+  #inProgressResponse(status: string): Json {
+    return normalizeResponse(this.#upstreamResponse, this.#facts, { status, output: [], usage: null, error: null });
+  }
+
+  /** A stream must open with response.created; vLLM's always does, but not every server's. */
+  #ensureCreated(out: string[]): void {
+    if (this.#createdSent) return;
+    this.#createdSent = true;
+    this.#send(out, 'response.created', { response: this.#inProgressResponse('in_progress') });
+  }
+
+  // --- items and parts ---------------------------------------------------------------
+
+  #newItem(type: string, upstreamId: string | undefined, upstreamIndex: number | undefined, raw: Json): ItemState {
+    const item: ItemState = {
+      id: newId(itemIdPrefix(type)),
+      index: this.#items.length,
+      type,
+      upstreamId,
+      callId: raw['call_id'] ?? (type === 'function_call' ? `call_${newId('').slice(0, 24)}` : undefined),
+      name: raw['name'],
+      parts: [],
+      partsByUpstreamIndex: new Map(),
+      heldArguments: [],
+      finalArguments: undefined,
+      final: undefined,
+    };
+    this.#items.push(item);
+    if (upstreamIndex !== undefined) this.#itemsByUpstreamIndex.set(upstreamIndex, item);
+    if (upstreamId !== undefined) this.#itemsByUpstreamId.set(upstreamId, item);
+    return item;
+  }
+
+  #addedItemJson(item: ItemState, raw: Json): Json {
+    const added = normalizeOutputItem({ ...raw, status: 'in_progress' }, item.id, 'in_progress', this.#facts.keepRawFields);
+    if (item.type === 'message' || item.type === 'reasoning') added['content'] = [];
+    if (item.type === 'function_call') {
+      added['arguments'] = '';
+      added['call_id'] = item.callId;
+    }
+    return added;
+  }
+
+  #itemAdded(event: Json, out: string[]): void {
+    this.#ensureCreated(out);
+    const raw = isObject(event['item']) ? event['item'] : {};
+    const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
+    const upstreamIndex = typeof event['output_index'] === 'number' ? event['output_index'] : undefined;
+    const item = this.#newItem(type, typeof raw['id'] === 'string' ? raw['id'] : undefined, upstreamIndex, raw);
+    this.#send(out, 'response.output_item.added', { output_index: item.index, item: this.#addedItemJson(item, raw) });
+  }
+
+  /** The item an event refers to: by vLLM's output_index, else its item_id. */
+  #findItem(outputIndex: number | undefined, itemId: string | undefined): ItemState | undefined {
+    return (
+      (outputIndex === undefined ? undefined : this.#itemsByUpstreamIndex.get(outputIndex)) ??
+      (itemId === undefined ? undefined : this.#itemsByUpstreamId.get(itemId))
+    );
+  }
+
+  /** The item for a delta or done event; announced first if vLLM never announced it. */
+  #itemFor(outputIndex: number | undefined, itemId: string | undefined, itemType: string, out: string[]): ItemState {
+    const found = this.#findItem(outputIndex, itemId);
+    if (found !== undefined) return found;
+    this.#ensureCreated(out);
+    const item = this.#newItem(itemType, itemId, outputIndex, { type: itemType, role: 'assistant' });
+    this.#send(out, 'response.output_item.added', {
+      output_index: item.index,
+      item: this.#addedItemJson(item, { type: itemType, role: 'assistant' }),
+    });
+    return item;
+  }
+
+  #newPart(item: ItemState, type: string, upstreamIndex: number | undefined): PartState {
+    const part: PartState = { index: item.parts.length, type, raw: [], done: false, finalText: undefined };
+    item.parts.push(part);
+    item.partsByUpstreamIndex.set(upstreamIndex ?? part.index, part);
+    return part;
+  }
+
+  /** The part for a delta or done event; announced first if vLLM never announced it. */
+  #partFor(item: ItemState, contentIndex: number | undefined, partType: string, out: string[]): PartState {
+    const found = item.partsByUpstreamIndex.get(contentIndex ?? 0);
+    if (found !== undefined && !found.done) return found;
+    const part = this.#newPart(item, partType, contentIndex ?? 0);
+    this.#send(out, 'response.content_part.added', {
+      item_id: item.id,
+      output_index: item.index,
+      content_index: part.index,
+      part: emptyPart(partType),
+    });
+    return part;
+  }
+
+  #partAdded(event: Json, out: string[]): void {
+    const rawPart = isObject(event['part']) ? event['part'] : {};
+    const partType = typeof rawPart['type'] === 'string' ? rawPart['type'] : 'output_text';
+    const item = this.#itemFor(
+      event['output_index'] as number | undefined,
+      event['item_id'] as string | undefined,
+      itemTypeOfPart(partType),
+      out,
+    );
+    const part = this.#newPart(item, partType, event['content_index'] as number | undefined);
+    this.#send(out, 'response.content_part.added', {
+      item_id: item.id,
+      output_index: item.index,
+      content_index: part.index,
+      part: emptyPart(partType),
+    });
+  }
+
+  // --- deltas (the hot path) --------------------------------------------------------------
+
+  #textDelta(type: string, partType: string, data: string, out: string[]): void {
+    const idSpan = stringSpan(data, 'item_id');
+    const outputSpan = integerSpan(data, 'output_index');
+    const contentSpan = integerSpan(data, 'content_index');
+    const deltaSpan = stringSpan(data, 'delta');
+    const item = this.#itemFor(
+      outputSpan?.value,
+      idSpan === undefined ? undefined : data.slice(idSpan.start, idSpan.end),
+      itemTypeOfPart(partType),
+      out,
+    );
+    const part = this.#partFor(item, contentSpan?.value, partType, out);
+    if (deltaSpan !== undefined) part.raw.push(data.slice(deltaSpan.start, deltaSpan.end));
+    const replacements: Replacement[] = [];
+    if (idSpan !== undefined) replacements.push({ span: idSpan, text: item.id });
+    if (outputSpan !== undefined && outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
+    if (contentSpan !== undefined && contentSpan.value !== part.index) replacements.push({ span: contentSpan, text: String(part.index) });
+    if (idSpan === undefined || outputSpan === undefined || contentSpan === undefined || deltaSpan === undefined) {
+      // Not the shape the fast path knows: rebuild it from its parsed form.
+      const { type: _type, sequence_number: _sequence, ...fields } = JSON.parse(data) as Json;
+      this.#send(out, type, { ...fields, item_id: item.id, output_index: item.index, content_index: part.index });
+      return;
+    }
+    out.push(`event: ${type}\ndata: ${this.#withSequence(data, replacements)}\n\n`);
+  }
+
+  /** Splices the replacements and the next sequence number into a delta's JSON. */
+  #withSequence(data: string, replacements: Replacement[]): string {
+    const sequence = String(this.#sequence++);
+    const span = integerSpan(data, 'sequence_number');
+    if (span !== undefined) {
+      replacements.push({ span, text: sequence });
+      return splice(data, replacements);
+    }
+    const spliced = splice(data, replacements);
+    return `${spliced.slice(0, spliced.lastIndexOf('}'))},"sequence_number":${sequence}}`;
+  }
+
+  #argumentsDelta(data: string, out: string[]): void {
+    const idSpan = stringSpan(data, 'item_id');
+    const outputSpan = integerSpan(data, 'output_index');
+    const item = this.#itemFor(
+      outputSpan?.value,
+      idSpan === undefined ? undefined : data.slice(idSpan.start, idSpan.end),
+      'function_call',
+      out,
+    );
+    // Held until function_call_arguments.done tells whether they join to the final arguments.
+    item.heldArguments.push(data);
+  }
+
+  #argumentsDone(event: Json, out: string[]): void {
+    const item = this.#itemFor(event['output_index'] as number | undefined, event['item_id'] as string | undefined, 'function_call', out);
+    const final = typeof event['arguments'] === 'string' ? event['arguments'] : '';
+    this.#releaseArguments(item, final, out);
+    this.#send(out, 'response.function_call_arguments.done', {
+      item_id: item.id,
+      output_index: item.index,
+      name: item.name ?? event['name'],
+      arguments: final,
+    });
+  }
+
+  /** Sends the held argument deltas, or one delta with the final arguments if they differ. */
+  #releaseArguments(item: ItemState, final: string, out: string[]): void {
+    if (item.finalArguments !== undefined) return;
+    item.finalArguments = final;
+    let joined = '';
+    for (const data of item.heldArguments) {
+      const span = stringSpan(data, 'delta');
+      if (span !== undefined) joined += data.slice(span.start, span.end);
+    }
+    if (decodeJsonString(joined) === final) {
+      for (const data of item.heldArguments) {
+        const replacements: Replacement[] = [];
+        const idSpan = stringSpan(data, 'item_id');
+        if (idSpan !== undefined) replacements.push({ span: idSpan, text: item.id });
+        const outputSpan = integerSpan(data, 'output_index');
+        if (outputSpan !== undefined && outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
+        out.push(`event: response.function_call_arguments.delta\ndata: ${this.#withSequence(data, replacements)}\n\n`);
+      }
+    } else {
+      if (item.heldArguments.length > 0) {
+        this.#log.debug({ item_id: item.id }, 'function call argument deltas did not join to the final arguments; sent the final ones');
+      }
+      if (final.length > 0) {
+        this.#send(out, 'response.function_call_arguments.delta', { item_id: item.id, output_index: item.index, delta: final });
+      }
+    }
+    item.heldArguments.length = 0;
+  }
+
+  // --- done events ---------------------------------------------------------------------
+
+  /** Closes a part: the text the client saw is the text; vLLM's extra tail is sent as a delta. */
+  #closePart(item: ItemState, part: PartState, reportedText: string | undefined, out: string[]): string {
+    const seen = decodeJsonString(part.raw.join(''));
+    let text = seen;
+    if (reportedText !== undefined && reportedText !== seen) {
+      if (reportedText.startsWith(seen)) {
+        this.#send(out, DELTA_TYPE_OF_PART[part.type] ?? 'response.output_text.delta', {
+          item_id: item.id,
+          output_index: item.index,
+          content_index: part.index,
+          delta: reportedText.slice(seen.length),
+          ...(part.type === 'output_text' ? { logprobs: [] } : {}),
+        });
+        text = reportedText;
+      } else {
+        this.#log.debug({ item_id: item.id }, 'text deltas did not join to the done text; kept what the client saw');
+      }
+    }
+    part.finalText = text;
+    return text;
+  }
+
+  #textDone(type: string, event: Json, out: string[]): void {
+    const partType = DONE_PART_TYPE[type] ?? 'output_text';
+    const item = this.#itemFor(event['output_index'] as number | undefined, event['item_id'] as string | undefined, itemTypeOfPart(partType), out);
+    const part = this.#partFor(item, event['content_index'] as number | undefined, partType, out);
+    if (part.finalText !== undefined) return;
+    const field = TEXT_FIELD_OF_PART[partType] ?? 'text';
+    const text = this.#closePart(item, part, typeof event[field] === 'string' ? event[field] : undefined, out);
+    this.#send(out, type, {
+      item_id: item.id,
+      output_index: item.index,
+      content_index: part.index,
+      [field]: text,
+      ...(partType === 'output_text' ? { logprobs: [] } : {}),
+    });
+  }
+
+  #finishedPart(part: PartState): Json {
+    const json = emptyPart(part.type);
+    json[TEXT_FIELD_OF_PART[part.type] ?? 'text'] = part.finalText ?? '';
+    return json;
+  }
+
+  /** Sends text.done (if missing) and content_part.done for a part. */
+  #finishPart(item: ItemState, part: PartState, out: string[]): void {
+    if (part.done) return;
+    if (part.finalText === undefined) {
+      const field = TEXT_FIELD_OF_PART[part.type] ?? 'text';
+      const text = this.#closePart(item, part, undefined, out);
+      this.#send(out, DONE_TYPE_OF_PART[part.type] ?? 'response.output_text.done', {
+        item_id: item.id,
+        output_index: item.index,
+        content_index: part.index,
+        [field]: text,
+        ...(part.type === 'output_text' ? { logprobs: [] } : {}),
+      });
+    }
+    part.done = true;
+    this.#send(out, 'response.content_part.done', {
+      item_id: item.id,
+      output_index: item.index,
+      content_index: part.index,
+      part: this.#finishedPart(part),
+    });
+  }
+
+  #partDone(event: Json, out: string[]): void {
+    const item = this.#findItem(event['output_index'] as number | undefined, event['item_id'] as string | undefined);
+    const part = item?.partsByUpstreamIndex.get((event['content_index'] as number | undefined) ?? 0);
+    if (item === undefined || part === undefined) return; // never announced, nothing to close
+    this.#finishPart(item, part, out);
+  }
+
+  /** The item as it is final: OpenAI's shape, the text and arguments the client saw. */
+  #finalItem(item: ItemState, raw: Json, status: string): Json {
+    const final = normalizeOutputItem({ ...raw, status }, item.id, status, this.#facts.keepRawFields);
+    if (item.type === 'message' || item.type === 'reasoning') {
+      if (item.parts.length > 0 || !Array.isArray(final['content']) || final['content'].length === 0) {
+        final['content'] = item.parts.map((part) => this.#finishedPart(part));
+      }
+    }
+    if (item.type === 'function_call') {
+      final['arguments'] = item.finalArguments ?? (typeof raw['arguments'] === 'string' ? raw['arguments'] : '');
+      final['call_id'] = item.callId;
+      if (final['name'] === undefined) final['name'] = item.name;
+    }
+    return final;
+  }
+
+  /** Sends whatever closing events vLLM skipped, then output_item.done. */
+  #finishItem(item: ItemState, raw: Json, status: string, out: string[]): void {
+    if (item.final !== undefined) return;
+    for (const part of item.parts) this.#finishPart(item, part, out);
+    if (item.type === 'function_call' && item.finalArguments === undefined) {
+      const final = typeof raw['arguments'] === 'string' ? raw['arguments'] : '';
+      this.#releaseArguments(item, final, out);
+      this.#send(out, 'response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.name, arguments: final });
+    }
+    item.final = this.#finalItem(item, raw, status);
+    this.#send(out, 'response.output_item.done', { output_index: item.index, item: item.final });
+  }
+
+  #itemDone(event: Json, out: string[]): void {
+    const raw = isObject(event['item']) ? event['item'] : {};
+    const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
+    const item = this.#itemFor(event['output_index'] as number | undefined, raw['id'] as string | undefined, type, out);
+    const status = raw['status'] === 'incomplete' ? 'incomplete' : 'completed';
+    this.#finishItem(item, raw, status, out);
+  }
+
+  #other(type: string, event: Json, out: string[]): void {
+    const item = this.#findItem(event['output_index'] as number | undefined, event['item_id'] as string | undefined);
+    const { type: _type, sequence_number: _sequence, ...fields } = event;
+    if (item !== undefined) {
+      if ('item_id' in event) fields['item_id'] = item.id;
+      if ('output_index' in event) fields['output_index'] = item.index;
+    }
+    this.#send(out, type, fields);
+  }
+
+  // --- the end ---------------------------------------------------------------------------
+
+  /** The final output: the items as streamed, plus any only the terminal response has. */
+  #finalOutput(upstreamOutput: unknown, status: string, out: string[]): Json[] {
+    const rawItems = Array.isArray(upstreamOutput) ? (upstreamOutput as unknown[]) : [];
+    rawItems.forEach((raw, upstreamIndex) => {
+      if (!isObject(raw)) return;
+      const item = this.#itemsByUpstreamIndex.get(upstreamIndex);
+      if (item !== undefined) {
+        this.#finishItem(item, raw, status === 'completed' ? 'completed' : 'incomplete', out);
+      } else {
+        const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
+        const added = this.#newItem(type, undefined, upstreamIndex, raw);
+        this.#send(out, 'response.output_item.added', { output_index: added.index, item: this.#addedItemJson(added, raw) });
+        this.#finishItem(added, raw, 'completed', out);
+      }
+    });
+    for (const item of this.#items) this.#finishItem(item, {}, 'incomplete', out);
+    return this.#items.map((item) => item.final as Json);
+  }
+
+  #terminal(type: string, event: Json, out: string[]): Promise<string[]> {
+    this.#ensureCreated(out);
+    const upstream = isObject(event['response']) ? event['response'] : {};
+    const status = type === 'response.completed' ? 'completed' : type === 'response.incomplete' ? 'incomplete' : 'failed';
+    const output = this.#finalOutput(upstream['output'], status, out);
+    const response = normalizeResponse(upstream, this.#facts, { status, output });
+    return this.#close(type, response);
+  }
+
+  /** Stores (through the hook) and then sends the terminal event and [DONE]. */
+  #close(type: string, response: Json): Promise<string[]> {
+    this.#ended = true;
+    const json = JSON.stringify(response);
+    const terminal = (): string[] => [
+      `event: ${type}\ndata: {"type":"${type}","response":${json},"sequence_number":${this.#sequence++}}\n\n`,
+      DONE_LINE,
+    ];
+    let stored: Promise<void> | undefined;
+    try {
+      stored = this.#hooks.finish(response, json);
+    } catch (error) {
+      stored = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    if (stored === undefined) return Promise.resolve(terminal());
+    return stored.then(terminal, (error: unknown) => {
+      // Never report as stored what was not: the client learns the response failed.
+      this.#log.error({ err: error }, 'storing the response failed');
+      const failure = error instanceof GatewayError ? error : new GatewayError('store_unavailable', 'The response could not be stored.');
+      const failed = { ...response, status: 'failed', completed_at: null, error: toErrorObject(failure) };
+      const tail = [this.#errorEvent(failure)];
+      tail.push(
+        `event: response.failed\ndata: {"type":"response.failed","response":${JSON.stringify(failed)},"sequence_number":${this.#sequence++}}\n\n`,
+        DONE_LINE,
+      );
+      return tail;
+    });
+  }
+
+  #errorEvent(error: GatewayError): string {
+    return `event: error\ndata: ${JSON.stringify({ type: 'error', error: toErrorObject(error), sequence_number: this.#sequence++ })}\n\n`;
+  }
+
+  #failedResponse(error: GatewayError, out: string[]): Json {
+    for (const item of this.#items) this.#finishItem(item, {}, 'incomplete', out);
+    const { code, message } = toErrorObject(error);
+    return normalizeResponse(this.#upstreamResponse, this.#facts, {
+      status: 'failed',
+      output: this.#items.map((item) => item.final as Json),
+      error: { code, message },
+      usage: null,
+    });
+  }
+
+  #upstreamError(event: Json, out: string[]): Promise<string[]> {
+    // vLLM sends either OpenAI's nested form or a flat {type, code, message, param}.
+    const nested = isObject(event['error']) ? event['error'] : event;
+    const message = typeof nested['message'] === 'string' ? nested['message'] : 'The model server reported an error.';
+    const code = typeof nested['code'] === 'string' ? nested['code'] : 'server_error';
+    this.#ensureCreated(out);
+    const output = this.#finalOutput([], 'failed', out);
+    out.push(
+      `event: error\ndata: ${JSON.stringify({
+        type: 'error',
+        error: { type: typeof nested['type'] === 'string' && nested['type'] !== 'error' ? nested['type'] : 'server_error', code, message, param: nested['param'] ?? null },
+        sequence_number: this.#sequence++,
+      })}\n\n`,
+    );
+    const failed = normalizeResponse(this.#upstreamResponse, this.#facts, {
+      status: 'failed',
+      output,
+      error: { code, message },
+      usage: null,
+    });
+    return this.#close('response.failed', failed);
+  }
+
+  #fail(error: GatewayError, emit: Emit): void | Promise<void> {
+    const out: string[] = [];
+    this.#ensureCreated(out);
+    const failed = this.#failedResponse(error, out);
+    out.push(this.#errorEvent(error));
+    return this.#close('response.failed', failed).then((tail) => {
+      out.push(...tail);
+      emit(out);
+    });
+  }
+}
