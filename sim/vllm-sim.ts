@@ -6,6 +6,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import {
   REAL_VLLM_QUIRKS,
+  applyQuirks,
   chatCompletionChunk,
   eventChunks,
   hex,
@@ -18,7 +19,13 @@ import {
   vllmInputProblem,
   type JsonObject,
   type Quirks,
+  type WireEvent,
 } from './wire.ts';
+
+/** vLLM's flat error event: {type, code, message, param} without a sequence_number. */
+function flatErrorChunks(event: JsonObject): [string, string, string] {
+  return ['event: error\n', `data: ${JSON.stringify(event)}\n`, '\n'];
+}
 
 export interface SimOptions {
   readonly port?: number;
@@ -63,6 +70,8 @@ export interface SimDirectives {
   deltas?: number;
   reasoning?: boolean;
   tool?: string;
+  /** vLLM stream quirks to reproduce (see StreamQuirk in wire.ts). */
+  quirks?: Set<string>;
 }
 
 export type CustomHandler = (req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest) => void;
@@ -109,6 +118,7 @@ export function parseDirectives(header: string | string[] | undefined): SimDirec
       case 'deltas': directives.deltas = n; break;
       case 'reasoning': directives.reasoning = value !== '0'; break;
       case 'tool': directives.tool = value; break;
+      case 'quirk': directives.quirks = new Set((value ?? '').split(',').map((quirk) => quirk.trim())); break;
       default: break;
     }
   }
@@ -158,7 +168,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
   };
 
   const writeEvent = (res: ServerResponse, event: JsonObject, seq: number): void => {
-    const [eventLine, dataLine, blank] = eventChunks(event, seq);
+    const [eventLine, dataLine, blank] = event['type'] === 'error' ? flatErrorChunks(event) : eventChunks(event, seq);
     if (options.coalesceEvents === true) res.write(eventLine + dataLine + blank);
     else {
       res.write(eventLine);
@@ -170,7 +180,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
   async function streamResponses(res: ServerResponse, body: JsonObject, d: SimDirectives): Promise<void> {
     const plan = planGeneration(body, { deltas: d.deltas, reasoning: d.reasoning, toolName: d.tool });
     const ids = makeIds(plan, quirks);
-    const events = streamEvents(body, plan, ids, Math.floor(Date.now() / 1000));
+    const { events, trailer } = applyQuirks(streamEvents(body, plan, ids, Math.floor(Date.now() / 1000)), d.quirks ?? new Set());
     res.writeHead(200, { 'content-type': d.wrongContentType === true ? 'text/plain' : 'text/event-stream; charset=utf-8' });
     res.flushHeaders();
     const delay = d.slowMs ?? options.chunkDelayMs ?? 0;
@@ -182,18 +192,19 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
         res.socket?.end();
         return;
       }
+      const wire = events[seq] as WireEvent;
       if (d.truncateAfterEvents === seq || d.endMidEventAfter === seq) {
-        const [eventLine, dataLine] = eventChunks(events[seq] as JsonObject, seq);
+        const [eventLine, dataLine] = eventChunks(wire.event, seq);
         res.write(eventLine + dataLine.slice(0, Math.floor(dataLine.length / 2)));
         if (d.endMidEventAfter === seq) res.end();
         else res.socket?.end();
         return;
       }
       if (d.stallAfterEvents === seq) return; // never writes again; the client gives up
-      writeEvent(res, events[seq] as JsonObject, seq);
+      writeEvent(res, wire.event, wire.sequenceNumber ?? seq);
       if (delay > 0) await sleep(delay, res);
     }
-    res.end();
+    res.end(trailer);
   }
 
   async function handleResponses(req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest, d: SimDirectives): Promise<void> {

@@ -361,3 +361,67 @@ export function vllmInputProblem(input: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** vLLM's stream quirks, each on its own switch (x-sim: quirk=a,b). */
+export type StreamQuirk =
+  | 'unannounced-reasoning-part'
+  | 'fc-args-mismatch'
+  | 'seq-out-of-order'
+  | 'seq-duplicate'
+  | 'no-terminal'
+  | 'end-after-item-added'
+  | 'content-index-not-reset'
+  | 'text-done-extends'
+  | 'text-done-differs'
+  | 'error-event'
+  | 'vllm-done';
+
+export interface WireEvent {
+  readonly event: JsonObject;
+  /** The sequence_number to send; the list position when absent. */
+  sequenceNumber?: number;
+}
+
+/** Applies quirks to a well-formed event list (the simulator's default is vLLM's usual output). */
+export function applyQuirks(events: readonly JsonObject[], quirks: ReadonlySet<string>): { events: WireEvent[]; trailer: string } {
+  let list: JsonObject[] = events.map((event) => structuredClone(event));
+  const typeOf = (event: JsonObject): string => String(event['type']);
+  if (quirks.has('unannounced-reasoning-part')) {
+    list = list.filter((event) => typeOf(event) !== 'response.reasoning_part.added');
+  }
+  if (quirks.has('fc-args-mismatch')) {
+    // The deltas spell the arguments with spaces the final arguments do not have.
+    const first = list.find((event) => typeOf(event) === 'response.function_call_arguments.delta');
+    if (first !== undefined) first['delta'] = ` ${String(first['delta'])}`;
+  }
+  if (quirks.has('content-index-not-reset')) {
+    // vLLM's bug: the second item's parts continue the first item's content_index.
+    for (const event of list) {
+      if (event['output_index'] === 1 && typeof event['content_index'] === 'number') event['content_index'] = 1;
+    }
+  }
+  if (quirks.has('text-done-extends') || quirks.has('text-done-differs')) {
+    for (const event of list) {
+      if (typeOf(event) !== 'response.output_text.done') continue;
+      event['text'] = quirks.has('text-done-extends') ? `${String(event['text'])} (and more)` : 'something else entirely';
+    }
+  }
+  if (quirks.has('end-after-item-added')) {
+    const at = list.findIndex((event) => typeOf(event) === 'response.output_item.added');
+    if (at !== -1) list = list.slice(0, at + 1);
+  }
+  if (quirks.has('no-terminal')) {
+    list = list.filter((event) => !['response.completed', 'response.incomplete', 'response.failed'].includes(typeOf(event)));
+  }
+  if (quirks.has('error-event')) {
+    const at = list.findIndex((event) => typeOf(event).endsWith('.delta'));
+    list = [...list.slice(0, at + 1), { type: 'error', code: 'engine_dead', message: 'the engine died', param: null }];
+  }
+  const wire: WireEvent[] = list.map((event, index) => ({ event, sequenceNumber: index }));
+  if (quirks.has('seq-out-of-order') && wire.length > 6) {
+    const [a, b] = [wire[4] as WireEvent, wire[5] as WireEvent];
+    [a.sequenceNumber, b.sequenceNumber] = [b.sequenceNumber, a.sequenceNumber];
+  }
+  if (quirks.has('seq-duplicate') && wire.length > 6) (wire[5] as WireEvent).sequenceNumber = 4;
+  return { events: wire, trailer: quirks.has('vllm-done') ? 'data: [DONE]\n\n' : '' };
+}

@@ -1,6 +1,7 @@
 // Small clients for the Responses API as tests use it: create (JSON or streamed), and
 // the events of a stream parsed.
 import type { OutgoingHttpHeaders } from 'node:http';
+import { checkResponseObject, checkStream } from './conformance.ts';
 import { parseSse, postJson, send, type RawResponse } from './http.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- responses are arbitrary JSON in assertions
@@ -16,12 +17,16 @@ export interface StreamResult {
   readonly terminal: AnyJson;
 }
 
+/** Every successful answer is held to the conformance rules (test/helpers/conformance.ts). */
 export async function create(baseUrl: string, body: object, headers: OutgoingHttpHeaders = {}): Promise<RawResponse> {
-  return postJson(`${baseUrl}/v1/responses`, body, headers);
+  const res = await postJson(`${baseUrl}/v1/responses`, body, headers);
+  if (res.status === 200) checkResponseObject(res.json(), 'POST /v1/responses');
+  return res;
 }
 
 export async function createStream(baseUrl: string, body: object, headers: OutgoingHttpHeaders = {}): Promise<StreamResult> {
   const res = await postJson(`${baseUrl}/v1/responses`, { ...body, stream: true }, headers);
+  if (res.status === 200) checkStream(res.text());
   const parsed = parseSse(res.text());
   const endedWithDone = parsed.at(-1)?.data === '[DONE]';
   const events = parsed.filter((event) => event.data !== '[DONE]').map((event) => ({ event: event.event, data: JSON.parse(event.data) }));
