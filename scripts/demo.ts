@@ -1,6 +1,9 @@
 // npm run demo: the gateway (the real CLI, as a child process) in front of the simulated
 // vLLM, exercised with the official openai SDK; prints what a client sees.
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import OpenAI from 'openai';
 import { startSimVllm } from '../sim/vllm-sim.ts';
 
@@ -11,7 +14,9 @@ function heading(text: string): void {
 }
 
 const sim = await startSimVllm({ model: 'Qwen/Qwen3-8B', chunkDelayMs: 15 });
-const args = ['--llm-api-base', `${sim.url}/v1`, '--gateway-host', '127.0.0.1', '--gateway-port', '0'];
+// A throwaway database: the demo leaves ~/.responses-gateway alone.
+const dbUrl = `sqlite:${join(mkdtempSync(join(tmpdir(), 'responses-gateway-demo-')), 'responses.db')}`;
+const args = ['--llm-api-base', `${sim.url}/v1`, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', dbUrl];
 heading('starting the gateway');
 console.log(`simulated vLLM on ${sim.url}`);
 console.log(`$ responses-gateway ${args.join(' ')}`);
@@ -60,6 +65,34 @@ try {
   }
   console.log('\nevents:');
   for (const [type, count] of seen) console.log(`  ${type} x${count}`);
+
+  heading('continuing with previous_response_id (the gateway keeps the state)');
+  const followUp = await client.responses.create({
+    model: 'Qwen/Qwen3-8B',
+    input: 'And what is its population?',
+    previous_response_id: response.id,
+  });
+  console.log(`id:                   ${followUp.id}`);
+  console.log(`previous_response_id: ${String(followUp.previous_response_id)}`);
+  console.log(`output_text:          ${followUp.output_text}`);
+  const history = await client.responses.inputItems.list(followUp.id, { order: 'asc' });
+  console.log('what vLLM was sent (GET /v1/responses/{id}/input_items):');
+  for (const item of history.data) {
+    if (item.type === 'message') {
+      const text = item.content.map((part) => ('text' in part ? part.text : '')).join('');
+      console.log(`  ${item.role}: ${text}`);
+    }
+  }
+  const retrieved = await client.responses.retrieve(followUp.id);
+  console.log(`GET /v1/responses/${followUp.id} -> ${retrieved.status}, ${retrieved.output_text}`);
+
+  heading('a conversation (POST /v1/conversations, then responses in it)');
+  const conversation = await client.conversations.create({ metadata: { topic: 'demo' } });
+  await client.responses.create({ model: 'Qwen/Qwen3-8B', input: 'Remember the word CHERRY.', conversation: conversation.id });
+  const turn = await client.responses.create({ model: 'Qwen/Qwen3-8B', input: 'Which word?', conversation: conversation.id });
+  console.log(`${conversation.id}: ${turn.output_text}`);
+  const items = await client.conversations.items.list(conversation.id, { order: 'asc' });
+  console.log(`the conversation now holds ${items.data.length} items`);
 
   heading('POST /v1/chat/completions (forwarded as is)');
   const chat = await client.chat.completions.create({
