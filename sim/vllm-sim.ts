@@ -40,6 +40,8 @@ export interface SimOptions {
   readonly coalesceEvents?: boolean;
   /** Keep a record of every request (off for long load runs). */
   readonly record?: boolean;
+  /** How long an idle keep-alive connection stays open (vLLM/uvicorn: 5 s). */
+  readonly keepAliveTimeoutMs?: number;
 }
 
 export interface RecordedRequest {
@@ -389,6 +391,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     });
   });
 
+  server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, options.host ?? '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   return {

@@ -12,6 +12,7 @@ export type ClusterMessage =
   | { readonly type: 'rg:listening'; readonly port: number }
   | { readonly type: 'rg:listen-failed'; readonly message: string }
   | { readonly type: 'rg:shutdown' }
+  | { readonly type: 'rg:reload-keys' }
   | { readonly type: 'rg:metrics-request'; readonly id: number }
   | { readonly type: 'rg:metrics-response'; readonly id: number; readonly contentType: string; readonly body: string };
 
@@ -27,6 +28,12 @@ export interface RunningCluster {
   /** Resolves with a one-line reason if the cluster cannot go on (workers keep failing). */
   readonly failed: Promise<string>;
   shutdown(graceMs: number): Promise<void>;
+  /** SIGHUP: every worker re-reads the --api-keys file. */
+  reloadKeys(): void;
+}
+
+function liveWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
 }
 
 export async function startCluster(config: Config, log: Logger): Promise<RunningCluster> {
@@ -78,9 +85,13 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
   return {
     port: ports[0] as number,
     failed,
+    reloadKeys() {
+      const message: ClusterMessage = { type: 'rg:reload-keys' };
+      for (const worker of liveWorkers()) if (worker.isConnected()) worker.send(message);
+    },
     async shutdown(graceMs) {
       shuttingDown = true;
-      const workers = Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
+      const workers = liveWorkers();
       await Promise.all(
         workers.map(
           (worker) =>
@@ -127,13 +138,16 @@ export function clusterMetricsSource(): MetricsSource {
   };
 }
 
+/** In a worker: calls `handler` for each message of this type from the primary. */
+export function onPrimaryMessage(type: ClusterMessage['type'], handler: () => void): void {
+  process.on('message', (message: unknown) => {
+    if (isClusterMessage(message) && message.type === type) handler();
+  });
+}
+
 /** In a worker: resolves when the primary asks it to drain. */
 export function whenPrimaryAsksShutdown(): Promise<void> {
-  return new Promise((resolve) => {
-    process.on('message', (message: unknown) => {
-      if (isClusterMessage(message) && message.type === 'rg:shutdown') resolve();
-    });
-  });
+  return new Promise((resolve) => onPrimaryMessage('rg:shutdown', resolve));
 }
 
 export function tellPrimary(message: ClusterMessage): void {

@@ -6,11 +6,14 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { renderHelp } from '../config/help.ts';
 import { ConfigError, parseCommandLine, type Config } from '../config/load-config.ts';
+import { GatewayError } from '../errors.ts';
+import { describeLocation } from '../config/db-url.ts';
+import { ApiKeyGuard, ApiKeyLoadError } from '../http/api-key-guard.ts';
 import { buildGateway } from '../http/build-gateway.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
-import { clusterMetricsSource, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
+import { clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
 import { StartupError, VllmProcess, describeExit } from './vllm-process.ts';
 
 const PROGRAM = 'responses-gateway';
@@ -26,6 +29,16 @@ function version(): string {
   return (require('../../package.json') as { version: string }).version;
 }
 
+/** One line for whatever stopped the gateway from starting. */
+function startProblem(error: unknown, config: Config): string {
+  if (error instanceof ApiKeyLoadError) return error.message;
+  if (error instanceof GatewayError && error.code === 'store_unavailable') {
+    const cause = error.cause instanceof Error ? error.cause.message : 'unknown error';
+    return `cannot open the store at ${describeLocation(config.state.location)}: ${cause} (see --db-url)`;
+  }
+  return listenProblem(error, config);
+}
+
 function listenProblem(error: unknown, config: Config): string {
   const code = (error as { code?: unknown }).code;
   const where = `${config.server.host}:${config.server.port}`;
@@ -39,18 +52,43 @@ interface Serving {
   readonly port: number;
   readonly failed: Promise<string>;
   shutdown(graceMs: number): Promise<void>;
+  /** SIGHUP: re-read the --api-keys file. */
+  reloadKeys(): void;
 }
 
-async function startSingle(config: Config, log: Logger): Promise<Serving> {
-  const gateway = buildGateway(config, { log });
+/** Reloads a key file, keeping the keys in force when the new file is bad. */
+function reloadKeys(guard: ApiKeyGuard, log: Logger): void {
+  try {
+    guard.reload();
+    log.info({ keys: guard.size }, 'reloaded the API keys');
+  } catch (error) {
+    log.error({ reason: error instanceof Error ? error.message : String(error) }, 'API keys not reloaded; the previous keys stay in force');
+  }
+}
+
+async function startSingle(config: Config, log: Logger, apiKeys: ApiKeyGuard): Promise<Serving> {
+  const gateway = buildGateway(config, { log, apiKeys });
   const address: AddressInfo = await gateway.listen();
-  return { port: address.port, failed: new Promise(() => {}), shutdown: (graceMs) => gateway.shutdown(graceMs) };
+  return {
+    port: address.port,
+    failed: new Promise(() => {}),
+    shutdown: (graceMs) => gateway.shutdown(graceMs),
+    reloadKeys: () => reloadKeys(apiKeys, log),
+  };
 }
 
 type StopReason = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'vllm-exit' } | { kind: 'failed'; reason: string };
 
 async function runPrimary(config: Config): Promise<number> {
   const log = createLogger({ level: config.logLevel });
+  let apiKeys: ApiKeyGuard;
+  try {
+    apiKeys = new ApiKeyGuard(config.security.apiKeys);
+  } catch (error) {
+    if (!(error instanceof ApiKeyLoadError)) throw error;
+    printError(error.message);
+    return 2;
+  }
   let vllm: VllmProcess | undefined;
   let signalled: ((signal: NodeJS.Signals) => void) | undefined;
   const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
@@ -103,17 +141,20 @@ async function runPrimary(config: Config): Promise<number> {
 
   let serving: Serving;
   try {
-    serving = config.server.workers > 1 ? await startCluster(config, log) : await startSingle(config, log);
+    serving = config.server.workers > 1 ? await startCluster(config, log) : await startSingle(config, log, apiKeys);
   } catch (error) {
-    printError(listenProblem(error, config));
+    printError(startProblem(error, config));
     await vllm?.stop();
     return 1;
   }
+  process.on('SIGHUP', () => serving.reloadKeys());
   log.info(
     {
       url: `http://${config.server.host}:${serving.port}`,
       upstream: config.upstream.origin + config.upstream.basePath,
       workers: config.server.workers,
+      store: config.output.passthroughRaw ? 'none (--passthrough-raw)' : describeLocation(config.state.location),
+      api_keys: apiKeys.enabled ? apiKeys.size : 'off',
     },
     'gateway listening',
   );
@@ -156,14 +197,18 @@ async function runWorker(config: Config): Promise<number> {
   // AggregatorRegistry constructor; without one, /metrics in a cluster never completes.
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries(metrics.registry);
-  const gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource() });
+  let gateway: ReturnType<typeof buildGateway>;
+  let apiKeys: ApiKeyGuard;
   try {
+    apiKeys = new ApiKeyGuard(config.security.apiKeys);
+    gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource(), apiKeys });
     const address = await gateway.listen();
     tellPrimary({ type: 'rg:listening', port: address.port });
   } catch (error) {
-    tellPrimary({ type: 'rg:listen-failed', message: listenProblem(error, config) });
+    tellPrimary({ type: 'rg:listen-failed', message: startProblem(error, config) });
     return 1;
   }
+  onPrimaryMessage('rg:reload-keys', () => reloadKeys(apiKeys, log));
   // A terminal's Ctrl-C reaches every process of the group: a worker drains just like
   // on the primary's request.
   const signal = new Promise<void>((resolve) => {

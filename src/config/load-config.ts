@@ -26,6 +26,23 @@ export interface ServerConfig {
   /** Allowed CORS origins; ['*'] allows any. */
   readonly corsOrigins: readonly string[];
   readonly maxBodyBytes: number;
+  readonly maxHeaderBytes: number;
+  readonly maxConcurrent: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxJsonDepth: number;
+  readonly maxUpstreamEventBytes: number;
+}
+
+/** Where the gateway's own API keys come from: none, a list, or a file re-read on SIGHUP. */
+export type ApiKeySource =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'list'; readonly keys: readonly string[] }
+  | { readonly kind: 'file'; readonly path: string };
+
+export interface SecurityConfig {
+  readonly apiKeys: ApiKeySource;
+  readonly metricsAuth: boolean;
 }
 
 export interface ServeConfig {
@@ -60,6 +77,7 @@ export interface Config {
   readonly serve: ServeConfig | undefined;
   readonly state: StateConfig;
   readonly output: OutputConfig;
+  readonly security: SecurityConfig;
   readonly logLevel: LogLevel;
 }
 
@@ -255,6 +273,12 @@ export function parseCommandLine(
       shutdownTimeoutMs: required(resolveFlag('shutdown-timeout', split, env), 'shutdown-timeout'),
       corsOrigins: required(resolveFlag('cors-origins', split, env), 'cors-origins'),
       maxBodyBytes: required(resolveFlag('max-body-size', split, env), 'max-body-size'),
+      maxHeaderBytes: required(resolveFlag('max-header-size', split, env), 'max-header-size'),
+      maxConcurrent: required(resolveFlag('max-concurrent', split, env), 'max-concurrent'),
+      headersTimeoutMs: required(resolveFlag('client-headers-timeout', split, env), 'client-headers-timeout'),
+      requestTimeoutMs: required(resolveFlag('client-request-timeout', split, env), 'client-request-timeout'),
+      maxJsonDepth: required(resolveFlag('max-json-depth', split, env), 'max-json-depth'),
+      maxUpstreamEventBytes: required(resolveFlag('max-upstream-event-size', split, env), 'max-upstream-event-size'),
     },
     serve,
     state: {
@@ -266,14 +290,33 @@ export function parseCommandLine(
       passthroughRaw: required(resolveFlag('passthrough-raw', split, env), 'passthrough-raw'),
       keepRawFields: required(resolveFlag('raw-upstream-fields', split, env), 'raw-upstream-fields'),
     },
+    security: {
+      apiKeys: apiKeySource(resolveFlag('api-keys', split, env)),
+      metricsAuth: required(resolveFlag('metrics-auth', split, env), 'metrics-auth'),
+    },
     logLevel: required(resolveFlag('log-level', split, env), 'log-level'),
   };
+  if (config.server.headersTimeoutMs > config.server.requestTimeoutMs) {
+    throw new ConfigError('invalid --client-headers-timeout: must not be longer than --client-request-timeout');
+  }
   if (config.server.workers > 1 && config.state.location.kind === 'sqlite' && config.state.location.path === ':memory:') {
     throw new ConfigError(
       `--db-url sqlite::memory: cannot be shared by --workers ${config.server.workers}: use a file or PostgreSQL`,
     );
   }
   return { kind: 'run', config: deepFreeze(config) };
+}
+
+function apiKeySource(raw: string | undefined): ApiKeySource {
+  if (raw === undefined) return { kind: 'none' };
+  if (raw.startsWith('@')) {
+    const path = raw.slice(1).trim();
+    if (path.length === 0) throw new ConfigError('invalid --api-keys: @ must be followed by a file path');
+    return { kind: 'file', path };
+  }
+  const keys = raw.split(',').map((key) => key.trim()).filter((key) => key.length > 0);
+  if (keys.length === 0) throw new ConfigError('invalid --api-keys: no key given');
+  return { kind: 'list', keys };
 }
 
 function deepFreeze<T>(value: T): T {

@@ -8,13 +8,11 @@ import { ResponsesService } from '../responses/responses-service.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
+import { ApiKeyGuard } from './api-key-guard.ts';
 import { CorsPolicy } from './cors.ts';
 import type { GatewayDeps, GatewayState, MetricsSource } from './gateway-deps.ts';
 import { createGateway, type Gateway } from './server.ts';
 
-/** Largest SSE event or non-streamed body accepted from vLLM (a whole response with a
- * long reasoning trace is well under this). */
-const MAX_UPSTREAM_EVENT_BYTES = 64 * 1024 * 1024;
 /** How often expired responses are swept, at most. */
 const MAX_EXPIRY_INTERVAL_MS = 60_000;
 
@@ -25,6 +23,8 @@ export interface BuildOptions {
   readonly metricsSource?: MetricsSource;
   /** A store to use instead of opening the one --db-url names. */
   readonly store?: Store;
+  /** The key guard, when the caller loaded it already (to report a bad key file itself). */
+  readonly apiKeys?: ApiKeyGuard;
 }
 
 export interface BuiltGateway extends Gateway {
@@ -55,7 +55,7 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     },
     upstream: new UpstreamClient(config.upstream),
     cors: new CorsPolicy(config.server.corsOrigins),
-    limits: { maxUpstreamEventBytes: MAX_UPSTREAM_EVENT_BYTES },
+    apiKeys: options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys),
     state,
   };
   const gateway = createGateway(deps);

@@ -14,29 +14,48 @@ export interface ForwardOptions {
   readonly addHeaders?: readonly string[] | undefined;
 }
 
+/** A connection vLLM resets before answering (a pooled keep-alive it had just closed) is
+ * retried once on a fresh one: the request never reached vLLM's handler. */
+const RETRIES_ON_RESET = 1;
+
 export function forward(ctx: RequestContext, deps: GatewayDeps, options: ForwardOptions): void {
+  const guarded = deps.apiKeys.enabled;
   const headers = filterRequestHeaders(ctx.req.rawHeaders, {
     apiKey: deps.config.upstream.apiKey,
     requestId: ctx.requestId,
     replaceRequestId: !ctx.requestIdFromClient,
+    // With gateway keys on, the client's key is the gateway's, never vLLM's.
+    replaceAuthorization: guarded,
     drop: options.dropHeaders,
   });
   if (options.addHeaders !== undefined) for (const part of options.addHeaders) headers.push(part);
-  const relay = new UpstreamRelay(
-    {
-      res: ctx.res,
-      extraHeaders: ctx.extraHeaders,
-      route: ctx.route,
-      startedAt: ctx.startedAt,
-      metrics: deps.metrics,
-      log: ctx.log,
-      maxEventBytes: deps.limits.maxUpstreamEventBytes,
-      record: ctx.record,
-      sendError: (error) => ctx.sendError(error),
-    },
-    options.transformer,
-  );
-  ctx.onClientGone = () => relay.clientClosed();
-  ctx.onFinished = () => relay.responseClosed();
-  deps.upstream.dispatch({ method: ctx.method, path: ctx.url, headers, body: options.body }, relay);
+  let retriesLeft = RETRIES_ON_RESET;
+  const dispatch = (): void => {
+    const relay = new UpstreamRelay(
+      {
+        res: ctx.res,
+        extraHeaders: ctx.extraHeaders,
+        route: ctx.route,
+        startedAt: ctx.startedAt,
+        metrics: deps.metrics,
+        log: ctx.log,
+        maxEventBytes: deps.config.server.maxUpstreamEventBytes,
+        record: ctx.record,
+        sendError: (error) => ctx.sendError(error),
+        retryAfterReset: () => {
+          if (retriesLeft === 0 || ctx.res.destroyed) return false;
+          retriesLeft -= 1;
+          ctx.log.debug('vLLM reset the connection before answering; retrying once');
+          dispatch();
+          return true;
+        },
+      },
+      options.transformer,
+    );
+    ctx.onClientGone = () => relay.clientClosed();
+    ctx.onFinished = () => relay.responseClosed();
+    ctx.onShutdown = (error) => relay.failFromGateway(error);
+    deps.upstream.dispatch({ method: ctx.method, path: ctx.url, headers, body: options.body }, relay);
+  };
+  dispatch();
 }

@@ -6,12 +6,8 @@ import type { ConversationsService } from '../responses/conversations-service.ts
 import type { ResponsesService } from '../responses/responses-service.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { UpstreamClient } from '../upstream/upstream-client.ts';
+import type { ApiKeyGuard } from './api-key-guard.ts';
 import type { CorsPolicy } from './cors.ts';
-
-export interface GatewayLimits {
-  /** Largest single SSE event (or non-streamed body) accepted from vLLM. */
-  readonly maxUpstreamEventBytes: number;
-}
 
 export interface MetricsSource {
   render(): Promise<{ contentType: string; body: string }>;
@@ -31,6 +27,7 @@ export interface GatewayDeps {
   readonly metricsSource: MetricsSource;
   readonly upstream: UpstreamClient;
   readonly cors: CorsPolicy;
-  readonly limits: GatewayLimits;
+  /** The gateway's own API keys (--api-keys); disabled when none are set. */
+  readonly apiKeys: ApiKeyGuard;
   readonly state: GatewayState | undefined;
 }

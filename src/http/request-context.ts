@@ -51,10 +51,14 @@ export class RequestContext {
   };
   /** Metrics label: the route template, never the raw path. */
   route = 'unmatched';
+  /** Whether this request counts against --max-concurrent. */
+  countedBusy = false;
   /** Set by the forward step: called when the client leaves before the response is done. */
   onClientGone: (() => void) | undefined;
   /** Set by the forward step: called once the response is finished or the socket closed. */
   onFinished: (() => void) | undefined;
+  /** Set by the forward step: ends the exchange cleanly when shutdown's grace period is over. */
+  onShutdown: ((error: GatewayError) => void) | undefined;
   readonly #baseLog: Logger;
   #log: Logger | undefined;
 

@@ -38,6 +38,9 @@ const KNOWN_PROXY_ROUTES = new Set([
   '/v1/detokenize',
 ]);
 
+/** After the grace period, how long ended streams get to flush their last events. */
+const SHUTDOWN_FLUSH_MS = 1_000;
+
 export interface Gateway {
   readonly server: Server;
   listen(): Promise<AddressInfo>;
@@ -101,11 +104,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const log = deps.log;
   const logRequests = log.isLevelEnabled('info');
   let inFlight = 0;
+  /** Requests counted against --max-concurrent: all but the gateway's own endpoints. */
+  let busy = 0;
+  const maxConcurrent = deps.config.server.maxConcurrent;
+  const active = new Set<RequestContext>();
   let draining = false;
   let drained: (() => void) | undefined;
 
   const finish = (ctx: RequestContext): void => {
     inFlight -= 1;
+    active.delete(ctx);
+    if (ctx.countedBusy) busy -= 1;
     const res = ctx.res;
     if (!res.writableFinished) ctx.onClientGone?.();
     ctx.onFinished?.();
@@ -145,6 +154,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = new RequestContext(req, res, log);
     inFlight += 1;
+    active.add(ctx);
     // While draining, answer and close: keep-alive connections must not carry new work.
     if (draining) ctx.extraHeaders.push('connection', 'close');
     res.on('close', () => finish(ctx));
@@ -160,6 +170,30 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
     }
     deps.cors.addResponseHeaders(ctx.origin, ctx.extraHeaders);
+
+    const isApi = ctx.pathname.startsWith('/v1/');
+    if (deps.apiKeys.enabled && (isApi || (deps.config.security.metricsAuth && ctx.pathname === '/metrics'))) {
+      try {
+        deps.apiKeys.check(req.rawHeaders);
+      } catch (error) {
+        ctx.route = 'unauthorized';
+        ctx.sendError(error);
+        return;
+      }
+    }
+    if (isApi) {
+      if (busy >= maxConcurrent) {
+        ctx.route = 'overloaded';
+        ctx.sendError(
+          new GatewayError('too_many_requests', `The gateway is serving its limit of ${maxConcurrent} requests; retry shortly.`, {
+            headers: { 'retry-after': '1' },
+          }),
+        );
+        return;
+      }
+      busy += 1;
+      ctx.countedBusy = true;
+    }
 
     const lookup = router.find(method, ctx.pathname);
     if (lookup.kind === 'match') {
@@ -184,7 +218,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ctx.sendError(new GatewayError('not_found', `Invalid URL (${method} ${ctx.pathname}).`));
   };
 
-  const server = createServer({ noDelay: true }, onRequest);
+  const { maxHeaderBytes, headersTimeoutMs, requestTimeoutMs } = deps.config.server;
+  const server = createServer(
+    {
+      noDelay: true,
+      maxHeaderSize: maxHeaderBytes,
+      // Slow clients (slowloris): the head, then the whole request, must arrive in time.
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      // How often those timeouts are checked; node's default (30 s) is too coarse for them.
+      connectionsCheckingInterval: Math.min(1_000, headersTimeoutMs),
+    },
+    onRequest,
+  );
   // Expect: 100-continue is answered with 413 when the declared body is too large, so
   // the client never sends it.
   server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
@@ -233,7 +279,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
         const expired = await Promise.race([allDone.then(() => false), timedOut]);
         clearTimeout(timer);
         if (expired) {
-          log.warn({ in_flight: inFlight }, 'shutdown grace period over; closing remaining connections');
+          log.warn({ in_flight: inFlight }, 'shutdown grace period over; ending what is still running');
+          // Streams end as OpenAI's do (error event, response.failed, stored as failed)
+          // rather than being cut mid-event; a moment for that, then every socket closes.
+          const ending = new GatewayError('server_shutting_down', 'The gateway is shutting down.');
+          for (const ctx of active) ctx.onShutdown?.(ending);
+          await Promise.race([allDone, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_FLUSH_MS))]);
           server.closeAllConnections();
           await deps.upstream.destroy();
           return;

@@ -25,9 +25,46 @@ function invalid(message: string, param: string): GatewayError {
   return new GatewayError('invalid_request', message, { param });
 }
 
-export function parseJsonObject(rawBody: Buffer): Record<string, unknown> {
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+
+/**
+ * Whether JSON text nests objects and arrays deeper than `maxDepth`. Most bodies have
+ * fewer brackets than the limit, which native indexOf counts fast; only the others are
+ * scanned character by character (outside strings).
+ */
+export function nestsDeeperThan(text: Buffer, maxDepth: number): boolean {
+  let brackets = 0;
+  for (const code of [OPEN_BRACE, OPEN_BRACKET]) {
+    let at = text.indexOf(code);
+    while (at !== -1 && brackets <= maxDepth) {
+      brackets += 1;
+      at = text.indexOf(code, at + 1);
+    }
+  }
+  if (brackets <= maxDepth) return false;
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text[i] as number;
+    if (inString) {
+      if (code === 0x5c) i += 1;
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === OPEN_BRACE || code === OPEN_BRACKET) {
+      depth += 1;
+      if (depth > maxDepth) return true;
+    } else if (code === 0x7d || code === 0x5d) depth -= 1;
+  }
+  return false;
+}
+
+export function parseJsonObject(rawBody: Buffer, maxDepth: number): Record<string, unknown> {
   if (rawBody.length === 0) throw invalidJson('The request body is empty; expected a JSON object.');
   if (!isUtf8(rawBody)) throw invalidJson('The request body is not valid UTF-8.');
+  if (nestsDeeperThan(rawBody, maxDepth)) {
+    throw invalidJson(`The request body nests objects and arrays deeper than ${maxDepth} levels.`);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(rawBody.toString('utf8'));
@@ -62,8 +99,8 @@ function conversationIdOf(value: unknown): string | null {
   return checkIdShape(id, ID_PREFIX.conversation, 'conversation');
 }
 
-export function parseCreateResponseRequest(rawBody: Buffer): CreateResponseRequest {
-  const body = parseJsonObject(rawBody);
+export function parseCreateResponseRequest(rawBody: Buffer, maxDepth: number): CreateResponseRequest {
+  const body = parseJsonObject(rawBody, maxDepth);
   const stream = optionalBoolean(body, 'stream', false);
   const store = optionalBoolean(body, 'store', true);
   if (optionalBoolean(body, 'background', false)) {

@@ -45,7 +45,9 @@ export interface RequestHeaderOptions {
   /** Whether the client's x-request-id header is to be replaced (it was not usable). */
   readonly replaceRequestId: boolean;
   /** Extra lowercase names to drop (e.g. accept-encoding where the gateway reads the body). */
-  readonly drop?: ReadonlySet<string>;
+  readonly drop?: ReadonlySet<string> | undefined;
+  /** Drop the client's Authorization and send the upstream key instead (gateway keys on). */
+  readonly replaceAuthorization?: boolean;
 }
 
 /**
@@ -62,7 +64,10 @@ export function filterRequestHeaders(raw: readonly string[], options: RequestHea
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower) || REQUEST_ONLY_DROPS.has(lower)) continue;
     if (named?.has(lower) === true || options.drop?.has(lower) === true) continue;
-    if (lower === 'authorization') hasAuthorization = true;
+    if (lower === 'authorization') {
+      if (options.replaceAuthorization === true) continue;
+      hasAuthorization = true;
+    }
     else if (lower === 'x-request-id') {
       if (options.replaceRequestId || hasRequestId) continue;
       hasRequestId = true;

@@ -79,6 +79,8 @@ export interface RelayTarget {
   readonly record: ExchangeRecord;
   /** Answers with an error when no response header has been sent yet. */
   sendError(error: GatewayError): void;
+  /** vLLM reset the connection before answering: true if the request was sent again. */
+  retryAfterReset?(): boolean;
 }
 
 type Mode = 'head' | 'raw' | 'raw-events' | 'events' | 'buffered' | 'finished';
@@ -112,6 +114,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #work: Promise<void> | undefined;
   #queued: Array<() => void | Promise<void>> = [];
   #pausedForDrain = false;
+  /** An abort the gateway asked for before undici handed over the controller. */
+  #gatewayAbort: GatewayError | undefined;
   readonly #emit: Emit = (output) => this.#write(output);
   readonly #onDrain = (): void => {
     this.#pausedForDrain = false;
@@ -121,6 +125,13 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   constructor(target: RelayTarget, transformer: ResponseTransformer | undefined) {
     this.#target = target;
     this.#transformer = transformer;
+  }
+
+  /** Ends the exchange with the gateway's own error (shutdown): the client is told, vLLM stops. */
+  failFromGateway(error: GatewayError): void {
+    if (this.#clientGone || this.#mode === 'finished') return;
+    this.#gatewayAbort = error;
+    this.#controller?.abort(error);
   }
 
   /** The client went away: abort the upstream request so vLLM stops generating. */
@@ -134,6 +145,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     if (this.#clientGone) controller.abort(new ClientGoneError('client closed the connection'));
+    else if (this.#gatewayAbort !== undefined) controller.abort(this.#gatewayAbort);
   }
 
   onResponseStart(
@@ -205,13 +217,25 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       this.#closeStream();
       return;
     }
+    if (this.#mode === 'finished') return;
     const inBody = this.#mode !== 'head';
-    // The gateway's own aborts (an oversized event, say) carry their error already.
-    const classified: ClassifiedUpstreamError =
-      error instanceof GatewayError
-        ? { kind: 'invalid_response', error }
-        : classifyUpstreamError(error, inBody ? 'in-body' : 'before-headers');
+    if (error instanceof GatewayError) {
+      // The gateway's own aborts carry their error already: an oversized event (vLLM's
+      // fault, counted), or the end of the shutdown grace period (not vLLM's).
+      if (error.code !== 'server_shutting_down') this.#target.metrics.countUpstreamError('invalid_response');
+      this.#finishWith({ kind: 'invalid_response', error });
+      return;
+    }
+    const classified = classifyUpstreamError(error, inBody ? 'in-body' : 'before-headers');
     this.#target.metrics.countUpstreamError(classified.kind);
+    if (!inBody && classified.kind === 'reset' && this.#target.retryAfterReset?.() === true) {
+      this.#mode = 'finished';
+      return;
+    }
+    this.#finishWith(classified);
+  }
+
+  #finishWith(classified: ClassifiedUpstreamError): void {
     const fail = (): void | Promise<void> => this.#fail(classified);
     // Work in progress (a store write, say) finishes first; the failure follows in order.
     this.#queued = [];

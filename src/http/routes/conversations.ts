@@ -13,7 +13,7 @@ function conversations(deps: GatewayDeps): GatewayState['conversations'] {
 
 async function jsonBody(ctx: RequestContext, deps: GatewayDeps, allowEmpty: boolean): Promise<Record<string, unknown>> {
   const raw = await readBody(ctx.req, deps.config.server.maxBodyBytes);
-  return allowEmpty && raw.length === 0 ? {} : parseJsonObject(raw);
+  return allowEmpty && raw.length === 0 ? {} : parseJsonObject(raw, deps.config.server.maxJsonDepth);
 }
 
 export async function createConversation(ctx: RequestContext, deps: GatewayDeps): Promise<void> {

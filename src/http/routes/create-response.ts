@@ -14,7 +14,7 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
     return;
   }
   // decide: a body that is not a valid request never reaches vLLM
-  const request = parseCreateResponseRequest(rawBody);
+  const request = parseCreateResponseRequest(rawBody, deps.config.server.maxJsonDepth);
   // state: load the history, build the one stateless request vLLM gets, and the relay
   // that normalizes the answer and stores it before its last event
   const plan = await deps.state.responses.planCreate(request, ctx.log);
