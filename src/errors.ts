@@ -69,6 +69,11 @@ export const ERROR_CODES = {
     type: 'invalid_request_error',
     description: 'The client took too long to send its request.',
   },
+  expectation_failed: {
+    status: 417,
+    type: 'invalid_request_error',
+    description: 'The request carries an Expect header other than 100-continue.',
+  },
   request_too_large: {
     status: 413,
     type: 'invalid_request_error',

@@ -38,6 +38,9 @@ const KNOWN_PROXY_ROUTES = new Set([
   '/v1/detokenize',
 ]);
 
+/** How long a connection answered with an error keeps draining the client's bytes. */
+const LINGER_MS = 2_000;
+
 /** After the grace period, how long ended streams get to flush their last events. */
 const SHUTDOWN_FLUSH_MS = 1_000;
 
@@ -97,7 +100,15 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
     `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
+  // Lingering close (as nginx does): closing while the client's bytes are still
+  // unread makes the kernel send RST, and the client then loses the answer it was
+  // sent. Read and discard what keeps coming, for a bounded time.
+  socket.on('data', discard);
+  socket.resume();
+  setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
+
+function discard(): void {}
 
 export function createGateway(deps: GatewayDeps): Gateway {
   const router = buildRouter(deps.state !== undefined);
@@ -246,6 +257,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
     res.writeContinue();
     onRequest(req, res);
+  });
+  // Expect with anything but 100-continue: 417, in JSON (node's own answer is plain text).
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const ctx = new RequestContext(req, res, log);
+    inFlight += 1;
+    ctx.route = 'rejected';
+    ctx.extraHeaders.push('connection', 'close');
+    res.on('close', () => finish(ctx));
+    ctx.sendError(new GatewayError('expectation_failed', 'Only "Expect: 100-continue" is supported.'));
   });
   server.on('clientError', answerClientError);
 
