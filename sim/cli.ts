@@ -25,7 +25,7 @@ const asVllm = argv[0] === 'serve';
 if (env['SIM_ARGS_FILE']) writeFileSync(env['SIM_ARGS_FILE'], JSON.stringify(argv));
 
 const sim = await startSimVllm({
-  port: Number(flag('port') ?? (asVllm ? 8000 : 8000)),
+  port: Number(flag('port') ?? 8000),
   host: flag('host') ?? '127.0.0.1',
   model: asVllm ? argv[1] : flag('model'),
   chunkDelayMs: Number(flag('chunk-delay-ms') ?? 0),

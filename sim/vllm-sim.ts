@@ -358,6 +358,11 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
           abortWaiters.delete(recorded);
         }
       });
+      if (recorded.url === '/_sim/stats') {
+        // For load tests: how many connections are open (this one included).
+        server.getConnections((_error, count) => sendJson(res, 200, { connections: count }));
+        return;
+      }
       if (recorded.url === '/health' || recorded.url === '/ping') {
         healthProbes += 1;
         const answer = (): void => {
