@@ -7,8 +7,9 @@ import { FLAG_SPECS, type FlagSpec } from '../src/config/flags.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
-export function flagsTable(): string {
-  const rows = (FLAG_SPECS as readonly FlagSpec[]).map((spec) => {
+export function flagsTable(groups?: readonly FlagSpec['group'][]): string {
+  const specs = (FLAG_SPECS as readonly FlagSpec[]).filter((spec) => groups === undefined || groups.includes(spec.group));
+  const rows = specs.map((spec) => {
     const def = spec.defaultValue === undefined ? '(none)' : `\`${spec.defaultValue}\``;
     return `| \`--${spec.name}\` | \`${spec.env}\` | ${def} | ${spec.help.replaceAll('|', '\\|').replaceAll('<', '&lt;').replaceAll('>', '&gt;')} |`;
   });
@@ -33,7 +34,8 @@ export function replaceSection(text: string, name: string, content: string): str
 }
 
 export const GENERATED = [
-  { file: 'README.md', section: 'flags', render: flagsTable },
+  { file: 'README.md', section: 'flags', render: () => flagsTable() },
+  { file: 'docs/reliability.md', section: 'limits', render: () => flagsTable(['limits', 'security', 'upstream']) },
   { file: 'docs/errors.md', section: 'error-codes', render: errorsTable },
 ] as const;
 
