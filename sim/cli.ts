@@ -1,6 +1,6 @@
 // Runs the simulated vLLM as a process.
 //
-//   tsx sim/cli.ts [--port 8000] [--host 127.0.0.1] [--chunk-delay-ms N] [--coalesce] [--no-record]
+//   tsx sim/cli.ts [--port 8000] [--host 127.0.0.1] [--chunk-delay-ms N] [--coalesce] [--no-record] [--fast]
 //   tsx sim/cli.ts serve <model> --port N [any vLLM flags]   (stands in for the `vllm` executable)
 //
 // As a stand-in for `vllm serve`, these environment variables script its life, for the
@@ -30,6 +30,7 @@ const sim = await startSimVllm({
   model: asVllm ? argv[1] : flag('model'),
   chunkDelayMs: Number(flag('chunk-delay-ms') ?? 0),
   coalesceEvents: argv.includes('--coalesce'),
+  fast: argv.includes('--fast'),
   record: !argv.includes('--no-record'),
   ...(flag('api-key') !== undefined ? { apiKey: flag('api-key') as string } : {}),
 });

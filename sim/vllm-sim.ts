@@ -42,6 +42,9 @@ export interface SimOptions {
   readonly record?: boolean;
   /** How long an idle keep-alive connection stays open (vLLM/uvicorn: 5 s). */
   readonly keepAliveTimeoutMs?: number;
+  /** For benchmarks: /v1/responses answers are built once per shape (stream, deltas) and
+   * reused; bodies are not parsed, only searched for "stream": true. Costs next to nothing. */
+  readonly fast?: boolean;
 }
 
 export interface RecordedRequest {
@@ -328,11 +331,60 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     }
   }
 
+  /** fast mode: prepared answers, by `${stream}:${deltas}`. */
+  const prepared = new Map<string, { json?: Buffer; events?: Buffer[] }>();
+  const prepare = (stream: boolean, deltas: number | undefined): { json?: Buffer; events?: Buffer[] } => {
+    const key = `${String(stream)}:${String(deltas)}`;
+    let answer = prepared.get(key);
+    if (answer === undefined) {
+      const body = { model, input: 'benchmark', stream };
+      const plan = planGeneration(body, { deltas });
+      const ids = makeIds(plan, quirks);
+      const createdAt = Math.floor(Date.now() / 1000);
+      answer = stream
+        ? { events: streamEvents(body, plan, ids, createdAt).map((event, seq) => Buffer.from(eventChunks(event, seq).join(''))) }
+        : { json: Buffer.from(JSON.stringify(responseObject(body, plan, ids, 'final', createdAt))) };
+      prepared.set(key, answer);
+    }
+    return answer;
+  };
+  const fastResponses = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
+    const stream = body.includes('"stream":true') || body.includes('"stream": true');
+    const answer = prepare(stream, parseDirectives(req.headers['x-sim']).deltas);
+    if (answer.json !== undefined) {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': answer.json.length });
+      res.end(answer.json);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    const delay = options.chunkDelayMs ?? 0;
+    const events = answer.events ?? [];
+    if (delay === 0) {
+      for (const event of events) res.write(event);
+      res.end();
+      return;
+    }
+    let next = 0;
+    const timer = setInterval(() => {
+      if (res.destroyed || next >= events.length) {
+        clearInterval(timer);
+        res.end();
+        return;
+      }
+      res.write(events[next++]);
+    }, delay);
+    res.once('close', () => clearInterval(timer));
+  };
+
   const server = createServer({ noDelay: true }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
+      if (options.fast === true && req.method === 'POST' && req.url === '/v1/responses') {
+        fastResponses(req, res, body);
+        return;
+      }
       let json: JsonObject | undefined;
       try {
         const parsed: unknown = body.length > 0 ? JSON.parse(body.toString('utf8')) : undefined;

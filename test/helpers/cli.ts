@@ -1,7 +1,7 @@
 // Runs the real `responses-gateway` command (from source, through tsx) as a child
 // process, and a stand-in `vllm` executable built on the simulator.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,10 +31,23 @@ function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 const running = new Set<ChildProcess>();
 
-/** Kills every command a test started and left running (call from an after hook). */
+const fakeVllmDirs: string[] = [];
+
+/** Kills every command a test started and left running (call from an after hook), and
+ * every stand-in vLLM: a gateway killed this way cannot stop its vLLM itself. */
 export function killLeftovers(): void {
   for (const child of running) child.kill('SIGKILL');
   running.clear();
+  for (const dir of fakeVllmDirs) {
+    const pids = existsSync(join(dir, 'pids')) ? readFileSync(join(dir, 'pids'), 'utf8').split('\n').filter(Boolean) : [];
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // Already gone: it was stopped properly.
+      }
+    }
+  }
 }
 
 /** A database file of its own for each run, never the user's ~/.responses-gateway. */
@@ -114,7 +127,9 @@ export async function freePort(): Promise<number> {
 export function fakeVllmBin(): { bin: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fake-vllm-'));
   const bin = join(dir, 'vllm');
-  writeFileSync(bin, `#!/bin/sh\ncd "${REPO_ROOT}" && exec "${process.execPath}" --import tsx sim/cli.ts "$@"\n`);
+  // Records its pid (unchanged by exec) so that killLeftovers can find it.
+  writeFileSync(bin, `#!/bin/sh\necho $$ >> "${dir}/pids"\ncd "${REPO_ROOT}" && exec "${process.execPath}" --import tsx sim/cli.ts "$@"\n`);
   chmodSync(bin, 0o755);
+  fakeVllmDirs.push(dir);
   return { bin, dir };
 }

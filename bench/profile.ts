@@ -1,0 +1,84 @@
+// npm run bench:profile -- <case> [--seconds 10]   (case: json-1k | stream-100 | json-1k-store | stream-100-store)
+//
+// Runs the compiled gateway under node --cpu-prof in front of the fast simulator, drives
+// one case at c=32 for a while, then prints where the gateway's CPU went: by function
+// (self time) and by package. The .cpuprofile is kept for a flame graph (Chrome DevTools,
+// speedscope).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findLoadTool, runLoad } from './load.ts';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+const argv = process.argv.slice(2);
+const caseName = argv[0] ?? 'json-1k';
+const seconds = Number(argv[argv.indexOf('--seconds') + 1] || 10);
+const dir = mkdtempSync(join(tmpdir(), 'rg-profile-'));
+
+const BODIES: Record<string, { body: object; headers: Record<string, string> }> = {
+  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
+  'json-1k-store': { body: { model: 'm', input: 'lorem ipsum '.repeat(80) }, headers: {} },
+  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
+  'stream-100-store': { body: { model: 'm', input: 'x', stream: true }, headers: { 'x-sim': 'deltas=100' } },
+};
+const job = BODIES[caseName];
+if (job === undefined) throw new Error(`unknown case ${caseName}`);
+
+function waitFor(child: ReturnType<typeof spawn>, pattern: RegExp): Promise<string> {
+  return new Promise((resolve) => {
+    let seen = '';
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      const match = pattern.exec(seen);
+      if (match !== null) {
+        child.stdout?.off('data', onData);
+        child.stdout?.resume();
+        resolve(match[1] as string);
+      }
+    };
+    child.stdout?.on('data', onData);
+  });
+}
+
+if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+const sim = spawn(process.execPath, ['--import', 'tsx', 'sim/cli.ts', '--port', '0', '--fast', '--no-record', '--coalesce'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+const simUrl = await waitFor(sim, /listening on (http:\/\/\S+)/);
+const gateway = spawn(
+  process.execPath,
+  ['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/cli/main.js', '--llm-api-base', simUrl, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', `sqlite:${join(dir, 'p.db')}`],
+  { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+);
+const gatewayUrl = await waitFor(gateway, /"url":"(http:\/\/[^"]+)"/);
+const tool = findLoadTool((line) => console.error(line));
+const load = runLoad(tool, { url: `${gatewayUrl}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: 32, seconds, scratchDir: dir });
+console.log(`${caseName}: ${load.requests} requests, ${load.rps.toFixed(0)}/s, ${load.errors} errors`);
+gateway.kill('SIGTERM');
+await new Promise((resolve) => gateway.once('exit', resolve));
+sim.kill('SIGTERM');
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount: number;
+}
+const file = readdirSync(dir).find((name) => name.endsWith('.cpuprofile'));
+if (file === undefined) throw new Error('no profile written');
+const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { nodes: ProfileNode[] };
+const total = profile.nodes.reduce((sum, node) => sum + node.hitCount, 0);
+const byFunction = new Map<string, number>();
+const byPackage = new Map<string, number>();
+for (const node of profile.nodes) {
+  if (node.hitCount === 0) continue;
+  const { functionName, url, lineNumber } = node.callFrame;
+  const where = url.replace(`file://${ROOT}`, '').replace(/^node:/, 'node:');
+  const name = `${functionName || '(anonymous)'} ${where}:${lineNumber + 1}`;
+  byFunction.set(name, (byFunction.get(name) ?? 0) + node.hitCount);
+  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(where)?.[1] ?? (where.startsWith('dist/') ? `ours: ${where.split('/').slice(1, 3).join('/')}` : where.startsWith('node:') ? 'node (js)' : where === '' ? `(${functionName})` : where);
+  byPackage.set(pkg, (byPackage.get(pkg) ?? 0) + node.hitCount);
+}
+const top = (map: Map<string, number>, n: number): string[] =>
+  [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, hits]) => `${((100 * hits) / total).toFixed(1).padStart(5)}%  ${name}`);
+console.log(`\nself time by package (${total} samples):\n${top(byPackage, 20).join('\n')}`);
+console.log(`\nself time by function:\n${top(byFunction, 40).join('\n')}`);
+console.log(`\nprofile: ${join(dir, file)}`);

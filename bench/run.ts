@@ -1,0 +1,380 @@
+// npm run bench [-- --quick] [--rounds N] [--cases a,b] [--nginx]
+//
+// What the gateway adds to latency, CPU and memory, side by side with vLLM called
+// directly. The simulated vLLM (its own process, --fast: prepared answers, no delay) and
+// the compiled gateway (its own process) are driven by load generators in their own
+// processes, pipelining 1. Each case alternates direct and through-gateway rounds
+// (A B A B ...). Results: a markdown table on stdout and in bench/results/.
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpuNs, rssMiB } from './proc.ts';
+import { findLoadTool, runLoad, type LoadTool } from './load.ts';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const option = (name: string): string | undefined => {
+  const index = argv.indexOf(`--${name}`);
+  return index === -1 ? undefined : argv[index + 1];
+};
+const ROUNDS = Number(option('rounds') ?? (quick ? 2 : 5));
+const C1_REQUESTS = quick ? 100 : 1000;
+const C1_WARMUP = quick ? 20 : 100;
+const LOAD_SECONDS = quick ? 1.5 : 5;
+const LOAD_CONNECTIONS = 32;
+const OPEN_STREAMS = quick ? 200 : 1000;
+const log = (line: string): void => console.error(line);
+const scratch = mkdtempSync(join(tmpdir(), 'rg-bench-'));
+
+// --- processes -------------------------------------------------------------------------
+
+interface Proc {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly pid: number;
+}
+const started: ChildProcess[] = [];
+// Whatever happens, the processes the bench started end with it.
+process.on('exit', () => {
+  for (const child of started) child.kill('SIGKILL');
+});
+
+async function startNode(args: string[], urlPattern: RegExp): Promise<Proc> {
+  const loader = (args[0] ?? '').endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...loader, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  started.push(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.toString();
+      const match = urlPattern.exec(seen);
+      if (match !== null) {
+        // From here on the output (the access log) is only drained.
+        child.stdout?.off('data', onData);
+        child.stdout?.resume();
+        resolve(match[1] as string);
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${args[0] ?? ''} exited (${String(code)}) before starting`)));
+  });
+  return { child, url, pid: child.pid as number };
+}
+
+function startSim(extra: string[] = []): Promise<Proc> {
+  return startNode(['sim/cli.ts', '--port', '0', '--fast', '--no-record', '--coalesce', ...extra], /listening on (http:\/\/\S+)/);
+}
+
+/** --baseline DIR: a checkout whose dist/ (an earlier build) is measured in the same rounds. */
+const baselineDir = option('baseline');
+
+function startGateway(upstream: string, dbUrl: string, entry = 'dist/cli/main.js'): Promise<Proc> {
+  return startNode(
+    [entry, '--llm-api-base', upstream, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', dbUrl, '--max-concurrent', '4096'],
+    /"url":"(http:\/\/[^"]+)"/,
+  );
+}
+
+function startNginx(upstream: string): Proc | undefined {
+  const nginx = spawnSync('sh', ['-c', 'command -v nginx || ls /usr/sbin/nginx'], { encoding: 'utf8' }).stdout.trim().split('\n')[0];
+  if (nginx === undefined || nginx === '') return undefined;
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const upstreamHost = new URL(upstream).host;
+  const conf = join(scratch, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `worker_processes 1; daemon off; pid ${scratch}/nginx.pid; error_log ${scratch}/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream vllm { server ${upstreamHost}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://vllm; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_buffering off; proxy_request_buffering off; client_max_body_size 20m;
+    }
+  }
+}
+`,
+  );
+  const child = spawn(nginx, ['-c', conf, '-p', scratch], { stdio: 'ignore' });
+  started.push(child);
+  return { child, url: `http://127.0.0.1:${port}`, pid: child.pid as number };
+}
+
+/** nginx's worker is a child of its master; CPU is summed over both. */
+function nginxPids(master: number): number[] {
+  const children = spawnSync('pgrep', ['-P', String(master)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
+  return [master, ...children];
+}
+
+// --- cases -----------------------------------------------------------------------------
+
+interface Case {
+  readonly name: string;
+  readonly description: string;
+  readonly stream: boolean;
+  readonly gatewayBody: string;
+  readonly directBody: string;
+  readonly headers: Record<string, string>;
+  readonly db: 'sqlite' | 'postgres';
+  /** Also measured through nginx (stateless cases only). */
+  readonly nginx: boolean;
+}
+
+const filler = (bytes: number): string => 'lorem ipsum dolor sit amet '.repeat(Math.ceil(bytes / 27)).slice(0, bytes);
+const ONE_KIB_INPUT = filler(1024 - 60);
+const HUNDRED_KIB_INPUT = filler(100 * 1024 - 60);
+
+function historyItems(count: number): object[] {
+  const items: object[] = [];
+  for (let i = 0; i < count - 1; i++) items.push({ type: 'message', role: 'user', content: `earlier turn ${i}: ${filler(40)}` });
+  items.push({ type: 'message', role: 'assistant', id: 'msg_0', status: 'completed', content: [{ type: 'output_text', text: 'You said: benchmark', annotations: [] }] });
+  return items;
+}
+
+async function continuationBase(gatewayUrl: string, items: number): Promise<string> {
+  const input = historyItems(items).slice(0, -1);
+  const res = await fetch(`${gatewayUrl}/v1/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', input }),
+  });
+  const body = (await res.json()) as { id: string };
+  return body.id;
+}
+
+// --- measuring -------------------------------------------------------------------------
+
+interface Round {
+  p50Us: number;
+  p99Us: number;
+  ttfbUs: number;
+  rps: number;
+  cpuUsPerRequest: number;
+  simCpuUsPerRequest: number;
+}
+
+function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+function c1(url: string, body: string, headers: Record<string, string>): { latencyUs: number[]; ttfbUs: number[] } {
+  const parsed = new URL(url);
+  const job = { origin: parsed.origin, path: '/v1/responses', body, headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
+  const out = spawnSync(process.execPath, ['--import', 'tsx', 'bench/c1-client.ts', JSON.stringify(job)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (out.status !== 0) throw new Error(`c1 client failed: ${out.stderr}`);
+  return JSON.parse(out.stdout) as { latencyUs: number[]; ttfbUs: number[] };
+}
+
+function measure(tool: LoadTool, url: string, body: string, headers: Record<string, string>, measuredPids: number[], simPid: number): Round {
+  const cpu = (): number => measuredPids.reduce((sum, pid) => sum + cpuNs(pid), 0);
+  const cpuBefore = cpu();
+  const simBefore = cpuNs(simPid);
+  const single = c1(url, body, headers);
+  const load = runLoad(tool, { url: `${url}/v1/responses`, body, headers, connections: LOAD_CONNECTIONS, seconds: LOAD_SECONDS, scratchDir: scratch });
+  if (load.errors > 0) throw new Error(`${load.errors} failed requests under load at ${url}`);
+  const requests = C1_REQUESTS + C1_WARMUP + load.requests;
+  return {
+    p50Us: percentile(single.latencyUs, 50),
+    p99Us: percentile(single.latencyUs, 99),
+    ttfbUs: percentile(single.ttfbUs, 50),
+    rps: load.rps,
+    cpuUsPerRequest: (cpu() - cpuBefore) / 1000 / requests,
+    simCpuUsPerRequest: (cpuNs(simPid) - simBefore) / 1000 / requests,
+  };
+}
+
+interface CaseResult {
+  readonly testCase: Case;
+  readonly direct: Round[];
+  readonly gateway: Round[];
+  readonly nginx: Round[];
+  readonly baseline: Round[];
+}
+
+// --- report ----------------------------------------------------------------------------
+
+function stats(values: number[]): { median: number; min: number; max: number } {
+  return { median: percentile(values, 50), min: Math.min(...values), max: Math.max(...values) };
+}
+
+function cell(values: number[], unit: '' | 'us' = 'us', digits = 0): string {
+  if (values.length === 0 || values.some((value) => Number.isNaN(value))) return 'n/a';
+  const { median, min, max } = stats(values);
+  const fmt = (value: number): string => (unit === 'us' && Math.abs(value) >= 10_000 ? `${(value / 1000).toFixed(1)}ms` : value.toFixed(digits));
+  return `${fmt(median)} (${fmt(min)}–${fmt(max)})`;
+}
+
+function differences(a: Round[], b: Round[], pick: (round: Round) => number): number[] {
+  return a.map((round, i) => pick(round) - pick(b[i] as Round));
+}
+
+// --- main ------------------------------------------------------------------------------
+
+const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+if (build.status !== 0) throw new Error('npm run build failed');
+const tool = findLoadTool(log);
+const pgUrl = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
+const sim = await startSim();
+const gatewaySqlite = await startGateway(sim.url, `sqlite:${join(scratch, 'bench.db')}`);
+let gatewayPg: Proc | undefined;
+if (pgUrl !== undefined && !quick) {
+  const schema = `bench_${Date.now()}`;
+  spawnSync(process.execPath, ['-e', `const pg=require('pg');const c=new pg.Client({connectionString:process.env.U});c.connect().then(()=>c.query('CREATE SCHEMA ${schema}')).then(()=>c.end())`], {
+    cwd: ROOT,
+    env: { ...process.env, U: pgUrl },
+    stdio: 'inherit',
+  });
+  const url = new URL(pgUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  gatewayPg = await startGateway(sim.url, url.toString());
+} else if (!quick) {
+  log('PostgreSQL cases skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
+}
+const baselineGateway = baselineDir === undefined ? undefined : await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, join(baselineDir, 'dist/cli/main.js'));
+const nginx = argv.includes('--nginx') || !quick ? startNginx(sim.url) : undefined;
+if (nginx === undefined && !quick) log('nginx reference row skipped: nginx is not installed (apt-get install nginx-light)');
+if (nginx !== undefined) await new Promise((resolve) => setTimeout(resolve, 500)); // nginx has no readiness line
+
+const cases: Case[] = [
+  { name: 'json-1k', description: 'non-streamed, 1 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: true },
+  { name: 'stream-100', description: '100-delta stream, store: false', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: true },
+];
+if (!quick) {
+  cases.push(
+    { name: 'json-100k', description: 'non-streamed, 100 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false },
+    { name: 'json-1k-store', description: 'non-streamed, 1 KiB body, store: true (default)', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false },
+    { name: 'stream-100-store', description: '100-delta stream, store: true (default)', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: false },
+  );
+  for (const db of gatewayPg === undefined ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
+    for (const items of [10, 100]) {
+      const gatewayUrl = db === 'sqlite' ? gatewaySqlite.url : (gatewayPg as Proc).url;
+      const base = await continuationBase(gatewayUrl, items);
+      cases.push({
+        name: `continue-${items}-${db}`,
+        description: `continuation over ${items} prior items (${db}); direct = the whole history resent`,
+        stream: false,
+        gatewayBody: JSON.stringify({ model: 'm', input: 'and now?', previous_response_id: base }),
+        directBody: JSON.stringify({ model: 'm', input: [...historyItems(items), { type: 'message', role: 'user', content: 'and now?' }], store: false }),
+        headers: {},
+        db,
+        nginx: false,
+      });
+    }
+  }
+}
+const selected = option('cases')?.split(',');
+const results: CaseResult[] = [];
+for (const testCase of cases.filter((c) => selected === undefined || selected.includes(c.name))) {
+  const gateway = testCase.db === 'sqlite' ? gatewaySqlite : (gatewayPg as Proc);
+  const result: CaseResult = { testCase, direct: [], gateway: [], nginx: [], baseline: [] };
+  const withBaseline = baselineGateway !== undefined && testCase.db === 'sqlite' && !testCase.name.startsWith('continue');
+  for (let round = 0; round < ROUNDS; round++) {
+    log(`${testCase.name}: round ${round + 1}/${ROUNDS}`);
+    result.direct.push(measure(tool, sim.url, testCase.directBody, testCase.headers, [], sim.pid));
+    result.gateway.push(measure(tool, gateway.url, testCase.gatewayBody, testCase.headers, [gateway.pid], sim.pid));
+    if (withBaseline) result.baseline.push(measure(tool, baselineGateway.url, testCase.gatewayBody, testCase.headers, [baselineGateway.pid], sim.pid));
+    if (nginx !== undefined && testCase.nginx) result.nginx.push(measure(tool, nginx.url, testCase.directBody, testCase.headers, nginxPids(nginx.pid), sim.pid));
+  }
+  results.push(result);
+}
+
+// Peak RSS with many open streams: a fresh gateway, a vLLM that emits slowly.
+log(`open streams: ${OPEN_STREAMS} at once`);
+const slowSim = await startSim(['--chunk-delay-ms', '100']);
+const freshGateway = await startGateway(slowSim.url, `sqlite:${join(scratch, 'streams.db')}`);
+const idleRss = rssMiB(freshGateway.pid);
+const holder = fork(join(ROOT, 'bench/streams-client.ts'), [JSON.stringify({ url: `${freshGateway.url}/v1/responses`, body: JSON.stringify({ model: 'm', input: 'x', stream: true }), streams: OPEN_STREAMS })], {
+  execArgv: ['--import', 'tsx'],
+  cwd: ROOT,
+});
+started.push(holder);
+await new Promise<void>((resolve) => holder.once('message', () => resolve()));
+let peakRss = 0;
+for (let i = 0; i < 20; i++) {
+  peakRss = Math.max(peakRss, rssMiB(freshGateway.pid));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+}
+holder.send('close');
+
+for (const child of started) child.kill('SIGTERM');
+
+// --- output ----------------------------------------------------------------------------
+
+const rows = results.map(({ testCase, direct, gateway }) => {
+  const added = differences(gateway, direct, (r) => r.p50Us);
+  return `| ${testCase.name} | ${cell(direct.map((r) => r.p50Us))} | ${cell(gateway.map((r) => r.p50Us))} | **${cell(added)}** | ${cell(direct.map((r) => r.p99Us))} | ${cell(gateway.map((r) => r.p99Us))} | ${testCase.stream ? `${cell(direct.map((r) => r.ttfbUs))} / ${cell(gateway.map((r) => r.ttfbUs))}` : '–'} | ${cell(direct.map((r) => r.rps), '')} | ${cell(gateway.map((r) => r.rps), '')} | **${cell(gateway.map((r) => r.cpuUsPerRequest))}** | ${cell(direct.map((r) => r.simCpuUsPerRequest))} |`;
+});
+const nginxRows = results
+  .filter((r) => r.nginx.length > 0)
+  .map(({ testCase, direct, nginx: n }) => `| ${testCase.name} via nginx | ${cell(direct.map((r) => r.p50Us))} | ${cell(n.map((r) => r.p50Us))} | ${cell(differences(n, direct, (r) => r.p50Us))} | ${cell(direct.map((r) => r.p99Us))} | ${cell(n.map((r) => r.p99Us))} | ${testCase.stream ? `${cell(direct.map((r) => r.ttfbUs))} / ${cell(n.map((r) => r.ttfbUs))}` : '–'} | ${cell(direct.map((r) => r.rps), '')} | ${cell(n.map((r) => r.rps), '')} | ${cell(n.map((r) => r.cpuUsPerRequest))} | ${cell(direct.map((r) => r.simCpuUsPerRequest))} |`);
+
+const baselineRows = results
+  .filter((r) => r.baseline.length > 0)
+  .map(({ testCase, direct, baseline }) => `| ${testCase.name} (baseline) | ${cell(direct.map((r) => r.p50Us))} | ${cell(baseline.map((r) => r.p50Us))} | ${cell(differences(baseline, direct, (r) => r.p50Us))} | ${cell(direct.map((r) => r.p99Us))} | ${cell(baseline.map((r) => r.p99Us))} | ${testCase.stream ? `${cell(direct.map((r) => r.ttfbUs))} / ${cell(baseline.map((r) => r.ttfbUs))}` : '–'} | ${cell(direct.map((r) => r.rps), '')} | ${cell(baseline.map((r) => r.rps), '')} | ${cell(baseline.map((r) => r.cpuUsPerRequest))} | ${cell(direct.map((r) => r.simCpuUsPerRequest))} |`);
+const ratioLines = results
+  .filter((r) => r.baseline.length > 0)
+  .map(({ testCase, gateway, baseline }) => {
+    const cpu = stats(gateway.map((r, i) => r.cpuUsPerRequest / (baseline[i] as Round).cpuUsPerRequest)).median;
+    const rps = stats(gateway.map((r, i) => r.rps / (baseline[i] as Round).rps)).median;
+    return `- ${testCase.name}: CPU/request ${cpu.toFixed(2)}x the baseline's, throughput ${rps.toFixed(2)}x (medians of per-round ratios)`;
+  });
+
+const byName = new Map(results.map((r) => [r.testCase.name, r]));
+const p50 = (name: string, side: 'direct' | 'gateway'): number[] => byName.get(name)?.[side].map((r) => r.p50Us) ?? [];
+const vs = (a: string, b: string): number[] => {
+  const x = p50(a, 'gateway');
+  const y = p50(b, 'gateway');
+  return x.length > 0 && y.length > 0 ? x.map((value, i) => value - (y[i] ?? Number.NaN)) : [];
+};
+const target = (label: string, values: number[], limitUs: number, unit = 'µs'): string => {
+  if (values.length === 0) return `| ${label} | ≤ ${limitUs}${unit === 'µs' ? ' µs' : unit} | n/a | – |`;
+  const median = stats(values).median;
+  return `| ${label} | ≤ ${limitUs} ${unit} | ${median.toFixed(unit === 'MB' ? 1 : 0)} ${unit} | ${median <= limitUs ? 'met' : '**not met**'} |`;
+};
+const added = (name: string): number[] => {
+  const r = byName.get(name);
+  return r === undefined ? [] : differences(r.gateway, r.direct, (round) => round.p50Us);
+};
+const cpuOf = (name: string): number[] => byName.get(name)?.gateway.map((r) => r.cpuUsPerRequest) ?? [];
+
+const date = new Date();
+const report = [
+  `# Benchmark: ${date.toISOString().slice(0, 16)}Z${quick ? ' (--quick)' : ''}`,
+  '',
+  `- Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; Node ${process.version}; ${tool.kind === 'wrk' ? 'wrk' : 'autocannon'} for c=${LOAD_CONNECTIONS}`,
+  `- Command: \`npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
+  `- ${ROUNDS} rounds per case, direct and through the gateway alternating; each round: ${C1_REQUESTS} requests at c=1 (after ${C1_WARMUP} warm-up), then ${LOAD_SECONDS} s at c=${LOAD_CONNECTIONS}, pipelining 1. Cells: median (min–max) over rounds.`,
+  '- The simulated vLLM answers at once (`--fast`: prepared answers, one write per event). CPU/request is the sum of all threads of the process, over the round.',
+  '',
+  '| case | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | TTFB p50 direct / gateway | rps direct (c=32) | rps gateway (c=32) | gateway CPU/req | sim CPU/req |',
+  '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ...rows,
+  ...baselineRows,
+  ...nginxRows,
+  '',
+  ...(ratioLines.length > 0 ? [`Against the baseline build in ${baselineDir ?? ''} (same rounds):`, '', ...ratioLines, ''] : []),
+  `Peak RSS of a fresh gateway with ${OPEN_STREAMS} open streams (vLLM emitting one event per 100 ms): ${peakRss.toFixed(1)} MB (idle before: ${idleRss.toFixed(1)} MB).`,
+  '',
+  '| target | goal | measured (median) | |',
+  '| --- | --- | ---: | --- |',
+  target('added p50 latency, c=1, non-streaming 1 KiB', added('json-1k'), 60),
+  target('added p50 latency, c=1, 100-delta stream', added('stream-100'), 150),
+  target('gateway CPU per request, non-streaming, store: false', cpuOf('json-1k'), 100),
+  target('gateway CPU per 100-delta stream, store: false', cpuOf('stream-100'), 300),
+  target('store: true over store: false, non-streaming, p50', vs('json-1k-store', 'json-1k'), 500),
+  target('continuation over 100 items vs store: false, p50 (SQLite)', vs('continue-100-sqlite', 'json-1k'), 1000),
+  target('continuation over 100 items vs store: false, p50 (PostgreSQL)', vs('continue-100-postgres', 'json-1k'), 3000),
+  OPEN_STREAMS === 1000 ? target('RSS with 1000 open streams', [peakRss], 150, 'MB') : `| RSS with 1000 open streams | ≤ 150 MB | ${peakRss.toFixed(1)} MB with ${OPEN_STREAMS} | – |`,
+  '',
+].join('\n');
+process.stdout.write(report);
+const file = join(ROOT, 'bench/results', `${date.toISOString().slice(0, 16).replace(':', '')}${quick ? '-quick' : ''}.md`);
+writeFileSync(file, report);
+log(`written to ${file}`);
+process.exit(0);
