@@ -1,11 +1,11 @@
-// npm run bench:profile -- <case> [--seconds 10]   (case: json-1k | stream-100 | json-1k-store | stream-100-store)
+// npm run bench:profile -- <case> [--seconds 10] [gateway flags]   (case: json-1k | stream-100 | json-1k-store | stream-100-store)
 //
 // Runs the compiled gateway under node --cpu-prof in front of the fast simulator, drives
 // one case at c=32 for a while, then prints where the gateway's CPU went: by function
 // (self time) and by package. The .cpuprofile is kept for a flame graph (Chrome DevTools,
 // speedscope).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLoadTool, runLoad } from './load.ts';
@@ -25,31 +25,29 @@ const BODIES: Record<string, { body: object; headers: Record<string, string> }> 
 const job = BODIES[caseName];
 if (job === undefined) throw new Error(`unknown case ${caseName}`);
 
-function waitFor(child: ReturnType<typeof spawn>, pattern: RegExp): Promise<string> {
-  return new Promise((resolve) => {
-    let seen = '';
-    const onData = (chunk: Buffer): void => {
-      seen += chunk.toString();
-      const match = pattern.exec(seen);
-      if (match !== null) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve(match[1] as string);
-      }
-    };
-    child.stdout?.on('data', onData);
-  });
+/** Starts a process with stdout to a file (the harness blocks on wrk and would not drain a
+ * pipe), and waits for a line matching `pattern`. */
+async function start(args: string[], pattern: RegExp, name: string): Promise<{ child: ReturnType<typeof spawn>; url: string }> {
+  const logFile = join(dir, `${name}.log`);
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', fd, 'inherit'] });
+  closeSync(fd);
+  for (let attempt = 0; attempt < 400; attempt++) {
+    const match = pattern.exec(readFileSync(logFile, 'utf8'));
+    if (match !== null) return { child, url: match[1] as string };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${name} did not start`);
 }
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
-const sim = spawn(process.execPath, ['--import', 'tsx', 'sim/cli.ts', '--port', '0', '--fast', '--no-record', '--coalesce'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-const simUrl = await waitFor(sim, /listening on (http:\/\/\S+)/);
-const gateway = spawn(
-  process.execPath,
-  ['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/cli/main.js', '--llm-api-base', simUrl, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', `sqlite:${join(dir, 'p.db')}`],
-  { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+const { child: sim, url: simUrl } = await start(['--import', 'tsx', 'sim/cli.ts', '--port', '0', '--fast', '--no-record', '--coalesce'], /listening on (http:\/\/\S+)/, 'sim');
+const extra = argv.slice(1).filter((arg, i, all) => arg !== '--seconds' && all[i - 1] !== '--seconds');
+const { child: gateway, url: gatewayUrl } = await start(
+  ['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/cli/main.js', '--llm-api-base', simUrl, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', `sqlite:${join(dir, 'p.db')}`, ...extra],
+  /"url":"(http:\/\/[^"]+)"/,
+  'gateway',
 );
-const gatewayUrl = await waitFor(gateway, /"url":"(http:\/\/[^"]+)"/);
 const tool = findLoadTool((line) => console.error(line));
 const load = runLoad(tool, { url: `${gatewayUrl}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: 32, seconds, scratchDir: dir });
 console.log(`${caseName}: ${load.requests} requests, ${load.rps.toFixed(0)}/s, ${load.errors} errors`);

@@ -6,7 +6,7 @@
 // processes, pipelining 1. Each case alternates direct and through-gateway rounds
 // (A B A B ...). Results: a markdown table on stdout and in bench/results/.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuNs, rssMiB } from './proc.ts';
@@ -41,26 +41,24 @@ process.on('exit', () => {
   for (const child of started) child.kill('SIGKILL');
 });
 
+let logCount = 0;
+
+/** Starts a process whose stdout goes to a file (as a production log would): a pipe that
+ * the bench could not drain while it waits on wrk would stall the gateway's logging. */
 async function startNode(args: string[], urlPattern: RegExp): Promise<Proc> {
   const loader = (args[0] ?? '').endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...loader, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const logFile = join(scratch, `process-${logCount++}.log`);
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [...loader, ...args], { cwd: ROOT, stdio: ['ignore', fd, 'inherit'] });
+  closeSync(fd);
   started.push(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let seen = '';
-    const onData = (chunk: Buffer): void => {
-      seen += chunk.toString();
-      const match = urlPattern.exec(seen);
-      if (match !== null) {
-        // From here on the output (the access log) is only drained.
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve(match[1] as string);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`${args[0] ?? ''} exited (${String(code)}) before starting`)));
-  });
-  return { child, url, pid: child.pid as number };
+  for (let attempt = 0; attempt < 400; attempt++) {
+    const match = urlPattern.exec(readFileSync(logFile, 'utf8'));
+    if (match !== null) return { child, url: match[1] as string, pid: child.pid as number };
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${args[0] ?? ''} did not start (see ${logFile})`);
 }
 
 function startSim(extra: string[] = []): Promise<Proc> {

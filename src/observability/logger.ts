@@ -20,6 +20,9 @@ export const REDACTED_PATHS = [
   '*.databaseUrl',
 ];
 
+/** Log bytes held while stdout does not take them; more are dropped. */
+const MAX_PENDING_LOG_BYTES = 16 * 1024 * 1024;
+
 export interface LoggerOptions {
   readonly level: LogLevel;
   /** Defaults to stdout; pretty printing is used when stdout is a terminal. */
@@ -45,8 +48,10 @@ export function createLogger(options: LoggerOptions): Logger {
   }
   // Asynchronous writes: the access log must not block the event loop on every request.
   // No minimum length: a quiet gateway's lines must still leave at once. pino flushes
-  // what is pending when the process exits.
-  return pino(base, pino.destination({ dest: 1, sync: false }));
+  // what is pending when the process exits. A reader that stops reading (a stuck log
+  // collector) must not grow the gateway's memory without end: past maxLength, lines
+  // are dropped.
+  return pino(base, pino.destination({ dest: 1, sync: false, maxLength: MAX_PENDING_LOG_BYTES }));
 }
 
 export function flushLogger(logger: Logger): void {

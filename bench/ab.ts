@@ -1,0 +1,91 @@
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-100|json-1k-store] [--baseline-a DIR] [--rounds 5] [--seconds 3]
+//
+// One performance change, measured side by side in one run: two gateways (different
+// flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
+// alternating c=32 rounds (A B A B ...). Prints CPU per request (all threads, from /proc)
+// and throughput for each, and the median of the per-round ratios B/A.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { findLoadTool, runLoad } from './load.ts';
+import { cpuNs } from './proc.ts';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+const argv = process.argv.slice(2);
+const [labelA = 'A', flagsA = '', labelB = 'B', flagsB = ''] = argv;
+const option = (name: string): string | undefined => {
+  const index = argv.indexOf(`--${name}`);
+  return index === -1 ? undefined : argv[index + 1];
+};
+const ROUNDS = Number(option('rounds') ?? 5);
+const SECONDS = Number(option('seconds') ?? 3);
+const CASES: Record<string, { body: object; headers: Record<string, string> }> = {
+  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
+  'json-1k-store': { body: { model: 'm', input: 'lorem ipsum '.repeat(80) }, headers: {} },
+  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
+  'stream-100-store': { body: { model: 'm', input: 'x', stream: true }, headers: { 'x-sim': 'deltas=100' } },
+};
+const job = CASES[option('case') ?? 'json-1k'];
+if (job === undefined) throw new Error('unknown --case');
+
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function start(args: string[], port: number, healthPath: string): Promise<{ url: string; pid: number }> {
+  const loader = (args[0] ?? '').endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...loader, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    try {
+      if ((await fetch(`${url}${healthPath}`)).ok) return { url, pid: child.pid as number };
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`${args[0] ?? ''} did not start`);
+}
+
+if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+const simPort = await freePort();
+const sim = await start(['sim/cli.ts', '--port', String(simPort), '--fast', '--no-record', '--coalesce'], simPort, '/health');
+const gateway = async (flags: string, root: string): Promise<{ url: string; pid: number }> => {
+  const port = await freePort();
+  const args = [join(root, 'dist/cli/main.js'), '--llm-api-base', sim.url, '--gateway-host', '127.0.0.1', '--gateway-port', String(port), '--db-url', 'sqlite::memory:'];
+  return start([...args, ...flags.split(' ').filter(Boolean)], port, '/health');
+};
+const a = await gateway(flagsA, option('baseline-a') ?? ROOT);
+const b = await gateway(flagsB, ROOT);
+const tool = findLoadTool(() => {});
+const cpu: Record<'a' | 'b', number[]> = { a: [], b: [] };
+const rps: Record<'a' | 'b', number[]> = { a: [], b: [] };
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [key, target] of [['a', a], ['b', b]] as const) {
+    const before = cpuNs(target.pid);
+    const load = runLoad(tool, { url: `${target.url}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: 32, seconds: SECONDS, scratchDir: '/tmp' });
+    if (load.errors > 0) throw new Error(`${load.errors} errors`);
+    cpu[key].push((cpuNs(target.pid) - before) / 1000 / load.requests);
+    rps[key].push(load.rps);
+  }
+}
+const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? Number.NaN;
+const range = (values: number[]): string => `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
+console.log(`case ${option('case') ?? 'json-1k'}, ${ROUNDS} rounds of ${SECONDS} s at c=32, node ${process.version}`);
+for (const [key, label] of [['a', labelA], ['b', labelB]] as const) {
+  console.log(`${label.padEnd(12)} CPU/request ${median(cpu[key]).toFixed(0)} µs (${range(cpu[key])}), ${median(rps[key]).toFixed(0)} req/s (${range(rps[key])})`);
+}
+const cpuRatio = median(cpu.b.map((value, i) => value / (cpu.a[i] as number)));
+const rpsRatio = median(rps.b.map((value, i) => value / (rps.a[i] as number)));
+console.log(`${labelB}/${labelA}: CPU/request ${cpuRatio.toFixed(2)}x, throughput ${rpsRatio.toFixed(2)}x (medians of per-round ratios)`);
+process.exit(0);
