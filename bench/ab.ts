@@ -1,16 +1,17 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-100|json-1k-store] [--baseline-a DIR] [--rounds 5] [--seconds 3]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-100|json-1k-store] [--baseline-a DIR | --entry-a FILE] [--rounds 5] [--seconds 3]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
 // alternating c=32 rounds (A B A B ...). Prints CPU per request (all threads, from /proc)
 // and throughput for each, and the median of the per-round ratios B/A.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLoadTool, runLoad } from './load.ts';
 import { cpuNs } from './proc.ts';
+import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 
-const ROOT = new URL('../', import.meta.url).pathname;
 const argv = process.argv.slice(2);
 const [labelA = 'A', flagsA = '', labelB = 'B', flagsB = ''] = argv;
 const option = (name: string): string | undefined => {
@@ -28,44 +29,17 @@ const CASES: Record<string, { body: object; headers: Record<string, string> }> =
 const job = CASES[option('case') ?? 'json-1k'];
 if (job === undefined) throw new Error('unknown --case');
 
-const children: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-});
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function start(args: string[], port: number, healthPath: string): Promise<{ url: string; pid: number }> {
-  const loader = (args[0] ?? '').endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...loader, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(child);
-  const url = `http://127.0.0.1:${port}`;
-  for (let attempt = 0; attempt < 200; attempt++) {
-    try {
-      if ((await fetch(`${url}${healthPath}`)).ok) return { url, pid: child.pid as number };
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${args[0] ?? ''} did not start`);
-}
-
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
-const simPort = await freePort();
-const sim = await start(['sim/cli.ts', '--port', String(simPort), '--fast', '--no-record', '--coalesce'], simPort, '/health');
-const gateway = async (flags: string, root: string): Promise<{ url: string; pid: number }> => {
-  const port = await freePort();
-  const args = [join(root, 'dist/cli/main.js'), '--llm-api-base', sim.url, '--gateway-host', '127.0.0.1', '--gateway-port', String(port), '--db-url', 'sqlite::memory:'];
-  return start([...args, ...flags.split(' ').filter(Boolean)], port, '/health');
-};
-const a = await gateway(flagsA, option('baseline-a') ?? ROOT);
+const logDir = mkdtempSync(join(tmpdir(), 'rg-ab-'));
+const sim = await startBenchSim(logDir);
+const gateway = (flags: string, root: string): Promise<Started> =>
+  startBenchGateway(sim.url, logDir, ['--db-url', 'sqlite::memory:', ...flags.split(' ').filter(Boolean)], root);
+// --entry-a FILE: run that script as A (e.g. bench/minimal-proxy.ts, the floor).
+const entryA = option('entry-a');
+const a =
+  entryA === undefined
+    ? await gateway(flagsA, option('baseline-a') ?? ROOT)
+    : await startProcess([entryA, '--llm-api-base', sim.url], '--gateway-port', logDir);
 const b = await gateway(flagsB, ROOT);
 const tool = findLoadTool(() => {});
 const cpu: Record<'a' | 'b', number[]> = { a: [], b: [] };

@@ -4,13 +4,13 @@
 // one case at c=32 for a while, then prints where the gateway's CPU went: by function
 // (self time) and by package. The .cpuprofile is kept for a flame graph (Chrome DevTools,
 // speedscope).
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLoadTool, runLoad } from './load.ts';
+import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
 
-const ROOT = new URL('../', import.meta.url).pathname;
 const argv = process.argv.slice(2);
 const caseName = argv[0] ?? 'json-1k';
 const seconds = Number(argv[argv.indexOf('--seconds') + 1] || 10);
@@ -25,35 +25,17 @@ const BODIES: Record<string, { body: object; headers: Record<string, string> }> 
 const job = BODIES[caseName];
 if (job === undefined) throw new Error(`unknown case ${caseName}`);
 
-/** Starts a process with stdout to a file (the harness blocks on wrk and would not drain a
- * pipe), and waits for a line matching `pattern`. */
-async function start(args: string[], pattern: RegExp, name: string): Promise<{ child: ReturnType<typeof spawn>; url: string }> {
-  const logFile = join(dir, `${name}.log`);
-  const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', fd, 'inherit'] });
-  closeSync(fd);
-  for (let attempt = 0; attempt < 400; attempt++) {
-    const match = pattern.exec(readFileSync(logFile, 'utf8'));
-    if (match !== null) return { child, url: match[1] as string };
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${name} did not start`);
-}
-
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
-const { child: sim, url: simUrl } = await start(['--import', 'tsx', 'sim/cli.ts', '--port', '0', '--fast', '--no-record', '--coalesce'], /listening on (http:\/\/\S+)/, 'sim');
+const sim = await startBenchSim(dir);
 const extra = argv.slice(1).filter((arg, i, all) => arg !== '--seconds' && all[i - 1] !== '--seconds');
-const { child: gateway, url: gatewayUrl } = await start(
-  ['--cpu-prof', `--cpu-prof-dir=${dir}`, 'dist/cli/main.js', '--llm-api-base', simUrl, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', `sqlite:${join(dir, 'p.db')}`, ...extra],
-  /"url":"(http:\/\/[^"]+)"/,
-  'gateway',
-);
+const gateway = await startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, 'p.db')}`, ...extra], ROOT, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
+const gatewayUrl = gateway.url;
 const tool = findLoadTool((line) => console.error(line));
 const load = runLoad(tool, { url: `${gatewayUrl}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: 32, seconds, scratchDir: dir });
 console.log(`${caseName}: ${load.requests} requests, ${load.rps.toFixed(0)}/s, ${load.errors} errors`);
-gateway.kill('SIGTERM');
-await new Promise((resolve) => gateway.once('exit', resolve));
-sim.kill('SIGTERM');
+gateway.child.kill('SIGTERM');
+await new Promise((resolve) => gateway.child.once('exit', resolve));
+sim.child.kill('SIGTERM');
 
 interface ProfileNode {
   id: number;

@@ -6,13 +6,13 @@
 // processes, pipelining 1. Each case alternates direct and through-gateway rounds
 // (A B A B ...). Results: a markdown table on stdout and in bench/results/.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuNs, rssMiB } from './proc.ts';
 import { findLoadTool, runLoad, type LoadTool } from './load.ts';
+import { ROOT, startBenchGateway, startBenchSim, type Started } from './processes.ts';
 
-const ROOT = new URL('../', import.meta.url).pathname;
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const option = (name: string): string | undefined => {
@@ -30,49 +30,18 @@ const scratch = mkdtempSync(join(tmpdir(), 'rg-bench-'));
 
 // --- processes -------------------------------------------------------------------------
 
-interface Proc {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly pid: number;
-}
+type Proc = Started;
 const started: ChildProcess[] = [];
-// Whatever happens, the processes the bench started end with it.
-process.on('exit', () => {
-  for (const child of started) child.kill('SIGKILL');
-});
-
-let logCount = 0;
-
-/** Starts a process whose stdout goes to a file (as a production log would): a pipe that
- * the bench could not drain while it waits on wrk would stall the gateway's logging. */
-async function startNode(args: string[], urlPattern: RegExp): Promise<Proc> {
-  const loader = (args[0] ?? '').endsWith('.ts') ? ['--import', 'tsx'] : [];
-  const logFile = join(scratch, `process-${logCount++}.log`);
-  const fd = openSync(logFile, 'w');
-  const child = spawn(process.execPath, [...loader, ...args], { cwd: ROOT, stdio: ['ignore', fd, 'inherit'] });
-  closeSync(fd);
-  started.push(child);
-  for (let attempt = 0; attempt < 400; attempt++) {
-    const match = urlPattern.exec(readFileSync(logFile, 'utf8'));
-    if (match !== null) return { child, url: match[1] as string, pid: child.pid as number };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${args[0] ?? ''} did not start (see ${logFile})`);
-}
 
 function startSim(extra: string[] = []): Promise<Proc> {
-  return startNode(['sim/cli.ts', '--port', '0', '--fast', '--no-record', '--coalesce', ...extra], /listening on (http:\/\/\S+)/);
+  return startBenchSim(scratch, extra);
 }
 
 /** --baseline DIR: a checkout whose dist/ (an earlier build) is measured in the same rounds. */
 const baselineDir = option('baseline');
 
-function startGateway(upstream: string, dbUrl: string, entry = 'dist/cli/main.js'): Promise<Proc> {
-  return startNode(
-    [entry, '--llm-api-base', upstream, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', dbUrl, '--max-concurrent', '4096'],
-    /"url":"(http:\/\/[^"]+)"/,
-  );
+function startGateway(upstream: string, dbUrl: string, root = ROOT): Promise<Proc> {
+  return startBenchGateway(upstream, scratch, ['--db-url', dbUrl, '--max-concurrent', '4096'], root);
 }
 
 function startNginx(upstream: string): Proc | undefined {
@@ -234,7 +203,7 @@ if (pgUrl !== undefined && !quick) {
 } else if (!quick) {
   log('PostgreSQL cases skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
 }
-const baselineGateway = baselineDir === undefined ? undefined : await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, join(baselineDir, 'dist/cli/main.js'));
+const baselineGateway = baselineDir === undefined ? undefined : await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, baselineDir);
 const nginx = argv.includes('--nginx') || !quick ? startNginx(sim.url) : undefined;
 if (nginx === undefined && !quick) log('nginx reference row skipped: nginx is not installed (apt-get install nginx-light)');
 if (nginx !== undefined) await new Promise((resolve) => setTimeout(resolve, 500)); // nginx has no readiness line

@@ -38,7 +38,7 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
         route: ctx.route,
         startedAt: ctx.startedAt,
         metrics: deps.metrics,
-        log: ctx.log,
+        log: () => ctx.log,
         maxEventBytes: deps.config.server.maxUpstreamEventBytes,
         record: ctx.record,
         sendError: (error) => ctx.sendError(error),

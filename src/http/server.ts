@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { GatewayError, renderErrorBody } from '../errors.ts';
+import { AccessLog } from '../observability/access-log.ts';
 import type { GatewayDeps } from './gateway-deps.ts';
 import { declaredLength, tooLargeError } from './read-body.ts';
 import { RequestContext } from './request-context.ts';
@@ -113,7 +114,7 @@ function discard(): void {}
 export function createGateway(deps: GatewayDeps): Gateway {
   const router = buildRouter(deps.state !== undefined);
   const log = deps.log;
-  const logRequests = log.isLevelEnabled('info');
+  const accessLog = new AccessLog(log);
   let inFlight = 0;
   /** Requests counted against --max-concurrent: all but the gateway's own endpoints. */
   let busy = 0;
@@ -133,23 +134,18 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const status = res.headersSent ? res.statusCode : 499;
     const durationMs = performance.now() - ctx.startedAt;
     deps.metrics.observeRequest(ctx.route, ctx.method, status, durationMs / 1000);
-    if (logRequests) {
-      const record = ctx.record;
-      log.info(
-        {
-          req_id: ctx.requestId,
-          method: ctx.method,
-          path: ctx.pathname,
-          status,
-          duration_ms: Math.round(durationMs * 1000) / 1000,
-          bytes_out: record.bytesOut,
-          streamed: record.streamed,
-          upstream_status: record.upstreamStatus ?? null,
-          error: record.errorCode ?? null,
-        },
-        'request',
-      );
-    }
+    const record = ctx.record;
+    accessLog.write({
+      requestId: ctx.requestId,
+      method: ctx.method,
+      path: ctx.pathname,
+      status,
+      durationMs,
+      bytesOut: record.bytesOut,
+      streamed: record.streamed,
+      upstreamStatus: record.upstreamStatus,
+      errorCode: record.errorCode,
+    });
     if (draining && inFlight === 0) drained?.();
   };
 

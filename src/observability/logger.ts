@@ -6,6 +6,10 @@ import type { LogLevel } from '../config/values.ts';
 
 export type { Logger };
 
+/** A logger made on first use: a per-request pino child costs microseconds, and most
+ * requests never log anything but their access line. */
+export type LogSource = () => Logger;
+
 export const REDACTED_PATHS = [
   'authorization',
   'apiKey',

@@ -2,7 +2,7 @@
 // history, from a previous response or a conversation, followed by the new input), how
 // to relay and store the answer, and the stored-response endpoints.
 import { GatewayError } from '../errors.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { LogSource } from '../observability/logger.ts';
 import type { PageQuery, ResponseContext, StoredItem, Store } from '../store/store.ts';
 import type { ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
 import type { CreateResponseRequest } from './create-request.ts';
@@ -57,7 +57,7 @@ export class ResponsesService {
   }
 
   /** Decides what goes upstream for a create request, loading its history if it has one. */
-  async planCreate(request: CreateResponseRequest, log: Logger): Promise<CreatePlan> {
+  async planCreate(request: CreateResponseRequest, log: LogSource): Promise<CreatePlan> {
     const facts: ResponseFacts = {
       id: newId(ID_PREFIX.response),
       request: request.body,
@@ -126,7 +126,7 @@ export class ResponsesService {
     };
   }
 
-  #transformer(request: CreateResponseRequest, facts: ResponseFacts, hooks: StreamHooks, log: Logger): ResponseTransformer {
+  #transformer(request: CreateResponseRequest, facts: ResponseFacts, hooks: StreamHooks, log: LogSource): ResponseTransformer {
     return {
       select(head: UpstreamHead) {
         // vLLM's own error answers pass through unchanged.

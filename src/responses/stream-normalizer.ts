@@ -16,7 +16,7 @@
 // Delta events (nearly all of a stream) are rewritten by splicing two or three fields;
 // only the few structural events are parsed.
 import { GatewayError, toErrorObject } from '../errors.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { LogSource } from '../observability/logger.ts';
 import type { Emit, EventStreamTransform } from '../upstream/relay.ts';
 import { itemIdPrefix, newId } from './ids.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
@@ -99,7 +99,7 @@ export class StreamNormalizer implements EventStreamTransform {
   readonly kind = 'events';
   readonly #facts: ResponseFacts;
   readonly #hooks: StreamHooks;
-  readonly #log: Logger;
+  readonly #log: LogSource;
   #sequence = 0;
   readonly #items: ItemState[] = [];
   readonly #itemsByUpstreamIndex = new Map<number, ItemState>();
@@ -109,7 +109,7 @@ export class StreamNormalizer implements EventStreamTransform {
   #createdSent = false;
   #ended = false;
 
-  constructor(facts: ResponseFacts, hooks: StreamHooks, log: Logger) {
+  constructor(facts: ResponseFacts, hooks: StreamHooks, log: LogSource) {
     this.#facts = facts;
     this.#hooks = hooks;
     this.#log = log;
@@ -183,7 +183,7 @@ export class StreamNormalizer implements EventStreamTransform {
     try {
       event = JSON.parse(data) as Json;
     } catch {
-      this.#log.warn({ type }, 'dropped an upstream event that is not JSON');
+      this.#log().warn({ type }, 'dropped an upstream event that is not JSON');
       return undefined;
     }
     return this.#structural(type, event, out);
@@ -434,7 +434,7 @@ export class StreamNormalizer implements EventStreamTransform {
       }
     } else {
       if (item.heldArguments.length > 0) {
-        this.#log.debug({ item_id: item.id }, 'function call argument deltas did not join to the final arguments; sent the final ones');
+        this.#log().debug({ item_id: item.id }, 'function call argument deltas did not join to the final arguments; sent the final ones');
       }
       if (final.length > 0) {
         this.#send(out, 'response.function_call_arguments.delta', { item_id: item.id, output_index: item.index, delta: final });
@@ -460,7 +460,7 @@ export class StreamNormalizer implements EventStreamTransform {
         });
         text = reportedText;
       } else {
-        this.#log.debug({ item_id: item.id }, 'text deltas did not join to the done text; kept what the client saw');
+        this.#log().debug({ item_id: item.id }, 'text deltas did not join to the done text; kept what the client saw');
       }
     }
     part.finalText = text;
@@ -613,7 +613,7 @@ export class StreamNormalizer implements EventStreamTransform {
     if (stored === undefined) return Promise.resolve(terminal());
     return stored.then(terminal, (error: unknown) => {
       // Never report as stored what was not: the client learns the response failed.
-      this.#log.error({ err: error }, 'storing the response failed');
+      this.#log().error({ err: error }, 'storing the response failed');
       const failure = error instanceof GatewayError ? error : new GatewayError('store_unavailable', 'The response could not be stored.');
       const failed = { ...response, status: 'failed', completed_at: null, error: toErrorObject(failure) };
       const tail = [this.#errorEvent(failure)];

@@ -11,7 +11,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
-import type { Logger } from '../observability/logger.ts';
+import type { LogSource } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { classifyUpstreamError, type ClassifiedUpstreamError } from './classify-error.ts';
 import { filterResponseHeaders } from './hop-by-hop.ts';
@@ -73,7 +73,8 @@ export interface RelayTarget {
   /** performance.now() when the request arrived. */
   readonly startedAt: number;
   readonly metrics: GatewayMetrics;
-  readonly log: Logger;
+  /** The request's logger, made on first use (a pino child per request is not free). */
+  readonly log: LogSource;
   /** Largest unfinished SSE event (or buffered body) held before the exchange is failed. */
   readonly maxEventBytes: number;
   readonly record: ExchangeRecord;
@@ -368,7 +369,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const target = this.#target;
     const res = target.res;
     target.record.errorCode = classified.error.code;
-    target.log.warn(
+    target.log().warn(
       { err: classified.error.cause, kind: classified.kind, code: classified.error.code },
       'upstream exchange failed',
     );
@@ -446,7 +447,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     work.then(
       () => this.#afterWork(),
       (error: unknown) => {
-        this.#target.log.error({ err: error }, 'response transform failed');
+        this.#target.log().error({ err: error }, 'response transform failed');
         this.#queued = [];
         this.#work = undefined;
         if (!this.#clientGone) this.#target.res.destroy();
