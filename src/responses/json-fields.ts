@@ -13,17 +13,25 @@ export interface Span {
   readonly end: number;
 }
 
-function valueStart(json: string, key: string): number {
-  const at = json.indexOf(`"${key}":`);
+/** A field to look for: its key as it appears in JSON text, quotes and colon included.
+ * Made once (see field()), not per lookup. */
+export type Field = string & { readonly __field: true };
+
+export function field(key: string): Field {
+  return `"${key}":` as Field;
+}
+
+function valueStart(json: string, needle: Field, from: number | undefined): number {
+  const at = json.indexOf(needle, from ?? 0);
   if (at === -1) return -1;
-  let index = at + key.length + 3;
+  let index = at + needle.length;
   while (json.charCodeAt(index) === 0x20) index += 1;
   return index;
 }
 
 /** The raw (still escaped) characters of a string field. */
-export function stringSpan(json: string, key: string): Span | undefined {
-  const index = valueStart(json, key);
+export function stringSpan(json: string, needle: Field, from: number | undefined = 0): Span | undefined {
+  const index = valueStart(json, needle, from);
   if (index === -1 || json.charCodeAt(index) !== 0x22) return undefined;
   const start = index + 1;
   let quote = json.indexOf('"', start);
@@ -37,8 +45,8 @@ export function stringSpan(json: string, key: string): Span | undefined {
 }
 
 /** A non-negative integer field. */
-export function integerSpan(json: string, key: string): (Span & { readonly value: number }) | undefined {
-  const start = valueStart(json, key);
+export function integerSpan(json: string, needle: Field, from: number | undefined = 0): (Span & { readonly value: number }) | undefined {
+  const start = valueStart(json, needle, from);
   if (start === -1) return undefined;
   let end = start;
   let value = 0;

@@ -20,7 +20,7 @@ import type { LogSource } from '../observability/logger.ts';
 import type { Emit, EventStreamTransform } from '../upstream/relay.ts';
 import { itemIdPrefix, newId } from './ids.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
-import { decodeJsonString, integerSpan, splice, stringSpan, type Replacement } from './json-fields.ts';
+import { decodeJsonString, field, integerSpan, splice, stringSpan, type Replacement } from './json-fields.ts';
 import { normalizeResponse, type ResponseFacts } from './response-object.ts';
 
 /** What the stream hands over when the response is done (to store it). */
@@ -78,8 +78,73 @@ const DONE_TYPE_OF_PART: Record<string, string> = {
   refusal: 'response.refusal.done',
   reasoning_text: 'response.reasoning_text.done',
 };
+const ITEM_ID = field('item_id');
+const OUTPUT_INDEX = field('output_index');
+const CONTENT_INDEX = field('content_index');
+const DELTA = field('delta');
+const SEQUENCE_NUMBER = field('sequence_number');
+const TYPE = field('type');
+
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 const DONE_LINE = 'data: [DONE]\n\n';
+
+/**
+ * The text of whole events, from the chunks they arrived in. A chunk that ends with a
+ * line feed cannot end inside a UTF-8 character, so it is decoded on its own (no copy
+ * into one buffer); chunks cut elsewhere are joined as bytes first.
+ */
+function decodeParts(parts: readonly Buffer[]): string {
+  if (parts.length === 1) return (parts[0] as Buffer).toString('utf8');
+  let text = '';
+  let held: Buffer[] | undefined;
+  for (const part of parts) {
+    if (part[part.length - 1] !== 0x0a) {
+      (held ??= []).push(part);
+      continue;
+    }
+    if (held === undefined) text += part.toString('utf8');
+    else {
+      held.push(part);
+      text += Buffer.concat(held).toString('utf8');
+      held = undefined;
+    }
+  }
+  if (held !== undefined) text += Buffer.concat(held).toString('utf8');
+  return text;
+}
+
+/** Whether `data` ends with `"<type>"}` (vLLM writes type last), compared in place. */
+function endsWithType(data: string, type: string): boolean {
+  const end = data.length - 2;
+  return data.charCodeAt(end + 1) === 0x7d && data.charCodeAt(end) === 0x22 && data.endsWith(type, end) && data.charCodeAt(end - type.length - 1) === 0x22;
+}
+
+/**
+ * The event name and data of one SSE event block. vLLM's shape ("event: X\ndata: {...}")
+ * is read with two indexOf calls; anything else (several data lines, comments, ids, CR)
+ * goes the general way.
+ */
+export function parseEventLines(raw: string): { name: string | undefined; data: string | undefined } {
+  if (raw.startsWith('event: ')) {
+    const newline = raw.indexOf('\n');
+    if (newline !== -1 && raw.startsWith('data: ', newline + 1) && raw.indexOf('\n', newline + 1) === -1) {
+      return { name: raw.slice(7, newline), data: raw.slice(newline + 7) };
+    }
+  } else if (raw.startsWith('data: ') && raw.indexOf('\n') === -1) {
+    return { name: undefined, data: raw.slice(6) };
+  }
+  let name: string | undefined;
+  let data: string | undefined;
+  for (const line of raw.split('\n')) {
+    if (line.startsWith('data:')) {
+      const value = line.charCodeAt(5) === 0x20 ? line.slice(6) : line.slice(5);
+      data = data === undefined ? value : `${data}\n${value}`;
+    } else if (line.startsWith('event:')) {
+      name = line.slice(line.charCodeAt(6) === 0x20 ? 7 : 6);
+    }
+  }
+  return { name, data };
+}
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -115,8 +180,8 @@ export class StreamNormalizer implements EventStreamTransform {
     this.#log = log;
   }
 
-  onEvents(block: Buffer, emit: Emit): void | Promise<void> {
-    let text = block.toString('utf8');
+  onEvents(parts: readonly Buffer[], emit: Emit): void | Promise<void> {
+    let text = decodeParts(parts);
     if (text.includes('\r')) text = text.replace(/\r\n?/g, '\n');
     const out: string[] = [];
     let start = 0;
@@ -152,20 +217,12 @@ export class StreamNormalizer implements EventStreamTransform {
 
   /** Handles one event; returns a promise of the closing output for a terminal event. */
   #event(raw: string, out: string[]): Promise<string[]> | undefined {
-    let name: string | undefined;
-    let data: string | undefined;
-    for (const line of raw.split('\n')) {
-      if (line.startsWith('data:')) {
-        const value = line.charCodeAt(5) === 0x20 ? line.slice(6) : line.slice(5);
-        data = data === undefined ? value : `${data}\n${value}`;
-      } else if (line.startsWith('event:')) {
-        name = line.slice(line.charCodeAt(6) === 0x20 ? 7 : 6);
-      }
-    }
+    const { name, data } = parseEventLines(raw);
     if (data === undefined || data === '[DONE]') return undefined;
+    // The event: line is only trusted when the data's type agrees (vLLM puts type last).
     let type = name;
-    if (type === undefined || !data.includes(`"type":"${type}"`)) {
-      const span = stringSpan(data, 'type');
+    if (type === undefined || !(endsWithType(data, type) || data.includes(`"type":"${type}"`))) {
+      const span = stringSpan(data, TYPE);
       type = span === undefined ? undefined : data.slice(span.start, span.end);
     }
     if (type === undefined) return undefined;
@@ -177,6 +234,11 @@ export class StreamNormalizer implements EventStreamTransform {
     }
     if (type === 'response.function_call_arguments.delta') {
       this.#argumentsDelta(data, out);
+      return undefined;
+    }
+    if (type === 'response.in_progress' && this.#createdSent) {
+      // It repeats response.created's response: no need to parse it.
+      this.#sendResponseEvent(out, type, 'in_progress');
       return undefined;
     }
     let event: Json;
@@ -194,10 +256,11 @@ export class StreamNormalizer implements EventStreamTransform {
       case 'response.created':
       case 'response.in_progress':
       case 'response.queued':
-        if (isObject(event['response'])) this.#upstreamResponse = event['response'];
+        // in_progress repeats created's response: keep the first one (and its normalized form).
+        if (isObject(event['response']) && (type === 'response.created' || !this.#createdSent)) this.#upstreamResponse = event['response'];
         if (type === 'response.created') this.#createdSent = true;
         else this.#ensureCreated(out);
-        this.#send(out, type, { response: this.#inProgressResponse(type === 'response.queued' ? 'queued' : 'in_progress') });
+        this.#sendResponseEvent(out, type, type === 'response.queued' ? 'queued' : 'in_progress');
         return undefined;
       case 'response.output_item.added':
         this.#itemAdded(event, out);
@@ -237,15 +300,24 @@ export class StreamNormalizer implements EventStreamTransform {
     out.push(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields, sequence_number: this.#sequence++ })}\n\n`);
   }
 
-  #inProgressResponse(status: string): Json {
-    return normalizeResponse(this.#upstreamResponse, this.#facts, { status, output: [], usage: null, error: null });
+  /** The response of created/in_progress events (the same for both), as JSON, built once. */
+  #inProgress: { status: string; upstream: Json; json: string } | undefined;
+
+  #sendResponseEvent(out: string[], type: string, status: string): void {
+    let cached = this.#inProgress;
+    if (cached === undefined || cached.status !== status || cached.upstream !== this.#upstreamResponse) {
+      const response = normalizeResponse(this.#upstreamResponse, this.#facts, { status, output: [], usage: null, error: null });
+      cached = { status, upstream: this.#upstreamResponse, json: JSON.stringify(response) };
+      this.#inProgress = cached;
+    }
+    out.push(`event: ${type}\ndata: {"type":"${type}","response":${cached.json},"sequence_number":${this.#sequence++}}\n\n`);
   }
 
   /** A stream must open with response.created; vLLM's always does, but not every server's. */
   #ensureCreated(out: string[]): void {
     if (this.#createdSent) return;
     this.#createdSent = true;
-    this.#send(out, 'response.created', { response: this.#inProgressResponse('in_progress') });
+    this.#sendResponseEvent(out, 'response.created', 'in_progress');
   }
 
   // --- items and parts ---------------------------------------------------------------
@@ -352,10 +424,12 @@ export class StreamNormalizer implements EventStreamTransform {
   // --- deltas (the hot path) --------------------------------------------------------------
 
   #textDelta(type: string, partType: string, data: string, out: string[]): void {
-    const idSpan = stringSpan(data, 'item_id');
-    const outputSpan = integerSpan(data, 'output_index');
-    const contentSpan = integerSpan(data, 'content_index');
-    const deltaSpan = stringSpan(data, 'delta');
+    // vLLM and OpenAI both write these fields in this order (not all adjacent), so each
+    // search starts where the last one ended; a miss falls back to the whole text.
+    const contentSpan = integerSpan(data, CONTENT_INDEX);
+    const deltaSpan = stringSpan(data, DELTA, contentSpan?.end) ?? stringSpan(data, DELTA);
+    const idSpan = stringSpan(data, ITEM_ID, deltaSpan?.end) ?? stringSpan(data, ITEM_ID);
+    const outputSpan = integerSpan(data, OUTPUT_INDEX, idSpan?.end) ?? integerSpan(data, OUTPUT_INDEX);
     const item = this.#itemFor(
       outputSpan?.value,
       idSpan === undefined ? undefined : data.slice(idSpan.start, idSpan.end),
@@ -363,24 +437,33 @@ export class StreamNormalizer implements EventStreamTransform {
       out,
     );
     const part = this.#partFor(item, contentSpan?.value, partType, out);
-    if (deltaSpan !== undefined) part.raw.push(data.slice(deltaSpan.start, deltaSpan.end));
-    const replacements: Replacement[] = [];
-    if (idSpan !== undefined) replacements.push({ span: idSpan, text: item.id });
-    if (outputSpan !== undefined && outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
-    if (contentSpan !== undefined && contentSpan.value !== part.index) replacements.push({ span: contentSpan, text: String(part.index) });
     if (idSpan === undefined || outputSpan === undefined || contentSpan === undefined || deltaSpan === undefined) {
       // Not the shape the fast path knows: rebuild it from its parsed form.
       const { type: _type, sequence_number: _sequence, ...fields } = JSON.parse(data) as Json;
+      if (typeof fields['delta'] === 'string') part.raw.push(JSON.stringify(fields['delta']).slice(1, -1));
       this.#send(out, type, { ...fields, item_id: item.id, output_index: item.index, content_index: part.index });
       return;
     }
+    part.raw.push(data.slice(deltaSpan.start, deltaSpan.end));
+    const indicesMatch = outputSpan.value === item.index && contentSpan.value === part.index;
+    const sequenceSpan = integerSpan(data, SEQUENCE_NUMBER, outputSpan.end);
+    if (indicesMatch && sequenceSpan !== undefined) {
+      // The common case: only the item id and the sequence number change.
+      out.push(
+        `event: ${type}\ndata: ${data.slice(0, idSpan.start)}${item.id}${data.slice(idSpan.end, sequenceSpan.start)}${this.#sequence++}${data.slice(sequenceSpan.end)}\n\n`,
+      );
+      return;
+    }
+    const replacements: Replacement[] = [{ span: idSpan, text: item.id }];
+    if (outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
+    if (contentSpan.value !== part.index) replacements.push({ span: contentSpan, text: String(part.index) });
     out.push(`event: ${type}\ndata: ${this.#withSequence(data, replacements)}\n\n`);
   }
 
   /** Splices the replacements and the next sequence number into a delta's JSON. */
   #withSequence(data: string, replacements: Replacement[]): string {
     const sequence = String(this.#sequence++);
-    const span = integerSpan(data, 'sequence_number');
+    const span = integerSpan(data, SEQUENCE_NUMBER);
     if (span !== undefined) {
       replacements.push({ span, text: sequence });
       return splice(data, replacements);
@@ -390,8 +473,8 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   #argumentsDelta(data: string, out: string[]): void {
-    const idSpan = stringSpan(data, 'item_id');
-    const outputSpan = integerSpan(data, 'output_index');
+    const idSpan = stringSpan(data, ITEM_ID);
+    const outputSpan = integerSpan(data, OUTPUT_INDEX);
     const item = this.#itemFor(
       outputSpan?.value,
       idSpan === undefined ? undefined : data.slice(idSpan.start, idSpan.end),
@@ -420,15 +503,15 @@ export class StreamNormalizer implements EventStreamTransform {
     item.finalArguments = final;
     let joined = '';
     for (const data of item.heldArguments) {
-      const span = stringSpan(data, 'delta');
+      const span = stringSpan(data, DELTA);
       if (span !== undefined) joined += data.slice(span.start, span.end);
     }
     if (decodeJsonString(joined) === final) {
       for (const data of item.heldArguments) {
         const replacements: Replacement[] = [];
-        const idSpan = stringSpan(data, 'item_id');
+        const idSpan = stringSpan(data, ITEM_ID);
         if (idSpan !== undefined) replacements.push({ span: idSpan, text: item.id });
-        const outputSpan = integerSpan(data, 'output_index');
+        const outputSpan = integerSpan(data, OUTPUT_INDEX);
         if (outputSpan !== undefined && outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
         out.push(`event: response.function_call_arguments.delta\ndata: ${this.#withSequence(data, replacements)}\n\n`);
       }

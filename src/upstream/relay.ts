@@ -30,9 +30,10 @@ export interface UpstreamHead {
 /** Rewrites a streamed body event by event. */
 export interface EventStreamTransform {
   readonly kind: 'events';
-  /** One or more complete SSE events, each with its closing blank line. A returned
-   * promise pauses reading from vLLM until it settles; output may be emitted before. */
-  onEvents(block: Buffer, emit: Emit): void | Promise<void>;
+  /** One or more complete SSE events, each with its closing blank line, as the chunks
+   * they arrived in (the last chunk cut at the last event end). A returned promise
+   * pauses reading from vLLM until it settles; output may be emitted before. */
+  onEvents(parts: readonly Buffer[], emit: Emit): void | Promise<void>;
   /** vLLM ended the body cleanly. */
   onEnd(emit: Emit): void | Promise<void>;
   /** vLLM failed mid-stream; `error` is what the client must be told. */
@@ -265,8 +266,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         const complete = this.#completeEvents(chunk);
         if (complete === undefined) return;
         this.#firstByte();
-        const block = complete.length === 1 ? (complete[0] as Buffer) : Buffer.concat(complete);
-        return (this.#events as EventStreamTransform).onEvents(block, this.#emit);
+        return (this.#events as EventStreamTransform).onEvents(complete, this.#emit);
       }
       case 'buffered':
         this.#pending.push(chunk);
@@ -328,7 +328,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         if (tail.length > 0) {
           // An unterminated last event still reaches the transformer, closed by a blank line.
           tail.push(Buffer.from('\n\n'));
-          const result = (this.#events as EventStreamTransform).onEvents(Buffer.concat(tail), this.#emit);
+          const result = (this.#events as EventStreamTransform).onEvents(tail, this.#emit);
           if (result instanceof Promise) return result.then(done);
         }
         return done();

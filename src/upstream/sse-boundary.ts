@@ -7,11 +7,15 @@
 
 const LF = 0x0a;
 const CR = 0x0d;
+// Buffer needles, made once: a string needle is encoded again on every search.
+const LF_LF = Buffer.from('\n\n');
+const LF_CR_LF = Buffer.from('\n\r\n');
 
 export class SseBoundary {
   /** The last two bytes seen, most recent last; 0 when none. */
   #prev1 = 0;
   #prev2 = 0;
+  #sawCr = false;
 
   /**
    * Feed the next chunk; returns the offset just past the last event end inside it,
@@ -22,10 +26,17 @@ export class SseBoundary {
     if (length === 0) return -1;
     let end = -1;
     // An event ending inside the chunk: "\n\n" or "\n\r\n".
-    const lfLf = chunk.lastIndexOf('\n\n');
+    const lfLf = length >= 2 ? chunk.lastIndexOf(LF_LF) : -1;
     if (lfLf !== -1) end = lfLf + 2;
-    const lfCrLf = chunk.lastIndexOf('\n\r\n');
-    if (lfCrLf !== -1 && lfCrLf + 3 > end) end = lfCrLf + 3;
+    // CRLF streams are rare: look for their event ends once a chunk has shown a CR at a
+    // line end (checked in O(1) at the chunk's end). Until then a CRLF event end inside
+    // the first chunk is found with the next one: late by a chunk, never lost.
+    const last = chunk[length - 1];
+    if (!this.#sawCr && (last === CR || (last === LF && chunk[length - 2] === CR))) this.#sawCr = true;
+    if (this.#sawCr && end !== length) {
+      const lfCrLf = chunk.lastIndexOf(LF_CR_LF);
+      if (lfCrLf !== -1 && lfCrLf + 3 > end) end = lfCrLf + 3;
+    }
     if (end === -1) {
       // An event ending across the border with the previous chunk.
       const first = chunk[0] as number;
