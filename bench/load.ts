@@ -46,6 +46,7 @@ export interface LoadJob {
   readonly scratchDir: string;
 }
 
+/** wrk takes whole seconds only (`-d1.5s` is a usage error); the job's seconds are rounded. */
 export function runLoad(tool: LoadTool, job: LoadJob): LoadResult {
   const bodyFile = join(job.scratchDir, 'body.json');
   writeFileSync(bodyFile, job.body);
@@ -55,7 +56,7 @@ export function runLoad(tool: LoadTool, job: LoadJob): LoadResult {
       .map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
       .join('\n');
     writeFileSync(script, `wrk.method = "POST"\nlocal f = io.open(${JSON.stringify(bodyFile)}, "rb")\nwrk.body = f:read("*a")\nf:close()\n${headerLines}\n`);
-    const out = execFileSync(tool.path, ['-t1', `-c${job.connections}`, `-d${job.seconds}s`, '-s', script, job.url], { encoding: 'utf8' });
+    const out = execFileSync(tool.path, ['-t1', `-c${job.connections}`, `-d${Math.max(1, Math.round(job.seconds))}s`, '-s', script, job.url], { encoding: 'utf8' });
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
     const seconds = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? job.seconds);
     const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors:.*?read (\d+)/.exec(out)?.[1] ?? 0);

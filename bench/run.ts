@@ -22,7 +22,7 @@ const option = (name: string): string | undefined => {
 const ROUNDS = Number(option('rounds') ?? (quick ? 2 : 5));
 const C1_REQUESTS = quick ? 100 : 1000;
 const C1_WARMUP = quick ? 20 : 100;
-const LOAD_SECONDS = quick ? 1.5 : 5;
+const LOAD_SECONDS = quick ? 2 : 5;
 const LOAD_CONNECTIONS = 32;
 const OPEN_STREAMS = quick ? 200 : 1000;
 const log = (line: string): void => console.error(line);
