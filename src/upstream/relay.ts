@@ -116,6 +116,10 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #work: Promise<void> | undefined;
   #queued: Array<() => void | Promise<void>> = [];
   #pausedForDrain = false;
+  /** Output of this tick not yet handed to the response; see #write. */
+  #outbox: Array<string | Buffer> = [];
+  #outboxScheduled = false;
+  readonly #flushOutbox = (): void => this.#flush();
   /** An abort the gateway asked for before undici handed over the controller. */
   #gatewayAbort: GatewayError | undefined;
   readonly #emit: Emit = (output) => this.#write(output);
@@ -306,15 +310,14 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   }
 
   #end(): void | Promise<void> {
-    const res = this.#target.res;
     switch (this.#mode) {
       case 'raw':
-        res.end();
+        this.#endResponse();
         break;
       case 'raw-events':
         // A tail without its blank line is passed on as it came (clients discard it).
         if (this.#pendingBytes > 0) this.#write(this.#pending);
-        res.end();
+        this.#endResponse();
         break;
       case 'events': {
         const tail = this.#pending;
@@ -322,8 +325,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         this.#pendingBytes = 0;
         const done = (): void | Promise<void> => {
           const result = (this.#events as EventStreamTransform).onEnd(this.#emit);
-          if (result instanceof Promise) return result.then(() => void res.end());
-          res.end();
+          if (result instanceof Promise) return result.then(() => this.#endResponse());
+          this.#endResponse();
         };
         if (tail.length > 0) {
           // An unterminated last event still reaches the transformer, closed by a blank line.
@@ -383,51 +386,67 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     }
     if (mode === 'raw') {
       // Headers and part of a plain body are out: only a cut connection tells the client.
+      this.#outbox = [];
       res.destroy();
       return;
     }
     if (mode === 'raw-events') {
       this.#write(renderSseError(classified.error, undefined));
-      res.end();
+      this.#endResponse();
       return;
     }
     const result = (this.#events as EventStreamTransform).onFailure(classified.error, this.#emit);
-    if (result instanceof Promise) return result.then(() => void res.end());
-    res.end();
+    if (result instanceof Promise) return result.then(() => this.#endResponse());
+    this.#endResponse();
+  }
+
+  #endResponse(): void {
+    this.#flush();
+    this.#target.res.end();
   }
 
   #abortUpstream(message: string): void {
     this.#controller?.abort(new GatewayError('upstream_invalid_response', message));
   }
 
+  /**
+   * Output waits in the outbox until the end of the tick, then leaves as one
+   * res.write: when vLLM's events arrive together (one socket read holding many, as
+   * happens when the gateway is busy), they cost one chunk instead of one each (a
+   * chunked write is four iovecs and ~2 µs of JS). A lone event leaves in the same tick
+   * it arrived: nothing waits for a timer.
+   */
   #write(output: Output): void {
     if (output === null || output === undefined || this.#clientGone) return;
-    const res = this.#target.res;
-    const record = this.#target.record;
-    let ok: boolean;
-    if (typeof output === 'string') {
-      record.bytesOut += Buffer.byteLength(output);
-      ok = res.write(output);
-    } else if (Buffer.isBuffer(output)) {
-      record.bytesOut += output.length;
-      ok = res.write(output);
-    } else {
-      if (output.length === 0) return;
-      // The parts of one event (vLLM sends event:, data: and the blank line separately)
-      // go out as one write. Not cork()/uncork(): on Node 24 a ServerResponse written
-      // under cork never emits 'drain', which would stall backpressure for good.
-      const joined =
-        output.length === 1
-          ? (output[0] as string | Buffer)
-          : output.every((part) => typeof part === 'string')
-            ? (output).join('')
-            : Buffer.concat(output.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
-      record.bytesOut += typeof joined === 'string' ? Buffer.byteLength(joined) : joined.length;
-      ok = res.write(joined);
+    if (typeof output === 'string' || Buffer.isBuffer(output)) this.#outbox.push(output);
+    else for (const part of output) this.#outbox.push(part);
+    if (!this.#outboxScheduled) {
+      this.#outboxScheduled = true;
+      queueMicrotask(this.#flushOutbox);
     }
-    if (!ok && !this.#pausedForDrain) {
+  }
+
+  #flush(): void {
+    this.#outboxScheduled = false;
+    const outbox = this.#outbox;
+    if (outbox.length === 0 || this.#clientGone) return;
+    this.#outbox = [];
+    // Not cork()/uncork(): on Node 24 a ServerResponse written under cork never emits
+    // 'drain', which would stall backpressure for good.
+    const joined =
+      outbox.length === 1
+        ? (outbox[0] as string | Buffer)
+        : outbox.every((part) => typeof part === 'string')
+          ? outbox.join('')
+          : Buffer.concat(outbox.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
+    this.#target.record.bytesOut += typeof joined === 'string' ? Buffer.byteLength(joined) : joined.length;
+    const res = this.#target.res;
+    if (!res.write(joined) && !this.#pausedForDrain) {
+      // Outside onResponseData undici only notes the pause; the socket stops at the next
+      // chunk, so at most one more read (64 KiB) arrives before the client drains.
       this.#pausedForDrain = true;
       res.once('drain', this.#onDrain);
+      this.#controller?.pause();
     }
   }
 
