@@ -1,12 +1,14 @@
 // The `responses-gateway` command as users run it: flags, environment, validation,
 // `serve` with a stand-in vLLM, signals, and --workers.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FLAG_SPECS } from '../src/config/flags.ts';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { fakeVllmBin, freePort, killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli } from './helpers/cli.ts';
 
 after(killLeftovers);
 import { ChunkReader, openRequest, parseSse, postJson, send } from './helpers/http.ts';
@@ -74,6 +76,25 @@ describe('standalone', () => {
     assert.equal(events.at(-2)?.event, 'response.completed');
     assert.equal(events.at(-1)?.data, '[DONE]');
     assert.equal((await run.exited).code, 0);
+  });
+
+  it('exits when its stdout reader has gone away', { timeout: 20_000 }, async (t) => {
+    // `responses-gateway | collector`, the collector dead: log lines left at exit meet a
+    // broken pipe. pino's sonic-boom 4 retried that write forever; the process never exited.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/log-at-exit.ts'], {
+      cwd: REPO_ROOT,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    t.after(() => child.kill('SIGKILL'));
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = once(child, 'exit');
+    child.stdout.destroy();
+    await once(child.stdout, 'close');
+    child.stdin.write('go\n');
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 0);
+    assert.equal(stderr, '', 'no stack trace for a broken log pipe');
   });
 
   it('--workers 2: two processes serve one port', { timeout: 30_000 }, async () => {

@@ -2,9 +2,14 @@
 // Secrets never reach a log line: the gateway does not log headers or bodies, and the
 // redact list is a second fence in case someone adds a field later.
 import { pino, type DestinationStream, type Logger } from 'pino';
+import sonicBoomModule, { type SonicBoom, type SonicBoomOpts } from 'sonic-boom';
 import type { LogLevel } from '../config/values.ts';
 
 export type { Logger };
+
+// sonic-boom is CommonJS (module.exports is the class) while its types declare a named
+// export: the default import is the class at run time.
+const SonicBoomClass = sonicBoomModule as unknown as typeof SonicBoom;
 
 /** A logger made on first use: a per-request pino child costs microseconds, and most
  * requests never log anything but their access line. */
@@ -53,43 +58,76 @@ export function createLogger(options: LoggerOptions): Logger {
     });
   }
   // Asynchronous writes: the access log must not block the event loop on every request.
-  // pino flushes what is pending when the process exits. A reader that stops reading (a
-  // stuck log collector) must not grow the gateway's memory without end: past
-  // maxLength, lines are dropped.
-  const destination = pino.destination({
-    dest: 1,
-    sync: false,
-    // Lines leave in batches: one write per line is a thread-pool round trip, and cost
-    // ~25 µs of CPU per request under load (bench/README.md).
-    minLength: LOG_BATCH_BYTES,
-    maxLength: MAX_PENDING_LOG_BYTES,
-  });
-  flushWhileQuiet(destination);
-  return pino(base, destination);
+  return pino(base, stdoutDestination());
+}
+
+let sharedStdout: StdoutLogDestination | undefined;
+
+/** One per process: loggers made for tests or tools share it, and its exit hook. */
+function stdoutDestination(): StdoutLogDestination {
+  sharedStdout ??= new StdoutLogDestination();
+  return sharedStdout;
 }
 
 /**
- * A quiet gateway's lines still leave within LOG_FLUSH_MS. Not sonic-boom's own
- * periodicFlush: it writes (an empty string, through the thread pool) every period even
- * when nothing was logged, waking an idle gateway five times a second.
+ * stdout, written asynchronously in batches, never in the way of the gateway.
+ * - Lines leave in batches of LOG_BATCH_BYTES: one write per line is a thread-pool round
+ *   trip, and cost ~25 µs of CPU per request under load (bench/README.md). A quiet
+ *   gateway's lines still leave within LOG_FLUSH_MS; an idle one makes no syscalls
+ *   (sonic-boom's own periodicFlush writes an empty string every period).
+ * - A reader that stops reading (a stuck log collector) does not grow memory without
+ *   end: past MAX_PENDING_LOG_BYTES, lines are dropped.
+ * - A reader that is gone (`gateway | collector`, the collector dead) ends logging, not
+ *   the gateway: sonic-boom 5, not pino's sonic-boom 4, whose exit-time flushSync
+ *   retried a broken pipe forever and kept a stopped gateway alive.
  */
-function flushWhileQuiet(destination: ReturnType<typeof pino.destination>): void {
-  let written = false;
-  const write = destination.write.bind(destination);
-  destination.write = (line: string): boolean => {
-    written = true;
-    return write(line);
-  };
-  const timer = setInterval(() => {
-    if (!written) return;
-    written = false;
-    try {
-      destination.flush();
-    } catch {
-      // Destroyed at exit: pino has flushed what it could.
+class StdoutLogDestination implements DestinationStream {
+  readonly #boom: SonicBoom;
+  #written = false;
+  #broken = false;
+
+  constructor() {
+    const options: SonicBoomOpts & { maxWriteRetries: number } = {
+      fd: 1,
+      sync: false,
+      minLength: LOG_BATCH_BYTES,
+      maxLength: MAX_PENDING_LOG_BYTES,
+      // A full pipe (EAGAIN) at exit is retried for at most ~2 s, then given up.
+      maxWriteRetries: 20,
+    };
+    this.#boom = new SonicBoomClass(options);
+    this.#boom.on('error', () => {
+      this.#broken = true;
+    });
+    setInterval(() => {
+      if (!this.#written || this.#broken) return;
+      this.#written = false;
+      this.#boom.flush();
+    }, LOG_FLUSH_MS).unref();
+    process.once('exit', () => {
+      if (this.#broken) return;
+      try {
+        this.#boom.flushSync();
+      } catch {
+        // stdout is gone: nowhere left to say so.
+      }
+    });
+  }
+
+  write(line: string): void {
+    if (this.#broken) return;
+    this.#written = true;
+    this.#boom.write(line);
+  }
+
+  /** pino's logger.flush(): what is pending leaves now. */
+  flush(done?: (error?: Error) => void): void {
+    if (this.#broken) {
+      done?.();
+      return;
     }
-  }, LOG_FLUSH_MS);
-  timer.unref();
+    this.#boom.flush(done);
+  }
 }
 
 export function flushLogger(logger: Logger): void {
