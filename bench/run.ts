@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--rounds N] [--cases a,b] [--nginx]
+// npm run bench [-- --quick] [--rounds N] [--cases a,b] [--nginx] [--floor] [--baseline DIR]
 //
 // What the gateway adds to latency, CPU and memory, side by side with vLLM called
 // directly. The simulated vLLM (its own process, --fast: prepared answers, no delay) and
@@ -11,7 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuNs, rssMiB } from './proc.ts';
 import { findLoadTool, runLoad, type LoadTool } from './load.ts';
-import { ROOT, startBenchGateway, startBenchSim, type Started } from './processes.ts';
+import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -160,8 +160,24 @@ interface CaseResult {
   readonly testCase: Case;
   readonly direct: Round[];
   readonly gateway: Round[];
-  readonly nginx: Round[];
-  readonly baseline: Round[];
+  /** Rounds of the reference proxies (nginx, the node floor, a baseline build), by label. */
+  readonly references: Map<string, Round[]>;
+}
+
+const REFERENCE_NOTES: Record<string, string> = {
+  'node floor': '"via node floor" is bench/minimal-proxy.ts, the least a node:http + undici proxy does (no routing, logging, metrics or normalization)',
+  nginx: '"via nginx" is nginx as a plain reverse proxy (keep-alive upstream, no buffering), one worker',
+  baseline: '"via baseline" is the gateway built from the --baseline checkout',
+};
+
+/** A proxy measured beside the gateway, in the same rounds, for comparison. */
+interface Reference {
+  readonly label: string;
+  readonly proc: Proc;
+  readonly pids: () => number[];
+  /** Sends what vLLM would get (the direct body), not the gateway's. */
+  readonly directBody: boolean;
+  readonly applies: (testCase: Case) => boolean;
 }
 
 // --- report ----------------------------------------------------------------------------
@@ -203,10 +219,22 @@ if (pgUrl !== undefined && !quick) {
 } else if (!quick) {
   log('PostgreSQL cases skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
 }
-const baselineGateway = baselineDir === undefined ? undefined : await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, baselineDir);
+const references: Reference[] = [];
+if (baselineDir !== undefined) {
+  const proc = await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, baselineDir);
+  references.push({ label: 'baseline', proc, pids: () => [proc.pid], directBody: false, applies: (c) => c.db === 'sqlite' && !c.name.startsWith('continue') });
+}
+if (!quick || argv.includes('--floor')) {
+  // The least a node:http + undici proxy costs on this machine: what Node itself takes.
+  const proc = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', scratch);
+  references.push({ label: 'node floor', proc, pids: () => [proc.pid], directBody: true, applies: (c) => c.nginx });
+}
 const nginx = argv.includes('--nginx') || !quick ? startNginx(sim.url) : undefined;
 if (nginx === undefined && !quick) log('nginx reference row skipped: nginx is not installed (apt-get install nginx-light)');
-if (nginx !== undefined) await new Promise((resolve) => setTimeout(resolve, 500)); // nginx has no readiness line
+if (nginx !== undefined) {
+  await new Promise((resolve) => setTimeout(resolve, 500)); // nginx has no readiness line
+  references.push({ label: 'nginx', proc: nginx, pids: () => nginxPids(nginx.pid), directBody: true, applies: (c) => c.nginx });
+}
 
 const cases: Case[] = [
   { name: 'json-1k', description: 'non-streamed, 1 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: true },
@@ -239,14 +267,17 @@ const selected = option('cases')?.split(',');
 const results: CaseResult[] = [];
 for (const testCase of cases.filter((c) => selected === undefined || selected.includes(c.name))) {
   const gateway = testCase.db === 'sqlite' ? gatewaySqlite : (gatewayPg as Proc);
-  const result: CaseResult = { testCase, direct: [], gateway: [], nginx: [], baseline: [] };
-  const withBaseline = baselineGateway !== undefined && testCase.db === 'sqlite' && !testCase.name.startsWith('continue');
+  const result: CaseResult = { testCase, direct: [], gateway: [], references: new Map() };
+  const applicable = references.filter((reference) => reference.applies(testCase));
+  for (const reference of applicable) result.references.set(reference.label, []);
   for (let round = 0; round < ROUNDS; round++) {
     log(`${testCase.name}: round ${round + 1}/${ROUNDS}`);
     result.direct.push(measure(tool, sim.url, testCase.directBody, testCase.headers, [], sim.pid));
     result.gateway.push(measure(tool, gateway.url, testCase.gatewayBody, testCase.headers, [gateway.pid], sim.pid));
-    if (withBaseline) result.baseline.push(measure(tool, baselineGateway.url, testCase.gatewayBody, testCase.headers, [baselineGateway.pid], sim.pid));
-    if (nginx !== undefined && testCase.nginx) result.nginx.push(measure(tool, nginx.url, testCase.directBody, testCase.headers, nginxPids(nginx.pid), sim.pid));
+    for (const reference of applicable) {
+      const body = reference.directBody ? testCase.directBody : testCase.gatewayBody;
+      result.references.get(reference.label)?.push(measure(tool, reference.proc.url, body, testCase.headers, reference.pids(), sim.pid));
+    }
   }
   results.push(result);
 }
@@ -273,24 +304,24 @@ for (const child of started) child.kill('SIGTERM');
 
 // --- output ----------------------------------------------------------------------------
 
-const rows = results.map(({ testCase, direct, gateway }) => {
-  const added = differences(gateway, direct, (r) => r.p50Us);
-  return `| ${testCase.name} | ${cell(direct.map((r) => r.p50Us))} | ${cell(gateway.map((r) => r.p50Us))} | **${cell(added)}** | ${cell(direct.map((r) => r.p99Us))} | ${cell(gateway.map((r) => r.p99Us))} | ${testCase.stream ? `${cell(direct.map((r) => r.ttfbUs))} / ${cell(gateway.map((r) => r.ttfbUs))}` : '–'} | ${cell(direct.map((r) => r.rps), '')} | ${cell(gateway.map((r) => r.rps), '')} | **${cell(gateway.map((r) => r.cpuUsPerRequest))}** | ${cell(direct.map((r) => r.simCpuUsPerRequest))} |`;
-});
-const nginxRows = results
-  .filter((r) => r.nginx.length > 0)
-  .map(({ testCase, direct, nginx: n }) => `| ${testCase.name} via nginx | ${cell(direct.map((r) => r.p50Us))} | ${cell(n.map((r) => r.p50Us))} | ${cell(differences(n, direct, (r) => r.p50Us))} | ${cell(direct.map((r) => r.p99Us))} | ${cell(n.map((r) => r.p99Us))} | ${testCase.stream ? `${cell(direct.map((r) => r.ttfbUs))} / ${cell(n.map((r) => r.ttfbUs))}` : '–'} | ${cell(direct.map((r) => r.rps), '')} | ${cell(n.map((r) => r.rps), '')} | ${cell(n.map((r) => r.cpuUsPerRequest))} | ${cell(direct.map((r) => r.simCpuUsPerRequest))} |`);
+/** One table row: what `measured` took against vLLM called directly, in the same rounds. */
+function row(label: string, testCase: Case, direct: Round[], measured: Round[], bold: boolean): string {
+  const strong = (text: string): string => (bold ? `**${text}**` : text);
+  const ttfb = testCase.stream ? `${cell(direct.map((r) => r.ttfbUs))} / ${cell(measured.map((r) => r.ttfbUs))}` : '–';
+  return `| ${label} | ${cell(direct.map((r) => r.p50Us))} | ${cell(measured.map((r) => r.p50Us))} | ${strong(cell(differences(measured, direct, (r) => r.p50Us)))} | ${cell(direct.map((r) => r.p99Us))} | ${cell(measured.map((r) => r.p99Us))} | ${ttfb} | ${cell(direct.map((r) => r.rps), '')} | ${cell(measured.map((r) => r.rps), '')} | ${strong(cell(measured.map((r) => r.cpuUsPerRequest)))} | ${cell(direct.map((r) => r.simCpuUsPerRequest))} |`;
+}
 
-const baselineRows = results
-  .filter((r) => r.baseline.length > 0)
-  .map(({ testCase, direct, baseline }) => `| ${testCase.name} (baseline) | ${cell(direct.map((r) => r.p50Us))} | ${cell(baseline.map((r) => r.p50Us))} | ${cell(differences(baseline, direct, (r) => r.p50Us))} | ${cell(direct.map((r) => r.p99Us))} | ${cell(baseline.map((r) => r.p99Us))} | ${testCase.stream ? `${cell(direct.map((r) => r.ttfbUs))} / ${cell(baseline.map((r) => r.ttfbUs))}` : '–'} | ${cell(direct.map((r) => r.rps), '')} | ${cell(baseline.map((r) => r.rps), '')} | ${cell(baseline.map((r) => r.cpuUsPerRequest))} | ${cell(direct.map((r) => r.simCpuUsPerRequest))} |`);
-const ratioLines = results
-  .filter((r) => r.baseline.length > 0)
-  .map(({ testCase, gateway, baseline }) => {
-    const cpu = stats(gateway.map((r, i) => r.cpuUsPerRequest / (baseline[i] as Round).cpuUsPerRequest)).median;
-    const rps = stats(gateway.map((r, i) => r.rps / (baseline[i] as Round).rps)).median;
-    return `- ${testCase.name}: CPU/request ${cpu.toFixed(2)}x the baseline's, throughput ${rps.toFixed(2)}x (medians of per-round ratios)`;
-  });
+const rows = results.map(({ testCase, direct, gateway }) => row(testCase.name, testCase, direct, gateway, true));
+const referenceRows = results.flatMap(({ testCase, direct, references: measured }) =>
+  [...measured].map(([label, rounds]) => row(`${testCase.name} via ${label}`, testCase, direct, rounds, false)),
+);
+const ratioLines = results.flatMap(({ testCase, gateway, references: measured }) =>
+  [...measured].map(([label, rounds]) => {
+    const cpu = stats(gateway.map((r, i) => r.cpuUsPerRequest / (rounds[i] as Round).cpuUsPerRequest)).median;
+    const rps = stats(gateway.map((r, i) => r.rps / (rounds[i] as Round).rps)).median;
+    return `- ${testCase.name}, gateway against ${label}: CPU/request ${cpu.toFixed(2)}x, throughput ${rps.toFixed(2)}x`;
+  }),
+);
 
 const byName = new Map(results.map((r) => [r.testCase.name, r]));
 const p50 = (name: string, side: 'direct' | 'gateway'): number[] => byName.get(name)?.[side].map((r) => r.p50Us) ?? [];
@@ -318,14 +349,14 @@ const report = [
   `- Command: \`npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
   `- ${ROUNDS} rounds per case, direct and through the gateway alternating; each round: ${C1_REQUESTS} requests at c=1 (after ${C1_WARMUP} warm-up), then ${LOAD_SECONDS} s at c=${LOAD_CONNECTIONS}, pipelining 1. Cells: median (min–max) over rounds.`,
   '- The simulated vLLM answers at once (`--fast`: prepared answers, one write per event). CPU/request is the sum of all threads of the process, over the round.',
+  ...(references.length > 0 ? [`- Reference rows, same rounds: ${references.map((r) => REFERENCE_NOTES[r.label] ?? r.label).join('; ')}.`] : []),
   '',
   '| case | direct p50 | gateway p50 | added p50 | direct p99 | gateway p99 | TTFB p50 direct / gateway | rps direct (c=32) | rps gateway (c=32) | gateway CPU/req | sim CPU/req |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ...rows,
-  ...baselineRows,
-  ...nginxRows,
+  ...referenceRows,
   '',
-  ...(ratioLines.length > 0 ? [`Against the baseline build in ${baselineDir ?? ''} (same rounds):`, '', ...ratioLines, ''] : []),
+  ...(ratioLines.length > 0 ? ['Medians of per-round ratios (same rounds)' + (baselineDir === undefined ? ':' : `; baseline: the build in ${baselineDir}:`), '', ...ratioLines, ''] : []),
   `Peak RSS of a fresh gateway with ${OPEN_STREAMS} open streams (vLLM emitting one event per 100 ms): ${peakRss.toFixed(1)} MB (idle before: ${idleRss.toFixed(1)} MB).`,
   '',
   '| target | goal | measured (median) | |',
