@@ -3,10 +3,11 @@
 // transaction), so it runs on the event loop without a thread hop.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { decodeCheckpoint, encodeCheckpoint } from '../checkpoint-codec.ts';
 import { MIGRATIONS, ITEM_SCHEMA_VERSION, pageWindow } from '../schema.ts';
 import { storeFailure } from '../store-error.ts';
+import { sqliteDriver } from './sqlite-driver.ts';
 import type {
   ConversationRecord,
   NewItem,
@@ -41,7 +42,8 @@ export class SqliteStore implements Store {
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     try {
-      this.#db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+      const SqliteDatabase = sqliteDriver();
+      this.#db = new SqliteDatabase(path, { timeout: BUSY_TIMEOUT_MS });
       this.#db.pragma('journal_mode = WAL');
       // NORMAL in WAL mode: a commit survives a crash of the process; only a power
       // loss can drop the last commits. FULL would fsync every turn.
