@@ -1,7 +1,8 @@
 // The access log: one JSON line per request, in pino's format, on the logger's own
 // destination. Its fields are known and carry no secret (no headers, no query string),
 // so the line is put together directly instead of through pino's generic serializer and
-// redaction: measured at about 25 µs less CPU per request (bench/README.md).
+// redaction (with no pino child per request: 246 -> 214 µs of CPU per request,
+// bench/README.md).
 import { pino, type Logger } from 'pino';
 
 export interface AccessRecord {

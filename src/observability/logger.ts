@@ -72,7 +72,7 @@ function stdoutDestination(): StdoutLogDestination {
 /**
  * stdout, written asynchronously in batches, never in the way of the gateway.
  * - Lines leave in batches of LOG_BATCH_BYTES: one write per line is a thread-pool round
- *   trip, and cost ~25 µs of CPU per request under load (bench/README.md). A quiet
+ *   trip per request (batched: ~30x fewer log syscalls, 2% less CPU; bench/README.md). A quiet
  *   gateway's lines still leave within LOG_FLUSH_MS; an idle one makes no syscalls
  *   (sonic-boom's own periodicFlush writes an empty string every period).
  * - A reader that stops reading (a stuck log collector) does not grow memory without
