@@ -4,9 +4,9 @@
 // every turn reached it with the whole history, in a form vLLM accepts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
 import { cassettesAvailable, loadCassettes, type Cassette } from './helpers/cassettes.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseSse, postJson } from './helpers/http.ts';
 import { replayTurn } from './helpers/replay.ts';
 import { getJson, messageText, type AnyJson } from './helpers/responses-api.ts';
@@ -15,14 +15,8 @@ if (!cassettesAvailable()) throw new Error('../shared/cassettes is missing: the 
 
 let sim: SimVllm;
 let gw: TestGateway;
-before(async () => {
-  sim = await startSimVllm();
-  gw = await startGateway(sim.url);
-});
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+before(async () => ({ sim, gw } = await startSimAndGateway()));
+after(() => closeAll(gw, sim));
 
 /** One line per item, comparable between what was sent, recorded and forwarded. */
 function describeItem(item: AnyJson): string {

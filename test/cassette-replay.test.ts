@@ -3,9 +3,9 @@
 // normalised replay is in output-conformance.test.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
 import { cassettesAvailable, loadCassettes } from './helpers/cassettes.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson } from './helpers/http.ts';
 import { recordedBytes, replayTurn } from './helpers/replay.ts';
 
@@ -16,14 +16,8 @@ if (!cassettesAvailable()) {
 let sim: SimVllm;
 let gw: TestGateway;
 
-before(async () => {
-  sim = await startSimVllm();
-  gw = await startGateway(sim.url, { 'passthrough-raw': 'true' });
-});
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+before(async () => ({ sim, gw } = await startSimAndGateway({ 'passthrough-raw': 'true' })));
+after(() => closeAll(gw, sim));
 
 describe('cassette replay, byte for byte', () => {
   for (const cassette of loadCassettes()) {

@@ -1,22 +1,16 @@
 // The Conversations API, and responses created in a conversation.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson, send } from './helpers/http.ts';
 import { create, createStream, deleteJson, getJson, messageText, type AnyJson } from './helpers/responses-api.ts';
 
 let sim: SimVllm;
 let gw: TestGateway;
 
-before(async () => {
-  sim = await startSimVllm();
-  gw = await startGateway(sim.url);
-});
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+before(async () => ({ sim, gw } = await startSimAndGateway()));
+after(() => closeAll(gw, sim));
 
 async function newConversation(body: object = {}): Promise<AnyJson> {
   const res = await postJson(`${gw.url}/v1/conversations`, body);

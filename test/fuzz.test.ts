@@ -7,8 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { send } from './helpers/http.ts';
 
 setFlagsFromString('--expose-gc');
@@ -21,13 +21,10 @@ const ANSWER_TIMEOUT_MS = 10_000;
 let sim: SimVllm;
 let gw: TestGateway;
 before(async () => {
-  sim = await startSimVllm({ record: false });
-  gw = await startGateway(sim.url, { 'max-body-size': '256KiB', 'upstream-headers-timeout': '5', 'client-headers-timeout': '1', 'client-request-timeout': '2' });
+  const flags = { 'max-body-size': '256KiB', 'upstream-headers-timeout': '5', 'client-headers-timeout': '1', 'client-request-timeout': '2' };
+  ({ sim, gw } = await startSimAndGateway(flags, { record: false }));
 });
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+after(() => closeAll(gw, sim));
 
 interface Exchange {
   readonly status: number;

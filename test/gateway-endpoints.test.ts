@@ -1,21 +1,15 @@
 // The gateway's own answers: bad requests, unknown routes, CORS, health, readiness, metrics.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson, send, sendRaw } from './helpers/http.ts';
 
 let sim: SimVllm;
 let gw: TestGateway;
 
-before(async () => {
-  sim = await startSimVllm();
-  gw = await startGateway(sim.url, { 'max-body-size': '1KiB' });
-});
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+before(async () => ({ sim, gw } = await startSimAndGateway({ 'max-body-size': '1KiB' })));
+after(() => closeAll(gw, sim));
 
 function errorOf(body: unknown): Record<string, unknown> {
   return (body as { error: Record<string, unknown> }).error;

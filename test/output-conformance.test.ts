@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
 import { cassettesAvailable, isVllmRecording, loadCassettes } from './helpers/cassettes.ts';
 import { checkResponseObject, checkStream } from './helpers/conformance.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import { closeAll, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseSse, postJson } from './helpers/http.ts';
 import { replayTurn } from './helpers/replay.ts';
 import { getJson, type AnyJson } from './helpers/responses-api.ts';
@@ -16,14 +16,8 @@ if (!cassettesAvailable()) throw new Error('../shared/cassettes is missing: the 
 
 let sim: SimVllm;
 let gw: TestGateway;
-before(async () => {
-  sim = await startSimVllm();
-  gw = await startGateway(sim.url, { 'upstream-idle-timeout': '0.5' });
-});
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+before(async () => ({ sim, gw } = await startSimAndGateway({ 'upstream-idle-timeout': '0.5' })));
+after(() => closeAll(gw, sim));
 
 const TOOLS = [
   {

@@ -2,23 +2,19 @@
 // other /v1 routes, and clients that leave.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { ChunkReader, openRequest, parseSse, postJson, readAll, send, startRequest } from './helpers/http.ts';
 
 let sim: SimVllm;
 let gw: TestGateway;
 
 before(async () => {
-  sim = await startSimVllm();
   // Byte-for-byte relay of /v1/responses is what --passthrough-raw promises (by default
   // the gateway normalises it); this suite checks the relay itself.
-  gw = await startGateway(sim.url, { 'passthrough-raw': 'true' });
+  ({ sim, gw } = await startSimAndGateway({ 'passthrough-raw': 'true' }));
 });
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+after(() => closeAll(gw, sim));
 
 describe('non-streamed passthrough', () => {
   it('sends the client\'s body bytes and query string upstream unchanged', async () => {

@@ -6,22 +6,16 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { openRequest, ChunkReader, send } from './helpers/http.ts';
 import { create, createStream, deleteJson, getJson, messageText, type AnyJson } from './helpers/responses-api.ts';
 
 let sim: SimVllm;
 let gw: TestGateway;
 
-before(async () => {
-  sim = await startSimVllm();
-  gw = await startGateway(sim.url);
-});
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+before(async () => ({ sim, gw } = await startSimAndGateway()));
+after(() => closeAll(gw, sim));
 
 /** What vLLM received for the next request made by `action`. */
 async function upstreamBodyOf<T>(action: () => Promise<T>): Promise<{ result: T; upstream: AnyJson }> {

@@ -4,22 +4,18 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { vllmError } from '../sim/wire.ts';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseSse, postJson } from './helpers/http.ts';
 
 let sim: SimVllm;
 let gw: TestGateway;
 
 before(async () => {
-  sim = await startSimVllm();
   // The raw relay's own error events; normalised streams are in output-conformance.test.ts.
-  gw = await startGateway(sim.url, { 'upstream-headers-timeout': '0.3', 'upstream-idle-timeout': '0.3', 'passthrough-raw': 'true' });
+  ({ sim, gw } = await startSimAndGateway({ 'upstream-headers-timeout': '0.3', 'upstream-idle-timeout': '0.3', 'passthrough-raw': 'true' }));
 });
-after(async () => {
-  await gw?.close();
-  await sim?.close();
-});
+after(() => closeAll(gw, sim));
 
 async function closedPort(): Promise<number> {
   const server = createServer();

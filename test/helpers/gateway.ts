@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { configForUpstream } from '../../src/config/load-config.ts';
 import { buildGateway, type BuiltGateway } from '../../src/http/build-gateway.ts';
 import type { Store } from '../../src/store/store.ts';
+import { startSimVllm, type SimOptions, type SimVllm } from '../../sim/vllm-sim.ts';
 
 export interface TestGateway {
   readonly url: string;
@@ -45,4 +46,24 @@ export async function startGateway(
     logText: () => text,
     close: () => gateway.shutdown(1_000),
   };
+}
+
+/** What most suites run against: the simulated vLLM and a gateway in front of it. */
+export async function startSimAndGateway(
+  flags: Readonly<Record<string, string>> = {},
+  simOptions: SimOptions = {},
+): Promise<{ sim: SimVllm; gw: TestGateway }> {
+  const sim = await startSimVllm(simOptions);
+  try {
+    return { sim, gw: await startGateway(sim.url, flags) };
+  } catch (error) {
+    await sim.close();
+    throw error;
+  }
+}
+
+/** Closes in the order given (a gateway before the upstream it holds connections to);
+ * skips what never started, so an `after` hook works when `before` failed. */
+export async function closeAll(...closables: ({ close(): Promise<void> } | undefined)[]): Promise<void> {
+  for (const closable of closables) await closable?.close();
 }
