@@ -4,6 +4,7 @@
 import pg from 'pg';
 import { decodeCheckpoint, encodeCheckpoint } from '../checkpoint-codec.ts';
 import { ITEM_SCHEMA_VERSION, MIGRATIONS, pageWindow } from '../schema.ts';
+import { toConversation, toItem, type Row } from '../rows.ts';
 import { storeFailure } from '../store-error.ts';
 import type {
   ConversationRecord,
@@ -17,26 +18,11 @@ import type {
   StoredItem,
 } from '../store.ts';
 
-type Row = Record<string, unknown>;
 type Queryable = Pick<pg.PoolClient, 'query'>;
 
 /** Any fixed number: all gateways agree on it to serialise their migrations. */
 const MIGRATION_LOCK_KEY = 7_257_311_902;
 const CONNECT_TIMEOUT_MS = 5_000;
-
-function toItem(row: Row): StoredItem {
-  return {
-    seq: Number(row['seq']),
-    id: row['id'] as string,
-    type: row['type'] as string,
-    payload: row['payload'] as string,
-    upstream: row['upstream'] as string,
-  };
-}
-
-function toConversation(row: Row): ConversationRecord {
-  return { id: row['id'] as string, createdAt: Number(row['created_at']), metadata: row['metadata'] as string };
-}
 
 export interface PostgresOptions {
   readonly connectionString: string;

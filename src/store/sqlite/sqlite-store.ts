@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import type Database from 'better-sqlite3';
 import { decodeCheckpoint, encodeCheckpoint } from '../checkpoint-codec.ts';
 import { MIGRATIONS, ITEM_SCHEMA_VERSION, pageWindow } from '../schema.ts';
+import { toConversation, toItem, type Row } from '../rows.ts';
 import { storeFailure } from '../store-error.ts';
 import { sqliteDriver } from './sqlite-driver.ts';
 import type {
@@ -20,19 +21,7 @@ import type {
   StoredItem,
 } from '../store.ts';
 
-type Row = Record<string, unknown>;
-
 const BUSY_TIMEOUT_MS = 5_000;
-
-function toItem(row: Row): StoredItem {
-  return {
-    seq: Number(row['seq']),
-    id: row['id'] as string,
-    type: row['type'] as string,
-    payload: row['payload'] as string,
-    upstream: row['upstream'] as string,
-  };
-}
 
 export class SqliteStore implements Store {
   readonly #db: Database.Database;
@@ -267,9 +256,7 @@ export class SqliteStore implements Store {
   getConversation(conversationId: string): Promise<ConversationRecord | undefined> {
     return this.#run(() => {
       const row = this.#sql('SELECT id, created_at, metadata FROM conversations WHERE id = ?').get(conversationId) as Row | undefined;
-      return row === undefined
-        ? undefined
-        : { id: row['id'] as string, createdAt: Number(row['created_at']), metadata: row['metadata'] as string };
+      return row === undefined ? undefined : toConversation(row);
     });
   }
 
@@ -277,9 +264,7 @@ export class SqliteStore implements Store {
     return this.#write(() => {
       this.#sql('UPDATE conversations SET metadata = ? WHERE id = ?').run(metadata, conversationId);
       const row = this.#sql('SELECT id, created_at, metadata FROM conversations WHERE id = ?').get(conversationId) as Row | undefined;
-      return row === undefined
-        ? undefined
-        : { id: row['id'] as string, createdAt: Number(row['created_at']), metadata: row['metadata'] as string };
+      return row === undefined ? undefined : toConversation(row);
     });
   }
 
