@@ -8,10 +8,25 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FLAG_SPECS } from '../src/config/flags.ts';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli } from './helpers/cli.ts';
+import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli, type CliRun } from './helpers/cli.ts';
+import { ChunkReader, openRequest, parseSse, postJson, send } from './helpers/http.ts';
 
 after(killLeftovers);
-import { ChunkReader, openRequest, parseSse, postJson, send } from './helpers/http.ts';
+
+/** Starts a slow stream through a gateway the CLI started, sends SIGTERM once it has
+ * begun, and returns every event the client received. */
+async function sigtermDuringStream(run: CliRun): Promise<ReturnType<typeof parseSse>> {
+  const port = portOf(await run.waitForLog('gateway listening'));
+  const res = await openRequest(`http://127.0.0.1:${port}/v1/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-sim': 'slow=30;deltas=20' },
+    body: '{"model":"m","input":"x","stream":true}',
+  });
+  const reader = new ChunkReader(res);
+  const first = await reader.until('response.created');
+  run.child.kill('SIGTERM');
+  return parseSse(first + (await reader.rest()));
+}
 
 describe('flags and validation', () => {
   it('--help lists every flag with its variable and default', { timeout: 30_000 }, async () => {
@@ -63,16 +78,7 @@ describe('standalone', () => {
 
   it('on SIGTERM lets a stream in flight finish, then exits 0', { timeout: 20_000 }, async () => {
     const run = runCli(['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', sim.url]);
-    const port = portOf(await run.waitForLog('gateway listening'));
-    const res = await openRequest(`http://127.0.0.1:${port}/v1/responses`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-sim': 'slow=30;deltas=20' },
-      body: '{"model":"m","input":"x","stream":true}',
-    });
-    const reader = new ChunkReader(res);
-    const first = await reader.until('response.created');
-    run.child.kill('SIGTERM');
-    const events = parseSse(first + (await reader.rest()));
+    const events = await sigtermDuringStream(run);
     assert.equal(events.at(-2)?.event, 'response.completed');
     assert.equal(events.at(-1)?.data, '[DONE]');
     assert.equal((await run.exited).code, 0);
@@ -179,16 +185,7 @@ describe('serve <model>', () => {
         '--vllm-bin', fake.bin, '--upstream-ready-interval', '0.2'],
       { SIM_SIGTERM_FILE: sigtermFile },
     );
-    const port = portOf(await run.waitForLog('gateway listening'));
-    const res = await openRequest(`http://127.0.0.1:${port}/v1/responses`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-sim': 'slow=30;deltas=20' },
-      body: '{"model":"m","input":"x","stream":true}',
-    });
-    const reader = new ChunkReader(res);
-    const first = await reader.until('response.created');
-    run.child.kill('SIGTERM');
-    const events = parseSse(first + (await reader.rest()));
+    const events = await sigtermDuringStream(run);
     assert.equal(events.at(-2)?.event, 'response.completed', 'the stream ran to its end');
     assert.equal((await run.exited).code, 0);
     assert.equal(readFileSync(sigtermFile, 'utf8'), 'SIGTERM', 'vLLM was stopped with SIGTERM');
