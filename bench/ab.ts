@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLoadTool, runLoad } from './load.ts';
 import { cpuNs } from './proc.ts';
+import { median } from './stats.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 
 const argv = process.argv.slice(2);
@@ -53,7 +54,6 @@ for (let round = 0; round < ROUNDS; round++) {
     rps[key].push(load.rps);
   }
 }
-const median = (values: number[]): number => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)] ?? Number.NaN;
 const range = (values: number[]): string => `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
 console.log(`case ${option('case') ?? 'json-1k'}, ${ROUNDS} rounds of ${SECONDS} s at c=32, node ${process.version}`);
 for (const [key, label] of [['a', labelA], ['b', labelB]] as const) {

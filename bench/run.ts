@@ -6,10 +6,11 @@
 // processes, pipelining 1. Each case alternates direct and through-gateway rounds
 // (A B A B ...). Results: a markdown table on stdout and in bench/results/.
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { cpuNs, rssMiB } from './proc.ts';
+import { median, percentile } from './stats.ts';
 import { findLoadTool, runLoad, type LoadTool } from './load.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 
@@ -125,11 +126,6 @@ interface Round {
   simCpuUsPerRequest: number;
 }
 
-function percentile(values: readonly number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
 function c1(url: string, body: string, headers: Record<string, string>): { latencyUs: number[]; ttfbUs: number[] } {
   const parsed = new URL(url);
   const job = { origin: parsed.origin, path: '/v1/responses', body, headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
@@ -183,7 +179,7 @@ interface Reference {
 // --- report ----------------------------------------------------------------------------
 
 function stats(values: number[]): { median: number; min: number; max: number } {
-  return { median: percentile(values, 50), min: Math.min(...values), max: Math.max(...values) };
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
 }
 
 function cell(values: number[], unit: '' | 'us' = 'us', digits = 0): string {
@@ -372,7 +368,10 @@ const report = [
   '',
 ].join('\n');
 process.stdout.write(report);
-const file = join(ROOT, 'bench/results', `${date.toISOString().slice(0, 16).replace(':', '')}${quick ? '-quick' : ''}.md`);
+// --out: CI keeps its runs out of the checkout; results/ holds the runs worth comparing.
+const outDir = resolve(option('out') ?? join(ROOT, 'bench/results'));
+mkdirSync(outDir, { recursive: true });
+const file = join(outDir, `${date.toISOString().slice(0, 16).replace(':', '')}${quick ? '-quick' : ''}.md`);
 writeFileSync(file, report);
 log(`written to ${file}`);
 process.exit(0);
