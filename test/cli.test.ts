@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FLAG_SPECS } from '../src/config/flags.ts';
+import { findExecutable } from '../src/cli/vllm-process.ts';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli, type CliRun } from './helpers/cli.ts';
 import { ChunkReader, openRequest, parseSse, postJson, send } from './helpers/http.ts';
@@ -26,6 +27,20 @@ async function sigtermDuringStream(run: CliRun): Promise<ReturnType<typeof parse
   const first = await reader.until('response.created');
   run.child.kill('SIGTERM');
   return parseSse(first + (await reader.rest()));
+}
+
+/** Whether `pid` is gone within `withinMs` (it is not our child: no exit event to await). */
+async function processGone(pid: number, withinMs: number): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
 }
 
 describe('flags and validation', () => {
@@ -176,6 +191,25 @@ describe('serve <model>', () => {
     const { code } = await run.exited;
     assert.notEqual(code, 0);
     assert.match(run.stderr(), /vLLM exited with code 3/);
+  });
+
+  it('when the gateway is killed with SIGKILL, vLLM is stopped too (Linux)', { timeout: 30_000 }, async (t) => {
+    if (process.platform !== 'linux' || findExecutable('setpriv') === undefined) {
+      t.skip('needs Linux and util-linux setpriv (the parent-death signal)');
+      return;
+    }
+    const sigtermFile = join(fake.dir, 'sigterm-orphan');
+    const run = runCli(
+      ['serve', 'm', '--port', String(await freePort()), '--gateway-port', '0', '--gateway-host', '127.0.0.1',
+        '--vllm-bin', fake.bin, '--upstream-ready-interval', '0.2'],
+      { SIM_SIGTERM_FILE: sigtermFile },
+    );
+    const vllmPid = Number((await run.waitForLog('vLLM is healthy'))['pid']);
+    await run.waitForLog('gateway listening');
+    run.child.kill('SIGKILL'); // no handler runs: only the kernel can tell vLLM
+    assert.equal((await run.exited).signal, 'SIGKILL');
+    assert.equal(await processGone(vllmPid, 20_000), true, 'vLLM did not outlive the gateway');
+    assert.equal(readFileSync(sigtermFile, 'utf8'), 'SIGTERM', 'vLLM was asked to stop with SIGTERM');
   });
 
   it('on SIGTERM finishes the request in flight, stops vLLM, and exits 0', { timeout: 30_000 }, async () => {

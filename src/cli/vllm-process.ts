@@ -1,7 +1,9 @@
 // `serve <model>`: runs `vllm serve <model> --port <port> ...` as a child process and
 // watches it. The child gets its own process group so that a Ctrl-C in the terminal
 // reaches only the gateway, which then drains its requests before stopping vLLM.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
 import type { ServeConfig } from '../config/load-config.ts';
 import type { HealthResult } from '../upstream/upstream-client.ts';
 
@@ -18,6 +20,52 @@ export class StartupError extends Error {
   override name = 'StartupError';
 }
 
+/** The path `command` runs, as a shell would find it on PATH; undefined when none. */
+export function findExecutable(command: string, searchPath: string = process.env['PATH'] ?? ''): string | undefined {
+  const candidates = command.includes('/')
+    ? [command]
+    : searchPath.split(delimiter).filter((dir) => dir.length > 0).map((dir) => join(dir, command));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return resolve(candidate);
+    } catch {
+      // Not there, or not executable: try the next one.
+    }
+  }
+  return undefined;
+}
+
+let setprivWithPdeathsig: string | null | undefined;
+
+/** util-linux's setpriv, when it has --pdeathsig (2.33+); looked up once. */
+function findSetpriv(): string | undefined {
+  if (setprivWithPdeathsig === undefined) {
+    setprivWithPdeathsig = null;
+    const path = process.platform === 'linux' ? findExecutable('setpriv') : undefined;
+    if (path !== undefined) {
+      const help = spawnSync(path, ['--help'], { encoding: 'utf8', timeout: 5_000 });
+      if (typeof help.stdout === 'string' && help.stdout.includes('--pdeathsig')) setprivWithPdeathsig = path;
+    }
+  }
+  return setprivWithPdeathsig ?? undefined;
+}
+
+/**
+ * How to start vLLM so that it does not outlive the gateway. An 'exit' handler covers
+ * every ending but SIGKILL (the OOM killer's): then an orphaned vLLM would keep the GPU
+ * and the port. On Linux the kernel can signal the child when its parent dies
+ * (PR_SET_PDEATHSIG, kept across exec); setpriv sets it and execs vLLM, so the pid and
+ * the process group are vLLM's own. Where that is not possible, vLLM starts directly,
+ * and a binary that does not resolve is spawned as given, so that spawning reports it.
+ */
+export function vllmLaunch(vllmBin: string, args: readonly string[]): { file: string; args: string[] } {
+  const setpriv = findSetpriv();
+  const resolved = setpriv === undefined ? undefined : findExecutable(vllmBin);
+  if (setpriv === undefined || resolved === undefined) return { file: vllmBin, args: [...args] };
+  return { file: setpriv, args: ['--pdeathsig', 'TERM', '--', resolved, ...args] };
+}
+
 export class VllmProcess {
   readonly #config: ServeConfig;
   readonly #child: ChildProcess;
@@ -28,7 +76,8 @@ export class VllmProcess {
   constructor(config: ServeConfig) {
     this.#config = config;
     const args = ['serve', config.model, '--port', String(config.port), ...config.vllmArgs];
-    this.#child = spawn(config.vllmBin, args, { stdio: 'inherit', detached: true });
+    const launch = vllmLaunch(config.vllmBin, args);
+    this.#child = spawn(launch.file, launch.args, { stdio: 'inherit', detached: true });
     this.exited = new Promise((resolve) => {
       this.#child.once('error', (error: NodeJS.ErrnoException) => {
         // Spawning failed (not found, not executable): there is no process to wait for.
@@ -41,7 +90,7 @@ export class VllmProcess {
         resolve(this.#exit);
       });
     });
-    // If the gateway itself dies abruptly, vLLM must not outlive it.
+    // If the gateway exits without stopping vLLM (an uncaught error), vLLM goes too.
     process.once('exit', () => this.#signalGroup('SIGKILL'));
   }
 
