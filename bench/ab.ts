@@ -1,4 +1,4 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-100|json-1k-store] [--baseline-a DIR | --entry-a FILE] [--rounds 5] [--seconds 3]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-100|json-1k-store] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
@@ -33,15 +33,16 @@ if (job === undefined) throw new Error('unknown --case');
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const logDir = mkdtempSync(join(tmpdir(), 'rg-ab-'));
 const sim = await startBenchSim(logDir);
-const gateway = (flags: string, root: string): Promise<Started> =>
-  startBenchGateway(sim.url, logDir, ['--db-url', 'sqlite::memory:', ...flags.split(' ').filter(Boolean)], root);
+// --node-a/--node-b BIN: run that side's gateway on another Node (the same build).
+const gateway = (flags: string, root: string, nodeBin = process.execPath): Promise<Started> =>
+  startBenchGateway(sim.url, logDir, ['--db-url', 'sqlite::memory:', ...flags.split(' ').filter(Boolean)], root, [], nodeBin);
 // --entry-a FILE: run that script as A (e.g. bench/minimal-proxy.ts, the floor).
 const entryA = option('entry-a');
 const a =
   entryA === undefined
-    ? await gateway(flagsA, option('baseline-a') ?? ROOT)
+    ? await gateway(flagsA, option('baseline-a') ?? ROOT, option('node-a'))
     : await startProcess([entryA, '--llm-api-base', sim.url], '--gateway-port', logDir);
-const b = await gateway(flagsB, ROOT);
+const b = await gateway(flagsB, ROOT, option('node-b'));
 const tool = findLoadTool(() => {});
 const cpu: Record<'a' | 'b', number[]> = { a: [], b: [] };
 const rps: Record<'a' | 'b', number[]> = { a: [], b: [] };

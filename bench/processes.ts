@@ -29,12 +29,19 @@ export async function freePort(): Promise<number> {
 
 let logs = 0;
 
-/** Runs `node [tsx] args... <port flag> <port>` and waits for its /health. */
-export async function startProcess(args: readonly string[], portFlag: string, logDir: string, nodeFlags: readonly string[] = []): Promise<Started> {
+/** Runs `node [tsx] args... <port flag> <port>` and waits for its /health. `nodeBin`:
+ * another Node than the bench's own (bench:ab --node-a/--node-b compares Node versions). */
+export async function startProcess(
+  args: readonly string[],
+  portFlag: string,
+  logDir: string,
+  nodeFlags: readonly string[] = [],
+  nodeBin: string = process.execPath,
+): Promise<Started> {
   const port = await freePort();
   const loader = (args[0] ?? '').endsWith('.ts') ? ['--import', 'tsx'] : [];
   const fd = openSync(join(logDir, `process-${logs++}.log`), 'w');
-  const child = spawn(process.execPath, [...nodeFlags, ...loader, ...args, portFlag, String(port)], { cwd: ROOT, stdio: ['ignore', fd, 'inherit'] });
+  const child = spawn(nodeBin, [...nodeFlags, ...loader, ...args, portFlag, String(port)], { cwd: ROOT, stdio: ['ignore', fd, 'inherit'] });
   closeSync(fd);
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
@@ -62,11 +69,13 @@ export function startBenchGateway(
   flags: readonly string[] = [],
   root = ROOT,
   nodeFlags: readonly string[] = [],
+  nodeBin: string = process.execPath,
 ): Promise<Started> {
   return startProcess(
     [join(root, 'dist/cli/main.js'), '--llm-api-base', upstream, '--gateway-host', '127.0.0.1', ...flags],
     '--gateway-port',
     logDir,
     nodeFlags,
+    nodeBin,
   );
 }
