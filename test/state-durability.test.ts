@@ -22,14 +22,16 @@ after(async () => {
   await sim?.close();
 });
 
+/** A gateway whose (in-memory SQLite) store a test can slow down or make fail. */
+async function gatewayOnControlledStore(): Promise<{ gw: TestGateway; controls: StoreControls }> {
+  const controlled = controlledStore(new SqliteStore(':memory:'));
+  return { gw: await startGateway(sim.url, {}, { store: controlled.store }), controls: controlled.controls };
+}
+
 describe('read your writes', () => {
   let gw: TestGateway;
   let controls: StoreControls;
-  before(async () => {
-    const controlled = controlledStore(new SqliteStore(':memory:'));
-    controls = controlled.controls;
-    gw = await startGateway(sim.url, {}, { store: controlled.store });
-  });
+  before(async () => ({ gw, controls } = await gatewayOnControlledStore()));
   after(() => gw?.close());
 
   it('a slow commit finishes before the terminal event is sent', async () => {
@@ -60,11 +62,7 @@ describe('read your writes', () => {
 describe('a failing database', () => {
   let gw: TestGateway;
   let controls: StoreControls;
-  before(async () => {
-    const controlled = controlledStore(new SqliteStore(':memory:'));
-    controls = controlled.controls;
-    gw = await startGateway(sim.url, {}, { store: controlled.store });
-  });
+  before(async () => ({ gw, controls } = await gatewayOnControlledStore()));
   after(() => gw?.close());
 
   it('answers 503 store_unavailable, keeps serving what needs no state, and recovers', async () => {
