@@ -9,7 +9,7 @@ import { cassettesAvailable, isVllmRecording, loadCassettes } from './helpers/ca
 import { checkResponseObject, checkStream } from './helpers/conformance.ts';
 import { closeAll, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseSse, postJson } from './helpers/http.ts';
-import { replayTurn } from './helpers/replay.ts';
+import { replayTurn, sseChunks } from './helpers/replay.ts';
 import { getJson, type AnyJson } from './helpers/responses-api.ts';
 
 if (!cassettesAvailable()) throw new Error('../shared/cassettes is missing: the replay tests need it next to the checkout');
@@ -270,11 +270,7 @@ describe('flags and other routes', () => {
 
   it('leaves other routes byte for byte', async () => {
     const chunks = ['data: {"id":"c","choices":[{"delta":{"content":"a"}}]}\n\n', 'data: [DONE]\n\n'];
-    sim.enqueue((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      for (const chunk of chunks) res.write(chunk);
-      res.end();
-    });
+    sim.enqueue(sseChunks(chunks));
     const res = await postJson(`${gw.url}/v1/chat/completions`, { stream: true });
     assert.equal(res.text(), chunks.join(''));
     assert.equal(parseSse(res.text()).length, 2);

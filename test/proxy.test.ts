@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { SimVllm } from '../sim/vllm-sim.ts';
 import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
+import { sseChunks } from './helpers/replay.ts';
 import { ChunkReader, openRequest, parseSse, postJson, readAll, send, startRequest } from './helpers/http.ts';
 
 let sim: SimVllm;
@@ -180,11 +181,7 @@ describe('other /v1 routes', () => {
 
   it('relays a streamed chat completion byte for byte', async () => {
     const chunks = ['data: {"id":"c","choices":[{"delta":{"content":"a"}}]}\n\n', 'data: {"id":"c","choices":[]}\n\n', 'data: [DONE]\n\n'];
-    sim.enqueue((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      for (const chunk of chunks) res.write(chunk);
-      res.end();
-    });
+    sim.enqueue(sseChunks(chunks));
     const res = await postJson(`${gw.url}/v1/chat/completions`, { stream: true });
     assert.equal(res.text(), chunks.join(''));
   });
