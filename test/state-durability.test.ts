@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { killLeftovers, portOf, runCli } from './helpers/cli.ts';
 import { controlledStore, type StoreControls } from './helpers/controlled-store.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { ChunkReader, openRequest } from './helpers/http.ts';
-import { POSTGRES_SKIP_REASON, TEST_DATABASE_URL, createTestSchema, type TestSchema } from './helpers/postgres.ts';
+import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
+import { memoryStore } from './helpers/stores.ts';
 import { create, createStream, getJson, messageText, type AnyJson } from './helpers/responses-api.ts';
 
 let sim: SimVllm;
@@ -24,7 +24,7 @@ after(async () => {
 
 /** A gateway whose (in-memory SQLite) store a test can slow down or make fail. */
 async function gatewayOnControlledStore(): Promise<{ gw: TestGateway; controls: StoreControls }> {
-  const controlled = controlledStore(new SqliteStore(':memory:'));
+  const controlled = controlledStore(memoryStore());
   return { gw: await startGateway(sim.url, {}, { store: controlled.store }), controls: controlled.controls };
 }
 
@@ -96,72 +96,69 @@ describe('a failing database', () => {
   });
 });
 
-if (TEST_DATABASE_URL === undefined) {
-  console.log(`# ${POSTGRES_SKIP_REASON}`);
-} else {
-  const baseUrl = TEST_DATABASE_URL;
-  describe('PostgreSQL shared by several gateway processes', () => {
-    let schema: TestSchema;
-    before(async () => {
-      schema = await createTestSchema(baseUrl);
-    });
-    after(async () => {
-      await schema?.drop();
-    });
-
-    it('two processes, started at once, continue each other\'s responses', { timeout: 60_000 }, async () => {
-      const args = ['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', sim.url];
-      const a = runCli(args, { DATABASE_URL: schema.url });
-      const b = runCli(args, { DATABASE_URL: schema.url });
-      const [portA, portB] = (await Promise.all([a.waitForLog('gateway listening'), b.waitForLog('gateway listening')])).map(portOf);
-      const urlA = `http://127.0.0.1:${String(portA)}`;
-      const urlB = `http://127.0.0.1:${String(portB)}`;
-
-      const first = (await create(urlA, { model: 'm', input: 'told to A' })).json();
-      const arrived = sim.nextRequest();
-      const second = (await create(urlB, { model: 'm', input: 'asked of B', previous_response_id: first.id })).json();
-      const upstream: AnyJson = (await arrived).json;
-      assert.deepEqual(
-        (upstream.input as AnyJson[]).map((item) => messageText(item)),
-        ['told to A', 'You said: told to A', 'asked of B'],
-      );
-      const streamed = await createStream(urlA, { model: 'm', input: 'back to A', previous_response_id: second.id });
-      assert.equal(streamed.terminal.status, 'completed');
-      assert.deepEqual((await getJson(`${urlB}/v1/responses/${streamed.terminal.id}`)).body, streamed.terminal);
-
-      a.child.kill('SIGTERM');
-      b.child.kill('SIGTERM');
-      assert.deepEqual([(await a.exited).code, (await b.exited).code], [0, 0]);
-    });
-
-    it('recovers by itself when the database drops its connections', async () => {
-      // A name for this gateway's connections, so only they are cut (other test files
-      // may be using the same server at the same time).
-      const applicationName = `rg_recovery_${process.pid}`;
-      const url = new URL(schema.url);
-      url.searchParams.set('application_name', applicationName);
-      const gw = await startGateway(sim.url, { 'db-url': url.toString(), 'db-pool-size': '2' });
-      try {
-        const first = (await create(gw.url, { model: 'm', input: 'before' })).json();
-        const admin = new pg.Client({ connectionString: baseUrl });
-        await admin.connect();
-        const killed = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
-        await admin.end();
-        assert.ok((killed.rowCount ?? 0) > 0, 'the gateway\'s connections were cut');
-        // The pool drops the dead connections and makes new ones: at most one request
-        // (one that held a dead connection) may see 503 on the way.
-        const statuses: number[] = [];
-        for (let attempt = 0; attempt < 5; attempt++) {
-          const res = await create(gw.url, { model: 'm', input: 'after', previous_response_id: first.id });
-          statuses.push(res.status);
-          if (res.status === 200) break;
-          assert.equal(res.json().error.code, 'store_unavailable');
-        }
-        assert.equal(statuses.at(-1), 200, `statuses: ${statuses.join(', ')}`);
-        assert.ok(statuses.length <= 2, `statuses: ${statuses.join(', ')}`);
-      } finally {
-        await gw.close();
-      }
-    });
+describeUnlessSkipped('PostgreSQL shared by several gateway processes', await postgresSkip(), () => {
+  let schema: TestSchema;
+  let baseUrl: string;
+  before(async () => {
+    baseUrl = testDatabaseUrl();
+    schema = await createTestSchema(baseUrl);
   });
-}
+  after(async () => {
+    await schema?.drop();
+  });
+
+  it('two processes, started at once, continue each other\'s responses', { timeout: 60_000 }, async () => {
+    const args = ['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', sim.url];
+    const a = runCli(args, { DATABASE_URL: schema.url });
+    const b = runCli(args, { DATABASE_URL: schema.url });
+    const [portA, portB] = (await Promise.all([a.waitForLog('gateway listening'), b.waitForLog('gateway listening')])).map(portOf);
+    const urlA = `http://127.0.0.1:${String(portA)}`;
+    const urlB = `http://127.0.0.1:${String(portB)}`;
+
+    const first = (await create(urlA, { model: 'm', input: 'told to A' })).json();
+    const arrived = sim.nextRequest();
+    const second = (await create(urlB, { model: 'm', input: 'asked of B', previous_response_id: first.id })).json();
+    const upstream: AnyJson = (await arrived).json;
+    assert.deepEqual(
+      (upstream.input as AnyJson[]).map((item) => messageText(item)),
+      ['told to A', 'You said: told to A', 'asked of B'],
+    );
+    const streamed = await createStream(urlA, { model: 'm', input: 'back to A', previous_response_id: second.id });
+    assert.equal(streamed.terminal.status, 'completed');
+    assert.deepEqual((await getJson(`${urlB}/v1/responses/${streamed.terminal.id}`)).body, streamed.terminal);
+
+    a.child.kill('SIGTERM');
+    b.child.kill('SIGTERM');
+    assert.deepEqual([(await a.exited).code, (await b.exited).code], [0, 0]);
+  });
+
+  it('recovers by itself when the database drops its connections', async () => {
+    // A name for this gateway's connections, so only they are cut (other test files
+    // may be using the same server at the same time).
+    const applicationName = `rg_recovery_${process.pid}`;
+    const url = new URL(schema.url);
+    url.searchParams.set('application_name', applicationName);
+    const gw = await startGateway(sim.url, { 'db-url': url.toString(), 'db-pool-size': '2' });
+    try {
+      const first = (await create(gw.url, { model: 'm', input: 'before' })).json();
+      const admin = new pg.Client({ connectionString: baseUrl });
+      await admin.connect();
+      const killed = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+      await admin.end();
+      assert.ok((killed.rowCount ?? 0) > 0, 'the gateway\'s connections were cut');
+      // The pool drops the dead connections and makes new ones: at most one request
+      // (one that held a dead connection) may see 503 on the way.
+      const statuses: number[] = [];
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const res = await create(gw.url, { model: 'm', input: 'after', previous_response_id: first.id });
+        statuses.push(res.status);
+        if (res.status === 200) break;
+        assert.equal(res.json().error.code, 'store_unavailable');
+      }
+      assert.equal(statuses.at(-1), 200, `statuses: ${statuses.join(', ')}`);
+      assert.ok(statuses.length <= 2, `statuses: ${statuses.join(', ')}`);
+    } finally {
+      await gw.close();
+    }
+  });
+});

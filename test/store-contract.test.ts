@@ -1,43 +1,17 @@
-// One contract, every Store: SQLite in memory, SQLite in a file, and PostgreSQL (when
-// TEST_DATABASE_URL is set). The two backends must behave identically.
+// One contract, every store: SQLite in memory, SQLite in a file, and PostgreSQL. It is
+// one algorithm over two dialects (src/store/sql-store.ts), and these tests hold both
+// dialects to it.
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { GatewayError } from '../src/errors.ts';
-import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
-import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+import { CHECKPOINT_SNAPSHOT_EVERY, SqlStore } from '../src/store/sql-store.ts';
 import type { NewItem, Page, PageProblem, SaveResponse, Store } from '../src/store/store.ts';
-import { POSTGRES_SKIP_REASON, TEST_DATABASE_URL, createTestSchema, type TestSchema } from './helpers/postgres.ts';
+import { describeUnlessSkipped } from './helpers/postgres.ts';
+import { storeKinds, type OpenedStore } from './helpers/stores.ts';
 
-interface Backend {
-  readonly name: string;
-  open(): Promise<Store>;
-  cleanup?(): Promise<void>;
-}
-
-const tempDir = mkdtempSync(join(tmpdir(), 'rg-store-'));
-let counter = 0;
-
-const backends: Backend[] = [
-  { name: 'sqlite (memory)', open: () => Promise.resolve(new SqliteStore(':memory:')) },
-  { name: 'sqlite (file)', open: () => Promise.resolve(new SqliteStore(join(tempDir, `store-${counter++}.db`))) },
-];
-if (TEST_DATABASE_URL !== undefined) {
-  const baseUrl = TEST_DATABASE_URL;
-  let schema: TestSchema | undefined;
-  backends.push({
-    name: 'postgres',
-    open: async () => {
-      schema ??= await createTestSchema(baseUrl);
-      return new PostgresStore({ connectionString: schema.url, poolSize: 5 });
-    },
-    cleanup: async () => schema?.drop(),
-  });
-} else {
-  console.log(`# ${POSTGRES_SKIP_REASON}`);
-}
+const TENANT = 'default';
+const HOUR_MS = 3_600_000;
 
 let itemCounter = 0;
 function item(type = 'message', text = `text ${itemCounter}`): NewItem {
@@ -49,6 +23,7 @@ let responseCounter = 0;
 function turn(overrides: Partial<SaveResponse> = {}): SaveResponse {
   const id = `resp_${(responseCounter++).toString(16).padStart(8, '0')}${Math.random().toString(16).slice(2, 10)}`;
   return {
+    tenant: TENANT,
     id,
     createdAt: Date.now(),
     status: 'completed',
@@ -60,7 +35,6 @@ function turn(overrides: Partial<SaveResponse> = {}): SaveResponse {
     inputItems: [item()],
     outputItems: [item()],
     storeResponse: true,
-    expiresAt: null,
     ...overrides,
   };
 }
@@ -70,171 +44,337 @@ function ids(page: Page | PageProblem): string[] {
   return page.items.map((stored) => stored.id);
 }
 
+function idsOf(...groups: (readonly NewItem[])[]): string[] {
+  return groups.flat().map((i) => i.id);
+}
+
 const NOW = (): number => Date.now();
 
-for (const backend of backends) {
-  describe(`store contract: ${backend.name}`, () => {
+/** Saves a chain of `turns` turns, each continuing the last; returns them in order. */
+async function saveChain(store: Store, turns: number, start: SaveResponse | undefined = undefined): Promise<SaveResponse[]> {
+  const chain: SaveResponse[] = [];
+  let previous = start;
+  for (let n = 0; n < turns; n++) {
+    const history = previous === undefined ? undefined : await store.loadResponseContext(TENANT, previous.id, NOW());
+    const next = turn({ previousResponseId: previous?.id ?? null, historySeqs: history?.seqs ?? [] });
+    await store.saveResponse(next);
+    chain.push(next);
+    previous = next;
+  }
+  return chain;
+}
+
+async function countRows(db: OpenedStore, table: string): Promise<number> {
+  return Number((await db.rawQuery(`SELECT COUNT(*) AS n FROM ${table}`))[0]?.['n']);
+}
+
+for (const kind of await storeKinds()) {
+  describeUnlessSkipped(`store contract: ${kind.name}`, kind.skip, () => {
+    let db: OpenedStore;
     let store: Store;
     before(async () => {
-      store = await backend.open();
+      db = await kind.open();
+      store = db.store;
       await store.migrate();
     });
     after(async () => {
-      await store.close();
-      await backend.cleanup?.();
+      await store?.close();
+      await kind.cleanup();
     });
 
     it('migrates again without harm, and from several processes at once', async () => {
       await store.migrate();
-      if (backend.name === 'sqlite (memory)') return; // one connection, nothing to race
-      const others = await Promise.all([backend.open(), backend.open(), backend.open()]);
-      await Promise.all(others.map((other) => other.migrate()));
-      await Promise.all(others.map((other) => other.close()));
+      if (kind.name === 'sqlite (memory)') return; // one connection, nothing to race
+      const others = await Promise.all([kind.open(), kind.open(), kind.open()]);
+      await Promise.all(others.map((other) => other.store.migrate()));
+      await Promise.all(others.map((other) => other.store.close()));
     });
 
     it('saves a turn and gives back its body and its context in order', async () => {
       const first = turn();
-      await store.saveResponse(first);
-      assert.equal(await store.getResponseBody(first.id, NOW()), first.body);
-      const context = await store.loadResponseContext(first.id, NOW());
-      assert.deepEqual(context?.items.map((stored) => stored.id), [...first.inputItems, ...first.outputItems].map((i) => i.id));
+      assert.deepEqual(await store.saveResponse(first), { conversationKept: true });
+      assert.equal(await store.getResponseBody(TENANT, first.id, NOW()), first.body);
+      const context = await store.loadResponseContext(TENANT, first.id, NOW());
+      assert.deepEqual(context?.items.map((stored) => stored.id), idsOf(first.inputItems, first.outputItems));
       assert.equal(context?.items[0]?.upstream, first.inputItems[0]?.upstream);
-      assert.equal(await store.getResponseBody('resp_missing', NOW()), undefined);
-      assert.equal(await store.loadResponseContext('resp_missing', NOW()), undefined);
+      assert.equal(await store.getResponseBody(TENANT, 'resp_missing', NOW()), undefined);
+      assert.equal(await store.loadResponseContext(TENANT, 'resp_missing', NOW()), undefined);
     });
 
-    it('continues a chain from one checkpoint, and lists input items with cursors', async () => {
+    it('continues a chain, and lists input items with cursors', async () => {
       const first = turn({ inputItems: [item(), item()], outputItems: [item()] });
       await store.saveResponse(first);
-      const firstContext = await store.loadResponseContext(first.id, NOW());
+      const firstContext = await store.loadResponseContext(TENANT, first.id, NOW());
       const second = turn({ previousResponseId: first.id, historySeqs: firstContext?.seqs ?? [], inputItems: [item('function_call_output')] });
       await store.saveResponse(second);
-      const context = await store.loadResponseContext(second.id, NOW());
-      const expected = [...first.inputItems, ...first.outputItems, ...second.inputItems, ...second.outputItems].map((i) => i.id);
+      const context = await store.loadResponseContext(TENANT, second.id, NOW());
+      const expected = idsOf(first.inputItems, first.outputItems, second.inputItems, second.outputItems);
       assert.deepEqual(context?.items.map((stored) => stored.id), expected);
 
       const inputs = expected.slice(0, 4);
-      assert.deepEqual(ids(await store.listInputItems(second.id, { limit: 20, order: 'asc' }, NOW())), inputs);
-      assert.deepEqual(ids(await store.listInputItems(second.id, { limit: 20, order: 'desc' }, NOW())), [...inputs].reverse());
-      const firstPage = await store.listInputItems(second.id, { limit: 2, order: 'asc' }, NOW());
+      const list = (query: { limit: number; order: 'asc' | 'desc'; after?: string; before?: string }) =>
+        store.listInputItems(TENANT, second.id, query, NOW());
+      assert.deepEqual(ids(await list({ limit: 20, order: 'asc' })), inputs);
+      assert.deepEqual(ids(await list({ limit: 20, order: 'desc' })), [...inputs].reverse());
+      const firstPage = await list({ limit: 2, order: 'asc' });
       assert.deepEqual(ids(firstPage), inputs.slice(0, 2));
       assert.equal((firstPage as Page).hasMore, true);
-      const nextPage = await store.listInputItems(second.id, { limit: 2, order: 'asc', after: inputs[1] }, NOW());
+      const nextPage = await list({ limit: 2, order: 'asc', after: inputs[1] });
       assert.deepEqual(ids(nextPage), inputs.slice(2, 4));
       assert.equal((nextPage as Page).hasMore, false);
-      assert.deepEqual(ids(await store.listInputItems(second.id, { limit: 20, order: 'asc', before: inputs[2] }, NOW())), inputs.slice(0, 2));
-      assert.deepEqual(ids(await store.listInputItems(second.id, { limit: 20, order: 'desc', after: inputs[2] }, NOW())), [inputs[1], inputs[0]]);
-      assert.equal(await store.listInputItems(second.id, { limit: 2, order: 'asc', after: 'msg_nope' }, NOW()), 'cursor_not_found');
-      assert.equal(await store.listInputItems('resp_nope', { limit: 2, order: 'asc' }, NOW()), 'not_found');
+      assert.deepEqual(ids(await list({ limit: 20, order: 'asc', before: inputs[2] })), inputs.slice(0, 2));
+      assert.deepEqual(ids(await list({ limit: 20, order: 'desc', after: inputs[2] })), [inputs[1], inputs[0]]);
+      assert.equal(await list({ limit: 2, order: 'asc', after: 'msg_nope' }), 'cursor_not_found');
+      assert.equal(await store.listInputItems(TENANT, 'resp_nope', { limit: 2, order: 'asc' }, NOW()), 'not_found');
     });
 
-    it('deletes a response: it is gone, a continuation of it keeps its history, the rest goes with the last holder', async () => {
-      const first = turn();
-      await store.saveResponse(first);
-      const second = turn({ previousResponseId: first.id, historySeqs: (await store.loadResponseContext(first.id, NOW()))?.seqs ?? [] });
-      await store.saveResponse(second);
+    it('deletes a response: it is gone, a continuation keeps its history, the rest goes with the last holder', async () => {
+      const [first, second] = (await saveChain(store, 2)) as [SaveResponse, SaveResponse];
+      assert.equal(await store.deleteResponse(TENANT, first.id, NOW()), true);
+      assert.equal(await store.deleteResponse(TENANT, first.id, NOW()), false, 'already deleted');
+      assert.equal(await store.getResponseBody(TENANT, first.id, NOW()), undefined);
+      assert.equal(await store.loadResponseContext(TENANT, first.id, NOW()), undefined);
+      const kept = await store.loadResponseContext(TENANT, second.id, NOW());
+      assert.equal(kept?.items.length, 4, "the continuation still has the deleted response's items");
+      const held = await db.rawQuery('SELECT body FROM responses WHERE id = ?', first.id);
+      assert.deepEqual(held, [{ body: '' }], 'a deleted response that is still held keeps no body');
 
-      assert.equal(await store.deleteResponse(first.id, NOW()), true);
-      assert.equal(await store.deleteResponse(first.id, NOW()), false, 'already deleted');
-      assert.equal(await store.getResponseBody(first.id, NOW()), undefined);
-      assert.equal(await store.loadResponseContext(first.id, NOW()), undefined);
-      const kept = await store.loadResponseContext(second.id, NOW());
-      assert.equal(kept?.items.length, 4, 'the continuation still has the deleted response\'s items');
-
-      assert.equal(await store.deleteResponse(second.id, NOW()), true);
-      const allIds = [...first.inputItems, ...first.outputItems, ...second.inputItems, ...second.outputItems].map((i) => i.id);
-      assert.deepEqual(await store.getItemsById(allIds), [], 'no item is left once nothing holds it');
+      assert.equal(await store.deleteResponse(TENANT, second.id, NOW()), true);
+      assert.deepEqual(await store.getItemsById(TENANT, idsOf(first.inputItems, first.outputItems, second.inputItems, second.outputItems)), []);
+      assert.deepEqual(await db.rawQuery('SELECT id FROM responses WHERE id IN (?, ?)', first.id, second.id), [], 'no row is left');
     });
 
     it('keeps both branches of a response working when it is deleted', async () => {
       const root = turn();
       await store.saveResponse(root);
-      const seqs = (await store.loadResponseContext(root.id, NOW()))?.seqs ?? [];
+      const seqs = (await store.loadResponseContext(TENANT, root.id, NOW()))?.seqs ?? [];
       const left = turn({ previousResponseId: root.id, historySeqs: seqs });
       const right = turn({ previousResponseId: root.id, historySeqs: seqs });
       await Promise.all([store.saveResponse(left), store.saveResponse(right)]);
-      await store.deleteResponse(root.id, NOW());
-      await store.deleteResponse(left.id, NOW());
-      const rightContext = await store.loadResponseContext(right.id, NOW());
-      assert.deepEqual(
-        rightContext?.items.map((stored) => stored.id),
-        [...root.inputItems, ...root.outputItems, ...right.inputItems, ...right.outputItems].map((i) => i.id),
-      );
-      assert.deepEqual(await store.getItemsById(left.outputItems.map((i) => i.id)), [], 'the deleted branch\'s own items are gone');
+      await store.deleteResponse(TENANT, root.id, NOW());
+      await store.deleteResponse(TENANT, left.id, NOW());
+      const rightContext = await store.loadResponseContext(TENANT, right.id, NOW());
+      assert.deepEqual(rightContext?.items.map((stored) => stored.id), idsOf(root.inputItems, root.outputItems, right.inputItems, right.outputItems));
+      assert.deepEqual(await store.getItemsById(TENANT, idsOf(left.outputItems)), [], "the deleted branch's own items are gone");
     });
 
-    it('expires responses whose time is up', async () => {
-      const past = turn({ expiresAt: Date.now() - 1 });
-      const future = turn({ expiresAt: Date.now() + 3_600_000 });
-      await store.saveResponse(past);
-      await store.saveResponse(future);
-      assert.equal(await store.getResponseBody(past.id, NOW()), undefined, 'invisible as soon as it expires');
-      assert.ok((await store.expire(NOW())) >= 1);
-      assert.deepEqual(await store.getItemsById(past.outputItems.map((i) => i.id)), []);
-      assert.equal(await store.getResponseBody(future.id, NOW()), future.body);
+    it('stores a long chain in linear space, with a whole checkpoint every few turns', async () => {
+      const turns = 3 * CHECKPOINT_SNAPSHOT_EVERY + 5;
+      const chain = await saveChain(store, turns);
+      const last = chain.at(-1) as SaveResponse;
+      const context = await store.loadResponseContext(TENANT, last.id, NOW());
+      assert.deepEqual(context?.items.map((stored) => stored.id), chain.flatMap((t) => idsOf(t.inputItems, t.outputItems)));
+
+      const rows = await db.rawQuery(
+        `SELECT checkpoint, checkpoint_depth FROM responses WHERE id IN (${chain.map(() => '?').join(', ')})`,
+        ...chain.map((t) => t.id),
+      );
+      const depths = rows.map((row) => Number(row['checkpoint_depth']));
+      assert.ok(Math.max(...depths) < CHECKPOINT_SNAPSHOT_EVERY, 'a whole checkpoint at least every CHECKPOINT_SNAPSHOT_EVERY turns');
+      assert.equal(depths.filter((depth) => depth === 0).length, Math.ceil(turns / CHECKPOINT_SNAPSHOT_EVERY));
+      // Every turn adds 2 items: whole checkpoints every turn would take ~turns² bytes.
+      const bytes = rows.reduce((sum, row) => sum + (row['checkpoint'] as Buffer).length, 0);
+      const wholeEveryTurn = (turns * (turns + 1)) / 2 * 2;
+      assert.ok(bytes < wholeEveryTurn / 4, `${bytes} bytes of checkpoints for ${turns} turns`);
+
+      // A continuation reads at most CHECKPOINT_SNAPSHOT_EVERY checkpoint rows, plus its items.
+      const before = db.rowsRead();
+      await store.loadResponseContext(TENANT, last.id, NOW());
+      assert.ok(db.rowsRead() - before <= CHECKPOINT_SNAPSHOT_EVERY + (context?.items.length ?? 0));
+
+      // Input items and deletion work along the chain too.
+      const middle = chain[CHECKPOINT_SNAPSHOT_EVERY + 3] as SaveResponse;
+      const inputs = await store.listInputItems(TENANT, middle.id, { limit: 100, order: 'asc' }, NOW());
+      assert.equal(ids(inputs).at(-1), middle.inputItems[0]?.id);
+      for (const t of chain.slice(0, -1)) await store.deleteResponse(TENANT, t.id, NOW());
+      const survivor = await store.loadResponseContext(TENANT, last.id, NOW());
+      assert.equal(survivor?.items.length, context?.items.length, 'deleting the ancestors keeps the last turn whole');
+      await store.deleteResponse(TENANT, last.id, NOW());
+      assert.deepEqual(await store.getItemsById(TENANT, chain.flatMap((t) => idsOf(t.inputItems, t.outputItems))), []);
+    });
+
+    it('builds conversation turns on the previous turn, and on nothing once the conversation changed', async () => {
+      const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+      await store.createConversation(TENANT, { id: conversationId, createdAt: NOW(), metadata: '{}' }, [item()]);
+      const saved: SaveResponse[] = [];
+      for (let n = 0; n < 4; n++) {
+        const history = await store.loadConversationItems(TENANT, conversationId);
+        const next = turn({ conversationId, historySeqs: history?.seqs ?? [] });
+        await store.saveResponse(next);
+        saved.push(next);
+      }
+      const depthOf = async (id: string) => Number((await db.rawQuery('SELECT checkpoint_depth FROM responses WHERE id = ?', id))[0]?.['checkpoint_depth']);
+      assert.deepEqual(await Promise.all(saved.map((t) => depthOf(t.id))), [0, 1, 2, 3]);
+      const all = (await store.loadConversationItems(TENANT, conversationId))?.items.map((i) => i.id) ?? [];
+      assert.deepEqual((await store.loadResponseContext(TENANT, (saved[3] as SaveResponse).id, NOW()))?.items.map((i) => i.id), all);
+
+      // An item removed from the conversation: the next turn's history no longer begins
+      // with the last turn's context, so its checkpoint is whole.
+      await store.deleteConversationItem(TENANT, conversationId, all[1] as string);
+      const history = await store.loadConversationItems(TENANT, conversationId);
+      const after = turn({ conversationId, historySeqs: history?.seqs ?? [] });
+      await store.saveResponse(after);
+      assert.equal(await depthOf(after.id), 0);
+      const expected = [...(history?.items.map((i) => i.id) ?? []), ...idsOf(after.inputItems, after.outputItems)];
+      assert.deepEqual((await store.loadResponseContext(TENANT, after.id, NOW()))?.items.map((i) => i.id), expected);
+    });
+
+    it('expires responses past their retention, counted from creation, whatever was set when they were stored', async () => {
+      // Stored while nothing expired...
+      const old = turn({ createdAt: NOW() - 2 * HOUR_MS });
+      const recent = turn();
+      await store.saveResponse(old);
+      await store.saveResponse(recent);
+      assert.equal(await store.getResponseBody(TENANT, old.id, NOW()), old.body);
+      // ...then read by a store with a one-hour retention, over the same database.
+      const retaining = new SqlStore(db.backend, { retentionMs: HOUR_MS });
+      assert.equal(await retaining.getResponseBody(TENANT, old.id, NOW()), undefined, 'invisible as soon as it expires');
+      assert.equal(await retaining.loadResponseContext(TENANT, old.id, NOW()), undefined);
+      assert.ok((await retaining.expire(NOW(), 1000)) >= 1);
+      assert.deepEqual(await store.getItemsById(TENANT, idsOf(old.outputItems)), []);
+      assert.equal(await retaining.getResponseBody(TENANT, recent.id, NOW()), recent.body);
+      assert.equal(await store.expire(NOW(), 1000), 0, 'a store without retention expires nothing');
+    });
+
+    it('expires in batches until none is due', async () => {
+      const old = NOW() - 2 * HOUR_MS;
+      await Promise.all(Array.from({ length: 45 }, () => store.saveResponse(turn({ createdAt: old }))));
+      const retaining = new SqlStore(db.backend, { retentionMs: HOUR_MS });
+      const batches: number[] = [];
+      for (;;) {
+        const removed = await retaining.expire(NOW(), 20);
+        batches.push(removed);
+        if (removed < 20) break;
+      }
+      assert.deepEqual(batches.slice(0, 2), [20, 20]);
+      assert.ok((batches[2] as number) >= 5);
     });
 
     it('stores a 1000-item history and loads it back in order', async () => {
       const many = Array.from({ length: 1000 }, () => item());
       const big = turn({ inputItems: many.slice(0, 999), outputItems: many.slice(999) });
       await store.saveResponse(big);
-      const context = await store.loadResponseContext(big.id, NOW());
-      assert.equal(context?.items.length, 1000);
-      assert.deepEqual(context?.items.map((stored) => stored.id), many.map((i) => i.id));
+      const context = await store.loadResponseContext(TENANT, big.id, NOW());
+      assert.deepEqual(context?.items.map((stored) => stored.id), idsOf(many));
     });
 
     it('keeps conversations: items in order, pages, metadata, item deletion', async () => {
       const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
       const seed = [item(), item()];
-      await store.createConversation({ id: conversationId, createdAt: Date.now(), metadata: '{"topic":"x"}' }, seed);
-      assert.equal((await store.getConversation(conversationId))?.metadata, '{"topic":"x"}');
-      assert.equal((await store.updateConversation(conversationId, '{"topic":"y"}'))?.metadata, '{"topic":"y"}');
-      assert.equal(await store.updateConversation('conv_nope', '{}'), undefined);
+      await store.createConversation(TENANT, { id: conversationId, createdAt: Date.now(), metadata: '{"topic":"x"}' }, seed);
+      assert.equal((await store.getConversation(TENANT, conversationId))?.metadata, '{"topic":"x"}');
+      assert.equal((await store.updateConversation(TENANT, conversationId, '{"topic":"y"}'))?.metadata, '{"topic":"y"}');
+      assert.equal(await store.updateConversation(TENANT, 'conv_nope', '{}'), undefined);
 
-      const added = await store.addConversationItems(conversationId, [item()]);
+      const added = await store.addConversationItems(TENANT, conversationId, [item()]);
       assert.equal(added?.length, 1);
       const all = [...seed, ...(added ?? [])].map((i) => i.id);
-      assert.deepEqual(ids(await store.listConversationItems(conversationId, { limit: 20, order: 'asc' })), all);
-      assert.deepEqual(ids(await store.listConversationItems(conversationId, { limit: 1, order: 'desc' })), [all[2]]);
-      assert.deepEqual(ids(await store.listConversationItems(conversationId, { limit: 5, order: 'desc', after: all[2] })), [all[1], all[0]]);
-      assert.equal((await store.getConversationItem(conversationId, all[1] as string))?.id, all[1]);
+      const list = (query: { limit: number; order: 'asc' | 'desc'; after?: string; before?: string }) =>
+        store.listConversationItems(TENANT, conversationId, query);
+      assert.deepEqual(ids(await list({ limit: 20, order: 'asc' })), all);
+      assert.deepEqual(ids(await list({ limit: 1, order: 'desc' })), [all[2]]);
+      assert.deepEqual(ids(await list({ limit: 5, order: 'desc', after: all[2] })), [all[1], all[0]]);
+      assert.deepEqual(ids(await list({ limit: 5, order: 'asc', before: all[2] })), [all[0], all[1]]);
+      assert.deepEqual(ids(await list({ limit: 5, order: 'asc', after: all[0], before: all[2] })), [all[1]]);
+      assert.equal(await list({ limit: 5, order: 'asc', after: 'msg_nope' }), 'cursor_not_found');
+      assert.equal((await store.getConversationItem(TENANT, conversationId, all[1] as string))?.id, all[1]);
 
       // A turn in the conversation appends its input and output.
-      const history = await store.loadConversationItems(conversationId);
+      const history = await store.loadConversationItems(TENANT, conversationId);
       const inConversation = turn({ conversationId, historySeqs: history?.seqs ?? [] });
       await store.saveResponse(inConversation);
-      const afterTurn = [...all, ...inConversation.inputItems.map((i) => i.id), ...inConversation.outputItems.map((i) => i.id)];
-      assert.deepEqual((await store.loadConversationItems(conversationId))?.items.map((stored) => stored.id), afterTurn);
+      const afterTurn = [...all, ...idsOf(inConversation.inputItems, inConversation.outputItems)];
+      assert.deepEqual((await store.loadConversationItems(TENANT, conversationId))?.items.map((stored) => stored.id), afterTurn);
 
       // Deleting the response leaves the conversation's items; deleting an item removes it.
-      await store.deleteResponse(inConversation.id, NOW());
-      assert.equal((await store.loadConversationItems(conversationId))?.items.length, afterTurn.length);
-      assert.equal(await store.deleteConversationItem(conversationId, all[0] as string), true);
-      assert.equal(await store.deleteConversationItem(conversationId, all[0] as string), false);
-      assert.equal(await store.getConversationItem(conversationId, all[0] as string), undefined);
-      assert.deepEqual(await store.getItemsById([all[0] as string]), []);
+      await store.deleteResponse(TENANT, inConversation.id, NOW());
+      assert.equal((await store.loadConversationItems(TENANT, conversationId))?.items.length, afterTurn.length);
+      assert.equal(await store.deleteConversationItem(TENANT, conversationId, all[0] as string), true);
+      assert.equal(await store.deleteConversationItem(TENANT, conversationId, all[0] as string), false);
+      assert.equal(await store.getConversationItem(TENANT, conversationId, all[0] as string), undefined);
+      assert.deepEqual(await store.getItemsById(TENANT, [all[0] as string]), []);
 
-      assert.equal(await store.deleteConversation(conversationId), true);
-      assert.equal(await store.getConversation(conversationId), undefined);
-      assert.equal(await store.listConversationItems(conversationId, { limit: 5, order: 'asc' }), 'not_found');
-      assert.deepEqual(await store.getItemsById(afterTurn), [], 'items held only by the conversation are gone');
-      assert.equal(await store.deleteConversation(conversationId), false);
+      assert.equal(await store.deleteConversation(TENANT, conversationId), true);
+      assert.equal(await store.getConversation(TENANT, conversationId), undefined);
+      assert.equal(await list({ limit: 5, order: 'asc' }), 'not_found');
+      assert.deepEqual(await store.getItemsById(TENANT, afterTurn), [], 'items held only by the conversation are gone');
+      assert.equal(await store.deleteConversation(TENANT, conversationId), false);
+    });
+
+    it("lists a page of a long conversation in O(limit): it reads the page's rows, not the conversation", async () => {
+      const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+      const many = Array.from({ length: 600 }, () => item());
+      await store.createConversation(TENANT, { id: conversationId, createdAt: NOW(), metadata: '{}' }, many);
+      const before = db.rowsRead();
+      const page = await store.listConversationItems(TENANT, conversationId, { limit: 5, order: 'desc', after: many[300]?.id });
+      assert.deepEqual(ids(page), idsOf(many.slice(295, 300)).reverse());
+      assert.equal((page as Page).hasMore, true);
+      assert.ok(db.rowsRead() - before <= 10, `read ${db.rowsRead() - before} rows for a page of 5`);
     });
 
     it('appends a store:false turn to its conversation without keeping the response', async () => {
       const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
-      await store.createConversation({ id: conversationId, createdAt: Date.now(), metadata: '{}' }, []);
+      await store.createConversation(TENANT, { id: conversationId, createdAt: Date.now(), metadata: '{}' }, []);
       const unstored = turn({ conversationId, storeResponse: false });
       await store.saveResponse(unstored);
-      assert.equal(await store.getResponseBody(unstored.id, NOW()), undefined);
-      assert.equal((await store.loadConversationItems(conversationId))?.items.length, 2);
+      assert.equal(await store.getResponseBody(TENANT, unstored.id, NOW()), undefined);
+      assert.equal((await store.loadConversationItems(TENANT, conversationId))?.items.length, 2);
+    });
+
+    it('saves a turn whose conversation was deleted meanwhile without leaking a row', async () => {
+      const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+      await store.createConversation(TENANT, { id: conversationId, createdAt: NOW(), metadata: '{}' }, [item()]);
+      const history = await store.loadConversationItems(TENANT, conversationId);
+      const itemsBefore = await countRows(db, 'items');
+      const membersBefore = await countRows(db, 'conversation_items');
+      await store.deleteConversation(TENANT, conversationId);
+
+      const unstored = turn({ conversationId, storeResponse: false, historySeqs: history?.seqs ?? [] });
+      assert.deepEqual(await store.saveResponse(unstored), { conversationKept: false });
+      const stored = turn({ conversationId, historySeqs: history?.seqs ?? [] });
+      assert.deepEqual(await store.saveResponse(stored), { conversationKept: false });
+      assert.equal(await store.getResponseBody(TENANT, stored.id, NOW()), stored.body, 'the response itself is kept');
+      assert.equal(await countRows(db, 'items'), itemsBefore - 1 + 2, "the conversation's item went; only the stored turn's items came");
+      assert.equal(await countRows(db, 'conversation_items'), membersBefore - 1);
+      await store.deleteResponse(TENANT, stored.id, NOW());
+      assert.equal(await countRows(db, 'items'), itemsBefore - 1, 'and they go with it: nothing is held by nothing');
+    });
+
+    it("keeps every tenant's data from every other tenant", async () => {
+      const mine = turn({ tenant: 'alice' });
+      await store.saveResponse(mine);
+      const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+      const seed = [item()];
+      await store.createConversation('alice', { id: conversationId, createdAt: NOW(), metadata: '{}' }, seed);
+
+      const bob = 'bob';
+      assert.equal(await store.getResponseBody(bob, mine.id, NOW()), undefined);
+      assert.equal(await store.loadResponseContext(bob, mine.id, NOW()), undefined);
+      assert.equal(await store.listInputItems(bob, mine.id, { limit: 5, order: 'asc' }, NOW()), 'not_found');
+      assert.equal(await store.deleteResponse(bob, mine.id, NOW()), false);
+      assert.deepEqual(await store.getItemsById(bob, idsOf(mine.inputItems, seed)), []);
+      assert.equal(await store.getConversation(bob, conversationId), undefined);
+      assert.equal(await store.updateConversation(bob, conversationId, '{"x":"y"}'), undefined);
+      assert.equal(await store.loadConversationItems(bob, conversationId), undefined);
+      assert.equal(await store.listConversationItems(bob, conversationId, { limit: 5, order: 'asc' }), 'not_found');
+      assert.equal(await store.addConversationItems(bob, conversationId, [item()]), undefined);
+      assert.equal(await store.getConversationItem(bob, conversationId, seed[0]?.id as string), undefined);
+      assert.equal(await store.deleteConversationItem(bob, conversationId, seed[0]?.id as string), false);
+      assert.equal(await store.deleteConversation(bob, conversationId), false);
+      // A turn of bob's that names alice's conversation adds nothing to it.
+      assert.deepEqual(await store.saveResponse(turn({ tenant: bob, conversationId, storeResponse: false })), { conversationKept: false });
+
+      // Alice still has all of it.
+      assert.equal(await store.getResponseBody('alice', mine.id, NOW()), mine.body);
+      assert.deepEqual(ids(await store.listConversationItems('alice', conversationId, { limit: 5, order: 'asc' })), idsOf(seed));
+      assert.equal((await store.getConversation('alice', conversationId))?.metadata, '{}');
     });
 
     it('reports a failing database as store_unavailable', async () => {
-      const broken = await backend.open();
-      await broken.migrate();
-      await broken.close();
-      await assert.rejects(broken.getResponseBody('resp_x', NOW()), (error: unknown) => {
+      const broken = await kind.open();
+      await broken.store.migrate();
+      await broken.store.close();
+      await assert.rejects(broken.store.getResponseBody(TENANT, 'resp_x', NOW()), (error: unknown) => {
         assert.ok(error instanceof GatewayError);
         assert.equal(error.code, 'store_unavailable');
         assert.equal(error.status, 503);
@@ -243,3 +383,41 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('deleted means gone (SQLite file)', () => {
+  let db: OpenedStore;
+  before(async () => {
+    db = await (await storeKinds()).find((kind) => kind.name === 'sqlite (file)')?.open() as OpenedStore;
+    await db.store.migrate();
+  });
+  after(() => db?.store.close());
+
+  const marker = (): string => `secret-${Math.random().toString(36).slice(2)}-${Math.random().toString(36).slice(2)}`;
+  const inFiles = (text: string): boolean => db.files.some((file) => {
+    try {
+      return readFileSync(file).includes(text);
+    } catch {
+      return false; // the WAL truncated away
+    }
+  });
+
+  it('leaves no trace of a deleted response in the database files', async () => {
+    const text = marker();
+    const secret: NewItem = { id: `msg_${Math.random().toString(16).slice(2)}`, type: 'message', payload: JSON.stringify({ text }), upstream: JSON.stringify({ text }) };
+    const saved = turn({ inputItems: [secret], body: JSON.stringify({ text }) });
+    await db.store.saveResponse(saved);
+    assert.ok(inFiles(text), 'the text is there once stored');
+    await db.store.deleteResponse(TENANT, saved.id, NOW());
+    assert.ok(!inFiles(text), 'and nowhere once deleted');
+  });
+
+  it('leaves no trace of a deleted conversation in the database files', async () => {
+    const text = marker();
+    const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+    const secret: NewItem = { id: `msg_${Math.random().toString(16).slice(2)}`, type: 'message', payload: JSON.stringify({ text }), upstream: '{}' };
+    await db.store.createConversation(TENANT, { id: conversationId, createdAt: NOW(), metadata: JSON.stringify({ text }) }, [secret]);
+    assert.ok(inFiles(text));
+    await db.store.deleteConversation(TENANT, conversationId);
+    assert.ok(!inFiles(text));
+  });
+});

@@ -161,7 +161,7 @@ export const FLAG_SPECS = [
     env: 'GATEWAY_API_KEYS',
     kind: 'secret',
     defaultValue: undefined,
-    help: 'Keys clients must send as "Authorization: Bearer <key>" on /v1/*: a comma list, or @/path/to/file with one key a line (re-read on SIGHUP). When set, vLLM gets --openai-api-key, never the client\'s key.',
+    help: 'Keys clients must send as "Authorization: Bearer <key>" on /v1/*: a comma list, or @/path/to/file with one key a line (re-read on SIGHUP). An entry "<key> <tenant>" names the tenant whose stored data the key reaches; a key without one is a tenant of its own. Empty is an error. When set, vLLM gets --openai-api-key, never the client\'s key.',
     group: 'security',
   },
   {
@@ -234,6 +234,14 @@ export const FLAG_SPECS = [
     kind: 'positive-int',
     defaultValue: '10',
     help: 'PostgreSQL: connections per gateway process.',
+    group: 'state',
+  },
+  {
+    name: 'db-query-timeout',
+    env: 'GATEWAY_DB_QUERY_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '10',
+    help: "Deadline of one database query: a PostgreSQL server that stops answering fails the request with 503 store_unavailable after it, and the connection is dropped. With SQLite, how long a write waits for another process's write lock.",
     group: 'state',
   },
   {

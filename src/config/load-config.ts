@@ -37,6 +37,7 @@ export interface ServerConfig {
 /** Where the gateway's own API keys come from: none, a list, or a file re-read on SIGHUP. */
 export type ApiKeySource =
   | { readonly kind: 'none' }
+  /** Entries `<key>` or `<key> <tenant>`. */
   | { readonly kind: 'list'; readonly keys: readonly string[] }
   | { readonly kind: 'file'; readonly path: string };
 
@@ -59,6 +60,8 @@ export interface ServeConfig {
 export interface StateConfig {
   readonly location: StoreLocation;
   readonly poolSize: number;
+  /** Deadline of one database query (PostgreSQL) or write-lock wait (SQLite). */
+  readonly queryTimeoutMs: number;
   /** How long stored responses live; null keeps them. */
   readonly ttlMs: number | null;
 }
@@ -284,6 +287,7 @@ export function parseCommandLine(
     state: {
       location: required(resolveFlag('db-url', split, env), 'db-url'),
       poolSize: required(resolveFlag('db-pool-size', split, env), 'db-pool-size'),
+      queryTimeoutMs: required(resolveFlag('db-query-timeout', split, env), 'db-query-timeout'),
       ttlMs: resolveFlag('store-ttl', split, env) ?? null,
     },
     output: {
@@ -291,7 +295,7 @@ export function parseCommandLine(
       keepRawFields: required(resolveFlag('raw-upstream-fields', split, env), 'raw-upstream-fields'),
     },
     security: {
-      apiKeys: apiKeySource(resolveFlag('api-keys', split, env)),
+      apiKeys: apiKeySource(resolveFlag('api-keys', split, env), split.flagValues.has('api-keys') || env['GATEWAY_API_KEYS'] !== undefined),
       metricsAuth: required(resolveFlag('metrics-auth', split, env), 'metrics-auth'),
     },
     logLevel: required(resolveFlag('log-level', split, env), 'log-level'),
@@ -307,15 +311,20 @@ export function parseCommandLine(
   return { kind: 'run', config: deepFreeze(config) };
 }
 
-function apiKeySource(raw: string | undefined): ApiKeySource {
-  if (raw === undefined) return { kind: 'none' };
+/** `given`: the flag or its variable was set, even to nothing. An empty key list never
+ * means "no authentication": leaving the flag out does. */
+function apiKeySource(raw: string | undefined, given: boolean): ApiKeySource {
+  if (raw === undefined) {
+    if (given) throw new ConfigError('invalid --api-keys: it is empty; give at least one key, or leave it out to run without keys');
+    return { kind: 'none' };
+  }
   if (raw.startsWith('@')) {
     const path = raw.slice(1).trim();
     if (path.length === 0) throw new ConfigError('invalid --api-keys: @ must be followed by a file path');
     return { kind: 'file', path };
   }
   const keys = raw.split(',').map((key) => key.trim()).filter((key) => key.length > 0);
-  if (keys.length === 0) throw new ConfigError('invalid --api-keys: no key given');
+  if (keys.length === 0) throw new ConfigError('invalid --api-keys: no key given (only separators)');
   return { kind: 'list', keys };
 }
 

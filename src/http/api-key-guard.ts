@@ -1,9 +1,13 @@
-// The gateway's own API keys (--api-keys): who may call /v1/*. Keys are kept as SHA-256
-// digests and a candidate is compared with every one of them in constant time, so the
-// answer's timing tells nothing about any key.
+// The gateway's own API keys (--api-keys): who may call /v1/*, and as which tenant.
+// Keys are kept as SHA-256 digests and a candidate is compared with every one of them in
+// constant time, so the answer's timing tells nothing about any key.
+//
+// A key entry (a line of the key file, or an entry of the comma list) is `<key>` or
+// `<key> <tenant>`; a key without a tenant is a tenant of its own (tenantOfKey).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ApiKeySource } from '../config/load-config.ts';
+import { DEFAULT_TENANT, tenantNameProblem, tenantOfKey } from '../config/tenants.ts';
 import { GatewayError } from '../errors.ts';
 
 function digest(key: string): Buffer {
@@ -14,7 +18,25 @@ export class ApiKeyLoadError extends Error {
   override name = 'ApiKeyLoadError';
 }
 
-function readKeyFile(path: string): string[] {
+interface KeyEntry {
+  readonly digest: Buffer;
+  readonly tenant: string;
+}
+
+/** One `<key> [<tenant>]` entry; `where` names it in an error. */
+function parseEntry(text: string, where: string): KeyEntry {
+  const fields = text.trim().split(/\s+/);
+  const [key, tenant, extra] = fields;
+  if (key === undefined || key.length === 0) throw new ApiKeyLoadError(`${where}: no key`);
+  if (extra !== undefined) throw new ApiKeyLoadError(`${where}: expected "<key>" or "<key> <tenant>"`);
+  if (tenant !== undefined) {
+    const problem = tenantNameProblem(tenant);
+    if (problem !== undefined) throw new ApiKeyLoadError(`${where}: ${problem}`);
+  }
+  return { digest: digest(key), tenant: tenant ?? tenantOfKey(key) };
+}
+
+function readKeyFile(path: string): KeyEntry[] {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -22,22 +44,25 @@ function readKeyFile(path: string): string[] {
     const code = (error as { code?: unknown }).code;
     throw new ApiKeyLoadError(`cannot read the --api-keys file ${path} (${typeof code === 'string' ? code : 'error'})`);
   }
-  const keys = text
-    .split(/\r?\n/)
-    .map((line) => line.trim())
-    .filter((line) => line.length > 0 && !line.startsWith('#'));
-  if (keys.length === 0) throw new ApiKeyLoadError(`the --api-keys file ${path} holds no key`);
-  return keys;
+  const entries: KeyEntry[] = [];
+  text.split(/\r?\n/).forEach((line, index) => {
+    const trimmed = line.trim();
+    if (trimmed.length === 0 || trimmed.startsWith('#')) return;
+    entries.push(parseEntry(trimmed, `the --api-keys file ${path}, line ${index + 1}`));
+  });
+  // Never authentication silently off: a file without keys is an error, not "no keys".
+  if (entries.length === 0) throw new ApiKeyLoadError(`the --api-keys file ${path} holds no key`);
+  return entries;
 }
 
 export class ApiKeyGuard {
   readonly #source: ApiKeySource;
-  #digests: Buffer[] = [];
+  #entries: KeyEntry[] = [];
 
-  /** Throws ApiKeyLoadError when a key file cannot be read. */
+  /** Throws ApiKeyLoadError when a key file cannot be read or an entry is malformed. */
   constructor(source: ApiKeySource) {
     this.#source = source;
-    this.#digests = this.#load();
+    this.#entries = this.#load();
   }
 
   get enabled(): boolean {
@@ -46,27 +71,36 @@ export class ApiKeyGuard {
 
   /** How many keys are in force (for the log). */
   get size(): number {
-    return this.#digests.length;
+    return this.#entries.length;
   }
 
-  #load(): Buffer[] {
+  /** How many tenants those keys belong to (for the log). */
+  get tenants(): number {
+    return new Set(this.#entries.map((entry) => entry.tenant)).size;
+  }
+
+  #load(): KeyEntry[] {
     switch (this.#source.kind) {
       case 'none':
         return [];
       case 'list':
-        return this.#source.keys.map(digest);
+        return this.#source.keys.map((entry, index) => parseEntry(entry, `--api-keys entry ${index + 1}`));
       case 'file':
-        return readKeyFile(this.#source.path).map(digest);
+        return readKeyFile(this.#source.path);
     }
   }
 
   /** Re-reads a key file (SIGHUP). On failure the keys in force stay, and the error is thrown. */
   reload(): void {
-    this.#digests = this.#load();
+    this.#entries = this.#load();
   }
 
-  /** Checks the request's Authorization header; throws the 401 to send when it fails. */
-  check(rawHeaders: readonly string[]): void {
+  /**
+   * Checks the request's Authorization header and returns the caller's tenant; throws the
+   * 401 to send when it fails. Without keys every caller is the default tenant.
+   */
+  check(rawHeaders: readonly string[]): string {
+    if (!this.enabled) return DEFAULT_TENANT;
     let authorization: string | undefined;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i] as string;
@@ -83,8 +117,12 @@ export class ApiKeyGuard {
       );
     }
     const candidate = digest(match[1] as string);
-    let found = false;
-    for (const known of this.#digests) found = timingSafeEqual(candidate, known) || found;
-    if (!found) throw new GatewayError('invalid_api_key', 'Incorrect API key provided.');
+    let tenant: string | undefined;
+    // Every entry is compared, whatever matched first: the time taken says nothing.
+    for (const entry of this.#entries) {
+      if (timingSafeEqual(candidate, entry.digest)) tenant ??= entry.tenant;
+    }
+    if (tenant === undefined) throw new GatewayError('invalid_api_key', 'Incorrect API key provided.');
+    return tenant;
   }
 }

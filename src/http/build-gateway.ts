@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
 import { ConversationsService } from '../responses/conversations-service.ts';
 import { ResponsesService } from '../responses/responses-service.ts';
+import { ExpirySweeper } from '../store/expiry-sweeper.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
@@ -38,12 +39,17 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
   const metrics = options.metrics ?? new GatewayMetrics();
   const store = config.output.passthroughRaw
     ? undefined
-    : (options.store ?? openStore(config.state.location, config.state.poolSize));
+    : (options.store ??
+      openStore(config.state.location, {
+        poolSize: config.state.poolSize,
+        queryTimeoutMs: config.state.queryTimeoutMs,
+        retentionMs: config.state.ttlMs,
+      }));
   const state: GatewayState | undefined =
     store === undefined
       ? undefined
       : {
-          responses: new ResponsesService({ store, ttlMs: config.state.ttlMs, keepRawFields: config.output.keepRawFields }),
+          responses: new ResponsesService({ store, keepRawFields: config.output.keepRawFields }),
           conversations: new ConversationsService(store),
         };
   const deps: GatewayDeps = {
@@ -59,7 +65,15 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     state,
   };
   const gateway = createGateway(deps);
-  let expiryTimer: NodeJS.Timeout | undefined;
+  const ttlMs = config.state.ttlMs;
+  const sweeper =
+    store === undefined || ttlMs === null
+      ? undefined
+      : new ExpirySweeper(store, {
+          intervalMs: Math.min(ttlMs, MAX_EXPIRY_INTERVAL_MS),
+          onSwept: (removed) => log.info({ removed }, 'expired stored responses'),
+          onError: (error) => log.warn({ err: error }, 'expiring stored responses failed'),
+        });
 
   return {
     ...gateway,
@@ -68,22 +82,11 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     async listen() {
       // The schema is ready before the first request; several processes may race here.
       await store?.migrate();
-      const ttlMs = config.state.ttlMs;
-      if (state !== undefined && ttlMs !== null) {
-        expiryTimer = setInterval(() => {
-          state.responses.expire().then(
-            (removed) => {
-              if (removed > 0) log.info({ removed }, 'expired stored responses');
-            },
-            (error: unknown) => log.warn({ err: error }, 'expiring stored responses failed'),
-          );
-        }, Math.min(ttlMs, MAX_EXPIRY_INTERVAL_MS));
-        expiryTimer.unref();
-      }
+      sweeper?.start();
       return gateway.listen();
     },
     async shutdown(graceMs) {
-      clearInterval(expiryTimer);
+      await sweeper?.stop();
       await gateway.shutdown(graceMs);
       await store?.close();
     },

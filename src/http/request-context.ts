@@ -3,6 +3,7 @@
 // logger) is made on first use.
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { DEFAULT_TENANT } from '../config/tenants.ts';
 import { GatewayError, renderErrorBody, statusOf } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ExchangeRecord } from '../upstream/relay.ts';
@@ -51,6 +52,8 @@ export class RequestContext {
   };
   /** Metrics label: the route template, never the raw path. */
   route = 'unmatched';
+  /** Whose stored data this request reaches (set by the key check). */
+  tenant: string = DEFAULT_TENANT;
   /** Whether this request counts against --max-concurrent. */
   countedBusy = false;
   /** Set by the forward step: called when the client leaves before the response is done. */

@@ -181,7 +181,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     const isApi = ctx.pathname.startsWith('/v1/');
     if (deps.apiKeys.enabled && (isApi || (deps.config.security.metricsAuth && ctx.pathname === '/metrics'))) {
       try {
-        deps.apiKeys.check(req.rawHeaders);
+        ctx.tenant = deps.apiKeys.check(req.rawHeaders);
       } catch (error) {
         ctx.route = 'unauthorized';
         ctx.sendError(error);

@@ -50,75 +50,75 @@ export class ConversationsService {
     this.#store = store;
   }
 
-  async #newItems(rawItems: unknown, param: string) {
+  async #newItems(tenant: string, rawItems: unknown, param: string) {
     if (rawItems === undefined || rawItems === null) return [];
     if (!Array.isArray(rawItems)) throw invalid(`Invalid '${param}': expected a list of items.`, param);
     if (rawItems.length > MAX_ITEMS_PER_REQUEST) throw invalid(`Invalid '${param}': at most ${MAX_ITEMS_PER_REQUEST} items per request.`, param);
     const ids = referencedItemIds(rawItems);
-    const references = new Map((await this.#store.getItemsById(ids)).map((item) => [item.id, item]));
+    const references = new Map((await this.#store.getItemsById(tenant, ids)).map((item) => [item.id, item]));
     return prepareInputItems(rawItems, references);
   }
 
-  async create(body: Json): Promise<string> {
-    const items = await this.#newItems(body['items'], 'items');
+  async create(tenant: string, body: Json): Promise<string> {
+    const items = await this.#newItems(tenant, body['items'], 'items');
     const record: ConversationRecord = { id: newId(ID_PREFIX.conversation), createdAt: Date.now(), metadata: metadataJson(body['metadata']) };
-    await this.#store.createConversation(record, items);
+    await this.#store.createConversation(tenant, record, items);
     return renderConversation(record);
   }
 
-  async get(conversationId: string): Promise<string> {
+  async get(tenant: string, conversationId: string): Promise<string> {
     checkIdShape(conversationId, ID_PREFIX.conversation, 'conversation_id');
-    const record = await this.#store.getConversation(conversationId);
+    const record = await this.#store.getConversation(tenant, conversationId);
     if (record === undefined) throw notFound(conversationId);
     return renderConversation(record);
   }
 
-  async update(conversationId: string, body: Json): Promise<string> {
+  async update(tenant: string, conversationId: string, body: Json): Promise<string> {
     checkIdShape(conversationId, ID_PREFIX.conversation, 'conversation_id');
     if (body['metadata'] === undefined) throw invalid("Missing required parameter: 'metadata'.", 'metadata');
-    const record = await this.#store.updateConversation(conversationId, metadataJson(body['metadata']));
+    const record = await this.#store.updateConversation(tenant, conversationId, metadataJson(body['metadata']));
     if (record === undefined) throw notFound(conversationId);
     return renderConversation(record);
   }
 
-  async delete(conversationId: string): Promise<string> {
+  async delete(tenant: string, conversationId: string): Promise<string> {
     checkIdShape(conversationId, ID_PREFIX.conversation, 'conversation_id');
-    if (!(await this.#store.deleteConversation(conversationId))) throw notFound(conversationId);
+    if (!(await this.#store.deleteConversation(tenant, conversationId))) throw notFound(conversationId);
     return JSON.stringify({ id: conversationId, object: 'conversation.deleted', deleted: true });
   }
 
-  async listItems(conversationId: string, query: PageQuery): Promise<string> {
+  async listItems(tenant: string, conversationId: string, query: PageQuery): Promise<string> {
     checkIdShape(conversationId, ID_PREFIX.conversation, 'conversation_id');
-    const page = await this.#store.listConversationItems(conversationId, query);
+    const page = await this.#store.listConversationItems(tenant, conversationId, query);
     if (page === 'not_found') throw notFound(conversationId);
     if (page === 'cursor_not_found') throw cursorNotFound(query);
     return renderList(page.items, page.hasMore);
   }
 
-  async addItems(conversationId: string, body: Json): Promise<string> {
+  async addItems(tenant: string, conversationId: string, body: Json): Promise<string> {
     checkIdShape(conversationId, ID_PREFIX.conversation, 'conversation_id');
     if (!Array.isArray(body['items']) || body['items'].length === 0) {
       throw invalid("Invalid 'items': expected a list of 1 to 20 items.", 'items');
     }
-    const items = await this.#newItems(body['items'], 'items');
-    const added = await this.#store.addConversationItems(conversationId, items);
+    const items = await this.#newItems(tenant, body['items'], 'items');
+    const added = await this.#store.addConversationItems(tenant, conversationId, items);
     if (added === undefined) throw notFound(conversationId);
     return renderList(added, false);
   }
 
-  async getItem(conversationId: string, itemId: string): Promise<string> {
+  async getItem(tenant: string, conversationId: string, itemId: string): Promise<string> {
     checkIdShape(conversationId, ID_PREFIX.conversation, 'conversation_id');
-    const item = await this.#store.getConversationItem(conversationId, itemId);
+    const item = await this.#store.getConversationItem(tenant, conversationId, itemId);
     if (item === undefined) throw itemNotFound(itemId);
     return item.payload;
   }
 
   /** Removes the item; answers with the conversation, as OpenAI's API does. */
-  async deleteItem(conversationId: string, itemId: string): Promise<string> {
+  async deleteItem(tenant: string, conversationId: string, itemId: string): Promise<string> {
     checkIdShape(conversationId, ID_PREFIX.conversation, 'conversation_id');
-    const record = await this.#store.getConversation(conversationId);
+    const record = await this.#store.getConversation(tenant, conversationId);
     if (record === undefined) throw notFound(conversationId);
-    if (!(await this.#store.deleteConversationItem(conversationId, itemId))) throw itemNotFound(itemId);
+    if (!(await this.#store.deleteConversationItem(tenant, conversationId, itemId))) throw itemNotFound(itemId);
     return renderConversation(record);
   }
 }

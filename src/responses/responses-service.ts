@@ -3,7 +3,7 @@
 // to relay and store the answer, and the stored-response endpoints.
 import { GatewayError } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
-import type { PageQuery, ResponseContext, StoredItem, Store } from '../store/store.ts';
+import type { History, PageQuery, StoredItem, Store } from '../store/store.ts';
 import type { ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
 import type { CreateResponseRequest } from './create-request.ts';
 import { checkIdShape } from './create-request.ts';
@@ -16,8 +16,6 @@ import { StreamNormalizer, type StreamHooks } from './stream-normalizer.ts';
 
 export interface ResponsesOptions {
   readonly store: Store;
-  /** How long a stored response lives; null keeps it. */
-  readonly ttlMs: number | null;
   /** --raw-upstream-fields: keep vLLM's private fields in responses. */
   readonly keepRawFields: boolean;
 }
@@ -36,28 +34,21 @@ const DROP_FOR_NEW_BODY: ReadonlySet<string> = new Set(['accept-encoding', 'cont
 const JSON_CONTENT_TYPE = ['content-type', 'application/json'] as const;
 const NO_HOOK: StreamHooks = { finish: () => undefined };
 
-interface History {
-  readonly seqs: readonly number[];
-  readonly items: readonly StoredItem[];
-}
-
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 export class ResponsesService {
   readonly #store: Store;
-  readonly #ttlMs: number | null;
   readonly #keepRawFields: boolean;
 
   constructor(options: ResponsesOptions) {
     this.#store = options.store;
-    this.#ttlMs = options.ttlMs;
     this.#keepRawFields = options.keepRawFields;
   }
 
   /** Decides what goes upstream for a create request, loading its history if it has one. */
-  async planCreate(request: CreateResponseRequest, log: LogSource): Promise<CreatePlan> {
+  async planCreate(tenant: string, request: CreateResponseRequest, log: LogSource): Promise<CreatePlan> {
     const facts: ResponseFacts = {
       id: newId(ID_PREFIX.response),
       request: request.body,
@@ -77,8 +68,8 @@ export class ResponsesService {
       };
     }
 
-    const history = await this.#loadHistory(request);
-    const references = await this.#loadReferences(request.body['input']);
+    const history = await this.#loadHistory(tenant, request);
+    const references = await this.#loadReferences(tenant, request.body['input']);
     const inputItems = prepareInputItems(request.body['input'], references);
 
     const parts: string[] = [];
@@ -103,6 +94,7 @@ export class ResponsesService {
         // store: false keeps nothing, unless a conversation takes the turn's items.
         if (!request.store && conversationId === null) return undefined;
         return this.#store.saveResponse({
+          tenant,
           id: facts.id,
           createdAt: Date.now(),
           status: String(response['status']),
@@ -114,8 +106,7 @@ export class ResponsesService {
           inputItems,
           outputItems: output.map(storedOutputItem),
           storeResponse: request.store,
-          expiresAt: this.#ttlMs === null ? null : Date.now() + this.#ttlMs,
-        });
+        }).then(() => undefined);
       },
     };
     return {
@@ -141,9 +132,9 @@ export class ResponsesService {
     };
   }
 
-  async #loadHistory(request: CreateResponseRequest): Promise<History> {
+  async #loadHistory(tenant: string, request: CreateResponseRequest): Promise<History> {
     if (request.previousResponseId !== null) {
-      const context: ResponseContext | undefined = await this.#store.loadResponseContext(request.previousResponseId, Date.now());
+      const context = await this.#store.loadResponseContext(tenant, request.previousResponseId, Date.now());
       if (context === undefined) {
         throw new GatewayError('previous_response_not_found', `Previous response with id '${request.previousResponseId}' not found.`, {
           param: 'previous_response_id',
@@ -152,7 +143,7 @@ export class ResponsesService {
       return context;
     }
     if (request.conversationId !== null) {
-      const conversation = await this.#store.loadConversationItems(request.conversationId);
+      const conversation = await this.#store.loadConversationItems(tenant, request.conversationId);
       if (conversation === undefined) {
         throw new GatewayError('conversation_not_found', `Conversation with id '${request.conversationId}' not found.`, {
           param: 'conversation',
@@ -163,36 +154,31 @@ export class ResponsesService {
     return { seqs: [], items: [] };
   }
 
-  async #loadReferences(input: unknown): Promise<Map<string, StoredItem>> {
+  async #loadReferences(tenant: string, input: unknown): Promise<Map<string, StoredItem>> {
     const ids = referencedItemIds(input);
     if (ids.length === 0) return new Map();
-    return new Map((await this.#store.getItemsById(ids)).map((item) => [item.id, item]));
+    return new Map((await this.#store.getItemsById(tenant, ids)).map((item) => [item.id, item]));
   }
 
-  async getResponse(responseId: string): Promise<string> {
+  async getResponse(tenant: string, responseId: string): Promise<string> {
     checkIdShape(responseId, ID_PREFIX.response, 'response_id');
-    const body = await this.#store.getResponseBody(responseId, Date.now());
+    const body = await this.#store.getResponseBody(tenant, responseId, Date.now());
     if (body === undefined) throw notFound(responseId);
     return body;
   }
 
-  async deleteResponse(responseId: string): Promise<string> {
+  async deleteResponse(tenant: string, responseId: string): Promise<string> {
     checkIdShape(responseId, ID_PREFIX.response, 'response_id');
-    if (!(await this.#store.deleteResponse(responseId, Date.now()))) throw notFound(responseId);
+    if (!(await this.#store.deleteResponse(tenant, responseId, Date.now()))) throw notFound(responseId);
     return JSON.stringify({ id: responseId, object: 'response.deleted', deleted: true });
   }
 
-  async listInputItems(responseId: string, query: PageQuery): Promise<string> {
+  async listInputItems(tenant: string, responseId: string, query: PageQuery): Promise<string> {
     checkIdShape(responseId, ID_PREFIX.response, 'response_id');
-    const page = await this.#store.listInputItems(responseId, query, Date.now());
+    const page = await this.#store.listInputItems(tenant, responseId, query, Date.now());
     if (page === 'not_found') throw notFound(responseId);
     if (page === 'cursor_not_found') throw cursorNotFound(query);
     return renderList(page.items, page.hasMore);
-  }
-
-  /** Removes expired responses; returns how many. */
-  expire(): Promise<number> {
-    return this.#store.expire(Date.now());
   }
 }
 

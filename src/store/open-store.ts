@@ -1,11 +1,21 @@
 // Opens the store a --db-url names: SQLite (a file, or memory) or PostgreSQL.
 import type { StoreLocation } from '../config/db-url.ts';
-import { PostgresStore } from './postgres/postgres-store.ts';
-import { SqliteStore } from './sqlite/sqlite-store.ts';
-import type { Store } from './store.ts';
+import { PostgresBackend } from './postgres/postgres-backend.ts';
+import { SqlStore } from './sql-store.ts';
+import { SqliteBackend } from './sqlite/sqlite-backend.ts';
+import type { Store, StoreOptions } from './store.ts';
 
-export function openStore(location: StoreLocation, poolSize: number): Store {
-  return location.kind === 'sqlite'
-    ? new SqliteStore(location.path)
-    : new PostgresStore({ connectionString: location.connectionString, poolSize });
+export interface OpenStoreOptions extends StoreOptions {
+  /** PostgreSQL: connections per process. */
+  readonly poolSize: number;
+  /** Deadline of one query (PostgreSQL), or of the wait for another process's write lock (SQLite). */
+  readonly queryTimeoutMs: number;
+}
+
+export function openStore(location: StoreLocation, options: OpenStoreOptions): Store {
+  const backend =
+    location.kind === 'sqlite'
+      ? new SqliteBackend(location.path, options.queryTimeoutMs)
+      : new PostgresBackend({ connectionString: location.connectionString, poolSize: options.poolSize, queryTimeoutMs: options.queryTimeoutMs });
+  return new SqlStore(backend, { retentionMs: options.retentionMs });
 }

@@ -100,7 +100,36 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX conversation_items_item ON conversation_items (item_seq)',
     ],
   },
+  {
+    version: 2,
+    description: 'tenants, checkpoints relative to another response, retention by creation time',
+    sqlite: secondMigration(),
+    postgres: secondMigration(),
+  },
 ];
+
+/** The same DDL in both dialects: ADD and DROP COLUMN, and partial indexes. */
+function secondMigration(): string[] {
+  return [
+    // Every row belongs to a tenant; rows stored before tenants belong to the default one.
+    "ALTER TABLE items ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE responses ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE conversations ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default'",
+    // A checkpoint may hold only the seqs it adds to the checkpoint of checkpoint_base
+    // (checkpoint_depth hops from a whole one).
+    'ALTER TABLE responses ADD COLUMN checkpoint_base TEXT',
+    'ALTER TABLE responses ADD COLUMN checkpoint_depth INTEGER NOT NULL DEFAULT 0',
+    // The response this one holds a reference on (its previous response, or its base).
+    'ALTER TABLE responses ADD COLUMN holds_response_id TEXT',
+    'UPDATE responses SET holds_response_id = previous_response_id',
+    // A conversation's last stored turn: the next turn's checkpoint can build on it.
+    'ALTER TABLE conversations ADD COLUMN last_response_id TEXT',
+    // Retention is counted from created_at whatever --store-ttl was when a row was stored.
+    'DROP INDEX responses_expiry',
+    'ALTER TABLE responses DROP COLUMN expires_at',
+    'CREATE INDEX responses_retention ON responses (created_at) WHERE deleted = FALSE',
+  ];
+}
 
 /** Reorders a list page: `seqs` in the order asked, cut by a cursor position and the limit. */
 export function pageWindow<T>(

@@ -1,14 +1,17 @@
-// The storage interface the responses layer uses. Two implementations (sqlite/, postgres/)
-// behave identically and pass the same contract suite (test/store-contract.test.ts).
+// The storage interface the responses layer uses. One implementation (sql-store.ts) runs
+// the same algorithms on SQLite and on PostgreSQL, and one contract suite
+// (test/store-contract.test.ts) holds both to them.
 //
 // Storage model (ARCHITECTURE.md, "State"):
 // - every item is stored once, keyed by an integer `seq` and its public `id`;
-// - a response stores its final JSON and a checkpoint: the seqs of its whole context
-//   (the history it continued, its new input, its output), so continuing it is one
-//   response read and one bulk item read, never a walk up a chain;
+// - a response stores its final JSON and a checkpoint: the seqs of its context (the
+//   history it continued, its new input, its output), either whole or as the seqs it adds
+//   to another response's checkpoint, with a whole one at least every few turns, so that
+//   storage grows linearly along a chain and a continuation reads a bounded number of rows;
 // - reference counts decide what deletion removes: a response is held by itself until
-//   deleted and by each response that continued from it; an item by the response that
-//   created it and by each conversation it belongs to.
+//   deleted and by each response that continued from it (or built its checkpoint on it);
+//   an item by the response that created it and by each conversation it belongs to;
+// - every row belongs to a tenant, and no call sees another tenant's rows.
 
 /** An item as stored: its display JSON (what clients see) and the JSON sent to vLLM. */
 export interface StoredItem {
@@ -23,18 +26,24 @@ export interface StoredItem {
 
 export type NewItem = Omit<StoredItem, 'seq'>;
 
-/** What a continuation needs from the response it continues. */
-export interface ResponseContext {
-  readonly responseId: string;
-  readonly conversationId: string | null;
+/** An item as history: only what a continuation sends to vLLM. */
+export interface HistoryItem {
+  readonly seq: number;
+  readonly id: string;
+  readonly upstream: string;
+}
+
+/** The context a new turn continues: its items in order (items deleted since are left out). */
+export interface History {
   /** The checkpoint's seqs, in order. */
   readonly seqs: readonly number[];
-  /** Its items, in checkpoint order (items deleted since are left out). */
-  readonly items: readonly StoredItem[];
+  readonly items: readonly HistoryItem[];
 }
 
 export interface SaveResponse {
+  readonly tenant: string;
   readonly id: string;
+  /** Epoch ms. */
   readonly createdAt: number;
   readonly status: string;
   readonly model: string;
@@ -42,15 +51,18 @@ export interface SaveResponse {
   readonly body: string;
   readonly previousResponseId: string | null;
   readonly conversationId: string | null;
-  /** The context this turn continued (checkpoint seqs of the previous response or the conversation). */
+  /** The context this turn continued (the previous response's or the conversation's seqs). */
   readonly historySeqs: readonly number[];
   /** This turn's new input items, then its output items. */
   readonly inputItems: readonly NewItem[];
   readonly outputItems: readonly NewItem[];
   /** Whether the response itself is kept (store: true) or only its conversation items. */
   readonly storeResponse: boolean;
-  /** Epoch ms after which the response expires; null keeps it. */
-  readonly expiresAt: number | null;
+}
+
+export interface SaveOutcome {
+  /** False when the conversation was deleted while the turn ran: nothing was added to it. */
+  readonly conversationKept: boolean;
 }
 
 export type Order = 'asc' | 'desc';
@@ -79,37 +91,45 @@ export interface ConversationRecord {
 /** Why a page could not be listed. */
 export type PageProblem = 'not_found' | 'cursor_not_found';
 
+export interface StoreOptions {
+  /** How long a stored response stays (ms since it was created); null keeps it. It applies to
+   * every response, whenever it was stored; conversations and their items do not expire. */
+  readonly retentionMs: number | null;
+}
+
 export interface Store {
   /** Creates or upgrades the schema; safe when several processes start at once. */
   migrate(): Promise<void>;
 
-  // Responses
-  loadResponseContext(responseId: string, now: number): Promise<ResponseContext | undefined>;
-  getResponseBody(responseId: string, now: number): Promise<string | undefined>;
-  listInputItems(responseId: string, query: PageQuery, now: number): Promise<Page | PageProblem>;
+  // Responses. `now` (epoch ms) decides what has expired.
+  loadResponseContext(tenant: string, responseId: string, now: number): Promise<History | undefined>;
+  getResponseBody(tenant: string, responseId: string, now: number): Promise<string | undefined>;
+  listInputItems(tenant: string, responseId: string, query: PageQuery, now: number): Promise<Page | PageProblem>;
   /** Persists a finished turn; the write is committed when the promise resolves. */
-  saveResponse(record: SaveResponse): Promise<void>;
+  saveResponse(record: SaveResponse): Promise<SaveOutcome>;
   /** False when there was no such (live) response. */
-  deleteResponse(responseId: string, now: number): Promise<boolean>;
+  deleteResponse(tenant: string, responseId: string, now: number): Promise<boolean>;
   /** Items by public id (for item_reference inputs), in the order asked; missing ids are left out. */
-  getItemsById(ids: readonly string[]): Promise<StoredItem[]>;
+  getItemsById(tenant: string, ids: readonly string[]): Promise<StoredItem[]>;
 
   // Conversations
-  createConversation(record: ConversationRecord, items: readonly NewItem[]): Promise<void>;
-  getConversation(conversationId: string): Promise<ConversationRecord | undefined>;
-  updateConversation(conversationId: string, metadata: string): Promise<ConversationRecord | undefined>;
-  deleteConversation(conversationId: string): Promise<boolean>;
+  createConversation(tenant: string, record: ConversationRecord, items: readonly NewItem[]): Promise<void>;
+  getConversation(tenant: string, conversationId: string): Promise<ConversationRecord | undefined>;
+  updateConversation(tenant: string, conversationId: string, metadata: string): Promise<ConversationRecord | undefined>;
+  deleteConversation(tenant: string, conversationId: string): Promise<boolean>;
   /** The conversation's items in order, as history for a new turn; undefined if it does not exist. */
-  loadConversationItems(conversationId: string): Promise<{ seqs: number[]; items: StoredItem[] } | undefined>;
-  listConversationItems(conversationId: string, query: PageQuery): Promise<Page | PageProblem>;
+  loadConversationItems(tenant: string, conversationId: string): Promise<History | undefined>;
+  /** One page, read in O(limit) whatever the conversation's length. */
+  listConversationItems(tenant: string, conversationId: string, query: PageQuery): Promise<Page | PageProblem>;
   /** Appends new items; resolves with them as stored, or undefined if the conversation does not exist. */
-  addConversationItems(conversationId: string, items: readonly NewItem[]): Promise<StoredItem[] | undefined>;
-  getConversationItem(conversationId: string, itemId: string): Promise<StoredItem | undefined>;
+  addConversationItems(tenant: string, conversationId: string, items: readonly NewItem[]): Promise<StoredItem[] | undefined>;
+  getConversationItem(tenant: string, conversationId: string, itemId: string): Promise<StoredItem | undefined>;
   /** False when the conversation or the item (in it) does not exist. */
-  deleteConversationItem(conversationId: string, itemId: string): Promise<boolean>;
+  deleteConversationItem(tenant: string, conversationId: string, itemId: string): Promise<boolean>;
 
-  /** Removes responses whose time is up (and what only they held); returns how many. */
-  expire(now: number): Promise<number>;
+  /** Removes up to `limit` responses past their retention (and what only they held);
+   * returns how many. Call again while it returns `limit`. */
+  expire(now: number, limit: number): Promise<number>;
   /** Cheap round trip, for readiness and recovery checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -17,34 +17,34 @@ async function jsonBody(ctx: RequestContext, deps: GatewayDeps, allowEmpty: bool
 }
 
 export async function createConversation(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
-  ctx.sendJson(200, await conversations(deps).create(await jsonBody(ctx, deps, true)));
+  ctx.sendJson(200, await conversations(deps).create(ctx.tenant, await jsonBody(ctx, deps, true)));
 }
 
 export async function getConversation(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await conversations(deps).get(params[0] as string));
+  ctx.sendJson(200, await conversations(deps).get(ctx.tenant, params[0] as string));
 }
 
 export async function updateConversation(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await conversations(deps).update(params[0] as string, await jsonBody(ctx, deps, false)));
+  ctx.sendJson(200, await conversations(deps).update(ctx.tenant, params[0] as string, await jsonBody(ctx, deps, false)));
 }
 
 export async function deleteConversation(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await conversations(deps).delete(params[0] as string));
+  ctx.sendJson(200, await conversations(deps).delete(ctx.tenant, params[0] as string));
 }
 
 export async function listConversationItems(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
   const query = parseListQuery(searchParams(ctx));
-  ctx.sendJson(200, await conversations(deps).listItems(params[0] as string, query));
+  ctx.sendJson(200, await conversations(deps).listItems(ctx.tenant, params[0] as string, query));
 }
 
 export async function addConversationItems(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await conversations(deps).addItems(params[0] as string, await jsonBody(ctx, deps, false)));
+  ctx.sendJson(200, await conversations(deps).addItems(ctx.tenant, params[0] as string, await jsonBody(ctx, deps, false)));
 }
 
 export async function getConversationItem(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await conversations(deps).getItem(params[0] as string, params[1] as string));
+  ctx.sendJson(200, await conversations(deps).getItem(ctx.tenant, params[0] as string, params[1] as string));
 }
 
 export async function deleteConversationItem(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await conversations(deps).deleteItem(params[0] as string, params[1] as string));
+  ctx.sendJson(200, await conversations(deps).deleteItem(ctx.tenant, params[0] as string, params[1] as string));
 }

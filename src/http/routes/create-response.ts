@@ -17,7 +17,7 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const request = parseCreateResponseRequest(rawBody, deps.config.server.maxJsonDepth);
   // state: load the history, build the one stateless request vLLM gets, and the relay
   // that normalizes the answer and stores it before its last event
-  const plan = await deps.state.responses.planCreate(request, () => ctx.log);
+  const plan = await deps.state.responses.planCreate(ctx.tenant, request, () => ctx.log);
   // forward + relay
   forward(ctx, deps, plan);
 }

@@ -14,14 +14,14 @@ export function searchParams(ctx: RequestContext): URLSearchParams {
 }
 
 export async function getResponse(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await state(deps).responses.getResponse(params[0] as string));
+  ctx.sendJson(200, await state(deps).responses.getResponse(ctx.tenant, params[0] as string));
 }
 
 export async function deleteResponse(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
-  ctx.sendJson(200, await state(deps).responses.deleteResponse(params[0] as string));
+  ctx.sendJson(200, await state(deps).responses.deleteResponse(ctx.tenant, params[0] as string));
 }
 
 export async function listInputItems(ctx: RequestContext, deps: GatewayDeps, params: Params): Promise<void> {
   const query = parseListQuery(searchParams(ctx));
-  ctx.sendJson(200, await state(deps).responses.listInputItems(params[0] as string, query));
+  ctx.sendJson(200, await state(deps).responses.listInputItems(ctx.tenant, params[0] as string, query));
 }

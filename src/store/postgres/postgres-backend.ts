@@ -1,0 +1,176 @@
+// PostgreSQL under the store core: for several gateway processes or machines sharing
+// state. A pg Pool sized by --db-pool-size; every write is one transaction on one
+// connection.
+//
+// A database that fails must never take the process down, nor hold its requests:
+// - every client gets an 'error' listener for its whole life: pg emits 'error' on a
+//   client whose connection dies while it is checked out (a restart, pg_terminate_backend,
+//   a reset), and an EventEmitter without a listener throws it out of the process;
+// - every query has a deadline (--db-query-timeout), enforced by the client (a server
+//   that stops answering) and by the server (statement_timeout), and TCP keepalive finds
+//   dead peers;
+// - a connection that failed or timed out is never reused: it is destroyed, which frees
+//   its pool slot at once and makes the server roll back what it had begun.
+import pg from 'pg';
+import type { Migration } from '../schema.ts';
+import type { SqlBackend, SqlDialect } from '../sql/backend.ts';
+import { applyMigrations } from '../sql/migrate.ts';
+import { exec, runAsync, type Query, type QueryResult, type Row, type Work } from '../sql/work.ts';
+import { storeFailure } from '../store-error.ts';
+
+/** Any fixed number: all gateways agree on it to serialise their migrations. */
+const MIGRATION_LOCK_KEY = 7_257_311_902;
+/** Migrations may rewrite big tables, and wait for another process's migrations. */
+const MIGRATION_TIMEOUT_MS = 3_600_000;
+const IDLE_TIMEOUT_MS = 30_000;
+const KEEPALIVE_DELAY_MS = 10_000;
+
+export interface PostgresOptions {
+  readonly connectionString: string;
+  readonly poolSize: number;
+  /** Deadline of each query, and of a new connection. */
+  readonly queryTimeoutMs: number;
+}
+
+export const POSTGRES_DIALECT: SqlDialect = {
+  name: 'postgres',
+  orderedList: (alias, type) =>
+    `(SELECT u.value, u.ord - 1 AS key FROM unnest(?::${type}[]) WITH ORDINALITY AS u(value, ord)) AS ${alias}`,
+  list: (values) => values,
+  forUpdate: ' FOR UPDATE',
+  forUpdateSkipLocked: ' FOR UPDATE SKIP LOCKED',
+  // One round trip for all of them.
+  insertItems: (items, fields): Query[] => [
+    {
+      sql: `INSERT INTO items (id, type, payload, upstream, schema_version, owner_response_id, holders, created_at, tenant)
+        SELECT t.id, t.type, t.payload, t.upstream, ?::int, ?::text, ?::int, ?::bigint, ?::text
+        FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS t(id, type, payload, upstream)
+        RETURNING seq, id`,
+      params: [
+        fields.schemaVersion,
+        fields.owner,
+        fields.holders,
+        fields.createdAt,
+        fields.tenant,
+        items.map((item) => item.id),
+        items.map((item) => item.type),
+        items.map((item) => item.payload),
+        items.map((item) => item.upstream),
+      ],
+    },
+  ],
+};
+
+/** `?` placeholders numbered as PostgreSQL wants them ($1, $2, ...); each text converted once. */
+const numbered = new Map<string, string>();
+function toPostgres(sql: string): string {
+  let text = numbered.get(sql);
+  if (text === undefined) {
+    let n = 0;
+    text = sql.replace(/\?/g, () => `$${++n}`);
+    numbered.set(sql, text);
+  }
+  return text;
+}
+
+function ignore(): void {}
+
+export class PostgresBackend implements SqlBackend {
+  readonly dialect = POSTGRES_DIALECT;
+  readonly #pool: pg.Pool;
+  readonly #queryTimeoutMs: number;
+
+  constructor(options: PostgresOptions) {
+    this.#queryTimeoutMs = options.queryTimeoutMs;
+    this.#pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize,
+      connectionTimeoutMillis: options.queryTimeoutMs,
+      idleTimeoutMillis: IDLE_TIMEOUT_MS,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+      query_timeout: options.queryTimeoutMs,
+      // The server gives up too, so a statement the client stopped waiting for does not
+      // keep running (and holding locks) after its connection is gone.
+      statement_timeout: options.queryTimeoutMs,
+    });
+    // Idle clients: the pool drops one whose connection died and connects again when needed.
+    this.#pool.on('error', ignore);
+    // Checked-out clients: see the header. Failures surface through the pending query.
+    this.#pool.on('connect', (client) => client.on('error', ignore));
+  }
+
+  read<T>(work: () => Work<T>): Promise<T> {
+    return runAsync(work(), async (query) => this.#result(await this.#pool.query(toPostgres(query.sql), query.params as unknown[]))).catch(
+      (error: unknown) => Promise.reject(storeFailure(error)),
+    );
+  }
+
+  write<T>(work: () => Work<T>): Promise<T> {
+    return this.#transaction(work, this.#queryTimeoutMs);
+  }
+
+  async #transaction<T>(work: () => Work<T>, timeoutMs: number): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw storeFailure(error);
+    }
+    const run = async (query: Query): Promise<QueryResult> => {
+      // pg reads query_timeout from a query's config too (lib/client.js), though its types omit it.
+      const config = { text: toPostgres(query.sql), values: query.params as unknown[], query_timeout: timeoutMs };
+      return this.#result(await client.query(config as pg.QueryConfig));
+    };
+    try {
+      await run({ sql: 'BEGIN', params: [] });
+      const result = await runAsync(work(), run);
+      await run({ sql: 'COMMIT', params: [] });
+      client.release();
+      return result;
+    } catch (error) {
+      // Not reused (see the header): destroying it rolls back the transaction.
+      destroy(client, error);
+      throw storeFailure(error);
+    }
+  }
+
+  #result(result: pg.QueryResult): QueryResult {
+    return { rows: result.rows as Row[], changes: result.rowCount ?? 0 };
+  }
+
+  migrate(migrations: readonly Migration[]): Promise<void> {
+    return this.#transaction(function* (this: PostgresBackend) {
+      yield* exec(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+      yield* exec(`SET LOCAL statement_timeout = ${MIGRATION_TIMEOUT_MS}`);
+      yield* applyMigrations(migrations, this.dialect);
+    }.bind(this), MIGRATION_TIMEOUT_MS);
+  }
+
+  /** PostgreSQL keeps deleted rows until VACUUM reclaims them (docs/reliability.md). */
+  eraseResidue(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Waits for connections in use at most `graceMs`, then closes them anyway. */
+  async close(graceMs = 5_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#pool.end(),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Returns a client to the pool as broken: the pool forgets it at once (its slot is free)
+ * and closes it, cutting the socket when a query is still outstanding (pg 8.23 does, so a
+ * stalled server's silence cannot hold the close).
+ */
+function destroy(client: pg.PoolClient, error: unknown): void {
+  client.release(error instanceof Error ? error : new Error(String(error)));
+}

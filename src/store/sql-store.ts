@@ -1,0 +1,471 @@
+// The one store: every algorithm (saving a turn, checkpoints, paging, deletion by
+// reference counts, expiry) written once over a SqlBackend, so that SQLite and PostgreSQL
+// behave the same and each fix is made in one place. The backends only run queries.
+import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
+import { toConversation, toHistoryItem, toItem } from './rows.ts';
+import { ITEM_SCHEMA_VERSION, MIGRATIONS, pageWindow } from './schema.ts';
+import type { SqlBackend } from './sql/backend.ts';
+import { all, allOf, exec, first, type Row, type Work } from './sql/work.ts';
+import type {
+  ConversationRecord,
+  History,
+  NewItem,
+  Page,
+  PageProblem,
+  PageQuery,
+  SaveOutcome,
+  SaveResponse,
+  Store,
+  StoreOptions,
+  StoredItem,
+} from './store.ts';
+
+/**
+ * A checkpoint is stored whole at least every this many turns along a chain; in between,
+ * each turn stores only the seqs it adds. Storage then grows with the items a chain adds
+ * (plus a whole checkpoint every 16 turns, bounded by --max-input-items), and loading a
+ * context reads at most this many checkpoint rows.
+ */
+export const CHECKPOINT_SNAPSHOT_EVERY = 16;
+
+const ITEM_COLUMNS = 'i.seq, i.id, i.type, i.payload, i.upstream';
+/** Above every conversation position (an INTEGER column). */
+const MAX_POSITION = 2_147_483_647;
+
+/** What a new checkpoint builds on. */
+interface CheckpointBase {
+  readonly id: string;
+  readonly depth: number;
+  /** How many seqs of the new turn's history the base's context already holds. */
+  readonly covers: number;
+}
+
+/** A response's checkpoint, resolved along its bases: its whole context. */
+interface Context {
+  readonly seqs: number[];
+  readonly inputCount: number;
+  readonly depth: number;
+}
+
+export class SqlStore implements Store {
+  readonly #backend: SqlBackend;
+  readonly #retentionMs: number | null;
+  readonly #sql: ReturnType<typeof statements>;
+
+  constructor(backend: SqlBackend, options: StoreOptions) {
+    this.#backend = backend;
+    this.#retentionMs = options.retentionMs;
+    this.#sql = statements(backend);
+  }
+
+  /** Responses created at or before this (epoch ms) have expired. */
+  #cutoff(now: number): number {
+    return this.#retentionMs === null ? Number.MIN_SAFE_INTEGER : now - this.#retentionMs;
+  }
+
+  migrate(): Promise<void> {
+    return this.#backend.migrate(MIGRATIONS);
+  }
+
+  // --- responses -------------------------------------------------------------------------
+
+  /**
+   * A response's whole context: its checkpoint and those of its bases, root first. One
+   * query, however the checkpoint is stored. `now` undefined reads any response of the
+   * tenant (a base that was deleted but is still held, or has expired).
+   */
+  *#context(tenant: string, responseId: string, now: number | undefined): Work<Context | undefined> {
+    const rows =
+      now === undefined
+        ? yield* all(this.#sql.anyChain, responseId, tenant)
+        : yield* all(this.#sql.liveChain, responseId, tenant, this.#cutoff(now));
+    const head = rows[0];
+    if (head === undefined) return undefined;
+    const seqs: number[] = [];
+    for (let i = rows.length - 1; i >= 0; i--) {
+      for (const seq of decodeCheckpoint((rows[i] as Row)['checkpoint'] as Buffer)) seqs.push(seq);
+    }
+    return { seqs, inputCount: Number(head['input_count']), depth: Number(head['checkpoint_depth']) };
+  }
+
+  loadResponseContext(tenant: string, responseId: string, now: number): Promise<History | undefined> {
+    return this.#backend.read(function* (this: SqlStore) {
+      const context = yield* this.#context(tenant, responseId, now);
+      if (context === undefined) return undefined;
+      const items = (yield* all(this.#sql.historyBySeq, this.#backend.dialect.list(context.seqs))).map(toHistoryItem);
+      return { seqs: context.seqs, items };
+    }.bind(this));
+  }
+
+  getResponseBody(tenant: string, responseId: string, now: number): Promise<string | undefined> {
+    return this.#backend.read(function* (this: SqlStore) {
+      const row = yield* first(this.#sql.body, responseId, tenant, this.#cutoff(now));
+      return row?.['body'] as string | undefined;
+    }.bind(this));
+  }
+
+  listInputItems(tenant: string, responseId: string, query: PageQuery, now: number): Promise<Page | PageProblem> {
+    return this.#backend.read(function* (this: SqlStore) {
+      const context = yield* this.#context(tenant, responseId, now);
+      if (context === undefined) return 'not_found';
+      return yield* this.#page(context.seqs.slice(0, context.inputCount), query);
+    }.bind(this));
+  }
+
+  getItemsById(tenant: string, ids: readonly string[]): Promise<StoredItem[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return this.#backend.read(function* (this: SqlStore) {
+      return (yield* all(this.#sql.itemsById, this.#backend.dialect.list(ids), tenant)).map(toItem);
+    }.bind(this));
+  }
+
+  *#itemsBySeq(seqs: readonly number[]): Work<StoredItem[]> {
+    if (seqs.length === 0) return [];
+    return (yield* all(this.#sql.itemsBySeq, this.#backend.dialect.list(seqs))).map(toItem);
+  }
+
+  *#seqOfItem(itemId: string): Work<number | undefined> {
+    const row = yield* first('SELECT seq FROM items WHERE id = ?', itemId);
+    return row === undefined ? undefined : Number(row['seq']);
+  }
+
+  /** A page of a list held in memory as seqs in ascending order (a response's input items). */
+  *#page(seqsAscending: readonly number[], query: PageQuery): Work<Page | PageProblem> {
+    const ordered = query.order === 'asc' ? seqsAscending : [...seqsAscending].reverse();
+    let startAfter = -1;
+    let endBefore = ordered.length;
+    if (query.after !== undefined) {
+      const seq = yield* this.#seqOfItem(query.after);
+      startAfter = seq === undefined ? -1 : ordered.indexOf(seq);
+      if (startAfter === -1) return 'cursor_not_found';
+    }
+    if (query.before !== undefined) {
+      const seq = yield* this.#seqOfItem(query.before);
+      endBefore = seq === undefined ? -1 : ordered.indexOf(seq);
+      if (endBefore === -1) return 'cursor_not_found';
+    }
+    const { window, hasMore } = pageWindow(ordered, startAfter, endBefore, query.limit);
+    return { items: yield* this.#itemsBySeq(window), hasMore };
+  }
+
+  /** Inserts items and returns their seqs, in the order given. */
+  *#insertItems(tenant: string, items: readonly NewItem[], owner: string | null, holders: number, now: number): Work<number[]> {
+    if (items.length === 0) return [];
+    const fields = { schemaVersion: ITEM_SCHEMA_VERSION, owner, holders, createdAt: now, tenant };
+    const inserted = yield* allOf(this.#backend.dialect.insertItems(items, fields));
+    // RETURNING order is not promised to follow the input: map back by id.
+    const seqById = new Map(inserted.map((row) => [row['id'] as string, Number(row['seq'])]));
+    return items.map((item) => seqById.get(item.id) as number);
+  }
+
+  /** Appends seqs to a conversation whose next position the caller read (and locked). */
+  *#appendToConversation(conversationId: string, first: number, seqs: readonly number[]): Work<void> {
+    if (seqs.length === 0) return;
+    yield* exec(this.#sql.appendMembers, conversationId, first, this.#backend.dialect.list(seqs));
+    yield* exec('UPDATE conversations SET next_position = ? WHERE id = ?', first + seqs.length, conversationId);
+  }
+
+  /**
+   * What a new checkpoint can build on: the previous response (its context is exactly
+   * this turn's history), or a conversation's last stored turn while its context is still
+   * how the conversation's history begins (no item of it was removed since). Returns the
+   * base, its depth and how many of the history's seqs it covers.
+   */
+  *#checkpointBase(record: SaveResponse, lastConversationResponse: string | null): Work<CheckpointBase | undefined> {
+    if (record.previousResponseId !== null) {
+      const row = yield* first(this.#sql.checkpointDepth, record.previousResponseId, record.tenant);
+      if (row === undefined) return undefined; // removed meanwhile: this turn's checkpoint is whole
+      return { id: record.previousResponseId, depth: Number(row['checkpoint_depth']), covers: record.historySeqs.length };
+    }
+    if (lastConversationResponse === null) return undefined;
+    // Any state will do: the base only has to exist, and the reference taken on it keeps it.
+    const base = yield* this.#context(record.tenant, lastConversationResponse, undefined);
+    if (base === undefined || base.seqs.length > record.historySeqs.length) return undefined;
+    for (let i = 0; i < base.seqs.length; i++) if (base.seqs[i] !== record.historySeqs[i]) return undefined;
+    return { id: lastConversationResponse, depth: base.depth, covers: base.seqs.length };
+  }
+
+  saveResponse(record: SaveResponse): Promise<SaveOutcome> {
+    return this.#backend.write(function* (this: SqlStore): Work<SaveOutcome> {
+      const now = Date.now();
+      let conversation: Row | undefined;
+      if (record.conversationId !== null) {
+        conversation = yield* first(this.#sql.lockConversation, record.conversationId, record.tenant);
+      }
+      // A conversation deleted while the turn ran takes nothing: its items would be held by
+      // nothing. The response itself is still kept if it was to be.
+      const conversationKept = record.conversationId === null || conversation !== undefined;
+      if (!record.storeResponse && conversation === undefined) return { conversationKept };
+
+      const owner = record.storeResponse ? record.id : null;
+      const holders = (record.storeResponse ? 1 : 0) + (conversation !== undefined ? 1 : 0);
+      const newItems = [...record.inputItems, ...record.outputItems];
+      const seqs = yield* this.#insertItems(record.tenant, newItems, owner, holders, now);
+      if (conversation !== undefined) {
+        yield* this.#appendToConversation(record.conversationId as string, Number(conversation['next_position']), seqs);
+      }
+      if (!record.storeResponse) return { conversationKept };
+
+      const lastTurn = (conversation?.['last_response_id'] as string | null | undefined) ?? null;
+      const base = yield* this.#checkpointBase(record, lastTurn);
+      // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
+      const buildsOn = base !== undefined && base.depth + 1 < CHECKPOINT_SNAPSHOT_EVERY ? base : undefined;
+      const checkpoint = encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]);
+      // The new response holds the one it continued (whose items are its history), or the
+      // one its checkpoint builds on, so that neither goes while it is needed.
+      const holds = record.previousResponseId !== null ? (base?.id ?? null) : (buildsOn?.id ?? null);
+      yield* exec(
+        this.#sql.insertResponse,
+        record.id,
+        record.createdAt,
+        record.status,
+        record.model,
+        record.body,
+        record.previousResponseId,
+        record.conversationId !== null && conversation !== undefined ? record.conversationId : null,
+        checkpoint,
+        record.historySeqs.length + record.inputItems.length,
+        record.tenant,
+        buildsOn?.id ?? null,
+        buildsOn === undefined ? 0 : buildsOn.depth + 1,
+        holds,
+      );
+      if (holds !== null) yield* exec('UPDATE responses SET refs = refs + 1 WHERE id = ?', holds);
+      if (conversation !== undefined) {
+        yield* exec('UPDATE conversations SET last_response_id = ? WHERE id = ?', record.id, record.conversationId);
+      }
+      return { conversationKept };
+    }.bind(this));
+  }
+
+  /** Drops one reference; a response nobody holds is removed with what only it held, along
+   * the responses it held in turn. */
+  *#release(responseId: string): Work<void> {
+    let current: string | null = responseId;
+    while (current !== null) {
+      const row: Row | undefined = yield* first('UPDATE responses SET refs = refs - 1 WHERE id = ? RETURNING refs, holds_response_id', current);
+      if (row === undefined || Number(row['refs']) > 0) return;
+      yield* exec('DELETE FROM responses WHERE id = ?', current);
+      // Items only this response held go; those a conversation also holds stay with it.
+      yield* exec('DELETE FROM items WHERE owner_response_id = ? AND holders <= 1', current);
+      yield* exec('UPDATE items SET holders = holders - 1, owner_response_id = NULL WHERE owner_response_id = ?', current);
+      current = (row['holds_response_id'] as string | null) ?? null;
+    }
+  }
+
+  async deleteResponse(tenant: string, responseId: string, now: number): Promise<boolean> {
+    const deleted = await this.#backend.write(function* (this: SqlStore) {
+      // The body goes at once; the checkpoint and items stay while later turns need them.
+      const marked = yield* exec(this.#sql.markDeleted, responseId, tenant, this.#cutoff(now));
+      if (marked === 0) return false;
+      yield* this.#release(responseId);
+      return true;
+    }.bind(this));
+    if (deleted) await this.#backend.eraseResidue();
+    return deleted;
+  }
+
+  async expire(now: number, limit: number): Promise<number> {
+    if (this.#retentionMs === null) return 0;
+    const cutoff = this.#cutoff(now);
+    const removed = await this.#backend.write(function* (this: SqlStore) {
+      const due = yield* all(this.#sql.due, cutoff, limit);
+      for (const row of due) {
+        const id = row['id'] as string;
+        yield* exec("UPDATE responses SET deleted = TRUE, body = '' WHERE id = ?", id);
+        yield* this.#release(id);
+      }
+      return due.length;
+    }.bind(this));
+    if (removed > 0) await this.#backend.eraseResidue();
+    return removed;
+  }
+
+  // --- conversations ---------------------------------------------------------------------
+
+  createConversation(tenant: string, record: ConversationRecord, items: readonly NewItem[]): Promise<void> {
+    return this.#backend.write(function* (this: SqlStore) {
+      yield* exec(
+        'INSERT INTO conversations (id, created_at, metadata, next_position, tenant) VALUES (?, ?, ?, 0, ?)',
+        record.id,
+        record.createdAt,
+        record.metadata,
+        tenant,
+      );
+      const seqs = yield* this.#insertItems(tenant, items, null, 1, record.createdAt);
+      yield* this.#appendToConversation(record.id, 0, seqs);
+    }.bind(this));
+  }
+
+  getConversation(tenant: string, conversationId: string): Promise<ConversationRecord | undefined> {
+    return this.#backend.read(function* (this: SqlStore) {
+      const row = yield* first(this.#sql.conversation, conversationId, tenant);
+      return row === undefined ? undefined : toConversation(row);
+    }.bind(this));
+  }
+
+  updateConversation(tenant: string, conversationId: string, metadata: string): Promise<ConversationRecord | undefined> {
+    return this.#backend.write(function* (this: SqlStore) {
+      const row = yield* first(
+        'UPDATE conversations SET metadata = ? WHERE id = ? AND tenant = ? RETURNING id, created_at, metadata',
+        metadata,
+        conversationId,
+        tenant,
+      );
+      return row === undefined ? undefined : toConversation(row);
+    }.bind(this));
+  }
+
+  /** Removes memberships and the items nothing else holds. */
+  *#dropMembership(conversationId: string, itemSeq: number | undefined): Work<void> {
+    const removed =
+      itemSeq === undefined
+        ? yield* all('DELETE FROM conversation_items WHERE conversation_id = ? RETURNING item_seq', conversationId)
+        : yield* all('DELETE FROM conversation_items WHERE conversation_id = ? AND item_seq = ? RETURNING item_seq', conversationId, itemSeq);
+    if (removed.length === 0) return;
+    const seqs = this.#backend.dialect.list(removed.map((row) => Number(row['item_seq'])));
+    yield* exec(this.#sql.releaseItems, seqs);
+    yield* exec(this.#sql.deleteUnheldItems, seqs);
+  }
+
+  async deleteConversation(tenant: string, conversationId: string): Promise<boolean> {
+    const deleted = await this.#backend.write(function* (this: SqlStore) {
+      const removed = yield* exec('DELETE FROM conversations WHERE id = ? AND tenant = ? RETURNING id', conversationId, tenant);
+      if (removed === 0) return false;
+      yield* this.#dropMembership(conversationId, undefined);
+      return true;
+    }.bind(this));
+    if (deleted) await this.#backend.eraseResidue();
+    return deleted;
+  }
+
+  loadConversationItems(tenant: string, conversationId: string): Promise<History | undefined> {
+    return this.#backend.read(function* (this: SqlStore) {
+      if ((yield* first(this.#sql.conversation, conversationId, tenant)) === undefined) return undefined;
+      const items = (yield* all(this.#sql.conversationHistory, conversationId)).map(toHistoryItem);
+      return { seqs: items.map((item) => item.seq), items };
+    }.bind(this));
+  }
+
+  /** The position of an item in a conversation, for a cursor. */
+  *#positionOf(conversationId: string, itemId: string): Work<number | undefined> {
+    const row = yield* first(this.#sql.memberPosition, conversationId, itemId);
+    return row === undefined ? undefined : Number(row['position']);
+  }
+
+  listConversationItems(tenant: string, conversationId: string, query: PageQuery): Promise<Page | PageProblem> {
+    return this.#backend.read(function* (this: SqlStore): Work<Page | PageProblem> {
+      if ((yield* first(this.#sql.conversation, conversationId, tenant)) === undefined) return 'not_found';
+      // Cursors become positions, and the page is read by position: O(limit).
+      let after: number | undefined;
+      let before: number | undefined;
+      if (query.after !== undefined) {
+        after = yield* this.#positionOf(conversationId, query.after);
+        if (after === undefined) return 'cursor_not_found';
+      }
+      if (query.before !== undefined) {
+        before = yield* this.#positionOf(conversationId, query.before);
+        if (before === undefined) return 'cursor_not_found';
+      }
+      const ascending = query.order === 'asc';
+      const low = ascending ? after : before;
+      const high = ascending ? before : after;
+      const rows = yield* all(
+        ascending ? this.#sql.pageAscending : this.#sql.pageDescending,
+        conversationId,
+        low ?? -1,
+        high ?? MAX_POSITION,
+        query.limit + 1,
+      );
+      return { items: rows.slice(0, query.limit).map(toItem), hasMore: rows.length > query.limit };
+    }.bind(this));
+  }
+
+  addConversationItems(tenant: string, conversationId: string, items: readonly NewItem[]): Promise<StoredItem[] | undefined> {
+    return this.#backend.write(function* (this: SqlStore) {
+      const conversation = yield* first(this.#sql.lockConversation, conversationId, tenant);
+      if (conversation === undefined) return undefined;
+      const seqs = yield* this.#insertItems(tenant, items, null, 1, Date.now());
+      yield* this.#appendToConversation(conversationId, Number(conversation['next_position']), seqs);
+      return items.map((item, i) => ({ ...item, seq: seqs[i] as number }));
+    }.bind(this));
+  }
+
+  getConversationItem(tenant: string, conversationId: string, itemId: string): Promise<StoredItem | undefined> {
+    return this.#backend.read(function* (this: SqlStore) {
+      const row = yield* first(this.#sql.member, conversationId, tenant, itemId);
+      return row === undefined ? undefined : toItem(row);
+    }.bind(this));
+  }
+
+  async deleteConversationItem(tenant: string, conversationId: string, itemId: string): Promise<boolean> {
+    const deleted = await this.#backend.write(function* (this: SqlStore) {
+      const row = yield* first(this.#sql.member, conversationId, tenant, itemId);
+      if (row === undefined) return false;
+      yield* this.#dropMembership(conversationId, Number(row['seq']));
+      return true;
+    }.bind(this));
+    if (deleted) await this.#backend.eraseResidue();
+    return deleted;
+  }
+
+  ping(): Promise<void> {
+    return this.#backend.read(function* () {
+      yield* first('SELECT 1 AS one');
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#backend.close();
+  }
+}
+
+/** A response's row and the rows its checkpoint builds on, head first (hop 0). */
+function chain(headCondition: string): string {
+  return `WITH RECURSIVE chain(checkpoint, checkpoint_base, checkpoint_depth, input_count, hop) AS (
+      SELECT checkpoint, checkpoint_base, checkpoint_depth, input_count, 0 FROM responses WHERE id = ? AND ${headCondition}
+      UNION ALL
+      SELECT r.checkpoint, r.checkpoint_base, r.checkpoint_depth, r.input_count, c.hop + 1
+      FROM responses r JOIN chain c ON r.id = c.checkpoint_base
+      WHERE c.checkpoint_depth > 0 AND c.hop < ${CHECKPOINT_SNAPSHOT_EVERY}
+    )
+    SELECT checkpoint, checkpoint_depth, input_count FROM chain ORDER BY hop`;
+}
+
+/** The statements whose text depends on the dialect, built once. */
+function statements(backend: SqlBackend) {
+  const d = backend.dialect;
+  const seqList = d.orderedList('j', 'bigint');
+  return {
+    /** A live response of this tenant and the checkpoints it builds on, head first. */
+    liveChain: chain('tenant = ? AND deleted = FALSE AND created_at > ?'),
+    /** The same for any stored response of this tenant, deleted (but still held) or expired. */
+    anyChain: chain('tenant = ?'),
+    body: 'SELECT body FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?',
+    checkpointDepth: `SELECT checkpoint_depth FROM responses WHERE id = ? AND tenant = ?${d.forUpdate}`,
+    historyBySeq: `SELECT i.seq, i.id, i.upstream FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
+    itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
+    itemsById: `SELECT ${ITEM_COLUMNS} FROM ${d.orderedList('j', 'text')} JOIN items i ON i.id = j.value WHERE i.tenant = ? ORDER BY j.key`,
+    insertResponse: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
+        input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, FALSE, ?, ?, ?, ?)`,
+    markDeleted: `UPDATE responses SET deleted = TRUE, body = '' WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ? RETURNING id`,
+    due: `SELECT id FROM responses WHERE deleted = FALSE AND created_at <= ? ORDER BY created_at LIMIT ?${d.forUpdateSkipLocked}`,
+    conversation: 'SELECT id, created_at, metadata FROM conversations WHERE id = ? AND tenant = ?',
+    lockConversation: `SELECT next_position, last_response_id FROM conversations WHERE id = ? AND tenant = ?${d.forUpdate}`,
+    appendMembers: `INSERT INTO conversation_items (conversation_id, position, item_seq)
+      SELECT CAST(? AS TEXT), CAST(? AS INTEGER) + j.key, j.value FROM ${seqList}`,
+    releaseItems: `UPDATE items SET holders = holders - 1 WHERE seq IN (SELECT j.value FROM ${seqList})`,
+    deleteUnheldItems: `DELETE FROM items WHERE holders <= 0 AND seq IN (SELECT j.value FROM ${seqList})`,
+    conversationHistory: `SELECT i.seq, i.id, i.upstream FROM conversation_items ci JOIN items i ON i.seq = ci.item_seq
+      WHERE ci.conversation_id = ? ORDER BY ci.position`,
+    memberPosition: `SELECT ci.position FROM items i JOIN conversation_items ci ON ci.item_seq = i.seq
+      WHERE ci.conversation_id = ? AND i.id = ?`,
+    member: `SELECT ${ITEM_COLUMNS} FROM conversations c JOIN conversation_items ci ON ci.conversation_id = c.id
+      JOIN items i ON i.seq = ci.item_seq WHERE c.id = ? AND c.tenant = ? AND i.id = ? LIMIT 1`,
+    pageAscending: `SELECT ${ITEM_COLUMNS} FROM conversation_items ci JOIN items i ON i.seq = ci.item_seq
+      WHERE ci.conversation_id = ? AND ci.position > ? AND ci.position < ? ORDER BY ci.position ASC LIMIT ?`,
+    pageDescending: `SELECT ${ITEM_COLUMNS} FROM conversation_items ci JOIN items i ON i.seq = ci.item_seq
+      WHERE ci.conversation_id = ? AND ci.position > ? AND ci.position < ? ORDER BY ci.position DESC LIMIT ?`,
+  };
+}

@@ -1,0 +1,47 @@
+// What the store core needs from a database: where SQL differs between the two
+// dialects (a few fragments), and how work is run (reads, transactions, migrations).
+import type { Migration } from '../schema.ts';
+import type { NewItem } from '../store.ts';
+import type { Query, SqlValue, Work } from './work.ts';
+
+/** What the items inserted together share. */
+export interface ItemFields {
+  readonly schemaVersion: number;
+  /** The response that created them, or null (a conversation's own items). */
+  readonly owner: string | null;
+  readonly holders: number;
+  readonly createdAt: number;
+  readonly tenant: string;
+}
+
+export interface SqlDialect {
+  readonly name: 'sqlite' | 'postgres';
+  /**
+   * A FROM-clause source aliased `alias`, with columns `value` and `key` (its 0-based
+   * position), over one bound list (pass `list(values)` as its parameter).
+   */
+  orderedList(alias: string, type: 'bigint' | 'text'): string;
+  /** The parameter for orderedList. */
+  list(values: readonly number[] | readonly string[]): SqlValue;
+  /** Locks the rows a SELECT reads until the transaction ends (PostgreSQL; SQLite's write
+   * transaction already excludes every other writer). */
+  readonly forUpdate: string;
+  /** Like forUpdate, skipping rows another transaction holds (the expiry sweep). */
+  readonly forUpdateSkipLocked: string;
+  /** Queries that insert the items and return each one's `seq` and `id`. */
+  insertItems(items: readonly NewItem[], fields: ItemFields): Query[];
+}
+
+export interface SqlBackend {
+  readonly dialect: SqlDialect;
+  /** Runs work that only reads. */
+  read<T>(work: () => Work<T>): Promise<T>;
+  /** Runs work in one transaction, committed when the promise resolves. */
+  write<T>(work: () => Work<T>): Promise<T>;
+  /** Applies the migrations not applied yet, serialized across processes. */
+  migrate(migrations: readonly Migration[]): Promise<void>;
+  /** After a deletion: makes sure the deleted bytes no longer sit in the database's files
+   * (SQLite's WAL), so that deleted means gone. */
+  eraseResidue(): Promise<void>;
+  close(): Promise<void>;
+}

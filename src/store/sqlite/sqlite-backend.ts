@@ -1,0 +1,117 @@
+// SQLite under the store core: one file (WAL mode) that the gateway processes of one
+// machine share. better-sqlite3 is synchronous and each unit of work is short (an indexed
+// read or one small transaction), so work runs on the event loop without a thread hop,
+// and a write transaction runs start to end with nothing interleaved.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type Database from 'better-sqlite3';
+import type { Migration } from '../schema.ts';
+import type { SqlBackend, SqlDialect } from '../sql/backend.ts';
+import { applyMigrations } from '../sql/migrate.ts';
+import { runSync, type Query, type QueryResult, type Row, type Work } from '../sql/work.ts';
+import { storeFailure } from '../store-error.ts';
+import { sqliteDriver } from './sqlite-driver.ts';
+
+/** After a checkpoint the WAL is cut back to this size, so it cannot grow without end. */
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
+
+const INSERT_ITEM =
+  'INSERT INTO items (id, type, payload, upstream, schema_version, owner_response_id, holders, created_at, tenant) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq, id';
+
+export const SQLITE_DIALECT: SqlDialect = {
+  name: 'sqlite',
+  orderedList: (alias) => `json_each(?) AS ${alias}`,
+  list: (values) => JSON.stringify(values),
+  forUpdate: '',
+  forUpdateSkipLocked: '',
+  // One prepared statement per row: in-process, a row costs a few microseconds.
+  insertItems: (items, fields): Query[] =>
+    items.map((item) => ({
+      sql: INSERT_ITEM,
+      params: [item.id, item.type, item.payload, item.upstream, fields.schemaVersion, fields.owner, fields.holders, fields.createdAt, fields.tenant],
+    })),
+};
+
+export class SqliteBackend implements SqlBackend {
+  readonly dialect = SQLITE_DIALECT;
+  readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
+  readonly #execute = (query: Query): QueryResult => {
+    const statement = this.#statement(query.sql);
+    const params = query.params as unknown[];
+    if (statement.reader) return { rows: statement.all(...params) as Row[], changes: 0 };
+    return { rows: [], changes: statement.run(...params).changes };
+  };
+
+  /** `path` is a file path or ':memory:'; `busyTimeoutMs` bounds the wait for another
+   * process's write lock. */
+  constructor(path: string, busyTimeoutMs: number) {
+    try {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      const SqliteDatabase = sqliteDriver();
+      this.#db = new SqliteDatabase(path, { timeout: busyTimeoutMs });
+      this.#db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a commit survives a crash of the process; only a power loss
+      // can drop the last commits. FULL would fsync every turn.
+      this.#db.pragma('synchronous = NORMAL');
+      this.#db.pragma('foreign_keys = OFF');
+      // Deleted rows are overwritten with zeros, not left in free space.
+      this.#db.pragma('secure_delete = ON');
+      this.#db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+    } catch (error) {
+      throw storeFailure(error);
+    }
+  }
+
+  #statement(sql: string): Database.Statement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  read<T>(work: () => Work<T>): Promise<T> {
+    try {
+      return Promise.resolve(runSync(work(), this.#execute));
+    } catch (error) {
+      return Promise.reject(storeFailure(error));
+    }
+  }
+
+  write<T>(work: () => Work<T>): Promise<T> {
+    try {
+      // IMMEDIATE takes the write lock at once: two processes never deadlock upgrading.
+      return Promise.resolve(this.#db.transaction(() => runSync(work(), this.#execute)).immediate());
+    } catch (error) {
+      return Promise.reject(storeFailure(error));
+    }
+  }
+
+  migrate(migrations: readonly Migration[]): Promise<void> {
+    return this.write(() => applyMigrations(migrations, this.dialect));
+  }
+
+  /**
+   * Deleted content is zeroed in the database file (secure_delete), but the WAL still
+   * holds the pages as they were before: a checkpoint that truncates it removes them.
+   */
+  eraseResidue(): Promise<void> {
+    try {
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(storeFailure(error));
+    }
+  }
+
+  close(): Promise<void> {
+    try {
+      if (this.#db.open) this.#db.close();
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(storeFailure(error));
+    }
+  }
+}

@@ -1,0 +1,140 @@
+// The stores a suite runs against: SQLite in memory, SQLite in a file, and PostgreSQL
+// (a throwaway schema on TEST_DATABASE_URL). Each is the one SqlStore over its backend;
+// `rawQuery` reads the database behind the store directly, to check what it holds.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { PostgresBackend } from '../../src/store/postgres/postgres-backend.ts';
+import type { SqlBackend } from '../../src/store/sql/backend.ts';
+import type { QueryResult, Row, Work } from '../../src/store/sql/work.ts';
+import { SqlStore } from '../../src/store/sql-store.ts';
+import { SqliteBackend } from '../../src/store/sqlite/sqlite-backend.ts';
+import { sqliteDriver } from '../../src/store/sqlite/sqlite-driver.ts';
+import type { Store, StoreOptions } from '../../src/store/store.ts';
+import { createTestSchema, postgresSkip, testDatabaseUrl, type TestSchema } from './postgres.ts';
+
+export interface OpenedStore {
+  readonly store: Store;
+  /** The backend under the store: another SqlStore over it sees the same database. */
+  readonly backend: SqlBackend;
+  /** Rows the store's queries returned so far (see countingBackend). */
+  rowsRead(): number;
+  /** Runs SQL directly against the database behind the store (`?` placeholders). */
+  rawQuery(sql: string, ...params: unknown[]): Promise<Row[]>;
+  /** The files holding the database (SQLite), to search for what was deleted. */
+  readonly files: readonly string[];
+}
+
+export interface StoreKind {
+  readonly name: 'sqlite (memory)' | 'sqlite (file)' | 'postgres';
+  /** Why this store cannot be tested here (a suite's `skip` option), or undefined. */
+  readonly skip: string | undefined;
+  open(options?: Partial<StoreOptions>): Promise<OpenedStore>;
+  cleanup(): Promise<void>;
+}
+
+const DEFAULT_OPTIONS: StoreOptions = { retentionMs: null };
+const QUERY_TIMEOUT_MS = 5_000;
+
+/** A backend that counts the rows its queries return: a page of a long list must not read it all. */
+function countingBackend(inner: SqlBackend, counter: { rows: number }): SqlBackend {
+  const counted = <T>(work: () => Work<T>) =>
+    function* (): Work<T> {
+      const generator = work();
+      let step = generator.next();
+      while (step.done !== true) {
+        const result: QueryResult = yield step.value;
+        counter.rows += result.rows.length;
+        step = generator.next(result);
+      }
+      return step.value;
+    };
+  return {
+    dialect: inner.dialect,
+    read: (work) => inner.read(counted(work)),
+    write: (work) => inner.write(counted(work)),
+    migrate: (migrations) => inner.migrate(migrations),
+    eraseResidue: () => inner.eraseResidue(),
+    close: () => inner.close(),
+  };
+}
+
+function opened(backend: SqlBackend, options: Partial<StoreOptions>, raw: OpenedStore['rawQuery'], files: string[]): OpenedStore {
+  const counter = { rows: 0 };
+  const counting = countingBackend(backend, counter);
+  return {
+    store: new SqlStore(counting, { ...DEFAULT_OPTIONS, ...options }),
+    backend: counting,
+    rowsRead: () => counter.rows,
+    rawQuery: raw,
+    files,
+  };
+}
+
+function sqliteKind(name: 'sqlite (memory)' | 'sqlite (file)'): StoreKind {
+  const dir = mkdtempSync(join(tmpdir(), 'rg-store-'));
+  let counter = 0;
+  return {
+    name,
+    skip: undefined,
+    open(options = {}) {
+      const path = name === 'sqlite (memory)' ? ':memory:' : join(dir, `store-${counter++}.db`);
+      const backend = new SqliteBackend(path, QUERY_TIMEOUT_MS);
+      // A second connection to the same file reads what the store committed; in memory,
+      // the store's own statements are the only way in.
+      const raw = async (sql: string, ...params: unknown[]): Promise<Row[]> => {
+        if (path === ':memory:') {
+          return backend.read(function* () {
+            return [...(yield { sql, params: params as never[] }).rows];
+          });
+        }
+        const Database = sqliteDriver();
+        const db = new Database(path);
+        try {
+          const statement = db.prepare(sql);
+          return (statement.reader ? statement.all(...params) : (statement.run(...params), [])) as Row[];
+        } finally {
+          db.close();
+        }
+      };
+      return Promise.resolve(opened(backend, options, raw, path === ':memory:' ? [] : [path, `${path}-wal`]));
+    },
+    cleanup: () => Promise.resolve(),
+  };
+}
+
+function postgresKind(skip: string | undefined): StoreKind {
+  let schema: TestSchema | undefined;
+  return {
+    name: 'postgres',
+    skip,
+    async open(options = {}) {
+      schema ??= await createTestSchema(testDatabaseUrl());
+      const url = schema.url;
+      const backend = new PostgresBackend({ connectionString: url, poolSize: 5, queryTimeoutMs: QUERY_TIMEOUT_MS });
+      const raw = async (sql: string, ...params: unknown[]): Promise<Row[]> => {
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          let n = 0;
+          return (await client.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as Row[];
+        } finally {
+          await client.end();
+        }
+      };
+      return opened(backend, options, raw, []);
+    },
+    cleanup: async () => schema?.drop(),
+  };
+}
+
+/** Every store a contract runs against (PostgreSQL's with its skip reason, see postgresSkip). */
+export async function storeKinds(): Promise<StoreKind[]> {
+  return [sqliteKind('sqlite (memory)'), sqliteKind('sqlite (file)'), postgresKind(await postgresSkip())];
+}
+
+/** A store in memory, for a gateway a test wraps or inspects. */
+export function memoryStore(options: Partial<StoreOptions> = {}): Store {
+  return new SqlStore(new SqliteBackend(':memory:', QUERY_TIMEOUT_MS), { ...DEFAULT_OPTIONS, ...options });
+}
