@@ -14,6 +14,8 @@ import { CorsPolicy } from './cors.ts';
 import type { GatewayDeps, GatewayState, MetricsSource } from './gateway-deps.ts';
 import { createGateway, type Gateway } from './server.ts';
 
+/** At the end of shutdown, how long the store gets to close its connections. */
+const STORE_CLOSE_MS = 1_000;
 /** How often expired responses are swept, at most. */
 const MAX_EXPIRY_INTERVAL_MS = 60_000;
 
@@ -86,9 +88,11 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
       return gateway.listen();
     },
     async shutdown(graceMs) {
-      await sweeper?.stop();
-      await gateway.shutdown(graceMs);
-      await store?.close();
+      // Everything ends within graceMs: requests get most of it, the store the rest.
+      const storeCloseMs = Math.min(STORE_CLOSE_MS, graceMs / 4);
+      sweeper?.stop();
+      await gateway.shutdown(graceMs - storeCloseMs);
+      await store?.close(storeCloseMs);
     },
   };
 }

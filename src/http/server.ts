@@ -42,7 +42,8 @@ const KNOWN_PROXY_ROUTES = new Set([
 /** How long a connection answered with an error keeps draining the client's bytes. */
 const LINGER_MS = 2_000;
 
-/** After the grace period, how long ended streams get to flush their last events. */
+/** At the end of the grace period, how long ended streams get to flush their last events
+ * (at most a quarter of the grace period). */
 const SHUTDOWN_FLUSH_MS = 1_000;
 
 export interface Gateway {
@@ -111,6 +112,11 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
 
 function discard(): void {}
 
+/** Resolves after `ms`, without keeping the process alive for it. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)).unref());
+}
+
 export function createGateway(deps: GatewayDeps): Gateway {
   const router = buildRouter(deps.state !== undefined);
   const log = deps.log;
@@ -118,6 +124,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   let inFlight = 0;
   /** Requests counted against --max-concurrent: all but the gateway's own endpoints. */
   let busy = 0;
+  deps.metrics.readInFlightFrom(() => busy);
   const maxConcurrent = deps.config.server.maxConcurrent;
   const active = new Set<RequestContext>();
   let draining = false;
@@ -285,22 +292,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
         server.closeIdleConnections();
       }
       if (inFlight > 0) {
+        // The last part of the grace period is for streams to end properly, not cut.
+        const flushMs = Math.min(SHUTDOWN_FLUSH_MS, graceMs / 4);
         const allDone = new Promise<void>((resolve) => {
           drained = resolve;
         });
-        let timer: NodeJS.Timeout | undefined;
-        const timedOut = new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), graceMs);
-        });
-        const expired = await Promise.race([allDone.then(() => false), timedOut]);
-        clearTimeout(timer);
+        const expired = await Promise.race([allDone.then(() => false), delay(graceMs - flushMs).then(() => true)]);
         if (expired) {
           log.warn({ in_flight: inFlight }, 'shutdown grace period over; ending what is still running');
           // Streams end as OpenAI's do (error event, response.failed, stored as failed)
           // rather than being cut mid-event; a moment for that, then every socket closes.
           const ending = new GatewayError('server_shutting_down', 'The gateway is shutting down.');
           for (const ctx of active) ctx.onShutdown?.(ending);
-          await Promise.race([allDone, new Promise((resolve) => setTimeout(resolve, SHUTDOWN_FLUSH_MS))]);
+          await Promise.race([allDone, delay(flushMs)]);
           server.closeAllConnections();
           await deps.upstream.destroy();
           return;

@@ -30,6 +30,7 @@ export class GatewayMetrics {
   readonly #duration: Histogram<'route'>;
   readonly #upstreamErrors: Counter<'kind'>;
   readonly #openStreams: Gauge;
+  #inFlight: () => number = () => 0;
   readonly #streamTtfb: Histogram<'route'>;
   // Children cached by label values: prom-client hashes labels on every call otherwise.
   readonly #requestChildren = new Map<string, { inc(): void }>();
@@ -64,6 +65,16 @@ export class GatewayMetrics {
       help: 'Server-sent event streams currently being relayed to clients.',
       registers: [this.registry],
     });
+    const readInFlight = (): number => this.#inFlight();
+    new Gauge({
+      name: 'gateway_http_requests_in_flight',
+      help: 'API requests (/v1/*) being served, streams included: what --max-concurrent limits.',
+      registers: [this.registry],
+      // Read when scraped: nothing to do per request.
+      collect() {
+        this.set(readInFlight());
+      },
+    });
     this.#streamTtfb = new Histogram({
       name: 'gateway_stream_time_to_first_byte_seconds',
       help: 'Time from request received to the first streamed body byte sent to the client.',
@@ -87,6 +98,11 @@ export class GatewayMetrics {
       this.#durationChildren.set(route, histogram);
     }
     histogram.observe(durationSeconds);
+  }
+
+  /** Where the in-flight gauge reads its value when scraped. */
+  readInFlightFrom(source: () => number): void {
+    this.#inFlight = source;
   }
 
   countUpstreamError(kind: UpstreamErrorKind): void {

@@ -415,8 +415,8 @@ export class SqlStore implements Store {
     });
   }
 
-  close(): Promise<void> {
-    return this.#backend.close();
+  close(graceMs?: number): Promise<void> {
+    return this.#backend.close(graceMs);
   }
 }
 

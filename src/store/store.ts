@@ -132,5 +132,6 @@ export interface Store {
   expire(now: number, limit: number): Promise<number>;
   /** Cheap round trip, for readiness and recovery checks. */
   ping(): Promise<void>;
-  close(): Promise<void>;
+  /** Closes the connections, waiting at most `graceMs` for those in use. */
+  close(graceMs?: number): Promise<void>;
 }

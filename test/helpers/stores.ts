@@ -56,7 +56,7 @@ function countingBackend(inner: SqlBackend, counter: { rows: number }): SqlBacke
     write: (work) => inner.write(counted(work)),
     migrate: (migrations) => inner.migrate(migrations),
     eraseResidue: () => inner.eraseResidue(),
-    close: () => inner.close(),
+    close: (graceMs) => inner.close(graceMs),
   };
 }
 

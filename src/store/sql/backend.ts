@@ -43,5 +43,6 @@ export interface SqlBackend {
   /** After a deletion: makes sure the deleted bytes no longer sit in the database's files
    * (SQLite's WAL), so that deleted means gone. */
   eraseResidue(): Promise<void>;
-  close(): Promise<void>;
+  /** Closes the connections, waiting at most `graceMs` for those in use. */
+  close(graceMs?: number): Promise<void>;
 }

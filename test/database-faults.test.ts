@@ -1,0 +1,205 @@
+// PostgreSQL failing under a running gateway, for real: the gateway is the real command
+// in its own process, and its connections are terminated (pg_terminate_backend) or frozen
+// (SIGSTOP on their server processes) on the real server. Each gateway names its
+// connections (application_name), so only they are touched.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, it } from 'node:test';
+import pg from 'pg';
+import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
+import { killLeftovers, portOf, runCli, type CliRun } from './helpers/cli.ts';
+import { checkStream } from './helpers/conformance.ts';
+import { parseSse, postJson, send, type RawResponse } from './helpers/http.ts';
+import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
+
+let sim: SimVllm;
+let schema: TestSchema;
+let admin: pg.Client;
+/** Server processes this file froze; thawed whatever happens. */
+const frozen = new Set<number>();
+
+function thawAll(): void {
+  for (const pid of frozen) {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      // Already gone.
+    }
+  }
+  frozen.clear();
+}
+
+async function gateway(app: string, flags: string[]): Promise<{ run: CliRun; url: string }> {
+  const db = new URL(schema.url);
+  db.searchParams.set('application_name', app);
+  const run = runCli(['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', sim.url, '--db-url', db.toString(), ...flags]);
+  return { run, url: `http://127.0.0.1:${portOf(await run.waitForLog('gateway listening'))}` };
+}
+
+/** Terminates the gateway's connections; returns how many. */
+async function terminate(app: string): Promise<number> {
+  const result = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [app]);
+  return result.rowCount ?? 0;
+}
+
+/** Freezes the server processes of the gateway's idle connections: TCP stays open, nothing answers. */
+async function freeze(app: string): Promise<number[]> {
+  const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'", [app]);
+  for (const { pid } of rows) {
+    process.kill(pid, 'SIGSTOP');
+    frozen.add(pid);
+  }
+  return rows.map((row) => row.pid);
+}
+
+/** Resolves once the gateway reports this many API requests in flight (polled). */
+async function waitForInFlight(url: string, count: number): Promise<void> {
+  for (;;) {
+    const metrics = (await send(`${url}/metrics`)).text();
+    const value = Number(/^gateway_http_requests_in_flight (\d+)/m.exec(metrics)?.[1] ?? -1);
+    if (value >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const appName = (what: string): string => `rg_${what}_${randomBytes(4).toString('hex')}`;
+
+/** What a request may end as while its database fails: success, or a clean store_unavailable. */
+function assertCleanAnswer(res: RawResponse, what: string): 'ok' | 'unavailable' {
+  if (res.status === 503) {
+    assert.equal(res.json().error.code, 'store_unavailable', what);
+    return 'unavailable';
+  }
+  assert.equal(res.status, 200, `${what}: ${res.status} ${res.text().slice(0, 200)}`);
+  if (res.headers['content-type']?.startsWith('text/event-stream') === true) {
+    checkStream(res.text());
+    const events = parseSse(res.text()).filter((event) => event.data !== '[DONE]').map((event) => JSON.parse(event.data));
+    const terminal = events.at(-1);
+    if (terminal.type === 'response.failed') {
+      assert.equal(terminal.response.error.code, 'store_unavailable', what);
+      return 'unavailable';
+    }
+    assert.equal(terminal.type, 'response.completed', what);
+  }
+  return 'ok';
+}
+
+/** The response id a successful answer reported. */
+function responseIdOf(res: RawResponse): string | undefined {
+  if (res.status !== 200) return undefined;
+  if (res.headers['content-type']?.startsWith('application/json') === true) return res.json().id as string;
+  const terminal = parseSse(res.text()).filter((event) => event.data !== '[DONE]').map((event) => JSON.parse(event.data)).at(-1);
+  return terminal?.type === 'response.completed' ? (terminal.response.id as string) : undefined;
+}
+
+describeUnlessSkipped('PostgreSQL failing under the gateway', await postgresSkip(), () => {
+  before(async () => {
+    sim = await startSimVllm({ record: false });
+    schema = await createTestSchema(testDatabaseUrl());
+    admin = new pg.Client({ connectionString: testDatabaseUrl() });
+    await admin.connect();
+  });
+  after(async () => {
+    thawAll();
+    killLeftovers();
+    await admin?.end();
+    await schema?.drop();
+    await sim?.close();
+  });
+
+  it('connections killed at any moment, under load, 20 times: the process stays up, every answer is clean, the pool recovers', { timeout: 90_000 }, async () => {
+    const app = appName('kill');
+    const { run, url } = await gateway(app, ['--db-pool-size', '4']);
+    const seed = (await postJson(`${url}/v1/responses`, { model: 'm', input: 'seed' })).json();
+    const conversation = (await postJson(`${url}/v1/conversations`, {})).json();
+    const requests = [
+      () => postJson(`${url}/v1/responses`, { model: 'm', input: 'stream', stream: true, previous_response_id: seed.id }),
+      () => postJson(`${url}/v1/responses`, { model: 'm', input: 'json', previous_response_id: seed.id }),
+      () => postJson(`${url}/v1/responses`, { model: 'm', input: 'fresh', stream: true }),
+      () => postJson(`${url}/v1/responses`, { model: 'm', input: 'in a conversation', conversation: conversation.id }),
+      () => send(`${url}/v1/responses/${String(seed.id)}`),
+      () => postJson(`${url}/v1/conversations/${String(conversation.id)}/items`, { items: [{ role: 'user', content: 'added' }] }),
+    ];
+    const reported: string[] = [];
+    const outcomes = { ok: 0, unavailable: 0 };
+    let killed = 0;
+    for (let round = 0; round < 20; round++) {
+      const batch = Array.from({ length: 8 }, (_, i) => (requests[(round + i) % requests.length] as () => Promise<RawResponse>)());
+      // The kill lands after a varying number of the batch's requests have finished: while
+      // others are loading history, generating or saving.
+      await Promise.all(batch.slice(0, round % 5));
+      killed += await terminate(app);
+      for (const [i, res] of (await Promise.all(batch)).entries()) {
+        outcomes[assertCleanAnswer(res, `round ${round}, request ${i}`)] += 1;
+        const id = responseIdOf(res);
+        if (id !== undefined && id !== seed.id) reported.push(id);
+      }
+      assert.equal(run.child.exitCode, null, `the gateway is still running after round ${round}`);
+    }
+    assert.ok(killed >= 20, `${killed} connections were terminated`);
+
+    // The pool recovered by itself: everything works again, and every response reported
+    // as completed is stored whole.
+    for (let n = 0; n < 5; n++) assert.equal(assertCleanAnswer(await (requests[n] as () => Promise<RawResponse>)(), `after, ${n}`), 'ok');
+    for (const id of reported) {
+      const stored = await send(`${url}/v1/responses/${id}`);
+      assert.equal(stored.status, 200, `${id} was reported completed and is stored`);
+      assert.equal(stored.json().status, 'completed');
+    }
+    assert.ok(outcomes.ok > 0);
+    run.child.kill('SIGTERM');
+    assert.equal((await run.exited).code, 0);
+  });
+
+  it('a database that stops answering: queries end at their deadline, free their connection, and stateless requests go on', { timeout: 60_000 }, async () => {
+    const app = appName('stall');
+    const { run, url } = await gateway(app, ['--db-pool-size', '2', '--db-query-timeout', '1']);
+    const seed = (await postJson(`${url}/v1/responses`, { model: 'm', input: 'seed' })).json();
+    await Promise.all([send(`${url}/v1/responses/${String(seed.id)}`), send(`${url}/v1/responses/${String(seed.id)}`)]);
+    try {
+      assert.ok((await freeze(app)).length > 0, 'the gateway has idle connections to freeze');
+      const stuck = [
+        postJson(`${url}/v1/responses`, { model: 'm', input: 'x', previous_response_id: seed.id }),
+        send(`${url}/v1/responses/${String(seed.id)}`),
+      ];
+      const stateless = await postJson(`${url}/v1/responses`, { model: 'm', input: 'no state', store: false });
+      assert.equal(stateless.status, 200, 'a request that needs no database is served meanwhile');
+      for (const res of await Promise.all(stuck)) {
+        assert.equal(res.status, 503);
+        assert.equal(res.json().error.code, 'store_unavailable');
+      }
+      // The frozen connections were dropped, their slots freed: with a pool of 2, three
+      // requests in a row get new connections and succeed while the old ones stay frozen.
+      for (let n = 0; n < 3; n++) {
+        const res = await postJson(`${url}/v1/responses`, { model: 'm', input: `again ${n}`, previous_response_id: seed.id });
+        assert.equal(res.status, 200, res.text());
+      }
+    } finally {
+      thawAll();
+    }
+    run.child.kill('SIGTERM');
+    assert.equal((await run.exited).code, 0);
+  });
+
+  it('SIGTERM while a query hangs: the gateway still stops within --shutdown-timeout', { timeout: 60_000 }, async () => {
+    const app = appName('term');
+    // A deadline far beyond the grace period: only shutdown can end the hanging request.
+    const { run, url } = await gateway(app, ['--db-pool-size', '1', '--db-query-timeout', '120', '--shutdown-timeout', '2']);
+    const seed = (await postJson(`${url}/v1/responses`, { model: 'm', input: 'seed' })).json();
+    try {
+      assert.ok((await freeze(app)).length > 0);
+      const hanging = send(`${url}/v1/responses/${String(seed.id)}`).catch((error: unknown) => error);
+      await waitForInFlight(url, 1);
+      const signalled = performance.now();
+      run.child.kill('SIGTERM');
+      const exit = await run.exited;
+      // 2 s of grace; the margin is for the process's own exit.
+      const tookMs = performance.now() - signalled;
+      assert.ok(tookMs < 3_500, `stopped ${Math.round(tookMs)} ms after SIGTERM, with --shutdown-timeout 2`);
+      assert.equal(exit.code, 0);
+      await hanging;
+    } finally {
+      thawAll();
+    }
+  });
+});
