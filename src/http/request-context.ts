@@ -7,6 +7,7 @@ import { DEFAULT_TENANT } from '../config/tenants.ts';
 import { GatewayError, renderErrorBody, statusOf } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ExchangeRecord } from '../upstream/relay.ts';
+import { normalizeTarget } from './request-target.ts';
 
 /** A client's request id is used when it is short and printable; otherwise the gateway makes one. */
 const USABLE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
@@ -34,9 +35,11 @@ export class RequestContext {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly method: string;
-  /** Path and query exactly as received. */
+  /** Path and query, normalized (request-target.ts): what is routed and what vLLM gets. */
   readonly url: string;
   readonly pathname: string;
+  /** Why the request target cannot be served, when it cannot. */
+  readonly badTarget: string | undefined;
   readonly startedAt: number;
   readonly requestId: string;
   /** False when the client sent no x-request-id or one the gateway would not use. */
@@ -70,9 +73,15 @@ export class RequestContext {
     this.res = res;
     this.startedAt = performance.now();
     this.method = req.method ?? 'GET';
-    this.url = req.url ?? '/';
-    const query = this.url.indexOf('?');
-    this.pathname = query === -1 ? this.url : this.url.slice(0, query);
+    const target = normalizeTarget(req.url ?? '/');
+    if (target.ok) {
+      this.pathname = target.pathname;
+      this.url = target.search.length === 0 ? target.pathname : target.pathname + target.search;
+    } else {
+      this.pathname = '/';
+      this.url = '/';
+      this.badTarget = target.reason;
+    }
     const scanned = scanHeaders(req.rawHeaders);
     const clientId = scanned.requestId;
     this.requestIdFromClient = clientId !== undefined && USABLE_REQUEST_ID.test(clientId);

@@ -39,6 +39,9 @@ const KNOWN_PROXY_ROUTES = new Set([
   '/v1/detokenize',
 ]);
 
+/** Methods of the APIs vLLM serves; anything else (TRACE, WebDAV's, ...) is the gateway's 405. */
+const FORWARDED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']);
+
 /** How long a connection answered with an error keeps draining the client's bytes. */
 const LINGER_MS = 2_000;
 
@@ -97,9 +100,15 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
       : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
         ? [408, 'Request Timeout', new GatewayError('request_timeout', 'The request was not received in time.')]
         : [400, 'Bad Request', new GatewayError('invalid_request', 'The request is not valid HTTP/1.1.', { status: 400 })];
-  const body = renderErrorBody(gatewayError);
+  answerOnSocket(socket, status, reason, gatewayError, []);
+}
+
+/** Writes one JSON error answer on a raw socket, then closes it lingering (see below). */
+function answerOnSocket(socket: Socket, status: number, reason: string, error: GatewayError, extraHeaderLines: readonly string[]): void {
+  const body = renderErrorBody(error);
+  const extra = extraHeaderLines.map((line) => `${line}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n` +
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\n${extra}` +
       `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
   // Lingering close (as nginx does): closing while the client's bytes are still
@@ -184,6 +193,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
     }
     deps.cors.addResponseHeaders(ctx.origin, ctx.extraHeaders);
+    if (ctx.badTarget !== undefined) {
+      ctx.route = 'rejected';
+      ctx.sendError(new GatewayError('invalid_request', ctx.badTarget, { status: 400 }));
+      return;
+    }
 
     const isApi = ctx.pathname.startsWith('/v1/');
     if (deps.apiKeys.enabled && (isApi || (deps.config.security.metricsAuth && ctx.pathname === '/metrics'))) {
@@ -216,6 +230,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     if (ctx.pathname.startsWith('/v1/') && !(deps.state !== undefined && isStatePath(ctx.pathname))) {
+      if (!FORWARDED_METHODS.has(method)) {
+        ctx.route = 'method_not_allowed';
+        ctx.sendError(
+          new GatewayError('method_not_allowed', `Method ${method} is not allowed on ${ctx.pathname}.`, {
+            headers: { allow: [...FORWARDED_METHODS].join(', ') },
+          }),
+        );
+        return;
+      }
       ctx.route = KNOWN_PROXY_ROUTES.has(ctx.pathname) ? ctx.pathname : '/v1/*';
       run(ctx, proxy, []);
       return;
@@ -271,6 +294,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ctx.sendError(new GatewayError('expectation_failed', 'Only "Expect: 100-continue" is supported.'));
   });
   server.on('clientError', answerClientError);
+  // CONNECT (a tunnel request) never becomes a 'request': node closes the connection
+  // without a word unless someone answers. The gateway is no tunnel: 405, in JSON.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    answerOnSocket(
+      socket,
+      405,
+      'Method Not Allowed',
+      new GatewayError('method_not_allowed', 'Method CONNECT is not allowed: the gateway is not a tunnelling proxy.'),
+      ['allow: GET, POST, DELETE, OPTIONS'],
+    );
+  });
 
   return {
     server,
