@@ -148,6 +148,19 @@ function sleep(ms: number, res: ServerResponse): Promise<void> {
   });
 }
 
+/** Resolves when the response can take more, or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}
+
 function sendJson(res: ServerResponse, status: number, body: unknown, contentType = 'application/json'): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
@@ -172,14 +185,13 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     for (const waiter of waiters.splice(0)) waiter(recorded);
   };
 
-  const writeEvent = (res: ServerResponse, event: JsonObject, seq: number): void => {
+  /** Writes one event; false when the connection is full (the caller waits for drain). */
+  const writeEvent = (res: ServerResponse, event: JsonObject, seq: number): boolean => {
     const [eventLine, dataLine, blank] = event['type'] === 'error' ? flatErrorChunks(event) : eventChunks(event, seq);
-    if (options.coalesceEvents === true) res.write(eventLine + dataLine + blank);
-    else {
-      res.write(eventLine);
-      res.write(dataLine);
-      res.write(blank);
-    }
+    if (options.coalesceEvents === true) return res.write(eventLine + dataLine + blank);
+    res.write(eventLine);
+    res.write(dataLine);
+    return res.write(blank);
   };
 
   async function streamResponses(res: ServerResponse, body: JsonObject, d: SimDirectives): Promise<void> {
@@ -206,7 +218,9 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
         return;
       }
       if (d.stallAfterEvents === seq) return; // never writes again; the client gives up
-      writeEvent(res, wire.event, wire.sequenceNumber ?? seq);
+      // Like vLLM (uvicorn awaits the transport's flow control): a reader that does not
+      // keep up holds the generation back rather than filling memory.
+      if (!writeEvent(res, wire.event, wire.sequenceNumber ?? seq)) await drained(res);
       if (delay > 0) await sleep(delay, res);
     }
     res.end(trailer);

@@ -9,6 +9,7 @@ import pg from 'pg';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { killLeftovers, portOf, runCli, type CliRun } from './helpers/cli.ts';
 import { checkStream } from './helpers/conformance.ts';
+import { waitForMetric } from './helpers/gateway.ts';
 import { parseSse, postJson, send, type RawResponse } from './helpers/http.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
 
@@ -50,16 +51,6 @@ async function freeze(app: string): Promise<number[]> {
     frozen.add(pid);
   }
   return rows.map((row) => row.pid);
-}
-
-/** Resolves once the gateway reports this many API requests in flight (polled). */
-async function waitForInFlight(url: string, count: number): Promise<void> {
-  for (;;) {
-    const metrics = (await send(`${url}/metrics`)).text();
-    const value = Number(/^gateway_http_requests_in_flight (\d+)/m.exec(metrics)?.[1] ?? -1);
-    if (value >= count) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const appName = (what: string): string => `rg_${what}_${randomBytes(4).toString('hex')}`;
@@ -189,7 +180,7 @@ describeUnlessSkipped('PostgreSQL failing under the gateway', await postgresSkip
     try {
       assert.ok((await freeze(app)).length > 0);
       const hanging = send(`${url}/v1/responses/${String(seed.id)}`).catch((error: unknown) => error);
-      await waitForInFlight(url, 1);
+      await waitForMetric(url, 'gateway_http_requests_in_flight', (value) => value >= 1);
       const signalled = performance.now();
       run.child.kill('SIGTERM');
       const exit = await run.exited;

@@ -205,6 +205,14 @@ export const FLAG_SPECS = [
     group: 'limits',
   },
   {
+    name: 'client-write-timeout',
+    env: 'GATEWAY_CLIENT_WRITE_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '60',
+    help: "Seconds a client may leave an answer or stream unread (nothing it sent taken off the socket) before the gateway ends it, aborts vLLM's generation and frees the slot.",
+    group: 'limits',
+  },
+  {
     name: 'max-json-depth',
     env: 'GATEWAY_MAX_JSON_DEPTH',
     kind: 'positive-int',

@@ -30,6 +30,8 @@ export interface ServerConfig {
   readonly maxConcurrent: number;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** How long an answer may sit unread before it is ended. */
+  readonly writeTimeoutMs: number;
   readonly maxJsonDepth: number;
   readonly maxUpstreamEventBytes: number;
 }
@@ -280,6 +282,7 @@ export function parseCommandLine(
       maxConcurrent: required(resolveFlag('max-concurrent', split, env), 'max-concurrent'),
       headersTimeoutMs: required(resolveFlag('client-headers-timeout', split, env), 'client-headers-timeout'),
       requestTimeoutMs: required(resolveFlag('client-request-timeout', split, env), 'client-request-timeout'),
+      writeTimeoutMs: required(resolveFlag('client-write-timeout', split, env), 'client-write-timeout'),
       maxJsonDepth: required(resolveFlag('max-json-depth', split, env), 'max-json-depth'),
       maxUpstreamEventBytes: required(resolveFlag('max-upstream-event-size', split, env), 'max-upstream-event-size'),
     },

@@ -6,6 +6,7 @@ import { GatewayError, renderErrorBody } from '../errors.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import type { GatewayDeps } from './gateway-deps.ts';
 import { declaredLength, tooLargeError } from './read-body.ts';
+import { WriteWatchdog } from './write-watchdog.ts';
 import { RequestContext } from './request-context.ts';
 import { Router, type Params } from './router.ts';
 import { createResponse } from './routes/create-response.ts';
@@ -138,6 +139,20 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const active = new Set<RequestContext>();
   let draining = false;
   let drained: (() => void) | undefined;
+
+  const watchdog = new WriteWatchdog(
+    deps.config.server.writeTimeoutMs,
+    active,
+    (ctx) => {
+      ctx.record.errorCode = 'client_write_timeout';
+      deps.metrics.countClientWriteTimeout();
+      ctx.log.warn(
+        { timeout_s: deps.config.server.writeTimeoutMs / 1000 },
+        'the client stopped reading: answer ended, generation aborted (--client-write-timeout)',
+      );
+      ctx.res.destroy();
+    },
+  );
 
   const finish = (ctx: RequestContext): void => {
     inFlight -= 1;
@@ -340,11 +355,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
           for (const ctx of active) ctx.onShutdown?.(ending);
           await Promise.race([allDone, delay(flushMs)]);
           server.closeAllConnections();
+          watchdog.stop();
           await deps.upstream.destroy();
           return;
         }
       }
       server.closeAllConnections();
+      watchdog.stop();
       await deps.upstream.close();
     },
   };

@@ -30,6 +30,7 @@ export class GatewayMetrics {
   readonly #duration: Histogram<'route'>;
   readonly #upstreamErrors: Counter<'kind'>;
   readonly #openStreams: Gauge;
+  readonly #clientWriteTimeouts: Counter;
   #inFlight: () => number = () => 0;
   readonly #streamTtfb: Histogram<'route'>;
   // Children cached by label values: prom-client hashes labels on every call otherwise.
@@ -58,6 +59,11 @@ export class GatewayMetrics {
       name: 'gateway_upstream_errors_total',
       help: 'Failed exchanges with vLLM, by kind.',
       labelNames: ['kind'],
+      registers: [this.registry],
+    });
+    this.#clientWriteTimeouts = new Counter({
+      name: 'gateway_client_write_timeouts_total',
+      help: 'Answers ended because the client did not read them for --client-write-timeout.',
       registers: [this.registry],
     });
     this.#openStreams = new Gauge({
@@ -107,6 +113,10 @@ export class GatewayMetrics {
 
   countUpstreamError(kind: UpstreamErrorKind): void {
     this.#upstreamErrors.labels(kind).inc();
+  }
+
+  countClientWriteTimeout(): void {
+    this.#clientWriteTimeouts.inc();
   }
 
   streamOpened(): void {

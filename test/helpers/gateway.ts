@@ -6,6 +6,7 @@ import { configForUpstream } from '../../src/config/load-config.ts';
 import { buildGateway, type BuiltGateway } from '../../src/http/build-gateway.ts';
 import type { Store } from '../../src/store/store.ts';
 import { startSimVllm, type SimOptions, type SimVllm } from '../../sim/vllm-sim.ts';
+import { send } from './http.ts';
 
 export interface TestGateway {
   readonly url: string;
@@ -66,4 +67,26 @@ export async function startSimAndGateway(
  * skips what never started, so an `after` hook works when `before` failed. */
 export async function closeAll(...closables: ({ close(): Promise<void> } | undefined)[]): Promise<void> {
   for (const closable of closables) await closable?.close();
+}
+
+/** A gateway's metric (first sample with this name, labels included in `name` if any). */
+export async function metricValue(baseUrl: string, name: string): Promise<number> {
+  const text = (await send(`${baseUrl}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name} `)) return Number(line.slice(name.length + 1));
+  }
+  return Number.NaN;
+}
+
+/**
+ * Resolves once a metric satisfies `ready`. The gateway has no event to wait on for
+ * these (a request parked on a frozen database, an answer ended by a timer), so the
+ * metric is read every 20 ms; the test's own timeout bounds the wait.
+ */
+export async function waitForMetric(baseUrl: string, name: string, ready: (value: number) => boolean): Promise<number> {
+  for (;;) {
+    const value = await metricValue(baseUrl, name);
+    if (ready(value)) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

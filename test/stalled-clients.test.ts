@@ -1,0 +1,80 @@
+// Clients that stop reading: their answer is ended after --client-write-timeout, vLLM's
+// generation is aborted, and their request slots go to clients that read.
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, metricValue, startSimAndGateway, waitForMetric, type TestGateway } from './helpers/gateway.ts';
+import { openRequest, postJson } from './helpers/http.ts';
+
+/** A request whose answer is never read: the socket's receive window fills and stays full. */
+function neverRead(url: string, body: object, sim: string): Promise<IncomingMessage> {
+  return openRequest(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-sim': sim }, body: JSON.stringify(body) });
+}
+
+const TIMEOUTS = 'gateway_client_write_timeouts_total';
+
+describe('clients that stop reading', () => {
+  let sim: SimVllm;
+  let gw: TestGateway;
+  before(async () => ({ sim, gw } = await startSimAndGateway({ 'max-concurrent': '2', 'client-write-timeout': '1' })));
+  after(() => closeAll(gw, sim));
+
+  it('never keep a client that reads out for longer than --client-write-timeout, and vLLM stops generating', { timeout: 30_000 }, async () => {
+    const url = `${gw.url}/v1/responses`;
+    const stalled = [];
+    for (let n = 0; n < 2; n++) {
+      const arrived = sim.nextRequest();
+      // More than the sockets between them hold: vLLM, held back, is still generating.
+      await neverRead(url, { model: 'm', input: 'a lot', stream: true }, 'deltas=300000');
+      stalled.push(await arrived);
+    }
+    // Both slots are taken: a client that reads is turned away for now.
+    const refused = await postJson(url, { model: 'm', input: 'let me in' });
+    assert.equal(refused.status, 429);
+    const turnedAway = performance.now();
+
+    // The stalled answers are ended, their generations aborted...
+    await Promise.all(stalled.map((upstream) => sim.whenAborted(upstream)));
+    // ...and the reading client gets in: within the timeout (1 s) and the check's quarter.
+    const served = await postJson(url, { model: 'm', input: 'let me in' });
+    assert.equal(served.status, 200);
+    const waitedMs = performance.now() - turnedAway;
+    assert.ok(waitedMs < 3_000, `waited ${Math.round(waitedMs)} ms with --client-write-timeout 1`);
+    assert.ok((await metricValue(gw.url, TIMEOUTS)) >= 2);
+  });
+
+  it('end a large JSON answer nobody reads too', { timeout: 30_000 }, async () => {
+    const big = await postJson(`${gw.url}/v1/responses`, { model: 'm', input: 'long' }, { 'x-sim': 'deltas=1500000' });
+    assert.equal(big.status, 200);
+    assert.ok(big.body.length > 10_000_000, 'an answer larger than the socket buffers');
+    const before = await metricValue(gw.url, TIMEOUTS);
+    await openRequest(`${gw.url}/v1/responses/${String(big.json().id)}`);
+    await waitForMetric(gw.url, TIMEOUTS, (value) => value === before + 1);
+    assert.equal(await metricValue(gw.url, 'gateway_http_requests_in_flight'), 0, 'its slot is free');
+  });
+
+  it('leave a slow reader alone while it reads', { timeout: 30_000 }, async () => {
+    const res = await openRequest(`${gw.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-sim': 'deltas=20000' },
+      body: JSON.stringify({ model: 'm', input: 'slowly', stream: true }),
+    });
+    // Reads a chunk every 100 ms (well under the 1 s timeout) until the end.
+    let text = '';
+    res.pause();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        let chunk: Buffer | null;
+        while ((chunk = res.read(256 * 1024) as Buffer | null) !== null) text += chunk.toString();
+      }, 100);
+      res.on('end', () => {
+        clearInterval(timer);
+        resolve();
+      });
+      res.on('error', reject);
+      res.on('aborted', () => reject(new Error('cut off')));
+    });
+    assert.ok(text.endsWith('data: [DONE]\n\n'), 'the whole stream arrived');
+  });
+});
