@@ -2,6 +2,7 @@
 // only supervises: it forks workers, restarts one that dies, answers their requests for
 // cluster-wide metrics, and tells them to drain on shutdown.
 import cluster, { type Worker } from 'node:cluster';
+import { createServer, type AddressInfo } from 'node:net';
 import type { Config } from '../config/load-config.ts';
 import type { MetricsSource } from '../http/gateway-deps.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -20,7 +21,28 @@ function isClusterMessage(value: unknown): value is ClusterMessage {
   return typeof value === 'object' && value !== null && String((value as { type?: unknown }).type).startsWith('rg:');
 }
 
-const RESTART_DELAY_MS = 1_000;
+/** Set by the primary in each worker's environment: the port it listens on. */
+export const WORKER_PORT_ENV = 'RG_CLUSTER_PORT';
+
+/** A free port on `host`, from the system (for --gateway-port 0). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, host, () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** The delay before a dead worker's replacement doubles with each death in a row, up to the max. */
+const RESTART_DELAY_MS = 250;
+const MAX_RESTART_DELAY_MS = 8_000;
+/** A worker that lived this long ends a run of deaths: the next one restarts at once again. */
+const STABLE_AFTER_MS = 30_000;
+/** Deaths within this window that mean the workers crash in a loop. */
+const CRASH_WINDOW_MS = 60_000;
 const EXIT_MARGIN_MS = 5_000;
 
 export interface RunningCluster {
@@ -36,6 +58,17 @@ function liveWorkers(): Worker[] {
   return Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
 }
 
+function describeDeath(code: number | null, signal: string | null): string {
+  return signal !== null ? `killed by ${signal}` : `exited with code ${String(code)}`;
+}
+
+/**
+ * The primary only supervises. Whatever happens to its workers it goes on: a dead worker
+ * is replaced (after a delay that doubles while they keep dying, so a worker that dies at
+ * once does not spin), even when all of them died at once. Workers that die more than
+ * 3 per configured worker (at least 5) within a minute crash in a loop: the cluster
+ * reports it as failed, and the command exits non-zero with that reason.
+ */
 export async function startCluster(config: Config, log: Logger): Promise<RunningCluster> {
   const aggregator = new AggregatorRegistry();
   let shuttingDown = false;
@@ -43,7 +76,9 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
   const failed = new Promise<string>((resolve) => {
     reportFailure = resolve;
   });
-  let recentCrashes = 0;
+  const crashLimit = Math.max(5, 3 * config.server.workers);
+  const deaths: number[] = [];
+  let deathsInARow = 0;
 
   const answerMetrics = async (worker: Worker, id: number): Promise<void> => {
     const body = await aggregator.clusterMetrics();
@@ -51,32 +86,59 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
     if (worker.isConnected()) worker.send(reply);
   };
 
+  const onDeath = (worker: Worker, startedAt: number, code: number | null, signal: string | null): void => {
+    if (shuttingDown) return;
+    const now = Date.now();
+    if (now - startedAt >= STABLE_AFTER_MS) deathsInARow = 0;
+    deathsInARow += 1;
+    deaths.push(now);
+    while (deaths.length > 0 && (deaths[0] as number) <= now - CRASH_WINDOW_MS) deaths.shift();
+    if (deaths.length > crashLimit) {
+      shuttingDown = true;
+      reportFailure(
+        `gateway workers keep dying (${deaths.length} in the last ${CRASH_WINDOW_MS / 1000} s, the last ${describeDeath(code, signal)}); giving up`,
+      );
+      return;
+    }
+    // The first replacement starts at once (with every worker dead the port is closed
+    // until it listens); then the delay doubles while they keep dying.
+    const delayMs = deathsInARow === 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** (deathsInARow - 2));
+    log.error(
+      { worker_pid: worker.process.pid, code, signal, restart_in_ms: delayMs },
+      'gateway worker died; starting a new one',
+    );
+    // A timer that keeps the primary alive: with every worker dead it is all there is.
+    setTimeout(() => {
+      if (!shuttingDown) fork().catch((error: unknown) => log.error({ err: error }, 'worker restart failed'));
+    }, delayMs);
+  };
+
+  // Node's cluster closes the port when its last worker is gone, and a new worker asking
+  // for port 0 would get another one: workers are given the port, decided once.
+  const port = config.server.port === 0 ? await freePort(config.server.host) : config.server.port;
+
+  /** Workers that said they listen: only they have asked to be told to drain. */
+  const serving = new Set<Worker>();
+
   const fork = (): Promise<number> => {
-    const worker = cluster.fork();
+    const worker = cluster.fork({ [WORKER_PORT_ENV]: String(port) });
+    const startedAt = Date.now();
     return new Promise((resolve, reject) => {
       worker.on('message', (message: unknown) => {
         if (!isClusterMessage(message)) return;
-        if (message.type === 'rg:listening') resolve(message.port);
+        if (message.type === 'rg:listening') {
+          serving.add(worker);
+          resolve(message.port);
+        }
         else if (message.type === 'rg:listen-failed') reject(new Error(message.message));
         else if (message.type === 'rg:metrics-request') {
           answerMetrics(worker, message.id).catch((error: unknown) => log.error({ err: error }, 'cluster metrics failed'));
         }
       });
       worker.once('exit', (code, signal) => {
-        reject(new Error(`worker exited during startup (code ${String(code)})`));
-        if (shuttingDown) return;
-        log.error({ worker_pid: worker.process.pid, code, signal }, 'gateway worker died; starting a new one');
-        recentCrashes += 1;
-        setTimeout(() => {
-          recentCrashes -= 1;
-        }, 60_000).unref();
-        if (recentCrashes > 5) {
-          reportFailure('gateway workers keep dying (more than 5 in a minute)');
-          return;
-        }
-        setTimeout(() => {
-          if (!shuttingDown) fork().catch((error: unknown) => log.error({ err: error }, 'worker restart failed'));
-        }, RESTART_DELAY_MS).unref();
+        serving.delete(worker);
+        reject(new Error(`worker ${describeDeath(code, signal)} during startup`));
+        onDeath(worker, startedAt, code, signal);
       });
     });
   };
@@ -107,8 +169,11 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
                 clearTimeout(timer);
                 resolve();
               });
+              // A worker still starting serves nothing yet, and may not be listening for
+              // messages: it is stopped with a signal. The others drain.
               const message: ClusterMessage = { type: 'rg:shutdown' };
-              if (worker.isConnected()) worker.send(message);
+              if (!serving.has(worker)) worker.process.kill('SIGTERM');
+              else if (worker.isConnected()) worker.send(message);
             }),
         ),
       );

@@ -13,7 +13,7 @@ import { buildGateway } from '../http/build-gateway.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
-import { clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
+import { WORKER_PORT_ENV, clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
 import { StartupError, VllmProcess, describeExit } from './vllm-process.ts';
 
 const PROGRAM = 'responses-gateway';
@@ -148,6 +148,9 @@ async function runPrimary(config: Config): Promise<number> {
     return 1;
   }
   process.on('SIGHUP', () => serving.reloadKeys());
+  // Until a stop is asked for, any exit is a failure: should the process ever run out of
+  // work while meant to serve, it must not report success.
+  process.exitCode = 1;
   log.info(
     {
       url: `http://${config.server.host}:${serving.port}`,
@@ -190,13 +193,27 @@ async function runPrimary(config: Config): Promise<number> {
   return 0;
 }
 
-async function runWorker(config: Config): Promise<number> {
+async function runWorker(given: Config): Promise<number> {
+  // The primary decided the port (see WORKER_PORT_ENV).
+  const port = Number(process.env[WORKER_PORT_ENV] ?? given.server.port);
+  const config: Config = { ...given, server: { ...given.server, port } };
   const log = createLogger({ level: config.logLevel });
   const metrics = new GatewayMetrics();
   // prom-client installs the worker's answer to the primary's metrics requests in the
   // AggregatorRegistry constructor; without one, /metrics in a cluster never completes.
   new AggregatorRegistry();
   AggregatorRegistry.setRegistries(metrics.registry);
+  // Listened for before anything else: a stop asked for while the worker still starts
+  // (the primary shutting down just as it replaced a dead worker) must not be missed.
+  // A terminal's Ctrl-C reaches every process of the group: a worker drains just like on
+  // the primary's request.
+  const stopAsked = Promise.race([
+    whenPrimaryAsksShutdown(),
+    new Promise<void>((resolve) => {
+      process.once('SIGINT', () => resolve());
+      process.once('SIGTERM', () => resolve());
+    }),
+  ]);
   let gateway: ReturnType<typeof buildGateway>;
   let apiKeys: ApiKeyGuard;
   try {
@@ -209,13 +226,7 @@ async function runWorker(config: Config): Promise<number> {
     return 1;
   }
   onPrimaryMessage('rg:reload-keys', () => reloadKeys(apiKeys, log));
-  // A terminal's Ctrl-C reaches every process of the group: a worker drains just like
-  // on the primary's request.
-  const signal = new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
-  await Promise.race([whenPrimaryAsksShutdown(), signal]);
+  await stopAsked;
   await gateway.shutdown(config.server.shutdownTimeoutMs);
   flushLogger(log);
   return 0;

@@ -32,6 +32,26 @@ export const SQLITE_DIALECT: SqlDialect = {
     })),
 };
 
+/**
+ * Runs `work` again while SQLite answers SQLITE_BUSY without waiting. Switching a new file
+ * to WAL takes an exclusive lock, and when two processes (the workers of one gateway,
+ * forked together) try at the same instant, SQLite fails one at once instead of calling
+ * the busy handler, to avoid a deadlock. Startup only, so a synchronous wait will do.
+ */
+function retryWhileBusy<T>(work: () => T, timeoutMs: number): T {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) {
+    try {
+      return work();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() >= deadline) throw error;
+      Atomics.wait(pause, 0, 0, 10 + Math.floor(Math.random() * 40));
+    }
+  }
+}
+
 export class SqliteBackend implements SqlBackend {
   readonly dialect = SQLITE_DIALECT;
   readonly #db: Database.Database;
@@ -50,7 +70,7 @@ export class SqliteBackend implements SqlBackend {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
       const SqliteDatabase = sqliteDriver();
       this.#db = new SqliteDatabase(path, { timeout: busyTimeoutMs });
-      this.#db.pragma('journal_mode = WAL');
+      retryWhileBusy(() => this.#db.pragma('journal_mode = WAL'), busyTimeoutMs);
       // NORMAL in WAL mode: a commit survives a crash of the process; only a power loss
       // can drop the last commits. FULL would fsync every turn.
       this.#db.pragma('synchronous = NORMAL');
