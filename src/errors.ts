@@ -29,6 +29,11 @@ export const ERROR_CODES = {
     type: 'invalid_request_error',
     description: 'A field of the request has the wrong type or an unsupported value.',
   },
+  too_many_input_items: {
+    status: 400,
+    type: 'invalid_request_error',
+    description: 'The input, counted with the history it continues, has more items than --max-input-items.',
+  },
   invalid_api_key: {
     status: 401,
     type: 'invalid_request_error',

@@ -148,11 +148,14 @@ describeUnlessSkipped('PostgreSQL failing under the gateway', await postgresSkip
     const seed = (await postJson(`${url}/v1/responses`, { model: 'm', input: 'seed' })).json();
     await Promise.all([send(`${url}/v1/responses/${String(seed.id)}`), send(`${url}/v1/responses/${String(seed.id)}`)]);
     try {
-      assert.ok((await freeze(app)).length > 0, 'the gateway has idle connections to freeze');
-      const stuck = [
-        postJson(`${url}/v1/responses`, { model: 'm', input: 'x', previous_response_id: seed.id }),
-        send(`${url}/v1/responses/${String(seed.id)}`),
-      ];
+      const frozenNow = await freeze(app);
+      assert.ok(frozenNow.length > 0, 'the gateway has idle connections to freeze');
+      // As many requests as frozen connections: the pool hands each one a frozen connection.
+      const stuck = frozenNow.map((_, n) =>
+        n % 2 === 0
+          ? postJson(`${url}/v1/responses`, { model: 'm', input: 'x', previous_response_id: seed.id })
+          : send(`${url}/v1/responses/${String(seed.id)}`),
+      );
       const stateless = await postJson(`${url}/v1/responses`, { model: 'm', input: 'no state', store: false });
       assert.equal(stateless.status, 200, 'a request that needs no database is served meanwhile');
       for (const res of await Promise.all(stuck)) {

@@ -221,6 +221,14 @@ export const FLAG_SPECS = [
     group: 'limits',
   },
   {
+    name: 'max-input-items',
+    env: 'GATEWAY_MAX_INPUT_ITEMS',
+    kind: 'positive-int',
+    defaultValue: '10000',
+    help: 'Most items one response may have as context: its input plus the history it continues (previous response or conversation); more gets 400 too_many_input_items.',
+    group: 'limits',
+  },
+  {
     name: 'max-upstream-event-size',
     env: 'GATEWAY_MAX_UPSTREAM_EVENT_SIZE',
     kind: 'size',

@@ -33,6 +33,8 @@ export interface ServerConfig {
   /** How long an answer may sit unread before it is ended. */
   readonly writeTimeoutMs: number;
   readonly maxJsonDepth: number;
+  /** Most context items of one response (input and history). */
+  readonly maxInputItems: number;
   readonly maxUpstreamEventBytes: number;
 }
 
@@ -284,6 +286,7 @@ export function parseCommandLine(
       requestTimeoutMs: required(resolveFlag('client-request-timeout', split, env), 'client-request-timeout'),
       writeTimeoutMs: required(resolveFlag('client-write-timeout', split, env), 'client-write-timeout'),
       maxJsonDepth: required(resolveFlag('max-json-depth', split, env), 'max-json-depth'),
+      maxInputItems: required(resolveFlag('max-input-items', split, env), 'max-input-items'),
       maxUpstreamEventBytes: required(resolveFlag('max-upstream-event-size', split, env), 'max-upstream-event-size'),
     },
     serve,

@@ -51,7 +51,11 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     store === undefined
       ? undefined
       : {
-          responses: new ResponsesService({ store, keepRawFields: config.output.keepRawFields }),
+          responses: new ResponsesService({
+            store,
+            keepRawFields: config.output.keepRawFields,
+            limits: { maxJsonDepth: config.server.maxJsonDepth, maxInputItems: config.server.maxInputItems },
+          }),
           conversations: new ConversationsService(store),
         };
   const deps: GatewayDeps = {
@@ -92,7 +96,7 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
       const storeCloseMs = Math.min(STORE_CLOSE_MS, graceMs / 4);
       sweeper?.stop();
       await gateway.shutdown(graceMs - storeCloseMs);
-      await store?.close(storeCloseMs);
+      await Promise.all([store?.close(storeCloseMs), state?.responses.close()]);
     },
   };
 }

@@ -6,7 +6,8 @@ import type { GatewayDeps } from './gateway-deps.ts';
 import type { RequestContext } from './request-context.ts';
 
 export interface ForwardOptions {
-  readonly body: Buffer | string | null;
+  /** Bytes, or bytes in parts (written one after another, with the content-length the caller sets). */
+  readonly body: Buffer | readonly Buffer[] | null;
   readonly transformer?: ResponseTransformer | undefined;
   /** Lowercase request header names not to forward. */
   readonly dropHeaders?: ReadonlySet<string> | undefined;

@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.ts';
 import type { ConversationRecord, PageQuery, Store } from '../store/store.ts';
 import { checkIdShape } from './create-request.ts';
 import { ID_PREFIX, newId } from './ids.ts';
-import { prepareInputItems, referencedItemIds, type Json } from './items.ts';
+import { planInputItems, referencedItemIds, resolveInputItems, type Json } from './items.ts';
 import { cursorNotFound, renderList } from './list-query.ts';
 
 /** OpenAI's limits: 20 items per request; metadata of 16 pairs, keys <= 64, values <= 512 chars. */
@@ -54,9 +54,9 @@ export class ConversationsService {
     if (rawItems === undefined || rawItems === null) return [];
     if (!Array.isArray(rawItems)) throw invalid(`Invalid '${param}': expected a list of items.`, param);
     if (rawItems.length > MAX_ITEMS_PER_REQUEST) throw invalid(`Invalid '${param}': at most ${MAX_ITEMS_PER_REQUEST} items per request.`, param);
-    const ids = referencedItemIds(rawItems);
-    const references = new Map((await this.#store.getItemsById(tenant, ids)).map((item) => [item.id, item]));
-    return prepareInputItems(rawItems, references);
+    const planned = planInputItems(rawItems);
+    const references = new Map((await this.#store.getItemsById(tenant, referencedItemIds(planned))).map((item) => [item.id, item]));
+    return resolveInputItems(planned, references);
   }
 
   async create(tenant: string, body: Json): Promise<string> {

@@ -4,17 +4,35 @@
 import { isUtf8 } from 'node:buffer';
 import { GatewayError } from '../errors.ts';
 import { ID_PREFIX, hasIdShape } from './ids.ts';
+import { countInputItems, type PlannedItem } from './items.ts';
 
 export interface CreateResponseRequest {
   /** The bytes the client sent. */
   readonly rawBody: Buffer;
-  /** The same, parsed. */
+  /** The same, parsed; `input` may be left out when `planned` holds it (a parser thread's). */
   readonly body: Readonly<Record<string, unknown>>;
   readonly stream: boolean;
   /** `store` as sent, true when absent (OpenAI's default). */
   readonly store: boolean;
   readonly previousResponseId: string | null;
   readonly conversationId: string | null;
+  /** How many items `input` holds (a string is one). */
+  readonly inputItemCount: number;
+  /** `input` planned as items, when it was planned already (see planInputItems). */
+  readonly planned?: readonly PlannedItem[];
+}
+
+export interface RequestLimits {
+  readonly maxJsonDepth: number;
+  readonly maxInputItems: number;
+}
+
+/** 400 for an input of `count` items, or (count undefined) one that is too long with its history. */
+export function tooManyInputItems(maxInputItems: number, count?: number): GatewayError {
+  const what = count === undefined ? `The input and the history it continues hold more than ${maxInputItems} items` : `The input holds ${count} items`;
+  return new GatewayError('too_many_input_items', `${what}; at most ${maxInputItems} are accepted (--max-input-items).`, {
+    param: 'input',
+  });
 }
 
 function invalidJson(message: string, cause?: unknown): GatewayError {
@@ -99,8 +117,8 @@ function conversationIdOf(value: unknown): string | null {
   return checkIdShape(id, ID_PREFIX.conversation, 'conversation');
 }
 
-export function parseCreateResponseRequest(rawBody: Buffer, maxDepth: number): CreateResponseRequest {
-  const body = parseJsonObject(rawBody, maxDepth);
+export function parseCreateResponseRequest(rawBody: Buffer, limits: RequestLimits): CreateResponseRequest {
+  const body = parseJsonObject(rawBody, limits.maxJsonDepth);
   const stream = optionalBoolean(body, 'stream', false);
   const store = optionalBoolean(body, 'store', true);
   if (optionalBoolean(body, 'background', false)) {
@@ -120,5 +138,7 @@ export function parseCreateResponseRequest(rawBody: Buffer, maxDepth: number): C
   if (previousResponseId !== null && conversationId !== null) {
     throw invalid("'previous_response_id' and 'conversation' cannot be used together.", 'conversation');
   }
-  return { rawBody, body, stream, store, previousResponseId, conversationId };
+  const inputItemCount = countInputItems(input);
+  if (inputItemCount > limits.maxInputItems) throw tooManyInputItems(limits.maxInputItems, inputItemCount);
+  return { rawBody, body, stream, store, previousResponseId, conversationId, inputItemCount };
 }

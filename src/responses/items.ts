@@ -32,7 +32,8 @@ const PASSTHROUGH_TYPES = new Set([
   'custom_tool_call_output',
 ]);
 
-/** The upstream form of an item that must not go back to vLLM. */
+/** The upstream form of an item that must not go back to vLLM (the store leaves such
+ * items out of a history: History.upstream). */
 export const NOT_SENT_UPSTREAM = '';
 
 function isObject(value: unknown): value is Json {
@@ -123,7 +124,20 @@ function prepareMessage(item: Json, param: string): NewItem {
   return stored(id, 'message', display, JSON.stringify({ type: 'message', role, content }));
 }
 
-function prepareItem(raw: unknown, index: number, references: ReadonlyMap<string, StoredItem>): NewItem {
+/** An input item that names a stored item (item_reference): resolved against the store. */
+export interface ItemReference {
+  readonly reference: string;
+  readonly param: string;
+}
+
+/** An input item as planned before the store is read: ready, or a reference to resolve. */
+export type PlannedItem = NewItem | ItemReference;
+
+export function isReference(item: PlannedItem): item is ItemReference {
+  return 'reference' in item;
+}
+
+function planItem(raw: unknown, index: number): PlannedItem {
   const param = `input[${index}]`;
   if (!isObject(raw)) throw invalid('Invalid input item: expected an object.', param);
   const type = raw['type'] ?? (raw['role'] !== undefined ? 'message' : undefined);
@@ -157,22 +171,8 @@ function prepareItem(raw: unknown, index: number, references: ReadonlyMap<string
       display['status'] = 'completed';
       return stored(id, type, display, reasoningUpstream(id, raw));
     }
-    case 'item_reference': {
-      const referenced = references.get(requireString(raw, 'id', param));
-      if (referenced === undefined) {
-        throw new GatewayError('item_not_found', `Item with id '${String(raw['id'])}' not found.`, { param: `${param}.id` });
-      }
-      // The referenced item is copied into this turn: each response owns what it holds.
-      const id = newId(itemIdPrefix(referenced.type));
-      const display = { ...(JSON.parse(referenced.payload) as Json), id };
-      let upstream = referenced.upstream;
-      if (upstream !== NOT_SENT_UPSTREAM) {
-        const parsed = JSON.parse(upstream) as Json;
-        if ('id' in parsed) parsed['id'] = id;
-        upstream = JSON.stringify(parsed);
-      }
-      return stored(id, referenced.type, display, upstream);
-    }
+    case 'item_reference':
+      return { reference: requireString(raw, 'id', param), param: `${param}.id` };
     default: {
       if (!PASSTHROUGH_TYPES.has(type)) {
         throw invalid(`Invalid input item type '${type}'.`, `${param}.type`);
@@ -184,18 +184,30 @@ function prepareItem(raw: unknown, index: number, references: ReadonlyMap<string
   }
 }
 
-/** The ids of item_reference entries in an input, for loading them before preparing it. */
-export function referencedItemIds(input: unknown): string[] {
-  if (!Array.isArray(input)) return [];
-  const ids: string[] = [];
-  for (const raw of input) {
-    if (isObject(raw) && raw['type'] === 'item_reference' && typeof raw['id'] === 'string') ids.push(raw['id']);
+/** A referenced item, copied into this turn under a new id: each response owns what it holds. */
+function copyReferenced(referenced: StoredItem): NewItem {
+  const id = newId(itemIdPrefix(referenced.type));
+  const display = { ...(JSON.parse(referenced.payload) as Json), id };
+  let upstream = referenced.upstream;
+  if (upstream !== NOT_SENT_UPSTREAM) {
+    const parsed = JSON.parse(upstream) as Json;
+    if ('id' in parsed) parsed['id'] = id;
+    upstream = JSON.stringify(parsed);
   }
-  return ids;
+  return stored(id, referenced.type, display, upstream);
 }
 
-/** A request's `input` as items with fresh ids; 400 for anything OpenAI's API refuses. */
-export function prepareInputItems(input: unknown, references: ReadonlyMap<string, StoredItem>): NewItem[] {
+/** How many items an `input` holds (a string is one message), without reading them. */
+export function countInputItems(input: unknown): number {
+  if (Array.isArray(input)) return input.length;
+  return input === undefined || input === null ? 0 : 1;
+}
+
+/**
+ * A request's `input` as items with fresh ids, item_reference entries left to resolve;
+ * 400 for anything OpenAI's API refuses. Pure (no store): it may run on a parser thread.
+ */
+export function planInputItems(input: unknown): PlannedItem[] {
   if (typeof input === 'string') {
     const id = newId(itemIdPrefix('message'));
     const display = { id, type: 'message', role: 'user', content: [{ type: 'input_text', text: input }], status: 'completed' };
@@ -203,7 +215,26 @@ export function prepareInputItems(input: unknown, references: ReadonlyMap<string
   }
   if (input === undefined || input === null) return [];
   if (!Array.isArray(input)) throw invalid("Invalid 'input': expected a string or a list of items.", 'input');
-  return input.map((raw, index) => prepareItem(raw, index, references));
+  return input.map((raw, index) => planItem(raw, index));
+}
+
+/** The ids the planned items reference, for loading them before resolving. */
+export function referencedItemIds(planned: readonly PlannedItem[]): string[] {
+  const ids: string[] = [];
+  for (const item of planned) if (isReference(item)) ids.push(item.reference);
+  return ids;
+}
+
+/** The planned items with their references resolved; 404 for a reference to nothing (or to another tenant's item). */
+export function resolveInputItems(planned: readonly PlannedItem[], references: ReadonlyMap<string, StoredItem>): NewItem[] {
+  return planned.map((item) => {
+    if (!isReference(item)) return item;
+    const referenced = references.get(item.reference);
+    if (referenced === undefined) {
+      throw new GatewayError('item_not_found', `Item with id '${item.reference.slice(0, 100)}' not found.`, { param: item.param });
+    }
+    return copyReferenced(referenced);
+  });
 }
 
 function normalizeOutputText(part: Json): Json {

@@ -5,24 +5,35 @@ import { GatewayError } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { History, PageQuery, StoredItem, Store } from '../store/store.ts';
 import type { ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
-import type { CreateResponseRequest } from './create-request.ts';
-import { checkIdShape } from './create-request.ts';
+import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
+import { checkIdShape, tooManyInputItems } from './create-request.ts';
 import { ID_PREFIX, newId } from './ids.ts';
-import { NOT_SENT_UPSTREAM, prepareInputItems, referencedItemIds, storedOutputItem, type Json } from './items.ts';
+import {
+  NOT_SENT_UPSTREAM,
+  planInputItems,
+  referencedItemIds,
+  resolveInputItems,
+  storedOutputItem,
+  type Json,
+  type PlannedItem,
+} from './items.ts';
 import { InvalidUpstreamReply, JsonNormalizer } from './json-normalizer.ts';
 import { cursorNotFound, renderList } from './list-query.ts';
 import type { ResponseFacts } from './response-object.ts';
+import { RequestParser } from './request-parser.ts';
 import { StreamNormalizer, type StreamHooks } from './stream-normalizer.ts';
 
 export interface ResponsesOptions {
   readonly store: Store;
   /** --raw-upstream-fields: keep vLLM's private fields in responses. */
   readonly keepRawFields: boolean;
+  readonly limits: RequestLimits;
 }
 
 /** What the forward step sends vLLM, and how it relays the answer. */
 export interface CreatePlan {
-  readonly body: Buffer | string;
+  /** The client's bytes, or the new body in parts (sent one after another). */
+  readonly body: Buffer | readonly Buffer[];
   readonly transformer: ResponseTransformer;
   /** Request headers not to forward (the gateway reads the answer, so no compression). */
   readonly dropHeaders: ReadonlySet<string>;
@@ -33,6 +44,7 @@ const DROP_FOR_RAW_BODY: ReadonlySet<string> = new Set(['accept-encoding']);
 const DROP_FOR_NEW_BODY: ReadonlySet<string> = new Set(['accept-encoding', 'content-type']);
 const JSON_CONTENT_TYPE = ['content-type', 'application/json'] as const;
 const NO_HOOK: StreamHooks = { finish: () => undefined };
+const NO_HISTORY: History = { seqs: [], upstream: Buffer.alloc(0), tooLong: false };
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -41,10 +53,24 @@ function isObject(value: unknown): value is Json {
 export class ResponsesService {
   readonly #store: Store;
   readonly #keepRawFields: boolean;
+  readonly #maxInputItems: number;
+  readonly #parser: RequestParser;
 
   constructor(options: ResponsesOptions) {
     this.#store = options.store;
     this.#keepRawFields = options.keepRawFields;
+    this.#maxInputItems = options.limits.maxInputItems;
+    this.#parser = new RequestParser(options.limits);
+  }
+
+  /** A valid create request, else a 400 (large bodies are read on a parser thread). */
+  parseCreate(rawBody: Buffer): Promise<CreateResponseRequest> {
+    return this.#parser.parse(rawBody);
+  }
+
+  /** Stops the parser threads. */
+  close(): Promise<void> {
+    return this.#parser.close();
   }
 
   /** Decides what goes upstream for a create request, loading its history if it has one. */
@@ -68,13 +94,14 @@ export class ResponsesService {
       };
     }
 
-    const history = await this.#loadHistory(tenant, request);
-    const references = await this.#loadReferences(tenant, request.body['input']);
-    const inputItems = prepareInputItems(request.body['input'], references);
+    // The history is read only if input and history fit --max-input-items together.
+    const history = await this.#loadHistory(tenant, request, this.#maxInputItems - request.inputItemCount);
+    if (history.tooLong) throw tooManyInputItems(this.#maxInputItems);
+    const planned = request.planned ?? planInputItems(request.body['input']);
+    const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
 
-    const parts: string[] = [];
-    for (const item of history.items) if (item.upstream !== NOT_SENT_UPSTREAM) parts.push(item.upstream);
-    for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) parts.push(item.upstream);
+    const newParts: string[] = [];
+    for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) newParts.push(item.upstream);
     const {
       input: _input,
       previous_response_id: _previous,
@@ -84,7 +111,10 @@ export class ResponsesService {
     } = request.body;
     // vLLM gets one stateless request: the history inline, and store: false so it keeps nothing.
     const restJson = JSON.stringify({ ...rest, store: false });
-    const body = `{"input":[${parts.join(',')}],${restJson.slice(1)}`;
+    // The history goes as the bytes the store handed over: a long one is neither decoded,
+    // joined nor copied here.
+    const separator = history.upstream.length > 0 && newParts.length > 0 ? ',' : '';
+    const body = [Buffer.from('{"input":['), history.upstream, Buffer.from(`${separator}${newParts.join(',')}],${restJson.slice(1)}`)];
 
     const hooks: StreamHooks = {
       finish: (response, json) => {
@@ -113,7 +143,7 @@ export class ResponsesService {
       body,
       transformer: this.#transformer(request, facts, hooks, log),
       dropHeaders: DROP_FOR_NEW_BODY,
-      addHeaders: JSON_CONTENT_TYPE,
+      addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(body.reduce((sum, part) => sum + part.length, 0))],
     };
   }
 
@@ -132,9 +162,9 @@ export class ResponsesService {
     };
   }
 
-  async #loadHistory(tenant: string, request: CreateResponseRequest): Promise<History> {
+  async #loadHistory(tenant: string, request: CreateResponseRequest, maxItems: number): Promise<History> {
     if (request.previousResponseId !== null) {
-      const context = await this.#store.loadResponseContext(tenant, request.previousResponseId, Date.now());
+      const context = await this.#store.loadResponseContext(tenant, request.previousResponseId, Date.now(), maxItems);
       if (context === undefined) {
         throw new GatewayError('previous_response_not_found', `Previous response with id '${request.previousResponseId}' not found.`, {
           param: 'previous_response_id',
@@ -143,7 +173,7 @@ export class ResponsesService {
       return context;
     }
     if (request.conversationId !== null) {
-      const conversation = await this.#store.loadConversationItems(tenant, request.conversationId);
+      const conversation = await this.#store.loadConversationItems(tenant, request.conversationId, maxItems);
       if (conversation === undefined) {
         throw new GatewayError('conversation_not_found', `Conversation with id '${request.conversationId}' not found.`, {
           param: 'conversation',
@@ -151,11 +181,11 @@ export class ResponsesService {
       }
       return conversation;
     }
-    return { seqs: [], items: [] };
+    return NO_HISTORY;
   }
 
-  async #loadReferences(tenant: string, input: unknown): Promise<Map<string, StoredItem>> {
-    const ids = referencedItemIds(input);
+  async #loadReferences(tenant: string, planned: readonly PlannedItem[]): Promise<Map<string, StoredItem>> {
+    const ids = referencedItemIds(planned);
     if (ids.length === 0) return new Map();
     return new Map((await this.#store.getItemsById(tenant, ids)).map((item) => [item.id, item]));
   }

@@ -2,7 +2,7 @@
 import type { StoreLocation } from '../config/db-url.ts';
 import { PostgresBackend } from './postgres/postgres-backend.ts';
 import { SqlStore } from './sql-store.ts';
-import { SqliteBackend } from './sqlite/sqlite-backend.ts';
+import { SqliteThreadStore } from './sqlite/sqlite-thread-store.ts';
 import type { Store, StoreOptions } from './store.ts';
 
 export interface OpenStoreOptions extends StoreOptions {
@@ -13,9 +13,12 @@ export interface OpenStoreOptions extends StoreOptions {
 }
 
 export function openStore(location: StoreLocation, options: OpenStoreOptions): Store {
-  const backend =
-    location.kind === 'sqlite'
-      ? new SqliteBackend(location.path, options.queryTimeoutMs)
-      : new PostgresBackend({ connectionString: location.connectionString, poolSize: options.poolSize, queryTimeoutMs: options.queryTimeoutMs });
-  return new SqlStore(backend, { retentionMs: options.retentionMs });
+  const storeOptions = { retentionMs: options.retentionMs };
+  if (location.kind === 'sqlite') return new SqliteThreadStore(location.path, options.queryTimeoutMs, storeOptions);
+  const backend = new PostgresBackend({
+    connectionString: location.connectionString,
+    poolSize: options.poolSize,
+    queryTimeoutMs: options.queryTimeoutMs,
+  });
+  return new SqlStore(backend, storeOptions);
 }

@@ -1,7 +1,7 @@
 // Rows as both backends read them (the same columns in SQLite and PostgreSQL), turned
 // into what the Store interface returns.
 import type { Row } from './sql/work.ts';
-import type { ConversationRecord, HistoryItem, StoredItem } from './store.ts';
+import type { ConversationRecord, StoredItem } from './store.ts';
 
 export function toItem(row: Row): StoredItem {
   return {
@@ -12,10 +12,6 @@ export function toItem(row: Row): StoredItem {
     payload: row['payload'] as string,
     upstream: row['upstream'] as string,
   };
-}
-
-export function toHistoryItem(row: Row): HistoryItem {
-  return { seq: Number(row['seq']), id: row['id'] as string, upstream: row['upstream'] as string };
 }
 
 export function toConversation(row: Row): ConversationRecord {

@@ -2,7 +2,7 @@
 // reference counts, expiry) written once over a SqlBackend, so that SQLite and PostgreSQL
 // behave the same and each fix is made in one place. The backends only run queries.
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
-import { toConversation, toHistoryItem, toItem } from './rows.ts';
+import { toConversation, toItem } from './rows.ts';
 import { ITEM_SCHEMA_VERSION, MIGRATIONS, pageWindow } from './schema.ts';
 import type { SqlBackend } from './sql/backend.ts';
 import { all, allOf, exec, first, type Row, type Work } from './sql/work.ts';
@@ -31,6 +31,14 @@ export const CHECKPOINT_SNAPSHOT_EVERY = 16;
 const ITEM_COLUMNS = 'i.seq, i.id, i.type, i.payload, i.upstream';
 /** Above every conversation position (an INTEGER column). */
 const MAX_POSITION = 2_147_483_647;
+const NOTHING = Buffer.alloc(0);
+const TOO_LONG: History = Object.freeze({ seqs: [], upstream: NOTHING, tooLong: true });
+
+/** A history's upstream forms, joined by the database (see History.upstream): one value
+ * to read, however many items. */
+function historyBytes(joined: unknown): Buffer {
+  return typeof joined === 'string' && joined.length > 0 ? Buffer.from(joined) : NOTHING;
+}
 
 /** What a new checkpoint builds on. */
 interface CheckpointBase {
@@ -88,12 +96,13 @@ export class SqlStore implements Store {
     return { seqs, inputCount: Number(head['input_count']), depth: Number(head['checkpoint_depth']) };
   }
 
-  loadResponseContext(tenant: string, responseId: string, now: number): Promise<History | undefined> {
-    return this.#backend.read(function* (this: SqlStore) {
+  loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
+    return this.#backend.read(function* (this: SqlStore): Work<History | undefined> {
       const context = yield* this.#context(tenant, responseId, now);
       if (context === undefined) return undefined;
-      const items = (yield* all(this.#sql.historyBySeq, this.#backend.dialect.list(context.seqs))).map(toHistoryItem);
-      return { seqs: context.seqs, items };
+      if (context.seqs.length > maxItems) return TOO_LONG;
+      const row = yield* first(this.#sql.historyBySeq, this.#backend.dialect.list(context.seqs));
+      return { seqs: context.seqs, upstream: historyBytes(row?.['upstream']), tooLong: false };
     }.bind(this));
   }
 
@@ -339,11 +348,14 @@ export class SqlStore implements Store {
     return deleted;
   }
 
-  loadConversationItems(tenant: string, conversationId: string): Promise<History | undefined> {
-    return this.#backend.read(function* (this: SqlStore) {
+  loadConversationItems(tenant: string, conversationId: string, maxItems = MAX_POSITION): Promise<History | undefined> {
+    return this.#backend.read(function* (this: SqlStore): Work<History | undefined> {
       if ((yield* first(this.#sql.conversation, conversationId, tenant)) === undefined) return undefined;
-      const items = (yield* all(this.#sql.conversationHistory, conversationId)).map(toHistoryItem);
-      return { seqs: items.map((item) => item.seq), items };
+      // One more than allowed tells that there are too many, without reading them all.
+      const row = (yield* first(this.#sql.conversationHistory, conversationId, Math.min(maxItems, MAX_POSITION - 1) + 1)) ?? {};
+      if (Number(row['n']) > maxItems) return TOO_LONG;
+      const seqs = typeof row['seqs'] === 'string' ? row['seqs'].split(',').map(Number) : [];
+      return { seqs, upstream: historyBytes(row['upstream']), tooLong: false };
     }.bind(this));
   }
 
@@ -443,7 +455,7 @@ function statements(backend: SqlBackend) {
     anyChain: chain('tenant = ?'),
     body: 'SELECT body FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?',
     checkpointDepth: `SELECT checkpoint_depth FROM responses WHERE id = ? AND tenant = ?${d.forUpdate}`,
-    historyBySeq: `SELECT i.seq, i.id, i.upstream FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
+    historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
     itemsById: `SELECT ${ITEM_COLUMNS} FROM ${d.orderedList('j', 'text')} JOIN items i ON i.id = j.value WHERE i.tenant = ? ORDER BY j.key`,
     insertResponse: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
@@ -457,8 +469,10 @@ function statements(backend: SqlBackend) {
       SELECT CAST(? AS TEXT), CAST(? AS INTEGER) + j.key, j.value FROM ${seqList}`,
     releaseItems: `UPDATE items SET holders = holders - 1 WHERE seq IN (SELECT j.value FROM ${seqList})`,
     deleteUnheldItems: `DELETE FROM items WHERE holders <= 0 AND seq IN (SELECT j.value FROM ${seqList})`,
-    conversationHistory: `SELECT i.seq, i.id, i.upstream FROM conversation_items ci JOIN items i ON i.seq = ci.item_seq
-      WHERE ci.conversation_id = ? ORDER BY ci.position`,
+    conversationHistory: `SELECT COUNT(*) AS n, ${d.joinText('CAST(t.item_seq AS TEXT)', 't.position')} AS seqs,
+        ${d.joinText("NULLIF(t.upstream, '')", 't.position')} AS upstream
+      FROM (SELECT ci.position, ci.item_seq, i.upstream FROM conversation_items ci JOIN items i ON i.seq = ci.item_seq
+        WHERE ci.conversation_id = ? ORDER BY ci.position LIMIT ?) t`,
     memberPosition: `SELECT ci.position FROM items i JOIN conversation_items ci ON ci.item_seq = i.seq
       WHERE ci.conversation_id = ? AND i.id = ?`,
     member: `SELECT ${ITEM_COLUMNS} FROM conversations c JOIN conversation_items ci ON ci.conversation_id = c.id

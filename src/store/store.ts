@@ -26,18 +26,18 @@ export interface StoredItem {
 
 export type NewItem = Omit<StoredItem, 'seq'>;
 
-/** An item as history: only what a continuation sends to vLLM. */
-export interface HistoryItem {
-  readonly seq: number;
-  readonly id: string;
-  readonly upstream: string;
-}
-
-/** The context a new turn continues: its items in order (items deleted since are left out). */
+/** The context a new turn continues, as vLLM is to get it. */
 export interface History {
   /** The checkpoint's seqs, in order. */
   readonly seqs: readonly number[];
-  readonly items: readonly HistoryItem[];
+  /** The items' upstream forms in order, joined with commas, as UTF-8 bytes; an empty form
+   * (nothing to send) and an item deleted since are left out. Built where the history is
+   * read and handed over whole: a history of thousands of items costs the event loop
+   * nothing to join, encode or copy (the SQLite thread transfers the bytes). */
+  readonly upstream: Buffer;
+  /** True when the context has more than the items asked for at most: then seqs and
+   * upstream are left empty (nothing is read that would be refused anyway). */
+  readonly tooLong: boolean;
 }
 
 export interface SaveResponse {
@@ -102,7 +102,8 @@ export interface Store {
   migrate(): Promise<void>;
 
   // Responses. `now` (epoch ms) decides what has expired.
-  loadResponseContext(tenant: string, responseId: string, now: number): Promise<History | undefined>;
+  /** `maxItems` bounds what is read (see History.tooLong). */
+  loadResponseContext(tenant: string, responseId: string, now: number, maxItems?: number): Promise<History | undefined>;
   getResponseBody(tenant: string, responseId: string, now: number): Promise<string | undefined>;
   listInputItems(tenant: string, responseId: string, query: PageQuery, now: number): Promise<Page | PageProblem>;
   /** Persists a finished turn; the write is committed when the promise resolves. */
@@ -117,8 +118,9 @@ export interface Store {
   getConversation(tenant: string, conversationId: string): Promise<ConversationRecord | undefined>;
   updateConversation(tenant: string, conversationId: string, metadata: string): Promise<ConversationRecord | undefined>;
   deleteConversation(tenant: string, conversationId: string): Promise<boolean>;
-  /** The conversation's items in order, as history for a new turn; undefined if it does not exist. */
-  loadConversationItems(tenant: string, conversationId: string): Promise<History | undefined>;
+  /** The conversation's items in order, as history for a new turn; undefined if it does not
+   * exist. `maxItems` bounds what is read (see History.tooLong). */
+  loadConversationItems(tenant: string, conversationId: string, maxItems?: number): Promise<History | undefined>;
   /** One page, read in O(limit) whatever the conversation's length. */
   listConversationItems(tenant: string, conversationId: string, query: PageQuery): Promise<Page | PageProblem>;
   /** Appends new items; resolves with them as stored, or undefined if the conversation does not exist. */

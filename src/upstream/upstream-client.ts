@@ -15,7 +15,8 @@ export interface ForwardRequest {
   readonly path: string;
   /** Flat [name, value, ...] list, already filtered. */
   readonly headers: readonly string[];
-  readonly body: Buffer | string | null;
+  /** Bytes, or bytes in parts (written one after another, with the content-length the caller sets). */
+  readonly body: Buffer | readonly Buffer[] | null;
 }
 
 export type HealthResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
@@ -58,7 +59,9 @@ export class UpstreamClient {
         method: request.method,
         path: this.#basePath + request.path,
         headers: request.headers as string[],
-        body: request.body,
+        // undici writes an iterable body chunk by chunk (lib/core/request.js accepts any
+        // iterable; its types list only the single-chunk kinds).
+        body: request.body as Buffer | null,
       },
       handler,
     );

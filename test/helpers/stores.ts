@@ -10,16 +10,18 @@ import type { SqlBackend } from '../../src/store/sql/backend.ts';
 import type { QueryResult, Row, Work } from '../../src/store/sql/work.ts';
 import { SqlStore } from '../../src/store/sql-store.ts';
 import { SqliteBackend } from '../../src/store/sqlite/sqlite-backend.ts';
+import { SqliteThreadStore } from '../../src/store/sqlite/sqlite-thread-store.ts';
 import { sqliteDriver } from '../../src/store/sqlite/sqlite-driver.ts';
 import type { Store, StoreOptions } from '../../src/store/store.ts';
 import { createTestSchema, postgresSkip, testDatabaseUrl, type TestSchema } from './postgres.ts';
 
 export interface OpenedStore {
   readonly store: Store;
-  /** The backend under the store: another SqlStore over it sees the same database. */
-  readonly backend: SqlBackend;
-  /** Rows the store's queries returned so far (see countingBackend). */
-  rowsRead(): number;
+  /** Another store over the same database, with other options (a gateway restarted with other flags). */
+  withOptions(options: StoreOptions): Store;
+  /** Rows the store's queries returned so far (see countingBackend); undefined where the
+   * queries run on another thread. */
+  readonly rowsRead: (() => number) | undefined;
   /** Runs SQL directly against the database behind the store (`?` placeholders). */
   rawQuery(sql: string, ...params: unknown[]): Promise<Row[]>;
   /** The files holding the database (SQLite), to search for what was deleted. */
@@ -27,7 +29,7 @@ export interface OpenedStore {
 }
 
 export interface StoreKind {
-  readonly name: 'sqlite (memory)' | 'sqlite (file)' | 'postgres';
+  readonly name: 'sqlite (memory)' | 'sqlite (file)' | 'sqlite (thread)' | 'postgres';
   /** Why this store cannot be tested here (a suite's `skip` option), or undefined. */
   readonly skip: string | undefined;
   open(options?: Partial<StoreOptions>): Promise<OpenedStore>;
@@ -65,11 +67,23 @@ function opened(backend: SqlBackend, options: Partial<StoreOptions>, raw: Opened
   const counting = countingBackend(backend, counter);
   return {
     store: new SqlStore(counting, { ...DEFAULT_OPTIONS, ...options }),
-    backend: counting,
+    withOptions: (other) => new SqlStore(counting, other),
     rowsRead: () => counter.rows,
     rawQuery: raw,
     files,
   };
+}
+
+/** SQL against a SQLite file, on a connection of its own. */
+function readFile(path: string, sql: string, params: readonly unknown[]): Promise<Row[]> {
+  const Database = sqliteDriver();
+  const db = new Database(path);
+  try {
+    const statement = db.prepare(sql);
+    return Promise.resolve((statement.reader ? statement.all(...params) : (statement.run(...params), [])) as Row[]);
+  } finally {
+    db.close();
+  }
 }
 
 function sqliteKind(name: 'sqlite (memory)' | 'sqlite (file)'): StoreKind {
@@ -89,14 +103,7 @@ function sqliteKind(name: 'sqlite (memory)' | 'sqlite (file)'): StoreKind {
             return [...(yield { sql, params: params as never[] }).rows];
           });
         }
-        const Database = sqliteDriver();
-        const db = new Database(path);
-        try {
-          const statement = db.prepare(sql);
-          return (statement.reader ? statement.all(...params) : (statement.run(...params), [])) as Row[];
-        } finally {
-          db.close();
-        }
+        return readFile(path, sql, params);
       };
       return Promise.resolve(opened(backend, options, raw, path === ':memory:' ? [] : [path, `${path}-wal`]));
     },
@@ -129,9 +136,38 @@ function postgresKind(skip: string | undefined): StoreKind {
   };
 }
 
+/** SQLite as the gateway opens it: the same SqlStore, on a thread of its own. */
+function sqliteThreadKind(): StoreKind {
+  const dir = mkdtempSync(join(tmpdir(), 'rg-store-thread-'));
+  let counter = 0;
+  const opened: SqliteThreadStore[] = [];
+  return {
+    name: 'sqlite (thread)',
+    skip: undefined,
+    open(options = {}) {
+      const path = join(dir, `store-${counter++}.db`);
+      const open = (storeOptions: StoreOptions): Store => {
+        const store = new SqliteThreadStore(path, QUERY_TIMEOUT_MS, storeOptions);
+        opened.push(store);
+        return store;
+      };
+      return Promise.resolve({
+        store: open({ ...DEFAULT_OPTIONS, ...options }),
+        withOptions: open,
+        rowsRead: undefined,
+        rawQuery: (sql: string, ...params: unknown[]) => readFile(path, sql, params),
+        files: [path, `${path}-wal`],
+      });
+    },
+    cleanup: async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    },
+  };
+}
+
 /** Every store a contract runs against (PostgreSQL's with its skip reason, see postgresSkip). */
 export async function storeKinds(): Promise<StoreKind[]> {
-  return [sqliteKind('sqlite (memory)'), sqliteKind('sqlite (file)'), postgresKind(await postgresSkip())];
+  return [sqliteKind('sqlite (memory)'), sqliteKind('sqlite (file)'), sqliteThreadKind(), postgresKind(await postgresSkip())];
 }
 
 /** A store in memory, for a gateway a test wraps or inspects. */

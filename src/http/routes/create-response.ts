@@ -1,5 +1,4 @@
 // POST /v1/responses, as one pipeline: receive -> decide -> (state) -> forward -> relay.
-import { parseCreateResponseRequest } from '../../responses/create-request.ts';
 import { forward } from '../forward.ts';
 import type { GatewayDeps } from '../gateway-deps.ts';
 import { readBody } from '../read-body.ts';
@@ -14,7 +13,7 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
     return;
   }
   // decide: a body that is not a valid request never reaches vLLM
-  const request = parseCreateResponseRequest(rawBody, deps.config.server.maxJsonDepth);
+  const request = await deps.state.responses.parseCreate(rawBody);
   // state: load the history, build the one stateless request vLLM gets, and the relay
   // that normalizes the answer and stores it before its last event
   const plan = await deps.state.responses.planCreate(ctx.tenant, request, () => ctx.log);

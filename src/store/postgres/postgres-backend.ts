@@ -37,6 +37,7 @@ export const POSTGRES_DIALECT: SqlDialect = {
   orderedList: (alias, type) =>
     `(SELECT u.value, u.ord - 1 AS key FROM unnest(?::${type}[]) WITH ORDINALITY AS u(value, ord)) AS ${alias}`,
   list: (values) => values,
+  joinText: (expression, orderBy) => `string_agg(${expression}, ',' ORDER BY ${orderBy})`,
   forUpdate: ' FOR UPDATE',
   forUpdateSkipLocked: ' FOR UPDATE SKIP LOCKED',
   // One round trip for all of them.

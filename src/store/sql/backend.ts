@@ -23,6 +23,9 @@ export interface SqlDialect {
   orderedList(alias: string, type: 'bigint' | 'text'): string;
   /** The parameter for orderedList. */
   list(values: readonly number[] | readonly string[]): SqlValue;
+  /** An aggregate joining the text `expression` of the rows with commas, in `orderBy`
+   * order, NULLs left out (NULL when all are). */
+  joinText(expression: string, orderBy: string): string;
   /** Locks the rows a SELECT reads until the transaction ends (PostgreSQL; SQLite's write
    * transaction already excludes every other writer). */
   readonly forUpdate: string;

@@ -22,6 +22,7 @@ export const SQLITE_DIALECT: SqlDialect = {
   name: 'sqlite',
   orderedList: (alias) => `json_each(?) AS ${alias}`,
   list: (values) => JSON.stringify(values),
+  joinText: (expression, orderBy) => `group_concat(${expression}, ',' ORDER BY ${orderBy})`,
   forUpdate: '',
   forUpdateSkipLocked: '',
   // One prepared statement per row: in-process, a row costs a few microseconds.
