@@ -128,7 +128,8 @@ describe('standalone', () => {
     const metrics = await send(`http://127.0.0.1:${port}/metrics`);
     assert.match(metrics.text(), /gateway_http_requests_total\{route="\/v1\/responses",method="POST",status="200"\} 20/,
       'metrics are summed over the workers');
-    const servedBy = new Set(run.logs().filter((line) => line['path'] === '/v1/responses').map((line) => line['pid']));
+    const served = await run.waitForLogs((line) => line['path'] === '/v1/responses', 20);
+    const servedBy = new Set(served.map((line) => line['pid']));
     assert.equal(servedBy.size, 2, 'both workers served requests');
     run.child.kill('SIGTERM');
     assert.equal((await run.exited).code, 0);

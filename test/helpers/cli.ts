@@ -17,6 +17,9 @@ export interface CliRun {
   logs(): Record<string, unknown>[];
   /** Resolves with the first log line whose msg matches (rejects if the process exits first). */
   waitForLog(msg: string): Promise<Record<string, unknown>>;
+  /** Resolves with the log lines that match once there are `count` of them (lines leave
+   * in batches, up to 200 ms after they were written). */
+  waitForLogs(match: (line: Record<string, unknown>) => boolean, count: number): Promise<Record<string, unknown>[]>;
 }
 
 /** Environment without the variables a developer's shell might set for the gateway. */
@@ -83,29 +86,35 @@ export function runCli(args: readonly string[], env: Record<string, string> = {}
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
+  const waitForLogs: CliRun['waitForLogs'] = (match, count) =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const found = logs().filter(match);
+        if (found.length < count) return false;
+        resolve(found);
+        return true;
+      };
+      if (check()) return;
+      const listener = (): void => {
+        if (check()) listeners.splice(listeners.indexOf(listener), 1);
+      };
+      listeners.push(listener);
+      void exited.then(() => {
+        if (!check()) reject(new Error(`exited with ${logs().filter(match).length} of ${count} lines; stdout: ${out}`));
+      });
+    });
   return {
     child,
     exited,
     stdout: () => out,
     stderr: () => err,
     logs,
+    waitForLogs,
     waitForLog(msg) {
-      return new Promise((resolve, reject) => {
-        const check = (): boolean => {
-          const found = logs().find((line) => line['msg'] === msg);
-          if (found === undefined) return false;
-          resolve(found);
-          return true;
-        };
-        if (check()) return;
-        const listener = (): void => {
-          if (check()) listeners.splice(listeners.indexOf(listener), 1);
-        };
-        listeners.push(listener);
-        void exited.then(({ code, signal }) => {
-          if (!check()) reject(new Error(`exited (${String(code ?? signal)}) before "${msg}"; stderr: ${err}; stdout: ${out}`));
-        });
-      });
+      return waitForLogs((line) => line['msg'] === msg, 1).then(
+        (lines) => lines[0] as Record<string, unknown>,
+        () => Promise.reject(new Error(`exited before "${msg}"; stderr: ${err}; stdout: ${out}`)),
+      );
     },
   };
 }
