@@ -1,14 +1,27 @@
-// npm run soak [-- --minutes 10 | --seconds 60] [--concurrency 16] [--out FILE]
+// npm run soak [-- --minutes 10 | --seconds 60] [--concurrency 16] [--workers 2] [--db-url URL] [--out FILE]
 //
-// Mixed traffic through the real gateway (CLI, its own process) to the simulated vLLM
-// (its own process): streamed and non-streamed responses, continuations, chat
-// completions, random client aborts, and injected upstream faults. It samples the
-// gateway's RSS and open file descriptors, and at the end checks that no connection to
-// vLLM is left open. Exit code 1 on an unexpected error, growth after warm-up, or a leak.
+// Mixed traffic through the real gateway (the compiled command, --workers 2, its own
+// processes) to the simulated vLLM (its own process), with faults injected from every
+// side:
+// - vLLM: resets, truncated and stalled streams, 500s, garbage, missing terminal events;
+// - clients: random aborts, and clients that stop reading (ended by --client-write-timeout);
+// - the database: its connections terminated every few seconds (PostgreSQL:
+//   TEST_DATABASE_URL or --db-url; with SQLite there is no connection to kill);
+// - the gateway itself: a worker SIGKILLed every 15 s (4 a minute: under the crash-loop
+//   limit of 3 per worker).
+// A request may fail only because of a fault injected while it ran. At the end, every
+// response a client saw completed is read back: its body must be the one the client got,
+// and its input items must be there (nothing lost, nothing half-written). It samples the
+// gateway's RSS and open file descriptors (all its processes), and checks that no
+// connection to vLLM is left open. Exit code 1 on an unexpected error, a lost or
+// half-written response, growth after warm-up, or a leak.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type ClientRequest } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { Pool } from 'undici';
 
 const ROOT = new URL('../', import.meta.url).pathname;
@@ -19,10 +32,17 @@ const option = (name: string): string | undefined => {
 };
 const durationMs = option('seconds') !== undefined ? Number(option('seconds')) * 1000 : Number(option('minutes') ?? 10) * 60_000;
 const concurrency = Number(option('concurrency') ?? 16);
+const workers = Number(option('workers') ?? 2);
 const outFile = option('out');
 const SAMPLE_EVERY_MS = durationMs >= 300_000 ? 15_000 : 5_000;
 /** The first part of the run is warm-up: growth is judged after it. */
 const WARMUP_FRACTION = 0.25;
+const DB_KILL_EVERY_MS = 3_000;
+const WORKER_KILL_EVERY_MS = 15_000;
+const WRITE_TIMEOUT_S = 2;
+/** A fault counts for the requests it overlapped, and this long after (a pool's dead
+ * connection is found on its next use). */
+const FAULT_MARGIN_MS = 1_000;
 
 /** `command` runs under node; TypeScript sources get tsx, compiled JavaScript runs bare. */
 function startProcess(command: string[], name: string): { child: ChildProcess; line: (pattern: RegExp) => Promise<RegExpExecArray> } {
@@ -57,6 +77,24 @@ const build = spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio:
 if (build.status !== 0) throw new Error('npm run build failed');
 const dbDir = mkdtempSync(join(tmpdir(), 'rg-soak-'));
 
+// --- the database ----------------------------------------------------------------------
+
+const postgresUrl = option('db-url') ?? process.env['TEST_DATABASE_URL'];
+const appName = `rg_soak_${randomBytes(4).toString('hex')}`;
+let admin: pg.Client | undefined;
+let schema: string | undefined;
+let dbUrl = `sqlite:${join(dbDir, 'soak.db')}`;
+if (postgresUrl !== undefined && postgresUrl.startsWith('postgres')) {
+  admin = new pg.Client({ connectionString: postgresUrl });
+  await admin.connect();
+  schema = `rg_soak_${randomBytes(4).toString('hex')}`;
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const url = new URL(postgresUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  url.searchParams.set('application_name', appName);
+  dbUrl = url.toString();
+}
+
 const sim = startProcess(['sim/cli.ts', '--port', '0', '--no-record', '--chunk-delay-ms', '2'], 'simulated vLLM');
 const simUrl = (await sim.line(/listening on (http:\/\/\S+)/))[1] as string;
 const gateway = startProcess(
@@ -65,8 +103,11 @@ const gateway = startProcess(
     '--llm-api-base', simUrl,
     '--gateway-host', '127.0.0.1',
     '--gateway-port', '0',
-    '--db-url', `sqlite:${join(dbDir, 'soak.db')}`,
+    '--workers', String(workers),
+    '--db-url', dbUrl,
+    '--db-pool-size', '4',
     '--upstream-idle-timeout', '1',
+    '--client-write-timeout', String(WRITE_TIMEOUT_S),
     '--log-level', 'info',
   ],
   'gateway',
@@ -74,18 +115,67 @@ const gateway = startProcess(
 const gatewayUrl = (await gateway.line(/"url":"(http:\/\/[^"]+)"/))[1] as string;
 const gatewayPid = gateway.child.pid as number;
 
+// --- faults from the outside -----------------------------------------------------------
+
+/** When each kind of outside fault happened (epoch ms). */
+const faultTimes = { db: [] as number[], worker: [] as number[] };
+const counts = new Map<string, number>();
+const count = (kind: string): void => void counts.set(kind, (counts.get(kind) ?? 0) + 1);
+
+function faultDuring(kind: keyof typeof faultTimes, from: number, to: number): boolean {
+  return faultTimes[kind].some((at) => at >= from - FAULT_MARGIN_MS && at <= to + FAULT_MARGIN_MS);
+}
+
+/** The gateway's processes: the primary and its workers (Linux). */
+function workerPids(): number[] {
+  try {
+    return readFileSync(`/proc/${gatewayPid}/task/${gatewayPid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const faultTimers: NodeJS.Timeout[] = [];
+if (admin !== undefined) {
+  const killer = admin;
+  faultTimers.push(
+    setInterval(() => {
+      faultTimes.db.push(Date.now());
+      killer
+        .query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [appName])
+        .then((result) => counts.set('db connections killed', (counts.get('db connections killed') ?? 0) + (result.rowCount ?? 0)))
+        .catch(() => undefined);
+    }, DB_KILL_EVERY_MS),
+  );
+}
+if (workers > 1) {
+  faultTimers.push(
+    setInterval(() => {
+      const pids = workerPids();
+      const victim = pids[Math.floor(Math.random() * pids.length)];
+      if (victim === undefined) return;
+      faultTimes.worker.push(Date.now());
+      try {
+        process.kill(victim, 'SIGKILL');
+        count('workers killed');
+      } catch {
+        // Gone already.
+      }
+    }, WORKER_KILL_EVERY_MS),
+  );
+}
+
 // --- traffic ---------------------------------------------------------------------------
 
-type Outcome = 'ok' | 'injected' | 'client_abort' | 'unexpected';
-const counts = new Map<string, number>();
+type Outcome = 'ok' | 'injected' | 'client_abort' | 'stalled' | 'unexpected';
 const unexpected: string[] = [];
 const latenciesMs: number[] = [];
 let requests = 0;
 const previousIds: string[] = [];
-
-function count(kind: string): void {
-  counts.set(kind, (counts.get(kind) ?? 0) + 1);
-}
+/** Every response a client saw completed (and stored), with a hash of what it got. */
+const completed = new Map<string, string>();
+/** Clients that stopped reading, kept open to the end (the gateway must end them). */
+const stalledClients: ClientRequest[] = [];
 
 const client = new Pool(gatewayUrl, { connections: concurrency, pipelining: 1 });
 
@@ -97,6 +187,7 @@ interface Plan {
   /** What counts as the expected outcome of an injected fault. */
   readonly fault?: 'status' | 'stream-failed';
   readonly abortAfterMs?: number;
+  readonly stopReading?: boolean;
 }
 
 function plan(): Plan {
@@ -105,20 +196,71 @@ function plan(): Plan {
   const input = `soak ${requests} with a few words`;
   if (roll < 0.3) return { kind: 'json', path: '/v1/responses', body: { model: 'm', input, ...(previous ? { previous_response_id: previous } : {}) }, sim: '' };
   if (roll < 0.6) return { kind: 'stream', path: '/v1/responses', body: { model: 'm', input, stream: true, ...(previous ? { previous_response_id: previous } : {}) }, sim: `deltas=${20 + Math.floor(Math.random() * 80)}` };
-  if (roll < 0.7) return { kind: 'stateless', path: '/v1/responses', body: { model: 'm', input, store: false }, sim: '' };
-  if (roll < 0.78) return { kind: 'chat', path: '/v1/chat/completions', body: { model: 'm', stream: true, messages: [{ role: 'user', content: input }] }, sim: '' };
-  if (roll < 0.85) return { kind: 'client-abort', path: '/v1/responses', body: { model: 'm', input, stream: true }, sim: 'deltas=200;slow=5', abortAfterMs: 5 + Math.random() * 40 };
+  if (roll < 0.68) return { kind: 'stateless', path: '/v1/responses', body: { model: 'm', input, store: false }, sim: '' };
+  if (roll < 0.75) return { kind: 'chat', path: '/v1/chat/completions', body: { model: 'm', stream: true, messages: [{ role: 'user', content: input }] }, sim: '' };
+  if (roll < 0.82) return { kind: 'client-abort', path: '/v1/responses', body: { model: 'm', input, stream: true }, sim: 'deltas=200;slow=5', abortAfterMs: 5 + Math.random() * 40 };
+  if (roll < 0.85) return { kind: 'stops reading', path: '/v1/responses', body: { model: 'm', input, stream: true, store: false }, sim: 'deltas=60000;slow=0', stopReading: true };
   const fault = ['reset-after=5', 'truncate-after=6', 'stall-after=4', 'status=500', 'garbage', 'reset-before-headers', 'quirk=no-terminal'][Math.floor(Math.random() * 7)] as string;
   const streamed = !['status=500', 'garbage', 'reset-before-headers'].includes(fault);
   return { kind: `fault:${fault.split('=')[0] as string}`, path: '/v1/responses', body: { model: 'm', input, stream: streamed }, sim: fault, fault: streamed ? 'stream-failed' : 'status' };
 }
 
+/** The response object a client got: the JSON body, or a stream's terminal event's. */
+function finalResponse(text: string, streamed: boolean): { id: string; status: string; json: string } | undefined {
+  let response: Record<string, unknown> | undefined;
+  try {
+    if (!streamed) response = JSON.parse(text) as Record<string, unknown>;
+    else {
+      const data = text.split('\n').filter((line) => line.startsWith('data: {')).at(-1);
+      response = data === undefined ? undefined : ((JSON.parse(data.slice(6)) as { response?: Record<string, unknown> }).response);
+    }
+  } catch {
+    return undefined;
+  }
+  if (response === undefined || typeof response['id'] !== 'string') return undefined;
+  return { id: response['id'], status: String(response['status']), json: JSON.stringify(response) };
+}
+
+const hash = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** A request whose answer is never read: the gateway ends it after --client-write-timeout. */
+function stopReading(p: Plan): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const req = httpRequest(`${gatewayUrl}${p.path}`, {
+      method: 'POST',
+      agent: false,
+      headers: { 'content-type': 'application/json', 'x-sim': p.sim },
+    });
+    req.on('response', (res) => {
+      res.pause();
+      resolve('stalled');
+    });
+    req.on('error', () => resolve('stalled'));
+    req.end(JSON.stringify(p.body));
+    stalledClients.push(req);
+  });
+}
+
+const inFlight = new Map<number, { kind: string; since: number }>();
 async function once(): Promise<Outcome> {
+  const key = requests;
   const p = plan();
+  inFlight.set(key, { kind: `${p.kind} ${p.sim}`, since: Date.now() });
+  try {
+    return await onceWith(p);
+  } finally {
+    inFlight.delete(key);
+  }
+}
+
+async function onceWith(p: Plan): Promise<Outcome> {
   requests += 1;
+  if (p.stopReading === true) return stopReading(p);
+  const startedAt = Date.now();
   const started = performance.now();
   const abort = new AbortController();
   const timer = p.abortAfterMs === undefined ? undefined : setTimeout(() => abort.abort(), p.abortAfterMs);
+  const injected = (): boolean => faultDuring('db', startedAt, Date.now()) || faultDuring('worker', startedAt, Date.now());
   try {
     const res = await client.request({
       method: 'POST',
@@ -135,24 +277,38 @@ async function once(): Promise<Outcome> {
       unexpected.push(`${p.kind}: status ${res.statusCode}`);
       return 'unexpected';
     }
+    if (res.statusCode === 503 && text.includes('"store_unavailable"') && faultDuring('db', startedAt, Date.now())) return 'injected';
     if (res.statusCode !== 200) {
       unexpected.push(`${p.kind}: status ${res.statusCode}: ${text.slice(0, 200)}`);
       return 'unexpected';
     }
-    if (p.kind === 'chat') return text.endsWith('data: [DONE]\n\n') ? 'ok' : 'unexpected';
+    if (p.kind === 'chat') {
+      if (text.endsWith('data: [DONE]\n\n')) return 'ok';
+      if (injected()) return 'injected';
+      unexpected.push('chat: the stream did not end with [DONE]');
+      return 'unexpected';
+    }
+    const streamed = p.body['stream'] === true;
+    if (streamed && !text.endsWith('data: [DONE]\n\n')) {
+      if (injected()) return 'injected'; // its worker was killed mid-stream
+      unexpected.push(`${p.kind}: the stream was cut off`);
+      return 'unexpected';
+    }
     const failed = text.includes('event: response.failed');
     if (p.fault === 'stream-failed') {
-      if (failed && text.endsWith('data: [DONE]\n\n')) return 'injected';
+      if (failed) return 'injected';
       unexpected.push(`${p.kind}: the stream did not end with response.failed`);
       return 'unexpected';
     }
     if (failed) {
+      if (text.includes('"store_unavailable"') && faultDuring('db', startedAt, Date.now())) return 'injected';
       unexpected.push(`${p.kind}: response.failed without a fault: ${text.slice(text.indexOf('event: error'), text.indexOf('event: error') + 300)}`);
       return 'unexpected';
     }
-    const id = /"id":"(resp_[0-9a-f]+)"/.exec(text)?.[1];
-    if (id !== undefined && p.body['store'] !== false) {
-      previousIds.push(id);
+    const response = finalResponse(text, streamed);
+    if (response !== undefined && response.status === 'completed' && p.body['store'] !== false) {
+      completed.set(response.id, hash(response.json));
+      previousIds.push(response.id);
       if (previousIds.length > 200) previousIds.shift();
     }
     latenciesMs.push(performance.now() - started);
@@ -160,6 +316,7 @@ async function once(): Promise<Outcome> {
   } catch (error) {
     clearTimeout(timer);
     if (p.abortAfterMs !== undefined && abort.signal.aborted) return 'client_abort';
+    if (injected()) return 'injected';
     unexpected.push(`${p.kind}: ${error instanceof Error ? error.message : String(error)}`);
     return 'unexpected';
   }
@@ -177,15 +334,27 @@ const samples: Sample[] = [];
 const startedAt = Date.now();
 
 function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0; // a worker that just died
+  }
+}
+
+function fds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
 }
 
 function sample(): void {
+  const pids = [gatewayPid, ...workerPids()];
   samples.push({
     atS: Math.round((Date.now() - startedAt) / 1000),
-    rssMiB: Math.round(rssMiB(gatewayPid) * 10) / 10,
-    fds: readdirSync(`/proc/${gatewayPid}/fd`).length,
+    rssMiB: Math.round(pids.reduce((sum, pid) => sum + rssMiB(pid), 0) * 10) / 10,
+    fds: pids.reduce((sum, pid) => sum + fds(pid), 0),
     requests,
   });
 }
@@ -197,26 +366,73 @@ async function upstreamConnections(): Promise<number> {
 
 // --- run -------------------------------------------------------------------------------
 
-console.log(`soak: ${durationMs / 1000} s, concurrency ${concurrency}, gateway ${gatewayUrl} (pid ${gatewayPid}), vLLM ${simUrl}`);
+console.log(
+  `soak: ${durationMs / 1000} s, concurrency ${concurrency}, gateway ${gatewayUrl} (pid ${gatewayPid}, ${workers} workers), ` +
+    `vLLM ${simUrl}, store ${admin === undefined ? 'SQLite (no database connections to kill)' : 'PostgreSQL'}`,
+);
 sample();
-const sampler = setInterval(sample, SAMPLE_EVERY_MS);
+const sampler = setInterval(() => {
+  sample();
+  const last = samples.at(-1);
+  console.error(`  ${last?.atS ?? 0} s: ${requests} requests, RSS ${last?.rssMiB ?? 0} MiB`);
+  const old = [...inFlight.values()].filter((r) => Date.now() - r.since > 10_000);
+  if (old.length > 0) console.error(`  still in flight after 10 s: ${JSON.stringify(old.map((r) => r.kind))}`);
+}, SAMPLE_EVERY_MS);
 const deadline = Date.now() + durationMs;
 await Promise.all(
   Array.from({ length: concurrency }, async () => {
     while (Date.now() < deadline) count(await once());
   }),
 );
+for (const timer of faultTimers) clearInterval(timer);
 clearInterval(sampler);
 sample();
-await client.close();
 
-// Idle connections to vLLM close after the gateway's keep-alive (4 s): wait a little longer.
+console.error(`  load over; reading back ${completed.size} completed responses`);
+// Nothing completed is lost or half-written: each is read back whole.
+let lost = 0;
+let halfWritten = 0;
+const readBack = [...completed];
+await Promise.all(
+  Array.from({ length: 16 }, async () => {
+    for (let next = readBack.pop(); next !== undefined; next = readBack.pop()) {
+      const [id, expected] = next;
+      const res = await client.request({ method: 'GET', path: `/v1/responses/${id}` });
+      const text = await res.body.text();
+      if (res.statusCode !== 200) {
+        lost += 1;
+        if (unexpected.length < 40) unexpected.push(`${id}: completed, then GET answered ${res.statusCode}`);
+        continue;
+      }
+      const items = await client.request({ method: 'GET', path: `/v1/responses/${id}/input_items?limit=1` });
+      const itemsJson = (await items.body.json()) as { data?: unknown[] };
+      if (hash(JSON.stringify(JSON.parse(text))) !== expected || items.statusCode !== 200 || (itemsJson.data?.length ?? 0) === 0) {
+        halfWritten += 1;
+        if (unexpected.length < 40) unexpected.push(`${id}: stored differently from what the client got, or without its items`);
+      }
+    }
+  }),
+);
+
+// Connections of clients that stopped reading: the gateway ended them (else their
+// generations would still hold connections to vLLM below). Idle connections to vLLM
+// close after the gateway's keep-alive (4 s): wait a little longer.
 await new Promise((resolve) => setTimeout(resolve, 6_000));
 const leaked = await upstreamConnections();
+if (leaked > 0) {
+  const metrics = await (await fetch(`${gatewayUrl}/metrics`)).text();
+  console.error(metrics.split('\n').filter((line) => /^gateway_(open_streams|http_requests_in_flight|client_write_timeouts_total)/.test(line)).join('\n'));
+}
+for (const req of stalledClients) req.destroy();
+await client.close();
 
 stopping = true;
 gateway.child.kill('SIGTERM');
 sim.child.kill('SIGTERM');
+if (admin !== undefined) {
+  await admin.query(`DROP SCHEMA ${schema as string} CASCADE`).catch(() => undefined);
+  await admin.end();
+}
 
 // --- report ----------------------------------------------------------------------------
 
@@ -232,18 +448,24 @@ const rssGrowth = mean(lastHalf.map((s) => s.rssMiB)) - mean(firstHalf.map((s) =
 const fdGrowth = Math.max(...lastHalf.map((s) => s.fds)) - Math.max(...firstHalf.map((s) => s.fds));
 const problems: string[] = [];
 if ((counts.get('unexpected') ?? 0) > 0) problems.push(`${counts.get('unexpected') ?? 0} unexpected errors`);
-if (rssGrowth > 25) problems.push(`RSS grew by ${rssGrowth.toFixed(1)} MiB after warm-up`);
-if (fdGrowth > 8) problems.push(`open file descriptors grew by ${fdGrowth} after warm-up`);
+if (lost > 0) problems.push(`${lost} completed responses lost`);
+if (halfWritten > 0) problems.push(`${halfWritten} completed responses half-written`);
+// Workers are killed and replaced: the sum over processes swings by one worker's size.
+const rssAllowance = workers > 1 ? 60 : 25;
+if (rssGrowth > rssAllowance) problems.push(`RSS grew by ${rssGrowth.toFixed(1)} MiB after warm-up`);
+if (fdGrowth > 8 * workers) problems.push(`open file descriptors grew by ${fdGrowth} after warm-up`);
 if (leaked !== 0) problems.push(`${leaked} connections to vLLM left open`);
 
 const lines = [
   `## Soak: ${new Date(startedAt).toISOString().slice(0, 16)}Z, ${durationMs / 1000} s, concurrency ${concurrency}`,
   '',
-  `Node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores). Command: \`npm run soak -- ${args.join(' ')}\``,
+  `Node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().length} cores), ${workers} workers, store ${admin === undefined ? 'SQLite' : 'PostgreSQL'}. Command: \`npm run soak -- ${args.join(' ')}\``,
   '',
   `- requests: ${requests} (${(requests / (durationMs / 1000)).toFixed(0)}/s); outcomes: ${JSON.stringify(Object.fromEntries(counts))}`,
+  `- outside faults: ${faultTimes.db.length} rounds of database connection kills, ${faultTimes.worker.length} workers killed, ${stalledClients.length} clients that stopped reading`,
+  `- completed responses read back: ${completed.size}; lost: ${lost}; half-written: ${halfWritten}`,
   `- latency of successful requests (streams to their end): p50 ${percentile(latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(latenciesMs, 99).toFixed(1)} ms`,
-  `- gateway RSS after warm-up: ${mean(firstHalf.map((s) => s.rssMiB)).toFixed(1)} -> ${mean(lastHalf.map((s) => s.rssMiB)).toFixed(1)} MiB (${rssGrowth >= 0 ? '+' : ''}${rssGrowth.toFixed(1)}); open fds max ${Math.max(...firstHalf.map((s) => s.fds))} -> ${Math.max(...lastHalf.map((s) => s.fds))}`,
+  `- gateway RSS (all its processes) after warm-up: ${mean(firstHalf.map((s) => s.rssMiB)).toFixed(1)} -> ${mean(lastHalf.map((s) => s.rssMiB)).toFixed(1)} MiB (${rssGrowth >= 0 ? '+' : ''}${rssGrowth.toFixed(1)}); open fds max ${Math.max(...firstHalf.map((s) => s.fds))} -> ${Math.max(...lastHalf.map((s) => s.fds))}`,
   `- connections to vLLM left open after the run: ${leaked}`,
   `- verdict: ${problems.length === 0 ? 'pass' : `FAIL: ${problems.join('; ')}`}`,
   '',
