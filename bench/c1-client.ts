@@ -6,6 +6,8 @@ import { Client, type Dispatcher } from 'undici';
 
 interface Job {
   readonly origin: string;
+  /** POST unless said otherwise (GET sends no body). */
+  readonly method?: 'GET' | 'POST';
   readonly path: string;
   readonly body: string;
   readonly headers?: Record<string, string>;
@@ -44,7 +46,8 @@ function once(): Promise<{ latencyUs: number; ttfbUs: number; status: number }> 
         reject(error);
       },
     };
-    client.dispatch({ origin: job.origin, method: 'POST', path: job.path, headers, body: job.body }, handler);
+    const method = job.method ?? 'POST';
+    client.dispatch({ origin: job.origin, method, path: job.path, headers, body: method === 'GET' ? null : job.body }, handler);
   });
 }
 

@@ -44,6 +44,8 @@ const DROP_FOR_RAW_BODY: ReadonlySet<string> = new Set(['accept-encoding']);
 const DROP_FOR_NEW_BODY: ReadonlySet<string> = new Set(['accept-encoding', 'content-type']);
 const JSON_CONTENT_TYPE = ['content-type', 'application/json'] as const;
 const NO_HOOK: StreamHooks = { finish: () => undefined };
+/** A history from this size on goes to vLLM as the store's bytes, not copied into one body. */
+const SEND_IN_PARTS_FROM_BYTES = 256 * 1024;
 const NO_HISTORY: History = { seqs: [], upstream: Buffer.alloc(0), tooLong: false };
 
 function isObject(value: unknown): value is Json {
@@ -88,7 +90,7 @@ export class ResponsesService {
     if (!request.store && request.previousResponseId === null && request.conversationId === null) {
       return {
         body: request.rawBody,
-        transformer: this.#transformer(request, facts, NO_HOOK, log),
+        transformer: this.#transformer(request.stream, facts, NO_HOOK, log),
         dropHeaders: DROP_FOR_RAW_BODY,
         addHeaders: [],
       };
@@ -114,15 +116,17 @@ export class ResponsesService {
     // The history goes as the bytes the store handed over: a long one is neither decoded,
     // joined nor copied here.
     const separator = history.upstream.length > 0 && newParts.length > 0 ? ',' : '';
-    const body = [Buffer.from('{"input":['), history.upstream, Buffer.from(`${separator}${newParts.join(',')}],${restJson.slice(1)}`)];
+    const parts = [Buffer.from('{"input":['), history.upstream, Buffer.from(`${separator}${newParts.join(',')}],${restJson.slice(1)}`)];
+    // One write for a usual body; a long history is sent as it is, in parts.
+    const body = history.upstream.length < SEND_IN_PARTS_FROM_BYTES ? Buffer.concat(parts) : parts;
 
     const hooks: StreamHooks = {
       finish: (response, json) => {
         const output = Array.isArray(response['output']) ? response['output'].filter(isObject) : [];
         // A failed turn is kept as a response but not added to its conversation.
-        const conversationId = response['status'] === 'failed' ? null : request.conversationId;
+        const conversationId = response['status'] === 'failed' ? null : facts.conversationId;
         // store: false keeps nothing, unless a conversation takes the turn's items.
-        if (!request.store && conversationId === null) return undefined;
+        if (!facts.store && conversationId === null) return undefined;
         return this.#store.saveResponse({
           tenant,
           id: facts.id,
@@ -130,29 +134,29 @@ export class ResponsesService {
           status: String(response['status']),
           model: typeof response['model'] === 'string' ? response['model'] : '',
           body: json,
-          previousResponseId: request.previousResponseId,
+          previousResponseId: facts.previousResponseId,
           conversationId,
           historySeqs: history.seqs,
           inputItems,
           outputItems: output.map(storedOutputItem),
-          storeResponse: request.store,
+          storeResponse: facts.store,
         }).then(() => undefined);
       },
     };
     return {
       body,
-      transformer: this.#transformer(request, facts, hooks, log),
+      transformer: this.#transformer(request.stream, facts, hooks, log),
       dropHeaders: DROP_FOR_NEW_BODY,
-      addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(body.reduce((sum, part) => sum + part.length, 0))],
+      addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(parts.reduce((sum, part) => sum + part.length, 0))],
     };
   }
 
-  #transformer(request: CreateResponseRequest, facts: ResponseFacts, hooks: StreamHooks, log: LogSource): ResponseTransformer {
+  #transformer(stream: boolean, facts: ResponseFacts, hooks: StreamHooks, log: LogSource): ResponseTransformer {
     return {
       select(head: UpstreamHead) {
         // vLLM's own error answers pass through unchanged.
         if (head.status < 200 || head.status >= 300) return undefined;
-        if (request.stream) {
+        if (stream) {
           return head.isEventStream
             ? new StreamNormalizer(facts, hooks, log)
             : new InvalidUpstreamReply('The model server answered a streaming request without an event stream.');

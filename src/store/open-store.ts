@@ -2,7 +2,7 @@
 import type { StoreLocation } from '../config/db-url.ts';
 import { PostgresBackend } from './postgres/postgres-backend.ts';
 import { SqlStore } from './sql-store.ts';
-import { SqliteThreadStore } from './sqlite/sqlite-thread-store.ts';
+import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store, StoreOptions } from './store.ts';
 
 export interface OpenStoreOptions extends StoreOptions {
@@ -14,7 +14,7 @@ export interface OpenStoreOptions extends StoreOptions {
 
 export function openStore(location: StoreLocation, options: OpenStoreOptions): Store {
   const storeOptions = { retentionMs: options.retentionMs };
-  if (location.kind === 'sqlite') return new SqliteThreadStore(location.path, options.queryTimeoutMs, storeOptions);
+  if (location.kind === 'sqlite') return new SqliteStore(location.path, options.queryTimeoutMs, storeOptions);
   const backend = new PostgresBackend({
     connectionString: location.connectionString,
     poolSize: options.poolSize,

@@ -10,7 +10,7 @@ import type { SqlBackend } from '../../src/store/sql/backend.ts';
 import type { QueryResult, Row, Work } from '../../src/store/sql/work.ts';
 import { SqlStore } from '../../src/store/sql-store.ts';
 import { SqliteBackend } from '../../src/store/sqlite/sqlite-backend.ts';
-import { SqliteThreadStore } from '../../src/store/sqlite/sqlite-thread-store.ts';
+import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { sqliteDriver } from '../../src/store/sqlite/sqlite-driver.ts';
 import type { Store, StoreOptions } from '../../src/store/store.ts';
 import { createTestSchema, postgresSkip, testDatabaseUrl, type TestSchema } from './postgres.ts';
@@ -136,18 +136,19 @@ function postgresKind(skip: string | undefined): StoreKind {
   };
 }
 
-/** SQLite as the gateway opens it: the same SqlStore, on a thread of its own. */
+/** SQLite as the gateway opens it (SqliteStore), told to do every call it can on its
+ * thread: the same SqlStore, reached through messages. */
 function sqliteThreadKind(): StoreKind {
   const dir = mkdtempSync(join(tmpdir(), 'rg-store-thread-'));
   let counter = 0;
-  const opened: SqliteThreadStore[] = [];
+  const opened: SqliteStore[] = [];
   return {
     name: 'sqlite (thread)',
     skip: undefined,
     open(options = {}) {
       const path = join(dir, `store-${counter++}.db`);
       const open = (storeOptions: StoreOptions): Store => {
-        const store = new SqliteThreadStore(path, QUERY_TIMEOUT_MS, storeOptions);
+        const store = new SqliteStore(path, QUERY_TIMEOUT_MS, { ...storeOptions, inlineItems: 0 });
         opened.push(store);
         return store;
       };

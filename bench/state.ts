@@ -1,0 +1,163 @@
+// npm run bench:state [-- --quick] [--rounds N] [--out DIR]
+//
+// What stored state costs as it grows (docs/reliability.md, "Long chains"): continuing a
+// chain at its 10th and at its 2,000th turn, against continuing one response that holds
+// the same 4,000 items (what reading the history costs by itself); the checkpoint bytes
+// the chain stored; and listing 10 items of a conversation of 10 and of 20,000 items.
+// The compiled gateway in front of the fast simulator, requests one at a time, the cases
+// alternating round by round. SQLite, and PostgreSQL when BENCH_DATABASE_URL or
+// TEST_DATABASE_URL is set.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import { Pool } from 'undici';
+import { cpuNs } from './proc.ts';
+import { ROOT, startBenchGateway, startBenchSim, type Started } from './processes.ts';
+import { median, percentile } from './stats.ts';
+import { sqliteDriver } from '../src/store/sqlite/sqlite-driver.ts';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const option = (name: string): string | undefined => {
+  const index = argv.indexOf(`--${name}`);
+  return index === -1 ? undefined : argv[index + 1];
+};
+const ROUNDS = Number(option('rounds') ?? (quick ? 2 : 5));
+const REQUESTS = quick ? 50 : 300;
+const CHAIN_TURNS = quick ? 200 : 2_000;
+const BIG_CONVERSATION = quick ? 2_000 : 20_000;
+const log = (line: string): void => console.error(line);
+const scratch = mkdtempSync(join(tmpdir(), 'rg-bench-state-'));
+
+if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+const sim = await startBenchSim(scratch);
+
+interface Store {
+  readonly name: 'SQLite' | 'PostgreSQL';
+  readonly gateway: Started;
+  checkpointBytes(ids: readonly string[]): Promise<number>;
+}
+
+const stores: Store[] = [];
+const sqlitePath = join(scratch, 'state.db');
+stores.push({
+  name: 'SQLite',
+  gateway: await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${sqlitePath}`, '--log-level', 'warn']),
+  checkpointBytes: (ids) => {
+    const db = new (sqliteDriver())(sqlitePath, { readonly: true });
+    try {
+      const row = db.prepare(`SELECT SUM(length(checkpoint)) AS bytes FROM responses WHERE id IN (SELECT value FROM json_each(?))`).get(JSON.stringify(ids)) as { bytes: number };
+      return Promise.resolve(row.bytes);
+    } finally {
+      db.close();
+    }
+  },
+});
+const pgUrl = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
+if (pgUrl !== undefined) {
+  const schema = `bench_state_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: pgUrl });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const url = new URL(pgUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  stores.push({
+    name: 'PostgreSQL',
+    gateway: await startBenchGateway(sim.url, scratch, ['--db-url', url.toString(), '--log-level', 'warn']),
+    checkpointBytes: async (ids) => {
+      const { rows } = await admin.query(`SELECT SUM(octet_length(checkpoint))::int AS bytes FROM ${schema}.responses WHERE id = ANY($1)`, [ids]);
+      return Number((rows[0] as { bytes: number }).bytes);
+    },
+  });
+} else {
+  log('PostgreSQL skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
+}
+
+async function post(client: Pool, path: string, body: object): Promise<Record<string, unknown>> {
+  const res = await client.request({ method: 'POST', path, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const json = (await res.body.json()) as Record<string, unknown>;
+  if (res.statusCode !== 200) throw new Error(`${path}: ${res.statusCode} ${JSON.stringify(json).slice(0, 200)}`);
+  return json;
+}
+
+interface Case {
+  readonly name: string;
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly body: string;
+}
+
+/** Latencies of `requests` sequential requests (own process), and the gateway's CPU for them. */
+function measure(gateway: Started, testCase: Case): { p50Us: number; p99Us: number; cpuUs: number } {
+  const before = cpuNs(gateway.pid);
+  const job = { origin: gateway.url, method: testCase.method, path: testCase.path, body: testCase.body, requests: REQUESTS, warmup: 10 };
+  const out = spawnSync(process.execPath, ['--import', 'tsx', 'bench/c1-client.ts', JSON.stringify(job)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (out.status !== 0) throw new Error(`c1 client failed: ${out.stderr}`);
+  const { latencyUs } = JSON.parse(out.stdout) as { latencyUs: number[] };
+  return { p50Us: percentile(latencyUs, 50), p99Us: percentile(latencyUs, 99), cpuUs: (cpuNs(gateway.pid) - before) / 1000 / (REQUESTS + 10) };
+}
+
+const lines: string[] = [];
+for (const store of stores) {
+  const client = new Pool(store.gateway.url, { connections: 4 });
+  log(`${store.name}: a chain of ${CHAIN_TURNS} turns`);
+  const chain: string[] = [];
+  let previous: string | undefined;
+  for (let turn = 0; turn < CHAIN_TURNS; turn++) {
+    const response = await post(client, '/v1/responses', { model: 'm', input: `turn ${turn}`, ...(previous === undefined ? {} : { previous_response_id: previous }) });
+    previous = response['id'] as string;
+    chain.push(previous);
+  }
+  log(`${store.name}: one response of ${2 * CHAIN_TURNS - 1} items`);
+  const flat = await post(client, '/v1/responses', { model: 'm', input: Array.from({ length: 2 * CHAIN_TURNS - 1 }, (_, i) => ({ role: 'user', content: `item ${i}` })) });
+  log(`${store.name}: conversations of 10 and ${BIG_CONVERSATION} items`);
+  const small = await post(client, '/v1/conversations', { items: Array.from({ length: 10 }, (_, i) => ({ role: 'user', content: `item ${i}` })) });
+  const big = await post(client, '/v1/conversations', {});
+  for (let added = 0; added < BIG_CONVERSATION; added += 20) {
+    await post(client, `/v1/conversations/${big['id'] as string}/items`, { items: Array.from({ length: 20 }, (_, i) => ({ role: 'user', content: `item ${added + i}` })) });
+  }
+  const continuing = (id: string): string => JSON.stringify({ model: 'm', input: 'and now?', previous_response_id: id });
+  const cases: Case[] = [
+    { name: 'continue turn 10', method: 'POST', path: '/v1/responses', body: continuing(chain[9] as string) },
+    { name: `continue turn ${CHAIN_TURNS}`, method: 'POST', path: '/v1/responses', body: continuing(chain.at(-1) as string) },
+    { name: `continue one response of ${2 * CHAIN_TURNS} items`, method: 'POST', path: '/v1/responses', body: continuing(flat['id'] as string) },
+    { name: 'list 10 items of a conversation of 10', method: 'GET', path: `/v1/conversations/${small['id'] as string}/items?limit=10`, body: '' },
+    { name: `list 10 items of a conversation of ${BIG_CONVERSATION}`, method: 'GET', path: `/v1/conversations/${big['id'] as string}/items?limit=10`, body: '' },
+  ];
+  const rounds = new Map<string, { p50Us: number; p99Us: number; cpuUs: number }[]>(cases.map((c) => [c.name, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    log(`${store.name}: round ${round + 1}/${ROUNDS}`);
+    for (const testCase of cases) rounds.get(testCase.name)?.push(measure(store.gateway, testCase));
+  }
+  const bytes = await store.checkpointBytes(chain);
+  const cell = (values: number[]): string => `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+  lines.push(`### ${store.name}`, '', '| case | p50 (µs) | p99 (µs) | gateway CPU/request (µs) |', '| --- | ---: | ---: | ---: |');
+  for (const testCase of cases) {
+    const measured = rounds.get(testCase.name) ?? [];
+    lines.push(`| ${testCase.name} | ${cell(measured.map((r) => r.p50Us))} | ${cell(measured.map((r) => r.p99Us))} | ${cell(measured.map((r) => r.cpuUs))} |`);
+  }
+  const wholeEveryTurn = Array.from({ length: CHAIN_TURNS }, (_, turn) => 2 * (turn + 1)).reduce((sum, items) => sum + items, 0);
+  lines.push('', `Checkpoints of the ${CHAIN_TURNS}-turn chain (${2 * CHAIN_TURNS} items): ${bytes} bytes (${(bytes / CHAIN_TURNS).toFixed(1)} per turn); a whole checkpoint every turn would hold ${wholeEveryTurn} seqs, about ${wholeEveryTurn} bytes or more.`, '');
+  await client.close();
+}
+for (const store of stores) store.gateway.child.kill('SIGTERM');
+sim.child.kill('SIGTERM');
+
+const date = new Date();
+const report = [
+  `# State benchmark: ${date.toISOString().slice(0, 16)}Z${quick ? ' (--quick)' : ''}`,
+  '',
+  `- Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; Node ${process.version}. Command: \`npm run bench:state${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
+  `- ${ROUNDS} rounds, the cases in turn; each: ${REQUESTS} requests at c=1 after 10 warm-up. Cells: median (min–max) over rounds. Each turn adds 2 items (its input and output).`,
+  '',
+  ...lines,
+].join('\n');
+process.stdout.write(`${report}\n`);
+const outDir = resolve(option('out') ?? join(ROOT, 'bench/results'));
+mkdirSync(outDir, { recursive: true });
+const file = join(outDir, `state-${date.toISOString().slice(0, 16).replace(':', '')}${quick ? '-quick' : ''}.md`);
+writeFileSync(file, report);
+log(`written to ${file}`);
+process.exit(0);
