@@ -12,13 +12,10 @@ import { findLoadTool, runLoad } from './load.ts';
 import { cpuNs } from './proc.ts';
 import { median } from './stats.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
+import { toolArgs } from './args.ts';
 
-const argv = process.argv.slice(2);
+const { argv, option } = toolArgs();
 const [labelA = 'A', flagsA = '', labelB = 'B', flagsB = ''] = argv;
-const option = (name: string): string | undefined => {
-  const index = argv.indexOf(`--${name}`);
-  return index === -1 ? undefined : argv[index + 1];
-};
 const ROUNDS = Number(option('rounds') ?? 5);
 const SECONDS = Number(option('seconds') ?? 3);
 const CASES: Record<string, { body: object; headers: Record<string, string> }> = {

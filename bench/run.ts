@@ -13,13 +13,10 @@ import { cpuNs, rssMiB } from './proc.ts';
 import { median, percentile } from './stats.ts';
 import { findLoadTool, runLoad, type LoadTool } from './load.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
+import { toolArgs } from './args.ts';
 
-const argv = process.argv.slice(2);
+const { argv, option } = toolArgs();
 const quick = argv.includes('--quick');
-const option = (name: string): string | undefined => {
-  const index = argv.indexOf(`--${name}`);
-  return index === -1 ? undefined : argv[index + 1];
-};
 const ROUNDS = Number(option('rounds') ?? (quick ? 2 : 5));
 const C1_REQUESTS = quick ? 100 : 1000;
 const C1_WARMUP = quick ? 20 : 100;

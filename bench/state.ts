@@ -17,13 +17,10 @@ import { cpuNs } from './proc.ts';
 import { ROOT, startBenchGateway, startBenchSim, type Started } from './processes.ts';
 import { median, percentile } from './stats.ts';
 import { sqliteDriver } from '../src/store/sqlite/sqlite-driver.ts';
+import { toolArgs } from './args.ts';
 
-const argv = process.argv.slice(2);
+const { argv, option } = toolArgs();
 const quick = argv.includes('--quick');
-const option = (name: string): string | undefined => {
-  const index = argv.indexOf(`--${name}`);
-  return index === -1 ? undefined : argv[index + 1];
-};
 const ROUNDS = Number(option('rounds') ?? (quick ? 2 : 5));
 const REQUESTS = quick ? 50 : 300;
 const CHAIN_TURNS = quick ? 200 : 2_000;

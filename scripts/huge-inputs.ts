@@ -16,12 +16,9 @@ import { Pool } from 'undici';
 import { ROOT, startBenchGateway, startBenchSim } from '../bench/processes.ts';
 import { printProfileSummary } from '../bench/profile-summary.ts';
 import { percentile } from '../bench/stats.ts';
+import { toolArgs } from '../bench/args.ts';
 
-const args = process.argv.slice(2);
-const option = (name: string): string | undefined => {
-  const index = args.indexOf(`--${name}`);
-  return index === -1 ? undefined : args[index + 1];
-};
+const { argv: args, option } = toolArgs();
 const seconds = Number(option('seconds') ?? 20);
 const outFile = option('out');
 const acceptedToo = args.includes('--accepted');

@@ -23,13 +23,10 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Pool } from 'undici';
+import { toolArgs } from '../bench/args.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
-const args = process.argv.slice(2);
-const option = (name: string): string | undefined => {
-  const index = args.indexOf(`--${name}`);
-  return index === -1 ? undefined : args[index + 1];
-};
+const { argv: args, option } = toolArgs();
 const durationMs = option('seconds') !== undefined ? Number(option('seconds')) * 1000 : Number(option('minutes') ?? 10) * 60_000;
 const concurrency = Number(option('concurrency') ?? 16);
 const workers = Number(option('workers') ?? 2);

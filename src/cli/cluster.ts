@@ -116,6 +116,11 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
   // Node's cluster closes the port when its last worker is gone, and a new worker asking
   // for port 0 would get another one: workers are given the port, decided once.
   const port = config.server.port === 0 ? await freePort(config.server.host) : config.server.port;
+  // Workers accept connections themselves (one listening socket, shared). With the
+  // default round-robin, the primary accepts and hands each connection over; one handed to
+  // a worker that dies at that moment stays open in the primary, unread and unanswered,
+  // for ever (nodejs/node#3551, #21746; the soak found requests hung this way).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
 
   /** Workers that said they listen: only they have asked to be told to drain. */
   const serving = new Set<Worker>();
