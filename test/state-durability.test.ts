@@ -3,12 +3,16 @@
 // processes share one PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
+import { sqliteDriver } from '../src/store/sqlite/sqlite-driver.ts';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { killLeftovers, portOf, runCli } from './helpers/cli.ts';
 import { controlledStore, type StoreControls } from './helpers/controlled-store.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
-import { ChunkReader, openRequest } from './helpers/http.ts';
+import { ChunkReader, openRequest, postJson, send } from './helpers/http.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
 import { memoryStore } from './helpers/stores.ts';
 import { create, createStream, getJson, messageText, type AnyJson } from './helpers/responses-api.ts';
@@ -57,6 +61,48 @@ describe('read your writes', () => {
       controls.saveDelayMs = 0;
     }
   });
+});
+
+describe('a conversation deleted while one of its turns streams', () => {
+  let gw: TestGateway;
+  let dbPath: string;
+  before(async () => {
+    dbPath = join(mkdtempSync(join(tmpdir(), 'rg-conv-')), 'state.db');
+    gw = await startGateway(sim.url, { 'db-url': `sqlite:${dbPath}` });
+  });
+  after(() => gw?.close());
+
+  const count = (table: string): number => {
+    const db = new (sqliteDriver())(dbPath, { readonly: true });
+    try {
+      return Number((db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n);
+    } finally {
+      db.close();
+    }
+  };
+
+  for (const store of [true, false]) {
+    it(`leaves no row held by nothing (store: ${String(store)})`, async () => {
+      const conversation = (await postJson(`${gw.url}/v1/conversations`, { items: [{ role: 'user', content: 'hello' }] })).json();
+      const before = { items: count('items'), members: count('conversation_items'), responses: count('responses') };
+      const res = await openRequest(`${gw.url}/v1/responses`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-sim': 'slow=20;deltas=20' },
+        body: JSON.stringify({ model: 'm', input: 'a turn', conversation: conversation.id, stream: true, store }),
+      });
+      const reader = new ChunkReader(res);
+      await reader.until('response.output_text.delta');
+      // Deleted while the turn is still being generated.
+      assert.equal((await send(`${gw.url}/v1/conversations/${String(conversation.id)}`, { method: 'DELETE' })).status, 200);
+      const rest = await reader.rest();
+      assert.ok(rest.includes('event: response.completed'), 'the turn still completes for its client');
+      // The conversation's item went with it; the turn added nothing to the deleted
+      // conversation, and kept its own items only if its response is stored.
+      assert.equal(count('conversation_items'), before.members - 1);
+      assert.equal(count('responses'), before.responses + (store ? 1 : 0));
+      assert.equal(count('items'), before.items - 1 + (store ? 2 : 0));
+    });
+  }
 });
 
 describe('a failing database', () => {
