@@ -43,9 +43,9 @@ stores.push({
   name: 'SQLite',
   gateway: await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${sqlitePath}`, '--log-level', 'warn']),
   checkpointBytes: (ids) => {
-    const db = new (sqliteDriver())(sqlitePath, { readonly: true });
+    const db = sqliteDriver().open(sqlitePath, { readOnly: true });
     try {
-      const row = db.prepare(`SELECT SUM(length(checkpoint)) AS bytes FROM responses WHERE id IN (SELECT value FROM json_each(?))`).get(JSON.stringify(ids)) as { bytes: number };
+      const row = db.prepare(`SELECT SUM(length(checkpoint)) AS bytes FROM responses WHERE id IN (SELECT value FROM json_each(?))`).all(JSON.stringify(ids))[0] as { bytes: number };
       return Promise.resolve(row.bytes);
     } finally {
       db.close();

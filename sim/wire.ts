@@ -1,4 +1,4 @@
-// vLLM's Responses API wire format, as recorded in ../shared/cassettes (vLLM with Qwen3
+// vLLM's Responses API wire format, as recorded in test/fixtures/cassettes (vLLM with Qwen3
 // and gpt-oss): the response object's field set, the streamed event sequence, and vLLM's
 // quirks (streamed item ids that differ from the ids in response.completed, status null
 // on reasoning and function_call items, per-turn usage lists, private fields).

@@ -1,17 +1,16 @@
-// The recorded multi-turn sessions of ../shared/cassettes, replayed through the stateful
+// The recorded multi-turn sessions of test/fixtures/cassettes, replayed through the stateful
 // gateway: the client sends each recorded turn (with the gateway's ids in place of the
 // recorded ones), the simulated vLLM answers with the recorded answer, and checks that
 // every turn reached it with the whole history, in a form vLLM accepts.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { SimVllm } from '../sim/vllm-sim.ts';
-import { cassettesAvailable, loadCassettes, type Cassette } from './helpers/cassettes.ts';
+import { loadCassettes, type Cassette } from './helpers/cassettes.ts';
 import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseSse, postJson } from './helpers/http.ts';
 import { replayTurn } from './helpers/replay.ts';
 import { getJson, messageText, type AnyJson } from './helpers/responses-api.ts';
 
-if (!cassettesAvailable()) throw new Error('../shared/cassettes is missing: the replay tests need it next to the checkout');
 
 let sim: SimVllm;
 let gw: TestGateway;

@@ -1,17 +1,14 @@
-// Every recording in ../shared/cassettes, replayed by the simulated vLLM chunk by chunk,
+// Every recording in test/fixtures/cassettes, replayed by the simulated vLLM chunk by chunk,
 // reaches the client through the gateway byte for byte (with --passthrough-raw; the
 // normalised replay is in output-conformance.test.ts).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { SimVllm } from '../sim/vllm-sim.ts';
-import { cassettesAvailable, loadCassettes } from './helpers/cassettes.ts';
+import { loadCassettes } from './helpers/cassettes.ts';
 import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson } from './helpers/http.ts';
 import { recordedBytes, replayTurn } from './helpers/replay.ts';
 
-if (!cassettesAvailable()) {
-  throw new Error('../shared/cassettes is missing: the replay tests need it next to the checkout');
-}
 
 let sim: SimVllm;
 let gw: TestGateway;

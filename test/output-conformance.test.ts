@@ -5,14 +5,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { SimVllm } from '../sim/vllm-sim.ts';
-import { cassettesAvailable, isVllmRecording, loadCassettes } from './helpers/cassettes.ts';
+import { isVllmRecording, loadCassettes } from './helpers/cassettes.ts';
 import { checkResponseObject, checkStream } from './helpers/conformance.ts';
 import { closeAll, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseSse, postJson } from './helpers/http.ts';
 import { replayTurn, sseChunks } from './helpers/replay.ts';
 import { getJson, type AnyJson } from './helpers/responses-api.ts';
 
-if (!cassettesAvailable()) throw new Error('../shared/cassettes is missing: the replay tests need it next to the checkout');
 
 let sim: SimVllm;
 let gw: TestGateway;

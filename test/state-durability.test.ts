@@ -73,9 +73,9 @@ describe('a conversation deleted while one of its turns streams', () => {
   after(() => gw?.close());
 
   const count = (table: string): number => {
-    const db = new (sqliteDriver())(dbPath, { readonly: true });
+    const db = sqliteDriver().open(dbPath, { readOnly: true });
     try {
-      return Number((db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n);
+      return Number(db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).all()[0]?.['n']);
     } finally {
       db.close();
     }

@@ -1,10 +1,10 @@
-// Reads the recorded vLLM and OpenAI traffic in ../shared/cassettes (never copied into
-// this repository; see its NOTICE.md) for replay tests.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+// Reads the recorded vLLM and OpenAI traffic in test/fixtures/cassettes (Apache-2.0, from
+// vllm-project/agentic-api; see its NOTICE.md) for replay tests.
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse } from 'yaml';
 
-export const CASSETTE_DIR = new URL('../../../shared/cassettes/', import.meta.url).pathname;
+export const CASSETTE_DIR = new URL('../fixtures/cassettes/', import.meta.url).pathname;
 
 export interface CassetteTurn {
   readonly filename: string;
@@ -25,10 +25,6 @@ export interface CassetteTurn {
 export interface Cassette {
   readonly name: string;
   readonly turns: readonly CassetteTurn[];
-}
-
-export function cassettesAvailable(): boolean {
-  return existsSync(CASSETTE_DIR);
 }
 
 function walk(dir: string): string[] {

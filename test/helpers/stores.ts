@@ -76,11 +76,9 @@ function opened(backend: SqlBackend, options: Partial<StoreOptions>, raw: Opened
 
 /** SQL against a SQLite file, on a connection of its own. */
 function readFile(path: string, sql: string, params: readonly unknown[]): Promise<Row[]> {
-  const Database = sqliteDriver();
-  const db = new Database(path);
+  const db = sqliteDriver().open(path);
   try {
-    const statement = db.prepare(sql);
-    return Promise.resolve((statement.reader ? statement.all(...params) : (statement.run(...params), [])) as Row[]);
+    return Promise.resolve(db.prepare(sql).all(...params));
   } finally {
     db.close();
   }

@@ -4,13 +4,12 @@
 // and a write transaction runs start to end with nothing interleaved.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type Database from 'better-sqlite3';
 import type { Migration } from '../schema.ts';
 import type { SqlBackend, SqlDialect } from '../sql/backend.ts';
 import { applyMigrations } from '../sql/migrate.ts';
-import { runSync, type Query, type QueryResult, type Row, type Work } from '../sql/work.ts';
+import { runSync, type Query, type QueryResult, type Work } from '../sql/work.ts';
 import { storeFailure } from '../store-error.ts';
-import { sqliteDriver } from './sqlite-driver.ts';
+import { sqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.ts';
 
 /** After a checkpoint the WAL is cut back to this size, so it cannot grow without end. */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
@@ -46,22 +45,38 @@ function retryWhileBusy<T>(work: () => T, timeoutMs: number): T {
     try {
       return work();
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if ((code !== 'SQLITE_BUSY' && code !== 'SQLITE_LOCKED') || Date.now() >= deadline) throw error;
+      if (!isBusy(error) || Date.now() >= deadline) throw error;
       Atomics.wait(pause, 0, 0, 10 + Math.floor(Math.random() * 40));
     }
   }
 }
 
+/** SQLITE_BUSY or SQLITE_LOCKED, as either driver reports it. */
+function isBusy(error: unknown): boolean {
+  const { code, errcode } = error as { code?: unknown; errcode?: unknown };
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || errcode === 5 || errcode === 6;
+}
+
+/** Whether a statement returns rows (a query, or a change with RETURNING). */
+function returnsRows(sql: string): boolean {
+  return /^\s*(SELECT|WITH|PRAGMA)\b/i.test(sql) || /\bRETURNING\b/i.test(sql);
+}
+
+interface Prepared {
+  readonly statement: SqliteStatement;
+  readonly returnsRows: boolean;
+}
+
 export class SqliteBackend implements SqlBackend {
   readonly dialect = SQLITE_DIALECT;
-  readonly #db: Database.Database;
-  readonly #statements = new Map<string, Database.Statement>();
+  readonly #db: SqliteDatabase;
+  #open = true;
+  readonly #statements = new Map<string, Prepared>();
   readonly #execute = (query: Query): QueryResult => {
-    const statement = this.#statement(query.sql);
+    const { statement, returnsRows: rows } = this.#statement(query.sql);
     const params = query.params as unknown[];
-    if (statement.reader) return { rows: statement.all(...params) as Row[], changes: 0 };
-    return { rows: [], changes: statement.run(...params).changes };
+    if (rows) return { rows: statement.all(...params), changes: 0 };
+    return { rows: [], changes: Number(statement.run(...params).changes) };
   };
 
   /** `path` is a file path or ':memory:'; `busyTimeoutMs` bounds the wait for another
@@ -69,28 +84,28 @@ export class SqliteBackend implements SqlBackend {
   constructor(path: string, busyTimeoutMs: number) {
     try {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-      const SqliteDatabase = sqliteDriver();
-      this.#db = new SqliteDatabase(path, { timeout: busyTimeoutMs });
-      retryWhileBusy(() => this.#db.pragma('journal_mode = WAL'), busyTimeoutMs);
+      this.#db = sqliteDriver().open(path);
+      this.#db.exec(`PRAGMA busy_timeout = ${Math.round(busyTimeoutMs)}`);
+      retryWhileBusy(() => this.#db.exec('PRAGMA journal_mode = WAL'), busyTimeoutMs);
       // NORMAL in WAL mode: a commit survives a crash of the process; only a power loss
       // can drop the last commits. FULL would fsync every turn.
-      this.#db.pragma('synchronous = NORMAL');
-      this.#db.pragma('foreign_keys = OFF');
+      this.#db.exec('PRAGMA synchronous = NORMAL');
+      this.#db.exec('PRAGMA foreign_keys = OFF');
       // Deleted rows are overwritten with zeros, not left in free space.
-      this.#db.pragma('secure_delete = ON');
-      this.#db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
+      this.#db.exec('PRAGMA secure_delete = ON');
+      this.#db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
     } catch (error) {
       throw storeFailure(error);
     }
   }
 
-  #statement(sql: string): Database.Statement {
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql);
-      this.#statements.set(sql, statement);
+  #statement(sql: string): Prepared {
+    let prepared = this.#statements.get(sql);
+    if (prepared === undefined) {
+      prepared = { statement: this.#db.prepare(sql), returnsRows: returnsRows(sql) };
+      this.#statements.set(sql, prepared);
     }
-    return statement;
+    return prepared;
   }
 
   read<T>(work: () => Work<T>): Promise<T> {
@@ -104,8 +119,20 @@ export class SqliteBackend implements SqlBackend {
   write<T>(work: () => Work<T>): Promise<T> {
     try {
       // IMMEDIATE takes the write lock at once: two processes never deadlock upgrading.
-      return Promise.resolve(this.#db.transaction(() => runSync(work(), this.#execute)).immediate());
+      this.#db.exec('BEGIN IMMEDIATE');
     } catch (error) {
+      return Promise.reject(storeFailure(error));
+    }
+    try {
+      const result = runSync(work(), this.#execute);
+      this.#db.exec('COMMIT');
+      return Promise.resolve(result);
+    } catch (error) {
+      try {
+        this.#db.exec('ROLLBACK');
+      } catch {
+        // SQLite already rolled back (an I/O error, a full disk): nothing is left to undo.
+      }
       return Promise.reject(storeFailure(error));
     }
   }
@@ -120,7 +147,7 @@ export class SqliteBackend implements SqlBackend {
    */
   eraseResidue(): Promise<void> {
     try {
-      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+      this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(storeFailure(error));
@@ -129,7 +156,8 @@ export class SqliteBackend implements SqlBackend {
 
   close(): Promise<void> {
     try {
-      if (this.#db.open) this.#db.close();
+      if (this.#open) this.#db.close();
+      this.#open = false;
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(storeFailure(error));

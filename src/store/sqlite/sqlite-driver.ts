@@ -1,39 +1,142 @@
-// Which better-sqlite3 build this Node can run. 12 is built on node::ObjectWrap, and
-// Node 24.19+ aborts the process when such an object is garbage-collected at the wrong
-// moment (nodejs/node#65446): the store's contract suite died in 2 runs of 3 on 24.21.
-// 13 moved to Node-API and ships prebuilt binaries, but needs Node 22 (it segfaults on
-// 20). Both have the same API, so the store takes whichever fits the running Node.
+// Which SQLite this Node has. From Node 22.13 on, the built-in node:sqlite: no native
+// addon to download or compile, and as fast as better-sqlite3 on the store's statements
+// (bench/README.md, "SQLite driver"). Node 20 has none built in: there the store takes
+// better-sqlite3 12, installed beside the gateway on purpose (not a dependency, so that
+// installs on newer Node never build it; 13 needs Node 22, and 12 aborts Node 24.19+ when
+// its statements are garbage-collected, nodejs/node#65446).
+// Both are reached through the same small interface, so one backend serves both.
 import { createRequire } from 'node:module';
-import type BetterSqlite3 from 'better-sqlite3';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export type DatabaseConstructor = typeof BetterSqlite3;
+/** Where a checkout's `npm install` puts better-sqlite3 on a Node without node:sqlite. */
+const NODE20_ADDON_DIR = fileURLToPath(new URL('../../../.sqlite-node20/node_modules', import.meta.url));
 
-const NODE_API_BUILD_FROM_MAJOR = 22;
-
-/** The package name (as installed) of the build this Node loads. */
-export function sqliteDriverPackage(nodeVersion: string = process.versions.node): string {
-  const major = Number(nodeVersion.split('.')[0]);
-  return major >= NODE_API_BUILD_FROM_MAJOR ? 'better-sqlite3-napi' : 'better-sqlite3';
+/** A prepared statement: rows, or the count of rows a statement changed. */
+export interface SqliteStatement {
+  all(...params: unknown[]): Record<string, unknown>[];
+  run(...params: unknown[]): { changes: number | bigint };
 }
 
-let loaded: DatabaseConstructor | undefined;
+export interface SqliteDatabase {
+  prepare(sql: string): SqliteStatement;
+  /** Runs SQL without results (PRAGMA, BEGIN, DDL). */
+  exec(sql: string): void;
+  close(): void;
+}
 
-/** Loaded on first use, so a gateway that stores in PostgreSQL never needs either build. */
-export function sqliteDriver(): DatabaseConstructor {
-  if (loaded !== undefined) return loaded;
-  const name = sqliteDriverPackage();
+export interface SqliteDriver {
+  /** For messages: `node:sqlite` or `better-sqlite3 <version>`. */
+  readonly name: string;
+  open(path: string, options?: { readonly readOnly?: boolean }): SqliteDatabase;
+}
+
+/** What fixes a Node without a SQLite it can load. */
+export const SQLITE_DRIVER_FIX =
+  'use Node 22.13 or newer (its built-in node:sqlite); or install better-sqlite3 12 beside the gateway ' +
+  '(in a checkout `npm install` does it; for a global install: npm install -g better-sqlite3@12); ' +
+  'or store in PostgreSQL (--db-url postgres://...)';
+
+/** The part of node:sqlite the gateway uses (its types are not in @types/node 20). */
+interface NodeSqliteModule {
+  readonly DatabaseSync: new (
+    path: string,
+    options?: { readonly readOnly?: boolean },
+  ) => {
+    prepare(sql: string): { all(...params: unknown[]): unknown[]; run(...params: unknown[]): { changes: number | bigint } };
+    exec(sql: string): void;
+    close(): void;
+  };
+}
+
+function nodeSqlite(): NodeSqliteModule | undefined {
+  // Node 22.13 to 22.x announce node:sqlite as experimental once per process; it is what
+  // this gateway is built on there, so that one warning is not printed.
+  const saved: unknown = Reflect.get(process, 'emitWarning');
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (!/SQLite is an experimental feature/.test(text)) emit(warning, ...rest);
+  });
   try {
-    loaded = createRequire(import.meta.url)(name) as DatabaseConstructor;
-  } catch (error) {
-    // 12 is an optional dependency (it compiles from source where no prebuilt binary
-    // fits), so on Node 20 a failed build surfaces here rather than failing npm install.
-    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new Error(
-      `the SQLite driver ${name} cannot be loaded on Node ${process.versions.node} (${reason}); ` +
-        'run `npm rebuild better-sqlite3` with python3, make and a C++ compiler installed, use Node 22 or newer, ' +
-        'or store in PostgreSQL',
-      { cause: error },
-    );
+    return createRequire(import.meta.url)('node:sqlite') as NodeSqliteModule;
+  } catch {
+    return undefined; // Node 20, or 22 before 22.13 (behind a flag there)
+  } finally {
+    Reflect.set(process, 'emitWarning', saved);
   }
-  return loaded;
+}
+
+function fromNodeSqlite(module: NodeSqliteModule): SqliteDriver {
+  return {
+    name: 'node:sqlite',
+    open(path, options = {}) {
+      const db = new module.DatabaseSync(path, { readOnly: options.readOnly === true });
+      return {
+        prepare(sql) {
+          const statement = db.prepare(sql);
+          return {
+            all: (...params) => statement.all(...params) as Record<string, unknown>[],
+            run: (...params) => statement.run(...params),
+          };
+        },
+        exec: (sql) => db.exec(sql),
+        close: () => db.close(),
+      };
+    },
+  };
+}
+
+interface BetterSqliteDatabase {
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; run(...params: unknown[]): { changes: number } };
+  exec(sql: string): unknown;
+  close(): unknown;
+}
+type BetterSqliteConstructor = new (path: string, options?: { readonly?: boolean }) => BetterSqliteDatabase;
+
+function fromBetterSqlite(Database: BetterSqliteConstructor, version: string): SqliteDriver {
+  return {
+    name: `better-sqlite3 ${version}`,
+    open(path, options = {}) {
+      const db = new Database(path, { readonly: options.readOnly === true });
+      return {
+        prepare(sql) {
+          const statement = db.prepare(sql);
+          return {
+            all: (...params) => statement.all(...params) as Record<string, unknown>[],
+            run: (...params) => statement.run(...params),
+          };
+        },
+        exec: (sql) => void db.exec(sql),
+        close: () => void db.close(),
+      };
+    },
+  };
+}
+
+let loaded: SqliteDriver | undefined;
+
+/** Loaded on first use, so a gateway that stores in PostgreSQL never needs either. */
+export function sqliteDriver(): SqliteDriver {
+  if (loaded !== undefined) return loaded;
+  const builtIn = nodeSqlite();
+  if (builtIn !== undefined) {
+    loaded = fromNodeSqlite(builtIn);
+    return loaded;
+  }
+  const require = createRequire(import.meta.url);
+  try {
+    // Beside the gateway (its node_modules, or a global install's), else where a checkout's
+    // `npm install` put it (scripts/prepare.mjs).
+    const main = require.resolve('better-sqlite3', { paths: [...(require.resolve.paths('better-sqlite3') ?? []), NODE20_ADDON_DIR] });
+    const Database = require(main) as BetterSqliteConstructor;
+    const { version } = require(join(dirname(main), '..', 'package.json')) as { version: string };
+    loaded = fromBetterSqlite(Database, version);
+    return loaded;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split('\n')[0] : String(error);
+    throw new Error(`Node ${process.versions.node} has no SQLite the gateway can load (${reason}): ${SQLITE_DRIVER_FIX}`, {
+      cause: error,
+    });
+  }
 }
