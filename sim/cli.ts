@@ -1,18 +1,14 @@
-// Runs the simulated vLLM as a process.
-//
-//   tsx sim/cli.ts [--port 8000] [--host 127.0.0.1] [--chunk-delay-ms N] [--coalesce] [--no-record] [--fast]
-//   tsx sim/cli.ts serve <model> --port N [any vLLM flags]   (stands in for the `vllm` executable)
-//
-// As a stand-in for `vllm serve`, these environment variables script its life, for the
-// tests of `responses-gateway serve`: SIM_STARTUP_DELAY_MS (unhealthy until then),
-// SIM_EXIT_AFTER_MS + SIM_EXIT_CODE (crash), SIM_ARGS_FILE (writes its argv there as JSON),
-// SIM_IGNORE_SIGTERM=1 (only SIGKILL stops it), SIM_SIGTERM_FILE (written on SIGTERM),
-// SIM_EXIT_CODE_ON_SIGUSR2 (exits with that code on SIGUSR2: a crash on cue).
+// Runs the simulated vLLM as a process; `--help` lists every switch (sim/help.ts).
 import { writeFileSync } from 'node:fs';
+import { SIM_HELP } from './help.ts';
 import { startSimVllm } from './vllm-sim.ts';
 
 const argv = process.argv.slice(2);
 const env = process.env;
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write(SIM_HELP);
+  process.exit(0);
+}
 
 function flag(name: string): string | undefined {
   const index = argv.indexOf(`--${name}`);

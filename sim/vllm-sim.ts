@@ -99,33 +99,33 @@ export interface SimVllm {
   close(): Promise<void>;
 }
 
+/** Each x-sim switch and what it sets (value: the text after `=`, n: it as a number). */
+export const DIRECTIVES: Readonly<Record<string, (d: SimDirectives, value: string | undefined, n: number) => void>> = {
+  status: (d, _v, n) => (d.status = n),
+  'delay-headers': (d, _v, n) => (d.delayHeadersMs = n),
+  'hang-after-headers': (d) => (d.hangAfterHeaders = true),
+  'reset-before-headers': (d) => (d.resetBeforeHeaders = true),
+  'reset-after': (d, _v, n) => (d.resetAfterEvents = n), // cut after n events
+  'truncate-after': (d, _v, n) => (d.truncateAfterEvents = n),
+  'end-mid-event-after': (d, _v, n) => (d.endMidEventAfter = n),
+  'stall-after': (d, _v, n) => (d.stallAfterEvents = n),
+  garbage: (d) => (d.garbage = true),
+  'wrong-content-type': (d) => (d.wrongContentType = true),
+  'no-body': (d) => (d.noBody = true),
+  slow: (d, _v, n) => (d.slowMs = n),
+  deltas: (d, _v, n) => (d.deltas = n),
+  reasoning: (d, value) => (d.reasoning = value !== '0'),
+  tool: (d, value) => (d.tool = value),
+  quirk: (d, value) => (d.quirks = new Set((value ?? '').split(',').map((quirk) => quirk.trim()))),
+};
+
 export function parseDirectives(header: string | string[] | undefined): SimDirectives {
   const directives: SimDirectives = {};
   const text = Array.isArray(header) ? header.join(';') : (header ?? '');
   for (const part of text.split(';')) {
     const [rawKey, rawValue] = part.split('=');
-    const key = rawKey?.trim() ?? '';
     const value = rawValue?.trim();
-    const n = value === undefined ? Number.NaN : Number(value);
-    switch (key) {
-      case 'status': directives.status = n; break;
-      case 'delay-headers': directives.delayHeadersMs = n; break;
-      case 'hang-after-headers': directives.hangAfterHeaders = true; break;
-      case 'reset-before-headers': directives.resetBeforeHeaders = true; break;
-      case 'reset-after': directives.resetAfterEvents = n; break; // cut after n events
-      case 'truncate-after': directives.truncateAfterEvents = n; break;
-      case 'end-mid-event-after': directives.endMidEventAfter = n; break;
-      case 'stall-after': directives.stallAfterEvents = n; break;
-      case 'garbage': directives.garbage = true; break;
-      case 'wrong-content-type': directives.wrongContentType = true; break;
-      case 'no-body': directives.noBody = true; break;
-      case 'slow': directives.slowMs = n; break;
-      case 'deltas': directives.deltas = n; break;
-      case 'reasoning': directives.reasoning = value !== '0'; break;
-      case 'tool': directives.tool = value; break;
-      case 'quirk': directives.quirks = new Set((value ?? '').split(',').map((quirk) => quirk.trim())); break;
-      default: break;
-    }
+    DIRECTIVES[rawKey?.trim() ?? '']?.(directives, value, value === undefined ? Number.NaN : Number(value));
   }
   return directives;
 }

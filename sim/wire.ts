@@ -363,18 +363,20 @@ export function vllmInputProblem(input: unknown): string | undefined {
 }
 
 /** vLLM's stream quirks, each on its own switch (x-sim: quirk=a,b). */
-export type StreamQuirk =
-  | 'unannounced-reasoning-part'
-  | 'fc-args-mismatch'
-  | 'seq-out-of-order'
-  | 'seq-duplicate'
-  | 'no-terminal'
-  | 'end-after-item-added'
-  | 'content-index-not-reset'
-  | 'text-done-extends'
-  | 'text-done-differs'
-  | 'error-event'
-  | 'vllm-done';
+export const STREAM_QUIRKS = [
+  'unannounced-reasoning-part',
+  'fc-args-mismatch',
+  'seq-out-of-order',
+  'seq-duplicate',
+  'no-terminal',
+  'end-after-item-added',
+  'content-index-not-reset',
+  'text-done-extends',
+  'text-done-differs',
+  'error-event',
+  'vllm-done',
+] as const;
+export type StreamQuirk = (typeof STREAM_QUIRKS)[number];
 
 export interface WireEvent {
   readonly event: JsonObject;

@@ -114,6 +114,11 @@ export const ERROR_CODES = {
     type: 'server_error',
     description: 'GET /ready: vLLM does not answer its /health endpoint with 200.',
   },
+  upstream_starting: {
+    status: 503,
+    type: 'server_error',
+    description: 'serve: vLLM is still starting (loading its model); retry once GET /ready answers 200.',
+  },
   store_unavailable: {
     status: 503,
     type: 'server_error',

@@ -16,8 +16,10 @@ after(killLeftovers);
 
 /** Starts a slow stream through a gateway the CLI started, sends SIGTERM once it has
  * begun, and returns every event the client received. */
-async function sigtermDuringStream(run: CliRun): Promise<ReturnType<typeof parseSse>> {
+async function sigtermDuringStream(run: CliRun, serving: 'standalone' | 'serve'): Promise<ReturnType<typeof parseSse>> {
   const port = portOf(await run.waitForLog('gateway listening'));
+  // serve: the gateway listens before vLLM is up; requests for vLLM wait for it.
+  if (serving === 'serve') await run.waitForLog('vLLM is healthy');
   const res = await openRequest(`http://127.0.0.1:${port}/v1/responses`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'x-sim': 'slow=30;deltas=20' },
@@ -93,7 +95,7 @@ describe('standalone', () => {
 
   it('on SIGTERM lets a stream in flight finish, then exits 0', { timeout: 20_000 }, async () => {
     const run = runCli(['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', sim.url]);
-    const events = await sigtermDuringStream(run);
+    const events = await sigtermDuringStream(run, 'standalone');
     assert.equal(events.at(-2)?.event, 'response.completed');
     assert.equal(events.at(-1)?.data, '[DONE]');
     assert.equal((await run.exited).code, 0);
@@ -220,7 +222,7 @@ describe('serve <model>', () => {
         '--vllm-bin', fake.bin, '--upstream-ready-interval', '0.2'],
       { SIM_SIGTERM_FILE: sigtermFile },
     );
-    const events = await sigtermDuringStream(run);
+    const events = await sigtermDuringStream(run, 'serve');
     assert.equal(events.at(-2)?.event, 'response.completed', 'the stream ran to its end');
     assert.equal((await run.exited).code, 0);
     assert.equal(readFileSync(sigtermFile, 'utf8'), 'SIGTERM', 'vLLM was stopped with SIGTERM');

@@ -29,7 +29,7 @@ describe('keys from a file', () => {
     writeFileSync(keysFile, '# gateway keys\nfirst-key\n');
     const run = runCli([...base(), '--api-keys', `@${keysFile}`]);
     const listening = await run.waitForLog('gateway listening');
-    assert.equal(listening['api_keys'], 1);
+    assert.equal(listening['client_keys'], '1 key from --api-keys (1 tenant) guard /v1/*');
     const url = `http://127.0.0.1:${portOf(listening)}/v1/responses`;
     const ask = (key: string) => postJson(url, { model: 'm', input: 'x' }, { authorization: `Bearer ${key}` });
     assert.equal((await ask('first-key')).status, 200);

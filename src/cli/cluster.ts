@@ -14,6 +14,7 @@ export type ClusterMessage =
   | { readonly type: 'rg:listen-failed'; readonly message: string }
   | { readonly type: 'rg:shutdown' }
   | { readonly type: 'rg:reload-keys' }
+  | { readonly type: 'rg:upstream-ready' }
   | { readonly type: 'rg:metrics-request'; readonly id: number }
   | { readonly type: 'rg:metrics-response'; readonly id: number; readonly contentType: string; readonly body: string };
 
@@ -23,6 +24,8 @@ function isClusterMessage(value: unknown): value is ClusterMessage {
 
 /** Set by the primary in each worker's environment: the port it listens on. */
 export const WORKER_PORT_ENV = 'RG_CLUSTER_PORT';
+/** Set to 1 in a worker's environment while vLLM is still starting (serve). */
+export const UPSTREAM_STARTING_ENV = 'RG_UPSTREAM_STARTING';
 
 /** A free port on `host`, from the system (for --gateway-port 0). */
 function freePort(host: string): Promise<number> {
@@ -52,6 +55,8 @@ export interface RunningCluster {
   shutdown(graceMs: number): Promise<void>;
   /** SIGHUP: every worker re-reads the --api-keys file. */
   reloadKeys(): void;
+  /** serve: vLLM is healthy; every worker (and every later one) sends it requests. */
+  upstreamReady(): void;
 }
 
 function liveWorkers(): Worker[] {
@@ -124,15 +129,18 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
 
   /** Workers that said they listen: only they have asked to be told to drain. */
   const serving = new Set<Worker>();
+  let upstreamStarting = config.serve !== undefined;
 
   const fork = (): Promise<number> => {
-    const worker = cluster.fork({ [WORKER_PORT_ENV]: String(port) });
+    const worker = cluster.fork({ [WORKER_PORT_ENV]: String(port), [UPSTREAM_STARTING_ENV]: upstreamStarting ? '1' : '0' });
     const startedAt = Date.now();
     return new Promise((resolve, reject) => {
       worker.on('message', (message: unknown) => {
         if (!isClusterMessage(message)) return;
         if (message.type === 'rg:listening') {
           serving.add(worker);
+          // Forked while vLLM was starting, and it is ready now.
+          if (!upstreamStarting) worker.send({ type: 'rg:upstream-ready' } satisfies ClusterMessage);
           resolve(message.port);
         }
         else if (message.type === 'rg:listen-failed') reject(new Error(message.message));
@@ -155,6 +163,13 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
     reloadKeys() {
       const message: ClusterMessage = { type: 'rg:reload-keys' };
       for (const worker of liveWorkers()) if (worker.isConnected()) worker.send(message);
+    },
+    upstreamReady() {
+      upstreamStarting = false;
+      const message: ClusterMessage = { type: 'rg:upstream-ready' };
+      // A worker still starting hears it from its environment (forked before) or not at all
+      // (forked after): those not listening yet get the news when they report listening.
+      for (const worker of serving) if (worker.isConnected()) worker.send(message);
     },
     async shutdown(graceMs) {
       shuttingDown = true;

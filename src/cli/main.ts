@@ -3,7 +3,7 @@
 // and on SIGINT/SIGTERM drain requests, stop vLLM and exit 0.
 import cluster from 'node:cluster';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { renderHelp } from '../config/help.ts';
 import { ConfigError, parseCommandLine, type Config } from '../config/load-config.ts';
 import { GatewayError } from '../errors.ts';
@@ -13,7 +13,9 @@ import { buildGateway } from '../http/build-gateway.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
-import { WORKER_PORT_ENV, clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
+import { UpstreamStatus } from '../upstream/upstream-status.ts';
+import { UPSTREAM_STARTING_ENV, WORKER_PORT_ENV, clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
+import { startupFields } from './startup-line.ts';
 import { StartupError, VllmProcess, describeExit } from './vllm-process.ts';
 
 const PROGRAM = 'responses-gateway';
@@ -54,6 +56,8 @@ interface Serving {
   shutdown(graceMs: number): Promise<void>;
   /** SIGHUP: re-read the --api-keys file. */
   reloadKeys(): void;
+  /** serve: vLLM is healthy, requests may go to it. */
+  upstreamReady(): void;
 }
 
 /** Reloads a key file, keeping the keys in force when the new file is bad. */
@@ -67,14 +71,35 @@ function reloadKeys(guard: ApiKeyGuard, log: Logger): void {
 }
 
 async function startSingle(config: Config, log: Logger, apiKeys: ApiKeyGuard): Promise<Serving> {
-  const gateway = buildGateway(config, { log, apiKeys });
+  const upstreamStatus = new UpstreamStatus(config.serve !== undefined);
+  const gateway = buildGateway(config, { log, apiKeys, upstreamStatus });
   const address: AddressInfo = await gateway.listen();
   return {
     port: address.port,
     failed: new Promise(() => {}),
     shutdown: (graceMs) => gateway.shutdown(graceMs),
     reloadKeys: () => reloadKeys(apiKeys, log),
+    upstreamReady: () => upstreamStatus.markReady(),
   };
+}
+
+/** serve: something already answering on vLLM's port would be adopted as vLLM (its
+ * /health answered for it): an error before spawning, not after minutes of loading. */
+function vllmPortAnswered(config: Config): Promise<boolean> {
+  const { hostname, port } = new URL(config.upstream.origin);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port) });
+    socket.setTimeout(2_000);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 type StopReason = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'vllm-exit' } | { kind: 'failed'; reason: string };
@@ -111,6 +136,29 @@ async function runPrimary(config: Config): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  if (config.serve !== undefined && (await vllmPortAnswered(config))) {
+    printError(
+      `vLLM's port ${config.serve.port} is already in use (something answers on ${config.upstream.origin}): ` +
+        'stop it, or give vLLM another --port',
+    );
+    return 1;
+  }
+
+  // The gateway listens first: in serve mode its /health answers and its /ready says
+  // "vLLM is starting" while vLLM loads its model, so orchestrators' probes work.
+  let serving: Serving;
+  try {
+    serving = config.server.workers > 1 ? await startCluster(config, log) : await startSingle(config, log, apiKeys);
+  } catch (error) {
+    printError(startProblem(error, config));
+    return 1;
+  }
+  process.on('SIGHUP', () => serving.reloadKeys());
+  // Until a stop is asked for, any exit is a failure: should the process ever run out of
+  // work while meant to serve, it must not report success.
+  process.exitCode = 1;
+  log.info(startupFields(config, apiKeys, serving.port), 'gateway listening');
+
   if (config.serve !== undefined) {
     const serve = config.serve;
     log.info({ model: serve.model, port: serve.port, bin: serve.vllmBin }, 'starting vLLM');
@@ -125,42 +173,20 @@ async function runPrimary(config: Config): Promise<number> {
       const outcome = await Promise.race([started.then(() => 'ready' as const), stopSignal.then(() => 'stop' as const)]);
       if (outcome === 'stop') {
         started.catch(() => {});
-        await vllm.stop();
+        await Promise.all([vllm.stop(), serving.shutdown(config.server.shutdownTimeoutMs)]);
         return 0;
       }
     } catch (error) {
       if (!(error instanceof StartupError)) throw error;
       printError(error.message);
-      await vllm.stop();
+      await Promise.all([vllm.stop(), serving.shutdown(Math.min(GRACE_AFTER_VLLM_EXIT_MS, config.server.shutdownTimeoutMs))]);
       return 1;
     } finally {
       await probe.close();
     }
+    serving.upstreamReady();
     log.info({ upstream: config.upstream.origin, pid: vllm.pid }, 'vLLM is healthy');
   }
-
-  let serving: Serving;
-  try {
-    serving = config.server.workers > 1 ? await startCluster(config, log) : await startSingle(config, log, apiKeys);
-  } catch (error) {
-    printError(startProblem(error, config));
-    await vllm?.stop();
-    return 1;
-  }
-  process.on('SIGHUP', () => serving.reloadKeys());
-  // Until a stop is asked for, any exit is a failure: should the process ever run out of
-  // work while meant to serve, it must not report success.
-  process.exitCode = 1;
-  log.info(
-    {
-      url: `http://${config.server.host}:${serving.port}`,
-      upstream: config.upstream.origin + config.upstream.basePath,
-      workers: config.server.workers,
-      store: config.output.passthroughRaw ? 'none (--passthrough-raw)' : describeLocation(config.state.location),
-      api_keys: apiKeys.enabled ? apiKeys.size : 'off',
-    },
-    'gateway listening',
-  );
 
   const reasons: Promise<StopReason>[] = [
     stopSignal.then((signal) => ({ kind: 'signal', signal })),
@@ -218,7 +244,9 @@ async function runWorker(given: Config): Promise<number> {
   let apiKeys: ApiKeyGuard;
   try {
     apiKeys = new ApiKeyGuard(config.security.apiKeys);
-    gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource(), apiKeys });
+    const upstreamStatus = new UpstreamStatus(process.env[UPSTREAM_STARTING_ENV] === '1');
+    onPrimaryMessage('rg:upstream-ready', () => upstreamStatus.markReady());
+    gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource(), apiKeys, upstreamStatus });
     const address = await gateway.listen();
     tellPrimary({ type: 'rg:listening', port: address.port });
   } catch (error) {

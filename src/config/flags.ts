@@ -9,6 +9,7 @@ export type FlagKind =
   | 'port'
   | 'positive-int'
   | 'duration'
+  | 'retention'
   | 'size'
   | 'list'
   | 'log-level'
@@ -263,9 +264,9 @@ export const FLAG_SPECS = [
   {
     name: 'store-ttl',
     env: 'GATEWAY_STORE_TTL',
-    kind: 'duration',
-    defaultValue: undefined,
-    help: 'Delete stored responses this long after they were created (and the items only they hold); default keeps them forever.',
+    kind: 'retention',
+    defaultValue: '30d',
+    help: "Delete stored responses this long after they were created (and the items only they hold), as OpenAI does after 30 days; 0 or forever keeps them. Counted from creation, so it applies to responses stored before it was set. Conversations and their items do not expire.",
     group: 'state',
   },
   {

@@ -3,16 +3,22 @@
 import type { FLAG_SPECS} from './flags.ts';
 import { FLAGS_BY_NAME, type FlagName, type FlagSpec } from './flags.ts';
 import type { StoreLocation } from './db-url.ts';
+import { unknownFlagMessage } from './suggest-flag.ts';
+import { DEFAULT_TENANT } from './tenants.ts';
 import { parseKind, type KindValue, type LogLevel, type ParsedUrl } from './values.ts';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** Where a key came from, for the startup line (never the key itself). */
+export type KeyOrigin = 'flag' | 'environment' | 'vllm-api-key' | 'none';
+
 export interface UpstreamConfig {
   readonly origin: string;
   readonly basePath: string;
   readonly apiKey: string | undefined;
+  readonly apiKeyOrigin: KeyOrigin;
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -47,6 +53,8 @@ export type ApiKeySource =
 
 export interface SecurityConfig {
   readonly apiKeys: ApiKeySource;
+  /** serve: vLLM's --api-key guards the gateway too when --api-keys is not given. */
+  readonly apiKeysOrigin: KeyOrigin;
   readonly metricsAuth: boolean;
 }
 
@@ -169,7 +177,7 @@ function splitArgv(argv: readonly string[]): SplitArgv {
       continue;
     }
     if (split.mode !== 'serve') {
-      throw new ConfigError(`unknown option --${name} (see --help)`);
+      throw new ConfigError(unknownFlagMessage(name));
     }
     // vLLM flags the gateway needs to know about, still passed on to vLLM.
     if (name === 'port' || name === 'host' || name === 'api-key') {
@@ -233,6 +241,7 @@ export function parseCommandLine(
     idleTimeoutMs: required(resolveFlag('upstream-idle-timeout', split, env), 'upstream-idle-timeout'),
   };
   let apiKey = resolveFlag('openai-api-key', split, env);
+  let apiKeyOrigin: KeyOrigin = apiKey === undefined ? 'none' : split.flagValues.has('openai-api-key') ? 'flag' : 'environment';
 
   let base: ParsedUrl;
   let serve: ServeConfig | undefined;
@@ -250,7 +259,10 @@ export function parseCommandLine(
     }
     base = { origin: `http://${vllmUpstreamHost(split.vllmHost)}:${port}`, basePath: '' };
     // vLLM started with --api-key requires it: use it unless a key was given explicitly.
-    apiKey ??= split.vllmApiKey;
+    if (apiKey === undefined && split.vllmApiKey !== undefined) {
+      apiKey = split.vllmApiKey;
+      apiKeyOrigin = 'vllm-api-key';
+    }
     serve = {
       model: split.model,
       vllmBin: required(resolveFlag('vllm-bin', split, env), 'vllm-bin'),
@@ -272,7 +284,7 @@ export function parseCommandLine(
 
   const config: Config = {
     mode: split.mode,
-    upstream: { origin: base.origin, basePath: base.basePath, apiKey, ...upstreamTimeouts },
+    upstream: { origin: base.origin, basePath: base.basePath, apiKey, apiKeyOrigin, ...upstreamTimeouts },
     server: {
       host: required(resolveFlag('gateway-host', split, env), 'gateway-host'),
       port: required(resolveFlag('gateway-port', split, env), 'gateway-port'),
@@ -301,7 +313,7 @@ export function parseCommandLine(
       keepRawFields: required(resolveFlag('raw-upstream-fields', split, env), 'raw-upstream-fields'),
     },
     security: {
-      apiKeys: apiKeySource(resolveFlag('api-keys', split, env), split.flagValues.has('api-keys') || env['GATEWAY_API_KEYS'] !== undefined),
+      ...clientKeys(split, env),
       metricsAuth: required(resolveFlag('metrics-auth', split, env), 'metrics-auth'),
     },
     logLevel: required(resolveFlag('log-level', split, env), 'log-level'),
@@ -319,6 +331,21 @@ export function parseCommandLine(
 
 /** `given`: the flag or its variable was set, even to nothing. An empty key list never
  * means "no authentication": leaving the flag out does. */
+/**
+ * Who may call: --api-keys; else, in serve mode, vLLM's own --api-key (whoever moves from
+ * `vllm serve --api-key X` expects the endpoint they call to require X), as the default
+ * tenant's key; else nobody is asked for a key.
+ */
+function clientKeys(split: SplitArgv, env: Readonly<Record<string, string | undefined>>): Pick<SecurityConfig, 'apiKeys' | 'apiKeysOrigin'> {
+  const given = split.flagValues.has('api-keys') || env['GATEWAY_API_KEYS'] !== undefined;
+  const apiKeys = apiKeySource(resolveFlag('api-keys', split, env), given);
+  if (apiKeys.kind !== 'none') return { apiKeys, apiKeysOrigin: split.flagValues.has('api-keys') ? 'flag' : 'environment' };
+  if (split.mode === 'serve' && split.vllmApiKey !== undefined) {
+    return { apiKeys: { kind: 'list', keys: [`${split.vllmApiKey} ${DEFAULT_TENANT}`] }, apiKeysOrigin: 'vllm-api-key' };
+  }
+  return { apiKeys, apiKeysOrigin: 'none' };
+}
+
 function apiKeySource(raw: string | undefined, given: boolean): ApiKeySource {
   if (raw === undefined) {
     if (given) throw new ConfigError('invalid --api-keys: it is empty; give at least one key, or leave it out to run without keys');

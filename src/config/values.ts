@@ -8,7 +8,7 @@ import type { FlagKind } from './flags.ts';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS_BYTES: Record<string, number> = {
   b: 1,
   kb: 1000,
@@ -35,9 +35,9 @@ function refineString<T>(parse: (raw: string) => T | string) {
   });
 }
 
-/** Milliseconds from "2", "0.5", "500ms", "2s", "5m" or "1h" (a bare number is seconds). */
+/** Milliseconds from "2", "0.5", "500ms", "2s", "5m", "1h" or "30d" (a bare number is seconds). */
 export function parseDurationMs(raw: string): number | undefined {
-  const match = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?$/i.exec(raw.trim());
+  const match = /^(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h|d)?$/i.exec(raw.trim());
   if (!match) return undefined;
   const amount = Number(match[1]);
   const unit = (match[2] ?? 's').toLowerCase();
@@ -101,8 +101,15 @@ const kindSchemas = {
   }).transform((wrapped) => wrapped.value),
   duration: refineString((raw) => {
     const ms = parseDurationMs(raw);
-    if (ms === undefined) return `"${raw}" is not a duration (seconds, or with ms/s/m/h)`;
+    if (ms === undefined) return `"${raw}" is not a duration (seconds, or with ms/s/m/h/d)`;
     return ms > 0 ? { value: ms } : `"${raw}" must be greater than zero`;
+  }).transform((wrapped) => wrapped.value),
+  // A retention: a duration, or 0 / forever / never / off to keep for ever (null).
+  retention: refineString((raw) => {
+    if (['0', 'forever', 'never', 'off', 'none'].includes(raw.toLowerCase())) return { value: null };
+    const ms = parseDurationMs(raw);
+    if (ms === undefined) return `"${raw}" is not a duration (seconds, or with ms/s/m/h/d), nor 0 or forever`;
+    return { value: ms };
   }).transform((wrapped) => wrapped.value),
   size: refineString((raw) => {
     const bytes = parseSizeBytes(raw);

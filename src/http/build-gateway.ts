@@ -9,6 +9,7 @@ import { ExpirySweeper } from '../store/expiry-sweeper.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
+import { UpstreamStatus } from '../upstream/upstream-status.ts';
 import { ApiKeyGuard } from './api-key-guard.ts';
 import { CorsPolicy } from './cors.ts';
 import type { GatewayDeps, GatewayState, MetricsSource } from './gateway-deps.ts';
@@ -28,6 +29,8 @@ export interface BuildOptions {
   readonly store?: Store;
   /** The key guard, when the caller loaded it already (to report a bad key file itself). */
   readonly apiKeys?: ApiKeyGuard;
+  /** serve: vLLM is still starting (UpstreamStatus.markReady() once it is healthy). */
+  readonly upstreamStatus?: UpstreamStatus;
 }
 
 export interface BuiltGateway extends Gateway {
@@ -66,6 +69,7 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
       render: async () => ({ contentType: metrics.contentType(), body: await metrics.render() }),
     },
     upstream: new UpstreamClient(config.upstream),
+    upstreamStatus: options.upstreamStatus ?? new UpstreamStatus(false),
     cors: new CorsPolicy(config.server.corsOrigins),
     apiKeys: options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys),
     state,

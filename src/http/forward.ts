@@ -1,5 +1,6 @@
 // The forward step shared by every proxied route: filter the client's headers, dispatch
 // to vLLM, and let the relay write the answer. A client that goes away aborts vLLM's work.
+import { GatewayError } from '../errors.ts';
 import { filterRequestHeaders } from '../upstream/hop-by-hop.ts';
 import { UpstreamRelay, type ResponseTransformer } from '../upstream/relay.ts';
 import type { GatewayDeps } from './gateway-deps.ts';
@@ -20,6 +21,14 @@ export interface ForwardOptions {
 const RETRIES_ON_RESET = 1;
 
 export function forward(ctx: RequestContext, deps: GatewayDeps, options: ForwardOptions): void {
+  if (deps.upstreamStatus.starting) {
+    ctx.sendError(
+      new GatewayError('upstream_starting', 'vLLM is still starting (loading its model); retry once GET /ready answers 200.', {
+        headers: { 'retry-after': '5' },
+      }),
+    );
+    return;
+  }
   const guarded = deps.apiKeys.enabled;
   const headers = filterRequestHeaders(ctx.req.rawHeaders, {
     apiKey: deps.config.upstream.apiKey,

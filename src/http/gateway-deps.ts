@@ -6,6 +6,7 @@ import type { ConversationsService } from '../responses/conversations-service.ts
 import type { ResponsesService } from '../responses/responses-service.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { UpstreamClient } from '../upstream/upstream-client.ts';
+import type { UpstreamStatus } from '../upstream/upstream-status.ts';
 import type { ApiKeyGuard } from './api-key-guard.ts';
 import type { CorsPolicy } from './cors.ts';
 
@@ -26,6 +27,8 @@ export interface GatewayDeps {
   /** Where GET /metrics reads from: this process, or all workers of a cluster. */
   readonly metricsSource: MetricsSource;
   readonly upstream: UpstreamClient;
+  /** serve: whether vLLM is still starting. */
+  readonly upstreamStatus: UpstreamStatus;
   readonly cors: CorsPolicy;
   /** The gateway's own API keys (--api-keys); disabled when none are set. */
   readonly apiKeys: ApiKeyGuard;

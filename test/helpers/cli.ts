@@ -23,13 +23,18 @@ export interface CliRun {
 }
 
 /** Environment without the variables a developer's shell might set for the gateway. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+/** `extra` overrides; a variable set to undefined there is left out. */
+function cleanEnv(extra: Record<string, string | undefined>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (name.startsWith('GATEWAY_') || name === 'OPENAI_API_KEY' || name === 'DATABASE_URL') continue;
     env[name] = value;
   }
-  return { ...env, ...extra };
+  for (const [name, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[name];
+    else env[name] = value;
+  }
+  return env;
 }
 
 const running = new Set<ChildProcess>();
@@ -58,7 +63,8 @@ function scratchDatabase(): string {
   return `sqlite:${join(mkdtempSync(join(tmpdir(), 'rg-cli-')), 'responses.db')}`;
 }
 
-export function runCli(args: readonly string[], env: Record<string, string> = {}): CliRun {
+/** Runs the command; `env` adds variables (undefined: without DATABASE_URL's scratch default, say). */
+export function runCli(args: readonly string[], env: Record<string, string | undefined> = {}): CliRun {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: REPO_ROOT,
     env: cleanEnv({ DATABASE_URL: scratchDatabase(), ...env }),

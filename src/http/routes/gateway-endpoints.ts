@@ -13,6 +13,10 @@ export function health(ctx: RequestContext): void {
 
 /** GET /ready: 200 only while vLLM answers its /health with 200. */
 export async function ready(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
+  if (deps.upstreamStatus.starting) {
+    ctx.sendError(new GatewayError('upstream_starting', 'vLLM is starting: it is loading its model.'));
+    return;
+  }
   const result = await deps.upstream.checkHealth();
   if (result.ok) {
     ctx.sendJson(200, READY_BODY);

@@ -2,7 +2,7 @@
 // machine share. better-sqlite3 is synchronous and each unit of work is short (an indexed
 // read or one small transaction), so work runs on the event loop without a thread hop,
 // and a write transaction runs start to end with nothing interleaved.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Migration } from '../schema.ts';
 import type { SqlBackend, SqlDialect } from '../sql/backend.ts';
@@ -51,6 +51,28 @@ function retryWhileBusy<T>(work: () => T, timeoutMs: number): T {
   }
 }
 
+/**
+ * Creates a directory and its missing parents, one at a time. Not mkdirSync's recursive
+ * mode: under /proc it retries for ever (the kernel refuses the directory, and node then
+ * retries the parent, which exists), and a gateway given such a path spun instead of
+ * saying why it could not start.
+ */
+function ensureDirectory(dir: string): void {
+  const missing: string[] = [];
+  for (let current = dir; !existsSync(current); current = dirname(current)) {
+    missing.push(current);
+    if (dirname(current) === current) break;
+  }
+  for (const directory of missing.reverse()) {
+    try {
+      mkdirSync(directory);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw new Error(`cannot create the directory ${directory} (${typeof code === 'string' ? code : 'error'})`, { cause: error });
+    }
+  }
+}
+
 /** SQLITE_BUSY or SQLITE_LOCKED, as either driver reports it. */
 function isBusy(error: unknown): boolean {
   const { code, errcode } = error as { code?: unknown; errcode?: unknown };
@@ -83,7 +105,7 @@ export class SqliteBackend implements SqlBackend {
    * process's write lock. */
   constructor(path: string, busyTimeoutMs: number) {
     try {
-      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      if (path !== ':memory:') ensureDirectory(dirname(path));
       this.#db = sqliteDriver().open(path);
       this.#db.exec(`PRAGMA busy_timeout = ${Math.round(busyTimeoutMs)}`);
       retryWhileBusy(() => this.#db.exec('PRAGMA journal_mode = WAL'), busyTimeoutMs);

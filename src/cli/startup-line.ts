@@ -1,0 +1,47 @@
+// What the "gateway listening" line says about the running gateway: where it listens,
+// what it forwards to, where it stores and for how long, and which keys guard what (where
+// each key came from, never the key).
+import type { Config, KeyOrigin } from '../config/load-config.ts';
+import { describeLocation } from '../config/db-url.ts';
+import type { ApiKeyGuard } from '../http/api-key-guard.ts';
+
+const ORIGIN: Record<Exclude<KeyOrigin, 'none'>, string> = {
+  flag: 'a command-line flag',
+  environment: 'the environment',
+  'vllm-api-key': "vLLM's --api-key",
+};
+
+function clientKeys(config: Config, guard: ApiKeyGuard): string {
+  const origin = config.security.apiKeysOrigin;
+  if (!guard.enabled || origin === 'none') return 'none: /v1/* is open to anyone who reaches the port (see --api-keys)';
+  const where = origin === 'environment' ? 'GATEWAY_API_KEYS' : origin === 'flag' ? '--api-keys' : ORIGIN[origin];
+  const keys = guard.size === 1 ? '1 key' : `${guard.size} keys`;
+  const tenants = guard.tenants === 1 ? '1 tenant' : `${guard.tenants} tenants`;
+  return `${keys} from ${where} (${tenants}) guard /v1/*${config.security.metricsAuth ? ' and /metrics' : ''}`;
+}
+
+function upstreamKey(config: Config): string {
+  const origin = config.upstream.apiKeyOrigin;
+  if (origin === 'none') return "none (clients' Authorization goes to vLLM)";
+  const where = origin === 'environment' ? 'OPENAI_API_KEY in the environment' : origin === 'flag' ? '--openai-api-key' : ORIGIN[origin];
+  return `from ${where}`;
+}
+
+function retention(config: Config): string {
+  const ms = config.state.ttlMs;
+  if (ms === null) return 'forever (--store-ttl 0)';
+  const days = ms / 86_400_000;
+  return Number.isInteger(days) ? `${days} days (--store-ttl)` : `${ms / 1000} s (--store-ttl)`;
+}
+
+export function startupFields(config: Config, guard: ApiKeyGuard, port: number): Record<string, unknown> {
+  return {
+    url: `http://${config.server.host}:${port}`,
+    upstream: config.upstream.origin + config.upstream.basePath,
+    workers: config.server.workers,
+    store: config.output.passthroughRaw ? 'none (--passthrough-raw)' : describeLocation(config.state.location),
+    ...(config.output.passthroughRaw ? {} : { retention: retention(config) }),
+    client_keys: clientKeys(config, guard),
+    upstream_key: upstreamKey(config),
+  };
+}
