@@ -99,6 +99,11 @@ export const ERROR_CODES = {
     type: 'server_error',
     description: 'An unexpected failure inside the gateway; details are in its log.',
   },
+  loop_detected: {
+    status: 508,
+    type: 'server_error',
+    description: 'The request came back to the gateway that forwarded it: --llm-api-base points at this gateway, or at one that points back.',
+  },
   upstream_unavailable: {
     status: 502,
     type: 'server_error',

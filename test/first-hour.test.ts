@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { fakeVllmBin, freePort, killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import { closeAll, metricValue, startGateway } from './helpers/gateway.ts';
 import { postJson, send } from './helpers/http.ts';
 
 after(killLeftovers);
@@ -156,3 +157,72 @@ describe('startup', () => {
     }
   });
 });
+
+describe('a gateway pointed at itself', () => {
+  it('answers 508 loop_detected at once instead of forwarding to itself until sockets run out, and is not ready', async () => {
+    const port = await freePort();
+    const gw = await startGateway(`http://127.0.0.1:${port}`, { 'gateway-port': String(port) });
+    try {
+      for (const [path, body] of [['/v1/responses', { model: 'm', input: 'x' }], ['/v1/models', undefined]] as const) {
+        const answer = body === undefined ? await send(`${gw.url}${path}`) : await postJson(`${gw.url}${path}`, body);
+        assert.equal(answer.status, 508, path);
+        assert.equal(answer.json().error.code, 'loop_detected', path);
+      }
+      const ready = await send(`${gw.url}/ready`);
+      assert.equal(ready.status, 503);
+      assert.match(ready.json().error.message, /this gateway.*loop/);
+      assert.equal(await metricValue(gw.url, 'gateway_http_requests_in_flight'), 0, 'nothing left hanging');
+    } finally {
+      await gw.close();
+    }
+  });
+
+  it('with --workers 2, every worker knows the name: 508 whichever worker the request comes back to', { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    const run = runCli(['--llm-api-base', `http://127.0.0.1:${port}`, '--gateway-port', String(port), '--gateway-host', '127.0.0.1', '--workers', '2']);
+    await run.waitForLog('gateway listening');
+    for (let n = 0; n < 6; n++) {
+      const answer = await postJson(`http://127.0.0.1:${port}/v1/responses`, { model: 'm', input: `x ${n}`, store: false });
+      assert.equal(answer.status, 508);
+      assert.equal(answer.json().error.code, 'loop_detected');
+    }
+    assert.equal(await requestsAnswered(`http://127.0.0.1:${port}`), 12, 'each came back once, never twice');
+    run.child.kill('SIGTERM');
+    assert.equal((await run.exited).code, 0);
+  });
+
+  it('and two gateways pointed at each other: 508, each request forwarded once each way', async () => {
+    const [portA, portB] = [await freePort(), await freePort()];
+    const a = await startGateway(`http://127.0.0.1:${portB}`, { 'gateway-port': String(portA) });
+    const b = await startGateway(`http://127.0.0.1:${portA}`, { 'gateway-port': String(portB) });
+    try {
+      const answer = await postJson(`${a.url}/v1/responses`, { model: 'm', input: 'x', store: false });
+      assert.equal(answer.status, 508);
+      assert.equal(answer.json().error.code, 'loop_detected');
+      assert.equal(await requestsAnswered(b.url), 1, 'B forwarded it once');
+      assert.equal(await requestsAnswered(a.url), 2, 'A answered the client, then its own request back with 508');
+    } finally {
+      await closeAll(a, b);
+    }
+  });
+
+  it('forwards a Via that names another gateway, adding its own', async () => {
+    const sim = await startSimVllm();
+    const gw = await startGateway(sim.url);
+    try {
+      const arrived = sim.nextRequest();
+      assert.equal((await postJson(`${gw.url}/v1/responses`, { model: 'm', input: 'x', store: false }, { via: '1.1 rg-000000000000' })).status, 200);
+      assert.match(String((await arrived).headers.via), /^1\.1 rg-000000000000, 1\.1 rg-[0-9a-f]{12}$/);
+    } finally {
+      await closeAll(gw, sim);
+    }
+  });
+});
+
+/** Requests a gateway has answered, every route and status. */
+async function requestsAnswered(baseUrl: string): Promise<number> {
+  const text = (await send(`${baseUrl}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith('gateway_http_requests_total{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return total;
+}

@@ -3,7 +3,7 @@
 // cluster-wide metrics, and tells them to drain on shutdown.
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type AddressInfo } from 'node:net';
-import type { Config } from '../config/load-config.ts';
+import { VIA_NAME_ENV, type Config } from '../config/load-config.ts';
 import type { MetricsSource } from '../http/gateway-deps.ts';
 import type { Logger } from '../observability/logger.ts';
 import { AggregatorRegistry } from '../observability/metrics.ts';
@@ -132,7 +132,11 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
   let upstreamStarting = config.serve !== undefined;
 
   const fork = (): Promise<number> => {
-    const worker = cluster.fork({ [WORKER_PORT_ENV]: String(port), [UPSTREAM_STARTING_ENV]: upstreamStarting ? '1' : '0' });
+    const worker = cluster.fork({
+      [WORKER_PORT_ENV]: String(port),
+      [UPSTREAM_STARTING_ENV]: upstreamStarting ? '1' : '0',
+      [VIA_NAME_ENV]: config.upstream.via,
+    });
     const startedAt = Date.now();
     return new Promise((resolve, reject) => {
       worker.on('message', (message: unknown) => {

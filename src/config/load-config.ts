@@ -1,5 +1,6 @@
 // argv + environment -> one validated, frozen Config. No I/O: the caller passes argv and
 // env, so tests drive it directly. A flag beats its environment variable.
+import { randomBytes } from 'node:crypto';
 import type { FLAG_SPECS} from './flags.ts';
 import { FLAGS_BY_NAME, type FlagName, type FlagSpec } from './flags.ts';
 import type { StoreLocation } from './db-url.ts';
@@ -15,6 +16,9 @@ export class ConfigError extends Error {
 export type KeyOrigin = 'flag' | 'environment' | 'vllm-api-key' | 'none';
 
 export interface UpstreamConfig {
+  /** This gateway's name in the Via header of what it forwards (RFC 9110 §7.6.3): a
+   * request that comes back with it is a loop. One per gateway, its workers included. */
+  readonly via: string;
   readonly origin: string;
   readonly basePath: string;
   readonly apiKey: string | undefined;
@@ -284,7 +288,7 @@ export function parseCommandLine(
 
   const config: Config = {
     mode: split.mode,
-    upstream: { origin: base.origin, basePath: base.basePath, apiKey, apiKeyOrigin, ...upstreamTimeouts },
+    upstream: { via: viaName(env), origin: base.origin, basePath: base.basePath, apiKey, apiKeyOrigin, ...upstreamTimeouts },
     server: {
       host: required(resolveFlag('gateway-host', split, env), 'gateway-host'),
       port: required(resolveFlag('gateway-port', split, env), 'gateway-port'),
@@ -359,6 +363,14 @@ function apiKeySource(raw: string | undefined, given: boolean): ApiKeySource {
   const keys = raw.split(',').map((key) => key.trim()).filter((key) => key.length > 0);
   if (keys.length === 0) throw new ConfigError('invalid --api-keys: no key given (only separators)');
   return { kind: 'list', keys };
+}
+
+/** Set by a gateway's primary for its workers, so that they share its Via name. */
+export const VIA_NAME_ENV = 'RG_VIA_NAME';
+
+function viaName(env: Readonly<Record<string, string | undefined>>): string {
+  const inherited = env[VIA_NAME_ENV];
+  return inherited !== undefined && /^rg-[0-9a-f]{12}$/.test(inherited) ? inherited : `rg-${randomBytes(6).toString('hex')}`;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -39,6 +39,8 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
     drop: options.dropHeaders,
   });
   if (options.addHeaders !== undefined) for (const part of options.addHeaders) headers.push(part);
+  // RFC 9110 §7.6.3: each intermediary adds itself; a request that comes back shows a loop.
+  headers.push('via', `1.1 ${deps.config.upstream.via}`);
   let retriesLeft = RETRIES_ON_RESET;
   const dispatch = (): void => {
     const relay = new UpstreamRelay(

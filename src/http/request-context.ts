@@ -15,17 +15,21 @@ const USABLE_REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 export interface ScannedHeaders {
   requestId: string | undefined;
   origin: string | undefined;
+  /** The Via headers, joined (undefined when none). */
+  via: string | undefined;
 }
 
 /** One pass over the raw headers for the few the gateway itself reads. */
 function scanHeaders(raw: readonly string[]): ScannedHeaders {
-  const found: ScannedHeaders = { requestId: undefined, origin: undefined };
+  const found: ScannedHeaders = { requestId: undefined, origin: undefined, via: undefined };
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     if (name.length === 12 && found.requestId === undefined && name.toLowerCase() === 'x-request-id') {
       found.requestId = raw[i + 1];
     } else if (name.length === 6 && found.origin === undefined && name.toLowerCase() === 'origin') {
       found.origin = raw[i + 1];
+    } else if (name.length === 3 && name.toLowerCase() === 'via') {
+      found.via = found.via === undefined ? raw[i + 1] : `${found.via}, ${raw[i + 1] as string}`;
     }
   }
   return found;
@@ -45,6 +49,8 @@ export class RequestContext {
   /** False when the client sent no x-request-id or one the gateway would not use. */
   readonly requestIdFromClient: boolean;
   readonly origin: string | undefined;
+  /** The request's Via headers, joined (a loop shows there: see UpstreamConfig.via). */
+  readonly via: string | undefined;
   /** Headers added to every response: x-request-id and CORS. */
   readonly extraHeaders: string[];
   readonly record: ExchangeRecord = {
@@ -87,6 +93,7 @@ export class RequestContext {
     this.requestIdFromClient = clientId !== undefined && USABLE_REQUEST_ID.test(clientId);
     this.requestId = this.requestIdFromClient ? (clientId as string) : randomUUID();
     this.origin = scanned.origin;
+    this.via = scanned.via;
     this.extraHeaders = ['x-request-id', this.requestId];
     this.#baseLog = baseLog;
   }

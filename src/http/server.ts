@@ -120,6 +120,14 @@ function answerOnSocket(socket: Socket, status: number, reason: string, error: G
   setTimeout(() => socket.destroy(), LINGER_MS).unref();
 }
 
+/** Whether a Via header value lists this gateway (`1.1 rg-…`, among other entries). */
+function isOwnVia(via: string, own: string): boolean {
+  const at = via.indexOf(own);
+  if (at === -1) return false;
+  const after = via.charCodeAt(at + own.length);
+  return Number.isNaN(after) || after === 0x2c /* , */ || after === 0x20 /* space: a comment follows */;
+}
+
 function discard(): void {}
 
 /** Resolves after `ms`, without keeping the process alive for it. */
@@ -136,6 +144,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   let busy = 0;
   deps.metrics.readInFlightFrom(() => busy);
   const maxConcurrent = deps.config.server.maxConcurrent;
+  const ownVia = deps.config.upstream.via;
   const active = new Set<RequestContext>();
   let draining = false;
   let drained: (() => void) | undefined;
@@ -208,6 +217,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
     }
     deps.cors.addResponseHeaders(ctx.origin, ctx.extraHeaders);
+    if (ctx.via !== undefined && isOwnVia(ctx.via, ownVia)) {
+      ctx.route = 'loop';
+      ctx.sendError(
+        new GatewayError(
+          'loop_detected',
+          'This request came back to the gateway that forwarded it: its --llm-api-base points at itself, or at a gateway that points back.',
+        ),
+      );
+      return;
+    }
     if (ctx.badTarget !== undefined) {
       ctx.route = 'rejected';
       ctx.sendError(new GatewayError('invalid_request', ctx.badTarget, { status: 400 }));

@@ -24,6 +24,7 @@ export type HealthResult = { readonly ok: true } | { readonly ok: false; readonl
 export class UpstreamClient {
   readonly origin: string;
   readonly #basePath: string;
+  readonly #via: string;
   readonly #pool: Pool;
   readonly #probeClient: Client;
   #probeInFlight: Promise<HealthResult> | undefined;
@@ -31,6 +32,7 @@ export class UpstreamClient {
   constructor(config: UpstreamConfig) {
     this.origin = config.origin;
     this.#basePath = config.basePath;
+    this.#via = config.via;
     this.#pool = new Pool(config.origin, {
       // No connection cap: a stream holds its connection for minutes, and a cap would
       // queue short requests behind long generations.
@@ -77,8 +79,14 @@ export class UpstreamClient {
 
   async #probe(): Promise<HealthResult> {
     try {
-      const response = await this.#probeClient.request({ method: 'GET', path: `${this.#basePath}/health` });
+      const response = await this.#probeClient.request({
+        method: 'GET',
+        path: `${this.#basePath}/health`,
+        // A gateway pointed at itself answers its own probe with 508: not ready.
+        headers: { via: `1.1 ${this.#via}` },
+      });
       await response.body.dump();
+      if (response.statusCode === 508) return { ok: false, reason: 'the upstream is this gateway (a request comes back to it: a loop)' };
       return response.statusCode === 200
         ? { ok: true }
         : { ok: false, reason: `vLLM /health answered ${response.statusCode}` };
