@@ -107,7 +107,28 @@ export const ERROR_CODES = {
   upstream_unavailable: {
     status: 502,
     type: 'server_error',
-    description: 'vLLM refused or reset the connection before sending response headers.',
+    description: 'vLLM closed the connection before sending response headers, or failed in another way not listed here.',
+  },
+  upstream_connection_refused: {
+    status: 502,
+    type: 'server_error',
+    description: "Nothing listens on --llm-api-base's port: vLLM is not running there (or has stopped).",
+  },
+  upstream_dns_failure: {
+    status: 502,
+    type: 'server_error',
+    description: "--llm-api-base's host name does not resolve.",
+  },
+  upstream_unreachable: {
+    status: 502,
+    type: 'server_error',
+    description: "No network route to --llm-api-base's host.",
+  },
+  upstream_tls_error: {
+    status: 502,
+    type: 'server_error',
+    description:
+      "The TLS handshake with vLLM failed: https:// to a plain HTTP port, or a certificate the gateway does not trust (NODE_EXTRA_CA_CERTS adds a CA).",
   },
   upstream_invalid_response: {
     status: 502,

@@ -169,7 +169,7 @@ describe('health and readiness', () => {
     try {
       const res = await send(`${lonely.url}/ready`);
       assert.equal(res.status, 503);
-      assert.match(String(errorOf(res.json())['message']), /unreachable/);
+      assert.match(String(errorOf(res.json())['message']), /^vLLM is not ready: vLLM \/health failed: The model server refused the connection: nothing is listening on its port \(upstream_connection_refused\)\.$/);
     } finally {
       await lonely?.close();
     }

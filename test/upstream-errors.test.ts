@@ -5,8 +5,10 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { vllmError } from '../sim/wire.ts';
 import type { SimVllm } from '../sim/vllm-sim.ts';
-import { closeAll, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
-import { parseSse, postJson } from './helpers/http.ts';
+import { closeAll, metricValue, startGateway, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
+import { killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import { parseSse, postJson, send } from './helpers/http.ts';
+import { startTlsServer, TLS_CERT_FILE } from './helpers/tls.ts';
 
 let sim: SimVllm;
 let gw: TestGateway;
@@ -16,6 +18,7 @@ before(async () => {
   ({ sim, gw } = await startSimAndGateway({ 'upstream-headers-timeout': '0.3', 'upstream-idle-timeout': '0.3', 'passthrough-raw': 'true' }));
 });
 after(() => closeAll(gw, sim));
+after(killLeftovers);
 
 async function closedPort(): Promise<number> {
   const server = createServer();
@@ -48,17 +51,97 @@ describe('vLLM error statuses', () => {
 });
 
 describe('the gateway\'s own upstream errors', () => {
-  it('answers 502 upstream_unavailable when vLLM refuses the connection', async () => {
-    const down = await startGateway(`http://127.0.0.1:${await closedPort()}`);
+  // Each cause an operator fixes differently has its own code and message; the log has the
+  // cause (address included) in one line, and what to do about it when the cause says.
+  const causes = [
+    {
+      name: 'nothing listens on the port',
+      upstream: async () => `http://127.0.0.1:${await closedPort()}`,
+      code: 'upstream_connection_refused',
+      kind: 'connect_refused',
+      logged: /^connect ECONNREFUSED 127\.0\.0\.1:\d+$/,
+    },
+    {
+      name: 'the host name does not resolve',
+      upstream: () => 'http://no-such-host.invalid:8000',
+      code: 'upstream_dns_failure',
+      kind: 'dns_failure',
+      logged: /ENOTFOUND no-such-host\.invalid/,
+    },
+    {
+      name: 'https:// points at a plain HTTP port',
+      upstream: () => sim.url.replace('http://', 'https://'),
+      code: 'upstream_tls_error',
+      kind: 'tls',
+      logged: /^ERR_SSL_WRONG_VERSION_NUMBER: .*wrong version number/,
+      hint: /use http:\/\//,
+    },
+    {
+      name: "vLLM's certificate is not trusted",
+      upstream: () => `https://127.0.0.1:${tlsServer.port}`,
+      code: 'upstream_tls_error',
+      kind: 'tls',
+      logged: /self.signed certificate/,
+      hint: /NODE_EXTRA_CA_CERTS/,
+    },
+  ];
+  let tlsServer: { port: number; close(): Promise<void> };
+  before(async () => {
+    tlsServer = await startTlsServer();
+  });
+  after(() => tlsServer?.close());
+
+  for (const cause of causes) {
+    it(`answers 502 ${cause.code} when ${cause.name}, logged at warn in one line`, async () => {
+      const down = await startGateway(await cause.upstream(), {}, { captureLogs: true, logLevel: 'warn' });
+      try {
+        const res = await postJson(`${down.url}/v1/responses`, { model: 'm', input: 'x' });
+        assert.equal(res.status, 502);
+        assertErrorShape(res.json(), cause.code);
+        assert.equal((await postJson(`${down.url}/v1/chat/completions`, {})).json().error.code, cause.code, 'every route says the same');
+        const line = down.logs.find((entry) => entry['msg'] === 'upstream exchange failed');
+        assert.ok(line !== undefined);
+        assert.equal(line['level'], 40);
+        assert.equal(line['code'], cause.code);
+        assert.equal(line['kind'], cause.kind);
+        assert.match(String(line['cause']), cause.logged);
+        if (cause.hint !== undefined) assert.match(String(line['hint']), cause.hint);
+        assert.equal(line['err'], undefined, 'no stack trace at warn');
+        assert.ok(!down.logText().includes('    at '), 'no stack frame anywhere');
+        assert.match(
+          (await send(`${down.url}/metrics`)).text(),
+          new RegExp(`gateway_upstream_errors_total\\{kind="${cause.kind}"\\} 2`),
+        );
+        const ready = await send(`${down.url}/ready`);
+        assert.equal(ready.status, 503);
+        assert.ok(ready.json().error.message.includes(`(${cause.code})`), ready.text());
+      } finally {
+        await down.close();
+      }
+    });
+  }
+
+  it('logs the stack trace too at --log-level debug', async () => {
+    const down = await startGateway(`http://127.0.0.1:${await closedPort()}`, {}, { captureLogs: true, logLevel: 'debug' });
     try {
-      const res = await postJson(`${down.url}/v1/responses`, { model: 'm', input: 'x' });
-      assert.equal(res.status, 502);
-      assertErrorShape(res.json(), 'upstream_unavailable');
-      const models = await postJson(`${down.url}/v1/chat/completions`, {});
-      assert.equal(models.status, 502);
+      await postJson(`${down.url}/v1/responses`, { model: 'm', input: 'x' });
+      const line = down.logs.find((entry) => entry['msg'] === 'upstream exchange failed');
+      assert.match(String((line?.['err'] as { stack?: string } | undefined)?.stack), /ECONNREFUSED[\s\S]*\n +at /);
     } finally {
-      await down?.close();
+      await down.close();
     }
+  });
+
+  it('trusts a private CA given in NODE_EXTRA_CA_CERTS (the hint works)', { timeout: 30_000 }, async () => {
+    const run = runCli(['--llm-api-base', `https://127.0.0.1:${tlsServer.port}/v1`, '--gateway-port', '0', '--gateway-host', '127.0.0.1'], {
+      NODE_EXTRA_CA_CERTS: TLS_CERT_FILE,
+    });
+    const url = `http://127.0.0.1:${portOf(await run.waitForLog('gateway listening'))}`;
+    const models = await send(`${url}/v1/models`);
+    assert.equal(models.status, 200, models.text());
+    assert.equal(models.json().object, 'list');
+    run.child.kill('SIGTERM');
+    assert.equal((await run.exited).code, 0);
   });
 
   it('answers 502 when vLLM resets the connection before responding', async () => {
@@ -117,9 +200,12 @@ describe('mid-stream failures', () => {
   });
 
   it('are counted in the metrics by kind', async () => {
-    const text = (await (await fetch(`${gw.url}/metrics`)).text());
-    assert.match(text, /gateway_upstream_errors_total\{kind="idle_timeout"\} [1-9]/);
-    assert.match(text, /gateway_upstream_errors_total\{kind="reset"\} [1-9]/);
-    assert.match(text, /gateway_upstream_errors_total\{kind="headers_timeout"\} [1-9]/);
+    const kinds = { idle_timeout: 'stall-after=3', reset: 'reset-after=4', headers_timeout: 'delay-headers=20000' } as const;
+    for (const [kind, directive] of Object.entries(kinds)) {
+      const before = await metricValue(gw.url, `gateway_upstream_errors_total{kind="${kind}"}`);
+      await postJson(`${gw.url}/v1/responses`, streamBody(), { 'x-sim': directive });
+      const after = await metricValue(gw.url, `gateway_upstream_errors_total{kind="${kind}"}`);
+      assert.equal(after - (Number.isNaN(before) ? 0 : before), 1, kind);
+    }
   });
 });

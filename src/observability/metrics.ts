@@ -12,6 +12,9 @@ import {
 /** Why a request to vLLM failed, as counted in gateway_upstream_errors_total. */
 export type UpstreamErrorKind =
   | 'connect_refused'
+  | 'dns_failure'
+  | 'unreachable'
+  | 'tls'
   | 'connect_timeout'
   | 'headers_timeout'
   | 'idle_timeout'

@@ -13,7 +13,7 @@ import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
-import { classifyUpstreamError, type ClassifiedUpstreamError } from './classify-error.ts';
+import { classifyUpstreamError, describeCause, type ClassifiedUpstreamError } from './classify-error.ts';
 import { filterResponseHeaders } from './hop-by-hop.ts';
 import { SseBoundary } from './sse-boundary.ts';
 import { renderSseError } from './sse-error.ts';
@@ -372,8 +372,17 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const target = this.#target;
     const res = target.res;
     target.record.errorCode = classified.error.code;
-    target.log().warn(
-      { err: classified.error.cause, kind: classified.kind, code: classified.error.code },
+    // One line at warn; the stack trace only when someone asked for debug.
+    const log = target.log();
+    const cause = classified.error.cause;
+    log.warn(
+      {
+        kind: classified.kind,
+        code: classified.error.code,
+        cause: cause === undefined ? classified.error.message : describeCause(cause),
+        ...(classified.hint === undefined ? {} : { hint: classified.hint }),
+        ...(log.isLevelEnabled('debug') ? { err: cause } : {}),
+      },
       'upstream exchange failed',
     );
     const mode = this.#mode;

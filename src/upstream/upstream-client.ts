@@ -2,6 +2,7 @@
 // separate Client for health probes so that a pool busy with long generations never
 // makes /ready report a healthy server as down.
 import { Client, Pool, type Dispatcher } from 'undici';
+import { classifyUpstreamError } from './classify-error.ts';
 import type { UpstreamConfig } from '../config/load-config.ts';
 
 /** vLLM (uvicorn) closes idle keep-alive connections after 5 s; closing ours first means
@@ -91,8 +92,8 @@ export class UpstreamClient {
         ? { ok: true }
         : { ok: false, reason: `vLLM /health answered ${response.statusCode}` };
     } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      return { ok: false, reason: `vLLM /health is unreachable (${typeof code === 'string' ? code : 'error'})` };
+      const { error: said } = classifyUpstreamError(error, 'before-headers');
+      return { ok: false, reason: `vLLM /health failed: ${said.message.replace(/\.$/, '')} (${said.code})` };
     }
   }
 

@@ -22,7 +22,7 @@ export interface TestGateway {
 export async function startGateway(
   upstreamUrl: string,
   flags: Readonly<Record<string, string>> = {},
-  options: { captureLogs?: boolean; store?: Store } = {},
+  options: { captureLogs?: boolean; logLevel?: 'debug' | 'info' | 'warn'; store?: Store } = {},
 ): Promise<TestGateway> {
   const config = configForUpstream(upstreamUrl, { 'gateway-host': '127.0.0.1', ...flags });
   const logs: Record<string, unknown>[] = [];
@@ -36,7 +36,7 @@ export async function startGateway(
       callback();
     },
   });
-  const log = pino({ level: options.captureLogs === true ? 'debug' : 'silent' }, sink);
+  const log = pino({ level: options.captureLogs === true ? (options.logLevel ?? 'debug') : 'silent' }, sink);
   const gateway = buildGateway(config, options.store === undefined ? { log } : { log, store: options.store });
   const address = await gateway.listen();
   return {
