@@ -190,7 +190,7 @@ describe('serve <model>', () => {
     );
     const healthy = await run.waitForLog('vLLM is healthy');
     await run.waitForLog('gateway listening');
-    process.kill(Number(healthy['pid']), 'SIGUSR2');
+    process.kill(Number(healthy['vllm_pid']), 'SIGUSR2');
     const { code } = await run.exited;
     assert.notEqual(code, 0);
     assert.match(run.stderr(), /vLLM exited with code 3/);
@@ -207,7 +207,7 @@ describe('serve <model>', () => {
         '--vllm-bin', fake.bin, '--upstream-ready-interval', '0.2'],
       { SIM_SIGTERM_FILE: sigtermFile },
     );
-    const vllmPid = Number((await run.waitForLog('vLLM is healthy'))['pid']);
+    const vllmPid = Number((await run.waitForLog('vLLM is healthy'))['vllm_pid']);
     await run.waitForLog('gateway listening');
     run.child.kill('SIGKILL'); // no handler runs: only the kernel can tell vLLM
     assert.equal((await run.exited).signal, 'SIGKILL');

@@ -5,6 +5,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { createServer, type AddressInfo } from 'node:net';
 import { VIA_NAME_ENV, type Config } from '../config/load-config.ts';
 import type { MetricsSource } from '../http/gateway-deps.ts';
+import type { GatewayLoad } from '../http/server.ts';
 import type { Logger } from '../observability/logger.ts';
 import { AggregatorRegistry } from '../observability/metrics.ts';
 
@@ -16,6 +17,8 @@ export type ClusterMessage =
   | { readonly type: 'rg:reload-keys' }
   | { readonly type: 'rg:upstream-ready' }
   | { readonly type: 'rg:metrics-request'; readonly id: number }
+  | { readonly type: 'rg:load-request'; readonly id: number }
+  | { readonly type: 'rg:load-response'; readonly id: number; readonly load: GatewayLoad }
   | { readonly type: 'rg:metrics-response'; readonly id: number; readonly contentType: string; readonly body: string };
 
 function isClusterMessage(value: unknown): value is ClusterMessage {
@@ -57,7 +60,12 @@ export interface RunningCluster {
   reloadKeys(): void;
   /** serve: vLLM is healthy; every worker (and every later one) sends it requests. */
   upstreamReady(): void;
+  /** What every worker serves now; a worker that does not answer in time is left out. */
+  load(): Promise<GatewayLoad>;
 }
+
+/** How long the primary waits for workers to say what they serve (for the shutdown line). */
+const LOAD_REPLY_MS = 500;
 
 function liveWorkers(): Worker[] {
   return Object.values(cluster.workers ?? {}).filter((worker): worker is Worker => worker !== undefined);
@@ -148,6 +156,7 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
           resolve(message.port);
         }
         else if (message.type === 'rg:listen-failed') reject(new Error(message.message));
+        else if (message.type === 'rg:load-response') loadReplies.get(message.id)?.(message.load);
         else if (message.type === 'rg:metrics-request') {
           answerMetrics(worker, message.id).catch((error: unknown) => log.error({ err: error }, 'cluster metrics failed'));
         }
@@ -158,6 +167,20 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
         onDeath(worker, startedAt, code, signal);
       });
     });
+  };
+
+  let nextLoadId = 0;
+  const loadReplies = new Map<number, (load: GatewayLoad) => void>();
+  const askLoad = (worker: Worker): Promise<GatewayLoad> => {
+    const id = nextLoadId++;
+    return new Promise<GatewayLoad>((resolve) => {
+      const timer = setTimeout(() => resolve({ requests: 0, streams: 0 }), LOAD_REPLY_MS);
+      loadReplies.set(id, (load) => {
+        clearTimeout(timer);
+        resolve(load);
+      });
+      worker.send({ type: 'rg:load-request', id } satisfies ClusterMessage);
+    }).finally(() => loadReplies.delete(id));
   };
 
   const ports = await Promise.all(Array.from({ length: config.server.workers }, () => fork()));
@@ -174,6 +197,13 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
       // A worker still starting hears it from its environment (forked before) or not at all
       // (forked after): those not listening yet get the news when they report listening.
       for (const worker of serving) if (worker.isConnected()) worker.send(message);
+    },
+    async load() {
+      const loads = await Promise.all([...serving].filter((worker) => worker.isConnected()).map(askLoad));
+      return loads.reduce((sum, load) => ({ requests: sum.requests + load.requests, streams: sum.streams + load.streams }), {
+        requests: 0,
+        streams: 0,
+      });
     },
     async shutdown(graceMs) {
       shuttingDown = true;
@@ -225,6 +255,15 @@ export function clusterMetricsSource(): MetricsSource {
       });
     },
   };
+}
+
+/** In a worker: answers the primary's questions about what it serves now. */
+export function answerLoadRequests(load: () => GatewayLoad): void {
+  process.on('message', (message: unknown) => {
+    if (isClusterMessage(message) && message.type === 'rg:load-request') {
+      tellPrimary({ type: 'rg:load-response', id: message.id, load: load() });
+    }
+  });
 }
 
 /** In a worker: calls `handler` for each message of this type from the primary. */

@@ -10,11 +10,12 @@ import { GatewayError } from '../errors.ts';
 import { describeLocation } from '../config/db-url.ts';
 import { ApiKeyGuard, ApiKeyLoadError } from '../http/api-key-guard.ts';
 import { buildGateway } from '../http/build-gateway.ts';
+import type { GatewayLoad } from '../http/server.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
 import { UpstreamStatus } from '../upstream/upstream-status.ts';
-import { UPSTREAM_STARTING_ENV, WORKER_PORT_ENV, clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
+import { UPSTREAM_STARTING_ENV, WORKER_PORT_ENV, answerLoadRequests, clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
 import { startupFields } from './startup-line.ts';
 import { StartupError, VllmProcess, describeExit } from './vllm-process.ts';
 
@@ -58,6 +59,8 @@ interface Serving {
   reloadKeys(): void;
   /** serve: vLLM is healthy, requests may go to it. */
   upstreamReady(): void;
+  /** Requests and streams being served now, every worker counted. */
+  load(): Promise<GatewayLoad>;
 }
 
 /** Reloads a key file, keeping the keys in force when the new file is bad. */
@@ -70,6 +73,11 @@ function reloadKeys(guard: ApiKeyGuard, log: Logger): void {
   }
 }
 
+function describeLoad(load: GatewayLoad): string {
+  const requests = `${load.requests} ${load.requests === 1 ? 'request' : 'requests'} in flight`;
+  return load.streams === 0 ? requests : `${requests} (${load.streams} ${load.streams === 1 ? 'stream' : 'streams'})`;
+}
+
 async function startSingle(config: Config, log: Logger, apiKeys: ApiKeyGuard): Promise<Serving> {
   const upstreamStatus = new UpstreamStatus(config.serve !== undefined);
   const gateway = buildGateway(config, { log, apiKeys, upstreamStatus });
@@ -80,6 +88,7 @@ async function startSingle(config: Config, log: Logger, apiKeys: ApiKeyGuard): P
     shutdown: (graceMs) => gateway.shutdown(graceMs),
     reloadKeys: () => reloadKeys(apiKeys, log),
     upstreamReady: () => upstreamStatus.markReady(),
+    load: () => Promise.resolve(gateway.load()),
   };
 }
 
@@ -105,7 +114,7 @@ function vllmPortAnswered(config: Config): Promise<boolean> {
 type StopReason = { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'vllm-exit' } | { kind: 'failed'; reason: string };
 
 async function runPrimary(config: Config): Promise<number> {
-  const log = createLogger({ level: config.logLevel });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let apiKeys: ApiKeyGuard;
   try {
     apiKeys = new ApiKeyGuard(config.security.apiKeys);
@@ -120,11 +129,20 @@ async function runPrimary(config: Config): Promise<number> {
     signalled = resolve;
   });
   let signals = 0;
+  /** Set once the gateway serves: the shutdown line says what it waits for. */
+  let servingNow: Serving | undefined = undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals === 1) {
-      log.info({ signal }, 'shutting down: draining requests in flight');
       signalled?.(signal);
+      const graceS = config.server.shutdownTimeoutMs / 1000;
+      const again = signal === 'SIGINT' ? 'Ctrl-C again to stop now' : `${signal} again to stop now`;
+      const said = (load: GatewayLoad): void => {
+        const waiting = load.requests === 0 ? 'nothing in flight' : `${describeLoad(load)}, waiting up to ${graceS} s; ${again}`;
+        log.info({ signal, in_flight: load.requests, streams: load.streams, grace_s: graceS }, `shutting down: ${waiting}`);
+      };
+      if (servingNow === undefined) said({ requests: 0, streams: 0 });
+      else servingNow.load().then(said, () => said({ requests: 0, streams: 0 }));
       return;
     }
     // A second signal: stop now.
@@ -153,6 +171,7 @@ async function runPrimary(config: Config): Promise<number> {
     printError(startProblem(error, config));
     return 1;
   }
+  servingNow = serving;
   process.on('SIGHUP', () => serving.reloadKeys());
   // Until a stop is asked for, any exit is a failure: should the process ever run out of
   // work while meant to serve, it must not report success.
@@ -185,7 +204,7 @@ async function runPrimary(config: Config): Promise<number> {
       await probe.close();
     }
     serving.upstreamReady();
-    log.info({ upstream: config.upstream.origin, pid: vllm.pid }, 'vLLM is healthy');
+    log.info({ upstream: config.upstream.origin, vllm_pid: vllm.pid }, 'vLLM is healthy');
   }
 
   const reasons: Promise<StopReason>[] = [
@@ -223,7 +242,7 @@ async function runWorker(given: Config): Promise<number> {
   // The primary decided the port (see WORKER_PORT_ENV).
   const port = Number(process.env[WORKER_PORT_ENV] ?? given.server.port);
   const config: Config = { ...given, server: { ...given.server, port } };
-  const log = createLogger({ level: config.logLevel });
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const metrics = new GatewayMetrics();
   // prom-client installs the worker's answer to the primary's metrics requests in the
   // AggregatorRegistry constructor; without one, /metrics in a cluster never completes.
@@ -254,6 +273,7 @@ async function runWorker(given: Config): Promise<number> {
     return 1;
   }
   onPrimaryMessage('rg:reload-keys', () => reloadKeys(apiKeys, log));
+  answerLoadRequests(() => gateway.load());
   await stopAsked;
   await gateway.shutdown(config.server.shutdownTimeoutMs);
   flushLogger(log);

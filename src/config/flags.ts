@@ -13,6 +13,7 @@ export type FlagKind =
   | 'size'
   | 'list'
   | 'log-level'
+  | 'log-format'
   | 'db-url'
   | 'boolean';
 
@@ -147,6 +148,22 @@ export const FLAG_SPECS = [
     kind: 'log-level',
     defaultValue: 'info',
     help: 'fatal, error, warn, info, debug, trace or silent.',
+    group: 'server',
+  },
+  {
+    name: 'log-format',
+    env: 'GATEWAY_LOG_FORMAT',
+    kind: 'log-format',
+    defaultValue: 'auto',
+    help: 'pretty (one readable line per event, colour unless NO_COLOR), json (one JSON object per line), or auto: pretty when stdout is a terminal, json otherwise.',
+    group: 'server',
+  },
+  {
+    name: 'access-log',
+    env: 'GATEWAY_ACCESS_LOG',
+    kind: 'boolean',
+    defaultValue: 'on',
+    help: 'One line per request (method, path, status, duration, streamed, request id); off to leave them out. /health and /ready are logged at --log-level debug only.',
     group: 'server',
   },
   {

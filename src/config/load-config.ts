@@ -6,7 +6,10 @@ import { FLAGS_BY_NAME, type FlagName, type FlagSpec } from './flags.ts';
 import type { StoreLocation } from './db-url.ts';
 import { unknownFlagMessage } from './suggest-flag.ts';
 import { DEFAULT_TENANT } from './tenants.ts';
-import { parseKind, type KindValue, type LogLevel, type ParsedUrl } from './values.ts';
+import { parseKind, type KindValue, type LogFormat, type LogLevel, type ParsedUrl } from './values.ts';
+
+/** The words a boolean flag takes as its value when they follow it (values.ts reads them). */
+const BOOLEAN_WORDS = new Set(['true', 'false', 'on', 'off', 'yes', 'no', '1', '0']);
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -98,6 +101,8 @@ export interface Config {
   readonly output: OutputConfig;
   readonly security: SecurityConfig;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  readonly accessLog: boolean;
 }
 
 export type CliCommand =
@@ -171,8 +176,11 @@ function splitArgv(argv: readonly string[]): SplitArgv {
     const spec = FLAGS_BY_NAME.get(name);
     if (spec !== undefined) {
       if (spec.kind === 'boolean' && inline === undefined) {
-        split.flagValues.set(name, 'true');
-        index += 1;
+        // `--access-log off` as well as `--access-log=off` and a bare `--access-log`.
+        const next = argv[index + 1];
+        const word = next === undefined ? undefined : BOOLEAN_WORDS.has(next.toLowerCase()) ? next : undefined;
+        split.flagValues.set(name, word ?? 'true');
+        index += word === undefined ? 1 : 2;
         continue;
       }
       const { value, next } = takeValue(argv, index, inline, `--${name}`);
@@ -321,6 +329,8 @@ export function parseCommandLine(
       metricsAuth: required(resolveFlag('metrics-auth', split, env), 'metrics-auth'),
     },
     logLevel: required(resolveFlag('log-level', split, env), 'log-level'),
+    logFormat: required(resolveFlag('log-format', split, env), 'log-format'),
+    accessLog: required(resolveFlag('access-log', split, env), 'access-log'),
   };
   if (config.server.headersTimeoutMs > config.server.requestTimeoutMs) {
     throw new ConfigError('invalid --client-headers-timeout: must not be longer than --client-request-timeout');

@@ -7,6 +7,8 @@ import type { FlagKind } from './flags.ts';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS_BYTES: Record<string, number> = {
@@ -127,6 +129,12 @@ const kindSchemas = {
     return (LOG_LEVELS as readonly string[]).includes(level)
       ? { value: level as LogLevel }
       : `"${raw}" is not one of ${LOG_LEVELS.join(', ')}`;
+  }).transform((wrapped) => wrapped.value),
+  'log-format': refineString((raw) => {
+    const format = raw.toLowerCase();
+    return (LOG_FORMATS as readonly string[]).includes(format)
+      ? { value: format as LogFormat }
+      : `"${raw}" is not one of ${LOG_FORMATS.join(', ')}`;
   }).transform((wrapped) => wrapped.value),
   'db-url': refineString((raw) => {
     const location = parseDbUrl(raw);

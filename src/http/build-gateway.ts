@@ -40,7 +40,7 @@ export interface BuiltGateway extends Gateway {
 }
 
 export function buildGateway(config: Config, options: BuildOptions = {}): BuiltGateway {
-  const log = options.log ?? createLogger({ level: config.logLevel });
+  const log = options.log ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const metrics = options.metrics ?? new GatewayMetrics();
   const store = config.output.passthroughRaw
     ? undefined

@@ -57,6 +57,13 @@ export interface Gateway {
   shutdown(graceMs: number): Promise<void>;
   /** Requests being served now. */
   inFlight(): number;
+  /** Requests being served now, and how many of them are streams already under way. */
+  load(): GatewayLoad;
+}
+
+export interface GatewayLoad {
+  readonly requests: number;
+  readonly streams: number;
 }
 
 function buildRouter(withState: boolean): Router<Handler> {
@@ -138,7 +145,7 @@ function delay(ms: number): Promise<void> {
 export function createGateway(deps: GatewayDeps): Gateway {
   const router = buildRouter(deps.state !== undefined);
   const log = deps.log;
-  const accessLog = new AccessLog(log);
+  const accessLog = new AccessLog(log, { enabled: deps.config.accessLog });
   let inFlight = 0;
   /** Requests counted against --max-concurrent: all but the gateway's own endpoints. */
   let busy = 0;
@@ -343,6 +350,11 @@ export function createGateway(deps: GatewayDeps): Gateway {
   return {
     server,
     inFlight: () => inFlight,
+    load() {
+      let streams = 0;
+      for (const ctx of active) if (ctx.record.streamed) streams += 1;
+      return { requests: inFlight, streams };
+    },
     listen() {
       const { host, port } = deps.config.server;
       return new Promise((resolve, reject) => {

@@ -1,44 +1,52 @@
-// The access log: one JSON line per request, in pino's format, on the logger's own
-// destination. Its fields are known and carry no secret (no headers, no query string),
-// so the line is put together directly instead of through pino's generic serializer and
-// redaction (with no pino child per request: 246 -> 214 µs of CPU per request,
-// bench/README.md).
+// The access log: one line per request, on the logger's own destination: JSON in
+// pino's format, or PrettyLogDestination's line on a terminal. Its fields are known and
+// carry no secret (no headers, no query string), so the line is put together directly
+// instead of through pino's generic serializer and redaction (with no pino child per
+// request: 246 -> 214 µs of CPU per request, bench/README.md).
 import { pino, type Logger } from 'pino';
-
-export interface AccessRecord {
-  readonly requestId: string;
-  readonly method: string;
-  /** Path only: a query string may hold what does not belong in a log. */
-  readonly path: string;
-  readonly status: number;
-  readonly durationMs: number;
-  readonly bytesOut: number;
-  readonly streamed: boolean;
-  readonly upstreamStatus: number | undefined;
-  readonly errorCode: string | undefined;
-}
+import type { AccessRecord } from './access-record.ts';
+import { PrettyLogDestination } from './pretty-log.ts';
 
 interface Destination {
   write(line: string): unknown;
 }
 
 const INFO = 30;
+const DEBUG = 20;
+
+/** Probes every few seconds from an orchestrator: access lines only at debug. */
+function isProbe(path: string): boolean {
+  return path === '/health' || path === '/ready';
+}
 
 export class AccessLog {
   readonly #destination: Destination | undefined;
+  readonly #pretty: PrettyLogDestination | undefined;
+  readonly #probes: boolean;
   readonly #prefix: string;
 
-  constructor(logger: Logger) {
+  constructor(logger: Logger, options: { enabled: boolean } = { enabled: true }) {
     const destination = (logger as unknown as Record<symbol, Destination | undefined>)[pino.symbols.streamSym];
-    this.#destination = logger.isLevelEnabled('info') ? destination : undefined;
+    this.#destination = options.enabled && logger.isLevelEnabled('info') ? destination : undefined;
+    this.#pretty = destination instanceof PrettyLogDestination ? destination : undefined;
+    this.#probes = logger.isLevelEnabled('debug');
     this.#prefix = `,"pid":${process.pid},"req_id":`;
   }
 
   write(record: AccessRecord): void {
     const destination = this.#destination;
     if (destination === undefined) return;
+    let level = INFO;
+    if (isProbe(record.path)) {
+      if (!this.#probes) return;
+      level = DEBUG;
+    }
+    if (this.#pretty !== undefined) {
+      this.#pretty.writeAccess(record, level);
+      return;
+    }
     destination.write(
-      `{"level":${INFO},"time":"${new Date().toISOString()}"${this.#prefix}${JSON.stringify(record.requestId)}` +
+      `{"level":${level},"time":"${new Date().toISOString()}"${this.#prefix}${JSON.stringify(record.requestId)}` +
         `,"method":${JSON.stringify(record.method)},"path":${JSON.stringify(record.path)},"status":${record.status}` +
         `,"duration_ms":${Math.round(record.durationMs * 1000) / 1000},"bytes_out":${record.bytesOut}` +
         `,"streamed":${record.streamed},"upstream_status":${record.upstreamStatus ?? 'null'}` +

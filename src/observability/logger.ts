@@ -1,9 +1,11 @@
-// One pino logger per process. JSON lines for machines, pretty lines on a terminal.
+// One pino logger per process. JSON lines for machines, one readable line per event on a
+// terminal (pretty-log.ts).
 // Secrets never reach a log line: the gateway does not log headers or bodies, and the
 // redact list is a second fence in case someone adds a field later.
 import { pino, type DestinationStream, type Logger } from 'pino';
 import sonicBoomModule, { type SonicBoom, type SonicBoomOpts } from 'sonic-boom';
-import type { LogLevel } from '../config/values.ts';
+import type { LogFormat, LogLevel } from '../config/values.ts';
+import { PrettyLogDestination, terminalWantsColour } from './pretty-log.ts';
 
 export type { Logger };
 
@@ -36,7 +38,9 @@ const MAX_PENDING_LOG_BYTES = 16 * 1024 * 1024;
 
 export interface LoggerOptions {
   readonly level: LogLevel;
-  /** Defaults to stdout; pretty printing is used when stdout is a terminal. */
+  /** auto: pretty when stdout is a terminal, JSON otherwise. */
+  readonly format?: LogFormat;
+  /** Defaults to stdout. */
   readonly destination?: DestinationStream;
 }
 
@@ -48,14 +52,11 @@ export function createLogger(options: LoggerOptions): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   if (options.destination !== undefined) return pino(base, options.destination);
-  if (process.stdout.isTTY) {
-    return pino({
-      ...base,
-      transport: {
-        target: 'pino-pretty',
-        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid' },
-      },
-    });
+  const format = options.format ?? 'auto';
+  if (format === 'pretty' || (format === 'auto' && process.stdout.isTTY)) {
+    // A terminal shows each line as it comes; a pipe gets the batched writer.
+    const out = process.stdout.isTTY ? process.stdout : stdoutDestination();
+    return pino(base, new PrettyLogDestination(out, { colour: terminalWantsColour(process.stdout) }));
   }
   // Asynchronous writes: the access log must not block the event loop on every request.
   return pino(base, stdoutDestination());

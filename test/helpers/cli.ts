@@ -20,6 +20,8 @@ export interface CliRun {
   /** Resolves with the log lines that match once there are `count` of them (lines leave
    * in batches, up to 200 ms after they were written). */
   waitForLogs(match: (line: Record<string, unknown>) => boolean, count: number): Promise<Record<string, unknown>[]>;
+  /** Resolves with the first stdout line that matches (for --log-format pretty). */
+  waitForLine(pattern: RegExp): Promise<string>;
 }
 
 /** Environment without the variables a developer's shell might set for the gateway. */
@@ -109,9 +111,27 @@ export function runCli(args: readonly string[], env: Record<string, string | und
         if (!check()) reject(new Error(`exited with ${logs().filter(match).length} of ${count} lines; stdout: ${out}`));
       });
     });
+  const waitForLine: CliRun['waitForLine'] = (pattern) =>
+    new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const line = out.split('\n').find((candidate) => pattern.test(candidate));
+        if (line === undefined) return false;
+        resolve(line);
+        return true;
+      };
+      if (check()) return;
+      const listener = (): void => {
+        if (check()) listeners.splice(listeners.indexOf(listener), 1);
+      };
+      listeners.push(listener);
+      void exited.then(() => {
+        if (!check()) reject(new Error(`exited without a line matching ${String(pattern)}; stdout: ${out}; stderr: ${err}`));
+      });
+    });
   return {
     child,
     exited,
+    waitForLine,
     stdout: () => out,
     stderr: () => err,
     logs,
