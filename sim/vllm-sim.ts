@@ -264,9 +264,22 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     }
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
     res.flushHeaders();
+    const deltas = toDeltas(text);
     const chunks = [chatCompletionChunk(id, chatModel, created, { role: 'assistant', content: '' }, null)];
-    for (const delta of toDeltas(text)) chunks.push(chatCompletionChunk(id, chatModel, created, { content: delta }, null));
+    for (const delta of deltas) chunks.push(chatCompletionChunk(id, chatModel, created, { content: delta }, null));
     chunks.push(chatCompletionChunk(id, chatModel, created, {}, 'stop'));
+    // Like vLLM: stream_options.include_usage adds a last chunk with no choices and the
+    // usage; continuous_usage_stats puts the usage so far on every chunk as well.
+    const streamOptions = typeof body['stream_options'] === 'object' && body['stream_options'] !== null ? (body['stream_options'] as JsonObject) : {};
+    const usageAfter = (completion: number): JsonObject => ({ prompt_tokens: 5, total_tokens: 5 + completion, completion_tokens: completion });
+    if (streamOptions['include_usage'] === true) {
+      if (streamOptions['continuous_usage_stats'] === true) {
+        chunks.forEach((chunk, i) => {
+          chunk['usage'] = usageAfter(Math.min(i, deltas.length));
+        });
+      }
+      chunks.push({ id, object: 'chat.completion.chunk', created, model: chatModel, choices: [], usage: usageAfter(deltas.length) });
+    }
     for (let i = 0; i < chunks.length; i++) {
       if (res.destroyed) return;
       if (d.resetAfterEvents === i) {

@@ -9,6 +9,9 @@ export type OpenAIErrorType =
   | 'authentication_error'
   | 'not_found_error'
   | 'rate_limit_error'
+  // OpenAI's own 429s for a rate limit say which limit: requests or tokens.
+  | 'requests'
+  | 'tokens'
   | 'server_error';
 
 interface ErrorCodeEntry {
@@ -94,6 +97,12 @@ export const ERROR_CODES = {
     type: 'rate_limit_error',
     description: 'More requests are in flight than --max-concurrent allows.',
   },
+  rate_limit_exceeded: {
+    status: 429,
+    type: 'requests',
+    description:
+      "The tenant used its requests per minute (type `requests`) or tokens per minute (type `tokens`): --rate-limit-rpm/--rate-limit-tpm or its key entry's rpm=/tpm=. Retry-After says when to retry.",
+  },
   internal_error: {
     status: 500,
     type: 'server_error',
@@ -177,6 +186,8 @@ export interface GatewayErrorOptions {
   readonly status?: number;
   /** Extra response headers (Retry-After, Allow, ...). */
   readonly headers?: Readonly<Record<string, string>>;
+  /** Overrides the table's type where one code covers several (a rate limit's kind). */
+  readonly type?: OpenAIErrorType;
 }
 
 export class GatewayError extends Error {
@@ -192,7 +203,7 @@ export class GatewayError extends Error {
     const entry = ERROR_CODES[code];
     this.code = code;
     this.status = options.status ?? entry.status;
-    this.type = entry.type;
+    this.type = options.type ?? entry.type;
     this.param = options.param ?? null;
     this.headers = options.headers;
   }

@@ -1,11 +1,13 @@
 // --workers N: N gateway processes serving one port through node:cluster. The primary
 // only supervises: it forks workers, restarts one that dies, answers their requests for
-// cluster-wide metrics, and tells them to drain on shutdown.
+// cluster-wide metrics and rate-limit admissions (one set of buckets for all), and tells
+// them to drain on shutdown.
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type AddressInfo } from 'node:net';
 import { VIA_NAME_ENV, type Config } from '../config/load-config.ts';
 import type { MetricsSource } from '../http/gateway-deps.ts';
 import type { GatewayLoad } from '../http/server.ts';
+import type { Admission, RateLimiter } from '../limits/rate-limiter.ts';
 import type { Logger } from '../observability/logger.ts';
 import { AggregatorRegistry } from '../observability/metrics.ts';
 
@@ -19,6 +21,9 @@ export type ClusterMessage =
   | { readonly type: 'rg:metrics-request'; readonly id: number }
   | { readonly type: 'rg:load-request'; readonly id: number }
   | { readonly type: 'rg:load-response'; readonly id: number; readonly load: GatewayLoad }
+  | { readonly type: 'rg:limit-admit'; readonly id: number; readonly tenant: string }
+  | { readonly type: 'rg:limit-admission'; readonly id: number; readonly admission: Admission }
+  | { readonly type: 'rg:limit-tokens'; readonly tenant: string; readonly tokens: number }
   | { readonly type: 'rg:metrics-response'; readonly id: number; readonly contentType: string; readonly body: string };
 
 function isClusterMessage(value: unknown): value is ClusterMessage {
@@ -82,7 +87,7 @@ function describeDeath(code: number | null, signal: string | null): string {
  * 3 per configured worker (at least 5) within a minute crash in a loop: the cluster
  * reports it as failed, and the command exits non-zero with that reason.
  */
-export async function startCluster(config: Config, log: Logger): Promise<RunningCluster> {
+export async function startCluster(config: Config, log: Logger, rateLimiter: RateLimiter): Promise<RunningCluster> {
   const aggregator = new AggregatorRegistry();
   let shuttingDown = false;
   let reportFailure: (reason: string) => void = () => {};
@@ -157,6 +162,11 @@ export async function startCluster(config: Config, log: Logger): Promise<Running
         }
         else if (message.type === 'rg:listen-failed') reject(new Error(message.message));
         else if (message.type === 'rg:load-response') loadReplies.get(message.id)?.(message.load);
+        else if (message.type === 'rg:limit-admit') {
+          // The primary's limiter is local (admit answers at once): replies keep their order.
+          const admission = rateLimiter.admit(message.tenant) as Admission;
+          if (worker.isConnected()) worker.send({ type: 'rg:limit-admission', id: message.id, admission } satisfies ClusterMessage);
+        } else if (message.type === 'rg:limit-tokens') rateLimiter.recordTokens(message.tenant, message.tokens);
         else if (message.type === 'rg:metrics-request') {
           answerMetrics(worker, message.id).catch((error: unknown) => log.error({ err: error }, 'cluster metrics failed'));
         }
@@ -255,6 +265,49 @@ export function clusterMetricsSource(): MetricsSource {
       });
     },
   };
+}
+
+/** How long a worker waits for the primary's admission before letting the request in. */
+const ADMISSION_REPLY_MS = 1_000;
+
+/**
+ * In a worker: rate limits kept by the primary, so that N workers share one budget per
+ * tenant. Only requests of a limited tenant ask (one IPC round trip); should the primary
+ * not answer in time, the request is let in: a limit is not worth an outage.
+ */
+export class ClusterRateLimiter implements RateLimiter {
+  readonly #isLimited: (tenant: string) => boolean;
+  readonly #pending = new Map<number, (admission: Admission) => void>();
+  #nextId = 0;
+
+  constructor(isLimited: (tenant: string) => boolean) {
+    this.#isLimited = isLimited;
+    process.on('message', (message: unknown) => {
+      if (isClusterMessage(message) && message.type === 'rg:limit-admission') {
+        this.#pending.get(message.id)?.(message.admission);
+      }
+    });
+  }
+
+  isLimited(tenant: string): boolean {
+    return this.#isLimited(tenant);
+  }
+
+  admit(tenant: string): Promise<Admission> {
+    const id = this.#nextId++;
+    return new Promise<Admission>((resolve) => {
+      const timer = setTimeout(() => resolve({ headers: [], refusal: undefined }), ADMISSION_REPLY_MS);
+      this.#pending.set(id, (admission) => {
+        clearTimeout(timer);
+        resolve(admission);
+      });
+      tellPrimary({ type: 'rg:limit-admit', id, tenant });
+    }).finally(() => this.#pending.delete(id));
+  }
+
+  recordTokens(tenant: string, tokens: number): void {
+    if (tokens > 0) tellPrimary({ type: 'rg:limit-tokens', tenant, tokens });
+  }
 }
 
 /** In a worker: answers the primary's questions about what it serves now. */

@@ -15,7 +15,19 @@ import { createLogger, flushLogger, type Logger } from '../observability/logger.
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
 import { UpstreamStatus } from '../upstream/upstream-status.ts';
-import { UPSTREAM_STARTING_ENV, WORKER_PORT_ENV, answerLoadRequests, clusterMetricsSource, onPrimaryMessage, startCluster, tellPrimary, whenPrimaryAsksShutdown } from './cluster.ts';
+import { hasLimits } from '../config/rate-limits.ts';
+import { LocalRateLimiter } from '../limits/rate-limiter.ts';
+import {
+  ClusterRateLimiter,
+  UPSTREAM_STARTING_ENV,
+  WORKER_PORT_ENV,
+  answerLoadRequests,
+  clusterMetricsSource,
+  onPrimaryMessage,
+  startCluster,
+  tellPrimary,
+  whenPrimaryAsksShutdown,
+} from './cluster.ts';
 import { startupFields } from './startup-line.ts';
 import { StartupError, VllmProcess, describeExit } from './vllm-process.ts';
 
@@ -63,11 +75,12 @@ interface Serving {
   load(): Promise<GatewayLoad>;
 }
 
-/** Reloads a key file, keeping the keys in force when the new file is bad. */
-function reloadKeys(guard: ApiKeyGuard, log: Logger): void {
+/** Reloads a key file, keeping the keys in force when the new file is bad. `quiet`: the
+ * cluster's primary, whose workers say it for themselves. */
+function reloadKeys(guard: ApiKeyGuard, log: Logger, quiet = false): void {
   try {
     guard.reload();
-    log.info({ keys: guard.size }, 'reloaded the API keys');
+    if (!quiet) log.info({ keys: guard.size }, 'reloaded the API keys');
   } catch (error) {
     log.error({ reason: error instanceof Error ? error.message : String(error) }, 'API keys not reloaded; the previous keys stay in force');
   }
@@ -89,6 +102,22 @@ async function startSingle(config: Config, log: Logger, apiKeys: ApiKeyGuard): P
     reloadKeys: () => reloadKeys(apiKeys, log),
     upstreamReady: () => upstreamStatus.markReady(),
     load: () => Promise.resolve(gateway.load()),
+  };
+}
+
+/** --workers N: the primary keeps the rate limits (its own key guard, reloaded with the workers'). */
+async function startClusterOf(config: Config, log: Logger, apiKeys: ApiKeyGuard): Promise<Serving> {
+  const running = await startCluster(config, log, new LocalRateLimiter((tenant) => apiKeys.limitsOf(tenant)));
+  return {
+    port: running.port,
+    failed: running.failed,
+    shutdown: (graceMs) => running.shutdown(graceMs),
+    reloadKeys() {
+      reloadKeys(apiKeys, log, true);
+      running.reloadKeys();
+    },
+    upstreamReady: () => running.upstreamReady(),
+    load: () => running.load(),
   };
 }
 
@@ -117,7 +146,7 @@ async function runPrimary(config: Config): Promise<number> {
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   let apiKeys: ApiKeyGuard;
   try {
-    apiKeys = new ApiKeyGuard(config.security.apiKeys);
+    apiKeys = new ApiKeyGuard(config.security.apiKeys, config.security.rateLimits);
   } catch (error) {
     if (!(error instanceof ApiKeyLoadError)) throw error;
     printError(error.message);
@@ -166,7 +195,7 @@ async function runPrimary(config: Config): Promise<number> {
   // "vLLM is starting" while vLLM loads its model, so orchestrators' probes work.
   let serving: Serving;
   try {
-    serving = config.server.workers > 1 ? await startCluster(config, log) : await startSingle(config, log, apiKeys);
+    serving = config.server.workers > 1 ? await startClusterOf(config, log, apiKeys) : await startSingle(config, log, apiKeys);
   } catch (error) {
     printError(startProblem(error, config));
     return 1;
@@ -262,10 +291,12 @@ async function runWorker(given: Config): Promise<number> {
   let gateway: ReturnType<typeof buildGateway>;
   let apiKeys: ApiKeyGuard;
   try {
-    apiKeys = new ApiKeyGuard(config.security.apiKeys);
+    apiKeys = new ApiKeyGuard(config.security.apiKeys, config.security.rateLimits);
     const upstreamStatus = new UpstreamStatus(process.env[UPSTREAM_STARTING_ENV] === '1');
     onPrimaryMessage('rg:upstream-ready', () => upstreamStatus.markReady());
-    gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource(), apiKeys, upstreamStatus });
+    const guard = apiKeys;
+    const rateLimiter = new ClusterRateLimiter((tenant) => hasLimits(guard.limitsOf(tenant)));
+    gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource(), apiKeys, upstreamStatus, rateLimiter });
     const address = await gateway.listen();
     tellPrimary({ type: 'rg:listening', port: address.port });
   } catch (error) {

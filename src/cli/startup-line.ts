@@ -1,6 +1,6 @@
 // What the "gateway listening" line says about the running gateway: where it listens,
-// what it forwards to, where it stores and for how long, and which keys guard what (where
-// each key came from, never the key).
+// what it forwards to, where it stores and for how long, which keys guard what (where
+// each key came from, never the key), and the rate limits, if any.
 import type { Config, KeyOrigin } from '../config/load-config.ts';
 import { describeLocation } from '../config/db-url.ts';
 import type { ApiKeyGuard } from '../http/api-key-guard.ts';
@@ -34,7 +34,20 @@ function retention(config: Config): string {
   return Number.isInteger(days) ? `${days} days (--store-ttl)` : `${ms / 1000} s (--store-ttl)`;
 }
 
+function rateLimits(config: Config, guard: ApiKeyGuard): string | undefined {
+  const { requestsPerMinute, tokensPerMinute } = config.security.rateLimits;
+  const own = guard.tenantsWithOwnLimits;
+  if (requestsPerMinute === undefined && tokensPerMinute === undefined && own === 0) return undefined;
+  const each = [
+    requestsPerMinute === undefined ? undefined : `${requestsPerMinute} requests/min`,
+    tokensPerMinute === undefined ? undefined : `${tokensPerMinute} tokens/min`,
+  ].filter((part) => part !== undefined);
+  const flags = each.length === 0 ? 'none by default' : `${each.join(' and ')} per tenant`;
+  return own === 0 ? flags : `${flags}; ${own} ${own === 1 ? 'tenant sets its' : 'tenants set their'} own in the key entries`;
+}
+
 export function startupFields(config: Config, guard: ApiKeyGuard, port: number): Record<string, unknown> {
+  const limits = rateLimits(config, guard);
   return {
     url: `http://${config.server.host}:${port}`,
     upstream: config.upstream.origin + config.upstream.basePath,
@@ -43,5 +56,6 @@ export function startupFields(config: Config, guard: ApiKeyGuard, port: number):
     ...(config.output.passthroughRaw ? {} : { retention: retention(config) }),
     client_keys: clientKeys(config, guard),
     upstream_key: upstreamKey(config),
+    ...(limits === undefined ? {} : { rate_limits: limits }),
   };
 }

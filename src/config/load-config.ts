@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { FLAG_SPECS} from './flags.ts';
 import { FLAGS_BY_NAME, type FlagName, type FlagSpec } from './flags.ts';
 import type { StoreLocation } from './db-url.ts';
+import type { RateLimits } from './rate-limits.ts';
 import { unknownFlagMessage } from './suggest-flag.ts';
 import { DEFAULT_TENANT } from './tenants.ts';
 import { parseKind, type KindValue, type LogFormat, type LogLevel, type ParsedUrl } from './values.ts';
@@ -63,6 +64,8 @@ export interface SecurityConfig {
   /** serve: vLLM's --api-key guards the gateway too when --api-keys is not given. */
   readonly apiKeysOrigin: KeyOrigin;
   readonly metricsAuth: boolean;
+  /** --rate-limit-rpm/-tpm: every tenant's limits unless its key entry sets its own. */
+  readonly rateLimits: RateLimits;
 }
 
 export interface ServeConfig {
@@ -327,6 +330,10 @@ export function parseCommandLine(
     security: {
       ...clientKeys(split, env),
       metricsAuth: required(resolveFlag('metrics-auth', split, env), 'metrics-auth'),
+      rateLimits: {
+        requestsPerMinute: resolveFlag('rate-limit-rpm', split, env),
+        tokensPerMinute: resolveFlag('rate-limit-tpm', split, env),
+      },
     },
     logLevel: required(resolveFlag('log-level', split, env), 'log-level'),
     logFormat: required(resolveFlag('log-format', split, env), 'log-format'),

@@ -2,11 +2,13 @@
 // Keys are kept as SHA-256 digests and a candidate is compared with every one of them in
 // constant time, so the answer's timing tells nothing about any key.
 //
-// A key entry (a line of the key file, or an entry of the comma list) is `<key>` or
-// `<key> <tenant>`; a key without a tenant is a tenant of its own (tenantOfKey).
+// A key entry (a line of the key file, or an entry of the comma list) is `<key>`, or
+// `<key> <tenant>`, then optionally its tenant's rate limits (`rpm=600 tpm=200000`, see
+// config/rate-limits.ts); a key without a tenant is a tenant of its own (tenantOfKey).
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ApiKeySource } from '../config/load-config.ts';
+import { NO_LIMITS, parseLimitOption, resolveLimits, type RateLimits, type TenantLimitOverrides } from '../config/rate-limits.ts';
 import { DEFAULT_TENANT, tenantNameProblem, tenantOfKey } from '../config/tenants.ts';
 import { GatewayError } from '../errors.ts';
 
@@ -21,19 +23,48 @@ export class ApiKeyLoadError extends Error {
 interface KeyEntry {
   readonly digest: Buffer;
   readonly tenant: string;
+  /** The limits this entry sets for its tenant, if it sets any. */
+  readonly limits: TenantLimitOverrides | undefined;
+  readonly where: string;
 }
 
-/** One `<key> [<tenant>]` entry; `where` names it in an error. */
+/** One `<key> [<tenant>] [rpm=N] [tpm=N]` entry; `where` names it in an error. */
 function parseEntry(text: string, where: string): KeyEntry {
-  const fields = text.trim().split(/\s+/);
-  const [key, tenant, extra] = fields;
+  const [key, ...rest] = text.trim().split(/\s+/);
   if (key === undefined || key.length === 0) throw new ApiKeyLoadError(`${where}: no key`);
-  if (extra !== undefined) throw new ApiKeyLoadError(`${where}: expected "<key>" or "<key> <tenant>"`);
-  if (tenant !== undefined) {
-    const problem = tenantNameProblem(tenant);
-    if (problem !== undefined) throw new ApiKeyLoadError(`${where}: ${problem}`);
+  let tenant: string | undefined;
+  let limits: { -readonly [K in keyof TenantLimitOverrides]: TenantLimitOverrides[K] } | undefined;
+  for (const field of rest) {
+    if (field.includes('=')) {
+      const option = parseLimitOption(field);
+      if (typeof option === 'string') throw new ApiKeyLoadError(`${where}: ${option}`);
+      limits ??= {};
+      limits[option.name] = option.value;
+    } else if (tenant === undefined && limits === undefined) {
+      const problem = tenantNameProblem(field);
+      if (problem !== undefined) throw new ApiKeyLoadError(`${where}: ${problem}`);
+      tenant = field;
+    } else {
+      throw new ApiKeyLoadError(`${where}: expected "<key>", "<key> <tenant>", then rpm=N or tpm=N`);
+    }
   }
-  return { digest: digest(key), tenant: tenant ?? tenantOfKey(key) };
+  return { digest: digest(key), tenant: tenant ?? tenantOfKey(key), limits, where };
+}
+
+/** Each tenant's limits, from its entries; two entries that disagree are an error. */
+function limitsByTenant(entries: readonly KeyEntry[], defaults: RateLimits): Map<string, RateLimits> {
+  const said = new Map<string, KeyEntry>();
+  const limits = new Map<string, RateLimits>();
+  for (const entry of entries) {
+    if (entry.limits === undefined) continue;
+    const earlier = said.get(entry.tenant);
+    if (earlier !== undefined && JSON.stringify(earlier.limits) !== JSON.stringify(entry.limits)) {
+      throw new ApiKeyLoadError(`${entry.where}: tenant ${entry.tenant} has other limits at ${earlier.where}; give them once`);
+    }
+    said.set(entry.tenant, entry);
+    limits.set(entry.tenant, resolveLimits(defaults, entry.limits));
+  }
+  return limits;
 }
 
 function readKeyFile(path: string): KeyEntry[] {
@@ -57,12 +88,27 @@ function readKeyFile(path: string): KeyEntry[] {
 
 export class ApiKeyGuard {
   readonly #source: ApiKeySource;
+  readonly #defaultLimits: RateLimits;
   #entries: KeyEntry[] = [];
+  #limits = new Map<string, RateLimits>();
 
-  /** Throws ApiKeyLoadError when a key file cannot be read or an entry is malformed. */
-  constructor(source: ApiKeySource) {
+  /** Throws ApiKeyLoadError when a key file cannot be read or an entry is malformed.
+   * `defaultLimits` (--rate-limit-rpm/-tpm) apply where an entry sets none. */
+  constructor(source: ApiKeySource, defaultLimits: RateLimits = NO_LIMITS) {
     this.#source = source;
+    this.#defaultLimits = defaultLimits;
     this.#entries = this.#load();
+    this.#limits = limitsByTenant(this.#entries, defaultLimits);
+  }
+
+  /** Tenants whose key entries set their own rate limits. */
+  get tenantsWithOwnLimits(): number {
+    return this.#limits.size;
+  }
+
+  /** A tenant's rate limits: its entry's, else the flags'. */
+  limitsOf(tenant: string): RateLimits {
+    return this.#limits.get(tenant) ?? this.#defaultLimits;
   }
 
   get enabled(): boolean {
@@ -92,7 +138,9 @@ export class ApiKeyGuard {
 
   /** Re-reads a key file (SIGHUP). On failure the keys in force stay, and the error is thrown. */
   reload(): void {
-    this.#entries = this.#load();
+    const entries = this.#load();
+    this.#limits = limitsByTenant(entries, this.#defaultLimits);
+    this.#entries = entries;
   }
 
   /**

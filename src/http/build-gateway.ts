@@ -1,6 +1,7 @@
 // Builds a gateway from a Config: every long-lived object (upstream pool, store,
 // metrics, CORS policy) is made here once, never per request.
 import type { Config } from '../config/load-config.ts';
+import { LocalRateLimiter, type RateLimiter } from '../limits/rate-limiter.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
 import { ConversationsService } from '../responses/conversations-service.ts';
@@ -31,6 +32,8 @@ export interface BuildOptions {
   readonly apiKeys?: ApiKeyGuard;
   /** serve: vLLM is still starting (UpstreamStatus.markReady() once it is healthy). */
   readonly upstreamStatus?: UpstreamStatus;
+  /** The rate limiter, when not this process's own (a cluster's worker asks the primary). */
+  readonly rateLimiter?: RateLimiter;
 }
 
 export interface BuiltGateway extends Gateway {
@@ -61,6 +64,7 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
           }),
           conversations: new ConversationsService(store),
         };
+  const apiKeys = options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys, config.security.rateLimits);
   const deps: GatewayDeps = {
     config,
     log,
@@ -71,7 +75,8 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     upstream: new UpstreamClient(config.upstream),
     upstreamStatus: options.upstreamStatus ?? new UpstreamStatus(false),
     cors: new CorsPolicy(config.server.corsOrigins),
-    apiKeys: options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys),
+    apiKeys,
+    rateLimiter: options.rateLimiter ?? new LocalRateLimiter((tenant) => apiKeys.limitsOf(tenant)),
     state,
   };
   const gateway = createGateway(deps);

@@ -3,6 +3,7 @@
 import { GatewayError } from '../errors.ts';
 import { filterRequestHeaders } from '../upstream/hop-by-hop.ts';
 import { UpstreamRelay, type ResponseTransformer } from '../upstream/relay.ts';
+import { UsageScanner } from '../upstream/usage-scanner.ts';
 import type { GatewayDeps } from './gateway-deps.ts';
 import type { RequestContext } from './request-context.ts';
 
@@ -19,6 +20,9 @@ export interface ForwardOptions {
 /** A connection vLLM resets before answering (a pooled keep-alive it had just closed) is
  * retried once on a fresh one: the request never reached vLLM's handler. */
 const RETRIES_ON_RESET = 1;
+
+/** Routes whose answers carry token usage: counted in gateway_tokens_total and the tenant's TPM. */
+const METERED_PATHS: ReadonlySet<string> = new Set(['/v1/responses', '/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
 
 export function forward(ctx: RequestContext, deps: GatewayDeps, options: ForwardOptions): void {
   if (deps.upstreamStatus.starting) {
@@ -42,6 +46,7 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
   // RFC 9110 §7.6.3: each intermediary adds itself; a request that comes back shows a loop.
   headers.push('via', `1.1 ${deps.config.upstream.via}`);
   let retriesLeft = RETRIES_ON_RESET;
+  const usage = ctx.method === 'POST' && METERED_PATHS.has(ctx.pathname) ? new UsageScanner() : undefined;
   const dispatch = (): void => {
     const relay = new UpstreamRelay(
       {
@@ -53,6 +58,7 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
         log: () => ctx.log,
         maxEventBytes: deps.config.server.maxUpstreamEventBytes,
         record: ctx.record,
+        usage,
         sendError: (error) => ctx.sendError(error),
         retryAfterReset: () => {
           if (retriesLeft === 0 || ctx.res.destroyed) return false;
@@ -65,9 +71,23 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
       options.transformer,
     );
     ctx.onClientGone = () => relay.clientClosed();
-    ctx.onFinished = () => relay.responseClosed();
+    ctx.onFinished = () => {
+      relay.responseClosed();
+      if (usage !== undefined) account(ctx, deps, usage);
+    };
     ctx.onShutdown = (error) => relay.failFromGateway(error);
     deps.upstream.dispatch({ method: ctx.method, path: ctx.url, headers, body: options.body }, relay);
   };
   dispatch();
+}
+
+/**
+ * The tokens of a finished exchange, as vLLM reported them. A client that left before the
+ * usage arrived is not charged (vLLM stopped; what it spent is not known).
+ */
+function account(ctx: RequestContext, deps: GatewayDeps, scanner: UsageScanner): void {
+  const usage = scanner.usage;
+  if (usage === undefined) return;
+  deps.metrics.countTokens(scanner.model ?? 'unknown', ctx.tenant, usage);
+  deps.rateLimiter.recordTokens(ctx.tenant, usage.input + usage.output);
 }

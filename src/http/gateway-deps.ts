@@ -1,6 +1,7 @@
 // What the http layer is given to serve requests: built once at startup by the caller
 // (the CLI, a test, the benchmark), so nothing here is constructed per request.
 import type { Config } from '../config/load-config.ts';
+import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ConversationsService } from '../responses/conversations-service.ts';
 import type { ResponsesService } from '../responses/responses-service.ts';
@@ -32,5 +33,7 @@ export interface GatewayDeps {
   readonly cors: CorsPolicy;
   /** The gateway's own API keys (--api-keys); disabled when none are set. */
   readonly apiKeys: ApiKeyGuard;
+  /** Per-tenant requests and tokens per minute (the cluster's primary keeps them in --workers mode). */
+  readonly rateLimiter: RateLimiter;
   readonly state: GatewayState | undefined;
 }

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { GatewayError, renderErrorBody } from '../errors.ts';
+import { rateLimitError, type Admission } from '../limits/rate-limiter.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import type { GatewayDeps } from './gateway-deps.ts';
 import { declaredLength, tooLargeError } from './read-body.ts';
@@ -152,6 +153,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   deps.metrics.readInFlightFrom(() => busy);
   const maxConcurrent = deps.config.server.maxConcurrent;
   const ownVia = deps.config.upstream.via;
+  const rateLimiter = deps.rateLimiter;
   const active = new Set<RequestContext>();
   let draining = false;
   let drained: (() => void) | undefined;
@@ -250,6 +252,38 @@ export function createGateway(deps: GatewayDeps): Gateway {
         return;
       }
     }
+    if (isApi && rateLimiter.isLimited(ctx.tenant)) {
+      const admission = rateLimiter.admit(ctx.tenant);
+      if (admission instanceof Promise) {
+        admission.then(
+          (answer) => {
+            // The client may have left while the cluster's primary answered.
+            if (!ctx.res.destroyed) afterAdmission(ctx, answer);
+          },
+          (error: unknown) => ctx.sendError(error),
+        );
+      } else {
+        afterAdmission(ctx, admission);
+      }
+      return;
+    }
+    serve(ctx, isApi);
+  };
+
+  /** Every answer to a limited tenant carries its limits; a refusal is a 429. */
+  const afterAdmission = (ctx: RequestContext, admission: Admission): void => {
+    for (const part of admission.headers) ctx.extraHeaders.push(part);
+    if (admission.refusal !== undefined) {
+      ctx.route = 'rate_limited';
+      ctx.sendError(rateLimitError(ctx.tenant, admission.refusal));
+      return;
+    }
+    serve(ctx, true);
+  };
+
+  /** From here on the request is admitted: routed to its handler or forwarded to vLLM. */
+  const serve = (ctx: RequestContext, isApi: boolean): void => {
+    const method = ctx.method;
     if (isApi) {
       if (busy >= maxConcurrent) {
         ctx.route = 'overloaded';

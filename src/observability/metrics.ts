@@ -9,6 +9,26 @@ import {
   collectDefaultMetrics,
 } from 'prom-client';
 
+/** Tokens of one response, as vLLM reported them (cached is part of input, reasoning part of output). */
+export interface TokenUsage {
+  readonly input: number;
+  readonly output: number;
+  readonly cached: number;
+  readonly reasoning: number;
+}
+
+interface TokenTotals {
+  readonly model: string;
+  readonly tenant: string;
+  input: number;
+  output: number;
+  cached: number;
+  reasoning: number;
+}
+
+/** Distinct model label values kept; more are counted as "other" (a series per name). */
+const MAX_MODEL_LABELS = 64;
+
 /** Why a request to vLLM failed, as counted in gateway_upstream_errors_total. */
 export type UpstreamErrorKind =
   | 'connect_refused'
@@ -38,6 +58,10 @@ export class GatewayMetrics {
   readonly #streamTtfb: Histogram<'route'>;
   // Children cached by label values: prom-client hashes labels on every call otherwise.
   readonly #requestChildren = new Map<string, { inc(): void }>();
+  /** Token totals by model and tenant, added up here and handed to the counter when it is
+   * read: prom-client hashes the labels on every inc(), four times per response. */
+  readonly #tokenTotals = new Map<string, TokenTotals>();
+  readonly #models = new Set<string>();
   readonly #durationChildren = new Map<string, { observe(value: number): void }>();
 
   constructor(options: { collectProcessMetrics?: boolean } = {}) {
@@ -84,6 +108,23 @@ export class GatewayMetrics {
         this.set(readInFlight());
       },
     });
+    const tokenTotals = this.#tokenTotals;
+    new Counter({
+      name: 'gateway_tokens_total',
+      help: 'Tokens of finished responses as vLLM reported them, by model, tenant and kind (input, output; cached is part of input, reasoning part of output).',
+      labelNames: ['model', 'tenant', 'kind'],
+      registers: [this.registry],
+      collect(this: Counter<'model' | 'tenant' | 'kind'>) {
+        this.reset();
+        for (const totals of tokenTotals.values()) {
+          const { model, tenant } = totals;
+          this.inc({ model, tenant, kind: 'input' }, totals.input);
+          this.inc({ model, tenant, kind: 'output' }, totals.output);
+          this.inc({ model, tenant, kind: 'cached' }, totals.cached);
+          this.inc({ model, tenant, kind: 'reasoning' }, totals.reasoning);
+        }
+      },
+    });
     this.#streamTtfb = new Histogram({
       name: 'gateway_stream_time_to_first_byte_seconds',
       help: 'Time from request received to the first streamed body byte sent to the client.',
@@ -117,6 +158,26 @@ export class GatewayMetrics {
   countUpstreamError(kind: UpstreamErrorKind): void {
     this.#upstreamErrors.labels(kind).inc();
   }
+
+  /** Model names come from vLLM's answers (it refuses unknown ones); tenants from the key file. */
+  countTokens(model: string, tenant: string, usage: TokenUsage): void {
+    let name = model;
+    if (!this.#models.has(name)) {
+      if (this.#models.size >= MAX_MODEL_LABELS) name = 'other';
+      else this.#models.add(name);
+    }
+    const key = `${name}\u0000${tenant}`;
+    let totals = this.#tokenTotals.get(key);
+    if (totals === undefined) {
+      totals = { model: name, tenant, input: 0, output: 0, cached: 0, reasoning: 0 };
+      this.#tokenTotals.set(key, totals);
+    }
+    totals.input += usage.input;
+    totals.output += usage.output;
+    totals.cached += usage.cached;
+    totals.reasoning += usage.reasoning;
+  }
+
 
   countClientWriteTimeout(): void {
     this.#clientWriteTimeouts.inc();

@@ -17,6 +17,7 @@ import { classifyUpstreamError, describeCause, type ClassifiedUpstreamError } fr
 import { filterResponseHeaders } from './hop-by-hop.ts';
 import { SseBoundary } from './sse-boundary.ts';
 import { renderSseError } from './sse-error.ts';
+import type { UsageScanner } from './usage-scanner.ts';
 
 export type Output = string | Buffer | readonly (string | Buffer)[] | null | undefined;
 export type Emit = (output: Output) => void;
@@ -79,6 +80,8 @@ export interface RelayTarget {
   /** Largest unfinished SSE event (or buffered body) held before the exchange is failed. */
   readonly maxEventBytes: number;
   readonly record: ExchangeRecord;
+  /** Sees the body of a successful answer as vLLM sent it, to find its token usage. */
+  readonly usage?: UsageScanner | undefined;
   /** Answers with an error when no response header has been sent yet. */
   sendError(error: GatewayError): void;
   /** vLLM reset the connection before answering: true if the request was sent again. */
@@ -103,6 +106,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #mode: Mode = 'head';
   #head: UpstreamHead | undefined;
+  #usage: UsageScanner | undefined;
   #filteredHeaders: string[] = [];
   #clientGone = false;
   #boundary: SseBoundary | undefined;
@@ -167,6 +171,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const head: UpstreamHead = { status, rawHeaders, isEventStream };
     this.#head = head;
     target.record.upstreamStatus = status;
+    // Errors carry no usage; only a successful answer's body is scanned.
+    if (status < 300) this.#usage = target.usage;
 
     const transform = this.#transformer?.select(head);
     if (transform?.kind === 'buffered') {
@@ -199,6 +205,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#clientGone) return;
+    if (this.#usage !== undefined) this.#usage.push(chunk);
     if (this.#work !== undefined) {
       this.#queued.push(() => this.#data(chunk));
       return;
