@@ -104,7 +104,7 @@ try {
   heading('GET /metrics (excerpt)');
   const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
   for (const line of metrics.split('\n')) {
-    if (line.startsWith('gateway_http_requests_total') || line.startsWith('gateway_stream_time_to_first_byte_seconds_count')) {
+    if (['gateway_http_requests_total', 'gateway_stream_time_to_first_byte_seconds_count', 'gateway_tokens_total'].some((name) => line.startsWith(name))) {
       console.log(line);
     }
   }

@@ -1,18 +1,15 @@
 // Hostile input: seeded, bounded fuzzing of the gateway with raw HTTP bytes (methods,
 // paths, header sets, framing, JSON bodies deep, huge, of the wrong types, invalid UTF-8).
-// Nothing may produce a 5xx the gateway made up, crash it, hang it, or leave memory behind.
+// Nothing may produce a 5xx the gateway made up, crash it, hang it, or leave a request in
+// flight. (Its memory under load is the soak's to measure: see scripts/soak.ts.)
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import type { SimVllm } from '../sim/vllm-sim.ts';
 import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { send } from './helpers/http.ts';
 
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
 
 const RUNS = 300;
 const SEED = 20261126;
@@ -141,9 +138,7 @@ function request(m: string, p: string, headers: [string, string][], payload: Buf
 }
 
 describe('hostile input', () => {
-  it(`${RUNS} seeded random requests: no made-up 5xx, no crash, no hang, memory back to baseline`, { timeout: 300_000 }, async () => {
-    collectGarbage();
-    const baselineHeap = process.memoryUsage().heapUsed;
+  it(`${RUNS} seeded random requests: no made-up 5xx, no crash, no hang, nothing left in flight`, { timeout: 300_000 }, async () => {
     const statuses = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(method, path, fc.array(header, { maxLength: 8 }), body, framing, async (m, p, headers, payload, frame) => {
@@ -163,9 +158,8 @@ describe('hostile input', () => {
     );
     assert.equal((await send(`${gw.url}/health`)).status, 200, 'still alive');
     assert.equal(gw.gateway.inFlight(), 0, 'nothing left in flight');
-    collectGarbage();
-    const grownMiB = (process.memoryUsage().heapUsed - baselineHeap) / 1024 / 1024;
-    assert.ok(grownMiB < 30, `heap grew by ${grownMiB.toFixed(1)} MiB`);
-    console.log(`# statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}; heap ${grownMiB >= 0 ? '+' : ''}${grownMiB.toFixed(1)} MiB`);
+    // Memory is not judged here: this process holds the test client and fast-check too.
+    // The gateway's own memory under load is measured by `npm run soak` (its processes' RSS).
+    console.log(`# statuses: ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}`);
   });
 });
