@@ -1,19 +1,53 @@
-// `npm install` in a checkout runs this (npm's "prepare", after the build). It is not run
-// when the packed or published package is installed.
-// - It links this checkout's command into node_modules/.bin, so `npx responses-gateway`
-//   inside the checkout runs it directly: otherwise npx installs the checkout into its own
-//   cache first, and an interrupted npx leaves that cache broken for the next run.
+// `npm install` in a checkout runs this (npm's "prepare"). It is not run when the packed
+// or published package is installed.
+// - It builds dist/, unless the build is newer than every source (dist/.built says when it
+//   was made). `npx responses-gateway` inside the checkout runs this too: npm 10 and 11 link
+//   the checkout into npx's cache (~/.npm/_npx) and prepare it there on every run, and an
+//   npx interrupted during that leaves the cache entry without its package.json, failing
+//   every later npx until it is deleted. With the build current this takes a fraction of
+//   a second instead of the compiler's seconds. (`npm start -- <flags>` avoids npx's
+//   cache altogether.)
+// - It links this checkout's command into node_modules/.bin, for the scripts and tools
+//   that look there.
 // - On a Node without node:sqlite (20, or 22 before 22.13) it installs better-sqlite3 12,
 //   which the SQLite store needs there, into .sqlite-node20/ (where the store looks for it).
 //   Not a dependency in package.json: then installing the gateway on Node 22.13+ would
 //   download or compile an addon it never uses. Not into node_modules/ either: the install
 //   that runs this would prune it as extraneous.
 import { spawnSync } from 'node:child_process';
-import { lstatSync, mkdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
+
+const BUILD_STAMP = join(root, 'dist', '.built');
+const BUILD_INPUTS = ['src', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+
+/** The newest modification time among the files under `path`. */
+function newestMtime(path) {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let newest = 0;
+  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
+  return newest;
+}
+
+function buildIsCurrent() {
+  try {
+    const builtAt = statSync(BUILD_STAMP).mtimeMs;
+    return BUILD_INPUTS.every((input) => newestMtime(join(root, input)) < builtAt);
+  } catch {
+    return false;
+  }
+}
+
+function build() {
+  if (buildIsCurrent()) return;
+  const result = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+  writeFileSync(BUILD_STAMP, `${new Date().toISOString()}\n`);
+}
 
 function linkCommand() {
   const bin = join(root, 'node_modules', '.bin');
@@ -58,5 +92,6 @@ function sqliteForOldNode() {
   }
 }
 
+build();
 linkCommand();
 sqliteForOldNode();

@@ -3,12 +3,14 @@
 // nothing while vLLM loads, vLLM's port taken, flags from vLLM's command line, the real
 // cause of a startup failure, and how long responses are kept.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { fakeVllmBin, freePort, killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli } from './helpers/cli.ts';
 import { closeAll, metricValue, startGateway } from './helpers/gateway.ts';
 import { postJson, send } from './helpers/http.ts';
 
@@ -225,4 +227,38 @@ async function requestsAnswered(baseUrl: string): Promise<number> {
   let total = 0;
   for (const line of text.split('\n')) if (line.startsWith('gateway_http_requests_total{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
   return total;
+}
+
+describe('the command inside the checkout', () => {
+  it('npm start -- <flags> runs it', () => {
+    const result = spawnSync('npm', ['start', '--silent', '--', '--version'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout.trim(), packageVersion());
+  });
+
+  it("npx responses-gateway: npm prepares the checkout in its cache without rebuilding it, keeping short the moment an interrupt could break that cache", { timeout: 120_000 }, () => {
+    // Make the build current first (a no-op where it is), then watch npx not redo it.
+    const prepared = spawnSync(process.execPath, ['scripts/prepare.mjs'], { cwd: REPO_ROOT, encoding: 'utf8' });
+    assert.equal(prepared.status, 0, prepared.stderr);
+    const stamp = join(REPO_ROOT, 'dist', '.built');
+    const builtAt = statSync(stamp).mtimeMs;
+    const cache = mkdtempSync(join(tmpdir(), 'rg-npx-cache-'));
+    try {
+      const result = spawnSync('npx', ['--offline', 'responses-gateway', '--version'], {
+        cwd: REPO_ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, npm_config_cache: cache, npm_config_update_notifier: 'false', npm_config_loglevel: 'info' },
+      });
+      assert.equal(result.status, 0, result.stderr);
+      assert.equal(result.stdout.trim(), packageVersion());
+      assert.match(result.stderr, /prepare/, 'npm ran the prepare script in its cache (if it no longer does, this test can go)');
+      assert.equal(statSync(stamp).mtimeMs, builtAt, 'the build was not redone');
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+});
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 }
