@@ -39,11 +39,13 @@ describe('clients that stop reading', () => {
 
     // The stalled answers are ended, their generations aborted...
     await Promise.all(stalled.map((upstream) => sim.whenAborted(upstream)));
-    // ...and the reading client gets in: within the timeout (1 s) and the check's quarter.
+    // ...and the reading client gets in. Left alone, the stalled streams would hold their
+    // slots for ever (they never finish): the bound only tells "ended by the timeout" from
+    // "never", with room for a busy machine (the timeout is 1 s, checked every 250 ms).
     const served = await postJson(url, { model: 'm', input: 'let me in' });
     assert.equal(served.status, 200);
     const waitedMs = performance.now() - turnedAway;
-    assert.ok(waitedMs < 3_000, `waited ${Math.round(waitedMs)} ms with --client-write-timeout 1`);
+    assert.ok(waitedMs < 15_000, `waited ${Math.round(waitedMs)} ms with --client-write-timeout 1`);
     assert.ok((await metricValue(gw.url, TIMEOUTS)) >= 2);
   });
 
