@@ -4,6 +4,7 @@
 // request: the `x-sim` header carries `key=value;key=value` switches (see SimDirectives).
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import {
   REAL_VLLM_QUIRKS,
   applyQuirks,
@@ -21,6 +22,9 @@ import {
   type Quirks,
   type WireEvent,
 } from './wire.ts';
+
+/** How many events a stream without a delay writes before letting other streams run. */
+const YIELD_EVERY_EVENTS = 64;
 
 /** vLLM's flat error event: {type, code, message, param} without a sequence_number. */
 function flatErrorChunks(event: JsonObject): [string, string, string] {
@@ -222,6 +226,9 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
       // keep up holds the generation back rather than filling memory.
       if (!writeEvent(res, wire.event, wire.sequenceNumber ?? seq)) await drained(res);
       if (delay > 0) await sleep(delay, res);
+      // Without a delay, a long stream into a reader that keeps up would hold the event
+      // loop until it ends; vLLM's server yields between writes, and so does this.
+      else if (seq % YIELD_EVERY_EVENTS === YIELD_EVERY_EVENTS - 1) await setImmediatePromise();
     }
     res.end(trailer);
   }

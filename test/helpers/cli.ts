@@ -94,11 +94,13 @@ export function runCli(args: readonly string[], env: Record<string, string | und
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-  const waitForLogs: CliRun['waitForLogs'] = (match, count) =>
+  /** Resolves with what `find` finds, checked now and at every new stdout chunk; rejects
+   * with `failure()` if the process exits before. */
+  const waitFor = <T>(find: () => T | undefined, failure: () => string): Promise<T> =>
     new Promise((resolve, reject) => {
       const check = (): boolean => {
-        const found = logs().filter(match);
-        if (found.length < count) return false;
+        const found = find();
+        if (found === undefined) return false;
         resolve(found);
         return true;
       };
@@ -108,26 +110,22 @@ export function runCli(args: readonly string[], env: Record<string, string | und
       };
       listeners.push(listener);
       void exited.then(() => {
-        if (!check()) reject(new Error(`exited with ${logs().filter(match).length} of ${count} lines; stdout: ${out}`));
+        if (!check()) reject(new Error(failure()));
       });
     });
+  const waitForLogs: CliRun['waitForLogs'] = (match, count) =>
+    waitFor(
+      () => {
+        const found = logs().filter(match);
+        return found.length < count ? undefined : found;
+      },
+      () => `exited with ${logs().filter(match).length} of ${count} lines; stdout: ${out}`,
+    );
   const waitForLine: CliRun['waitForLine'] = (pattern) =>
-    new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const line = out.split('\n').find((candidate) => pattern.test(candidate));
-        if (line === undefined) return false;
-        resolve(line);
-        return true;
-      };
-      if (check()) return;
-      const listener = (): void => {
-        if (check()) listeners.splice(listeners.indexOf(listener), 1);
-      };
-      listeners.push(listener);
-      void exited.then(() => {
-        if (!check()) reject(new Error(`exited without a line matching ${String(pattern)}; stdout: ${out}; stderr: ${err}`));
-      });
-    });
+    waitFor(
+      () => out.split('\n').find((candidate) => pattern.test(candidate)),
+      () => `exited without a line matching ${String(pattern)}; stdout: ${out}; stderr: ${err}`,
+    );
   return {
     child,
     exited,

@@ -67,50 +67,41 @@ function nodeSqlite(): NodeSqliteModule | undefined {
   }
 }
 
-function fromNodeSqlite(module: NodeSqliteModule): SqliteDriver {
-  return {
-    name: 'node:sqlite',
-    open(path, options = {}) {
-      const db = new module.DatabaseSync(path, { readOnly: options.readOnly === true });
-      return {
-        prepare(sql) {
-          const statement = db.prepare(sql);
-          return {
-            all: (...params) => statement.all(...params) as Record<string, unknown>[],
-            run: (...params) => statement.run(...params),
-          };
-        },
-        exec: (sql) => db.exec(sql),
-        close: () => db.close(),
-      };
-    },
-  };
-}
-
-interface BetterSqliteDatabase {
-  prepare(sql: string): { all(...params: unknown[]): unknown[]; run(...params: unknown[]): { changes: number } };
+/** What both libraries' database objects offer, as the gateway uses it. */
+interface NativeDatabase {
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; run(...params: unknown[]): { changes: number | bigint } };
   exec(sql: string): unknown;
   close(): unknown;
 }
-type BetterSqliteConstructor = new (path: string, options?: { readonly?: boolean }) => BetterSqliteDatabase;
+
+/** One adapter for both: they differ in how a database is opened, not in how it is used. */
+function adapt(db: NativeDatabase): SqliteDatabase {
+  return {
+    prepare(sql) {
+      const statement = db.prepare(sql);
+      return {
+        all: (...params) => statement.all(...params) as Record<string, unknown>[],
+        run: (...params) => statement.run(...params),
+      };
+    },
+    exec: (sql) => void db.exec(sql),
+    close: () => void db.close(),
+  };
+}
+
+function fromNodeSqlite(module: NodeSqliteModule): SqliteDriver {
+  return {
+    name: 'node:sqlite',
+    open: (path, options = {}) => adapt(new module.DatabaseSync(path, { readOnly: options.readOnly === true })),
+  };
+}
+
+type BetterSqliteConstructor = new (path: string, options?: { readonly?: boolean }) => NativeDatabase;
 
 function fromBetterSqlite(Database: BetterSqliteConstructor, version: string): SqliteDriver {
   return {
     name: `better-sqlite3 ${version}`,
-    open(path, options = {}) {
-      const db = new Database(path, { readonly: options.readOnly === true });
-      return {
-        prepare(sql) {
-          const statement = db.prepare(sql);
-          return {
-            all: (...params) => statement.all(...params) as Record<string, unknown>[],
-            run: (...params) => statement.run(...params),
-          };
-        },
-        exec: (sql) => void db.exec(sql),
-        close: () => void db.close(),
-      };
-    },
+    open: (path, options = {}) => adapt(new Database(path, { readonly: options.readOnly === true })),
   };
 }
 
