@@ -187,9 +187,10 @@ describeUnlessSkipped('PostgreSQL failing under the gateway', await postgresSkip
       const signalled = performance.now();
       run.child.kill('SIGTERM');
       const exit = await run.exited;
-      // 2 s of grace; the margin is for the process's own exit.
+      // 2 s of grace, and a margin for the process's own exit on a busy machine; the
+      // hanging query alone would hold it for 120 s (--db-query-timeout).
       const tookMs = performance.now() - signalled;
-      assert.ok(tookMs < 3_500, `stopped ${Math.round(tookMs)} ms after SIGTERM, with --shutdown-timeout 2`);
+      assert.ok(tookMs < 8_000, `stopped ${Math.round(tookMs)} ms after SIGTERM, with --shutdown-timeout 2`);
       assert.equal(exit.code, 0);
       await hanging;
     } finally {
