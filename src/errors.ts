@@ -235,6 +235,30 @@ export function renderErrorBody(error: unknown): string {
   return JSON.stringify({ error: toErrorObject(error) });
 }
 
+/** An error as OpenAI's error object carries it (also what vLLM sends in its own). */
+export interface ErrorObject {
+  readonly message: string;
+  readonly type: string;
+  readonly param: unknown;
+  readonly code: string | null;
+}
+
+/**
+ * The SSE `error` event, in the nested form OpenAI sends and its SDKs accept:
+ * event: error / data: {"type":"error","error":{type,code,message,param},"sequence_number":N}.
+ * Every error event the gateway writes is rendered here; `sequenceNumber` is left out
+ * where a stream has none (a stream relayed as vLLM sent it).
+ */
+export function renderSseError(error: unknown, sequenceNumber: number | undefined): string {
+  return renderSseErrorObject(toErrorObject(error), sequenceNumber);
+}
+
+export function renderSseErrorObject(error: ErrorObject, sequenceNumber: number | undefined): string {
+  const payload: Record<string, unknown> = { type: 'error', error };
+  if (sequenceNumber !== undefined) payload['sequence_number'] = sequenceNumber;
+  return `event: error\ndata: ${JSON.stringify(payload)}\n\n`;
+}
+
 export function statusOf(error: unknown): number {
   return isGatewayError(error) ? error.status : 500;
 }

@@ -9,7 +9,7 @@ import { ConfigError, parseCommandLine, type Config } from '../config/load-confi
 import { GatewayError } from '../errors.ts';
 import { describeLocation } from '../config/db-url.ts';
 import { ApiKeyGuard, ApiKeyLoadError } from '../http/api-key-guard.ts';
-import { buildGateway } from '../http/build-gateway.ts';
+import { buildGateway } from '../app/build-gateway.ts';
 import type { GatewayLoad } from '../http/server.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';

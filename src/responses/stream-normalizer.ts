@@ -15,7 +15,7 @@
 //
 // Delta events (nearly all of a stream) are rewritten by splicing two or three fields;
 // only the few structural events are parsed.
-import { GatewayError, toErrorObject } from '../errors.ts';
+import { GatewayError, renderSseError, renderSseErrorObject, toErrorObject } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { Emit, EventStreamTransform } from '../upstream/relay.ts';
 import { itemIdPrefix, newId } from './ids.ts';
@@ -709,7 +709,7 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   #errorEvent(error: GatewayError): string {
-    return `event: error\ndata: ${JSON.stringify({ type: 'error', error: toErrorObject(error), sequence_number: this.#sequence++ })}\n\n`;
+    return renderSseError(error, this.#sequence++);
   }
 
   #failedResponse(error: GatewayError, out: string[]): Json {
@@ -730,13 +730,8 @@ export class StreamNormalizer implements EventStreamTransform {
     const code = typeof nested['code'] === 'string' ? nested['code'] : 'server_error';
     this.#ensureCreated(out);
     const output = this.#finalOutput([], 'failed', out);
-    out.push(
-      `event: error\ndata: ${JSON.stringify({
-        type: 'error',
-        error: { type: typeof nested['type'] === 'string' && nested['type'] !== 'error' ? nested['type'] : 'server_error', code, message, param: nested['param'] ?? null },
-        sequence_number: this.#sequence++,
-      })}\n\n`,
-    );
+    const type = typeof nested['type'] === 'string' && nested['type'] !== 'error' ? nested['type'] : 'server_error';
+    out.push(renderSseErrorObject({ type, code, message, param: nested['param'] ?? null }, this.#sequence++));
     const failed = normalizeResponse(this.#upstreamResponse, this.#facts, {
       status: 'failed',
       output,

@@ -10,13 +10,12 @@
 //   (JSON). This is where the responses layer normalises and stores.
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { GatewayError } from '../errors.ts';
+import { GatewayError, renderSseError } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import { classifyUpstreamError, describeCause, type ClassifiedUpstreamError } from './classify-error.ts';
 import { filterResponseHeaders } from './hop-by-hop.ts';
 import { SseBoundary } from './sse-boundary.ts';
-import { renderSseError } from './sse-error.ts';
 import type { UsageScanner } from './usage-scanner.ts';
 
 export type Output = string | Buffer | readonly (string | Buffer)[] | null | undefined;

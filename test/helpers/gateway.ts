@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { configForUpstream } from '../../src/config/load-config.ts';
-import { buildGateway, type BuiltGateway } from '../../src/http/build-gateway.ts';
+import { buildGateway, type BuiltGateway } from '../../src/app/build-gateway.ts';
 import type { Store } from '../../src/store/store.ts';
 import { startSimVllm, type SimOptions, type SimVllm } from '../../sim/vllm-sim.ts';
 import { send } from './http.ts';

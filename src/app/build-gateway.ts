@@ -1,5 +1,7 @@
-// Builds a gateway from a Config: every long-lived object (upstream pool, store,
-// metrics, CORS policy) is made here once, never per request.
+// Assembles a gateway from a Config: every long-lived object (upstream pool, store,
+// services, rate limiter, metrics, CORS policy) is made here once, never per request;
+// the store's migrations run before the port is listened on, and the expiry sweeper runs
+// while it is. The http layer gets what it serves with (GatewayDeps) and opens nothing.
 import type { Config } from '../config/load-config.ts';
 import { LocalRateLimiter, type RateLimiter } from '../limits/rate-limiter.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
@@ -11,10 +13,10 @@ import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
 import { UpstreamStatus } from '../upstream/upstream-status.ts';
-import { ApiKeyGuard } from './api-key-guard.ts';
-import { CorsPolicy } from './cors.ts';
-import type { GatewayDeps, GatewayState, MetricsSource } from './gateway-deps.ts';
-import { createGateway, type Gateway } from './server.ts';
+import { ApiKeyGuard } from '../http/api-key-guard.ts';
+import { CorsPolicy } from '../http/cors.ts';
+import type { GatewayDeps, GatewayState, MetricsSource } from '../http/gateway-deps.ts';
+import { createGateway, type Gateway } from '../http/server.ts';
 
 /** At the end of shutdown, how long the store gets to close its connections. */
 const STORE_CLOSE_MS = 1_000;
