@@ -22,6 +22,7 @@ import { itemIdPrefix, newId } from './ids.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
 import { decodeJsonString, field, integerSpan, splice, stringSpan, type Replacement } from './json-fields.ts';
 import { normalizeResponse, type ResponseFacts } from './response-object.ts';
+import { decodeParts, endsWithType, parseEventLines } from './vllm-events.ts';
 
 /** What the stream hands over when the response is done (to store it). */
 export interface StreamHooks {
@@ -87,64 +88,6 @@ const TYPE = field('type');
 
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 const DONE_LINE = 'data: [DONE]\n\n';
-
-/**
- * The text of whole events, from the chunks they arrived in. A chunk that ends with a
- * line feed cannot end inside a UTF-8 character, so it is decoded on its own (no copy
- * into one buffer); chunks cut elsewhere are joined as bytes first.
- */
-function decodeParts(parts: readonly Buffer[]): string {
-  if (parts.length === 1) return (parts[0] as Buffer).toString('utf8');
-  let text = '';
-  let held: Buffer[] | undefined;
-  for (const part of parts) {
-    if (part[part.length - 1] !== 0x0a) {
-      (held ??= []).push(part);
-      continue;
-    }
-    if (held === undefined) text += part.toString('utf8');
-    else {
-      held.push(part);
-      text += Buffer.concat(held).toString('utf8');
-      held = undefined;
-    }
-  }
-  if (held !== undefined) text += Buffer.concat(held).toString('utf8');
-  return text;
-}
-
-/** Whether `data` ends with `"<type>"}` (vLLM writes type last), compared in place. */
-function endsWithType(data: string, type: string): boolean {
-  const end = data.length - 2;
-  return data.charCodeAt(end + 1) === 0x7d && data.charCodeAt(end) === 0x22 && data.endsWith(type, end) && data.charCodeAt(end - type.length - 1) === 0x22;
-}
-
-/**
- * The event name and data of one SSE event block. vLLM's shape ("event: X\ndata: {...}")
- * is read with two indexOf calls; anything else (several data lines, comments, ids, CR)
- * goes the general way.
- */
-export function parseEventLines(raw: string): { name: string | undefined; data: string | undefined } {
-  if (raw.startsWith('event: ')) {
-    const newline = raw.indexOf('\n');
-    if (newline !== -1 && raw.startsWith('data: ', newline + 1) && raw.indexOf('\n', newline + 1) === -1) {
-      return { name: raw.slice(7, newline), data: raw.slice(newline + 7) };
-    }
-  } else if (raw.startsWith('data: ') && raw.indexOf('\n') === -1) {
-    return { name: undefined, data: raw.slice(6) };
-  }
-  let name: string | undefined;
-  let data: string | undefined;
-  for (const line of raw.split('\n')) {
-    if (line.startsWith('data:')) {
-      const value = line.charCodeAt(5) === 0x20 ? line.slice(6) : line.slice(5);
-      data = data === undefined ? value : `${data}\n${value}`;
-    } else if (line.startsWith('event:')) {
-      name = line.slice(line.charCodeAt(6) === 0x20 ? 7 : 6);
-    }
-  }
-  return { name, data };
-}
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
