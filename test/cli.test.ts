@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { FLAG_SPECS } from '../src/config/flags.ts';
 import { findExecutable } from '../src/cli/vllm-process.ts';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli, type CliRun } from './helpers/cli.ts';
+import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli, toolSkip, type CliRun } from './helpers/cli.ts';
 import { ChunkReader, openRequest, parseSse, postJson, send } from './helpers/http.ts';
 
 after(killLeftovers);
@@ -196,11 +196,11 @@ describe('serve <model>', () => {
     assert.match(run.stderr(), /vLLM exited with code 3/);
   });
 
-  it('when the gateway is killed with SIGKILL, vLLM is stopped too (Linux)', { timeout: 30_000 }, async (t) => {
-    if (process.platform !== 'linux' || findExecutable('setpriv') === undefined) {
-      t.skip('needs Linux and util-linux setpriv (the parent-death signal)');
-      return;
-    }
+  const noSetpriv = toolSkip(
+    process.platform === 'linux' && findExecutable('setpriv') !== undefined,
+    'needs Linux and util-linux setpriv (the parent-death signal)',
+  );
+  it('when the gateway is killed with SIGKILL, vLLM is stopped too (Linux)', { timeout: 30_000, skip: noSetpriv }, async () => {
     const sigtermFile = join(fake.dir, 'sigterm-orphan');
     const run = runCli(
       ['serve', 'm', '--port', String(await freePort()), '--gateway-port', '0', '--gateway-host', '127.0.0.1',

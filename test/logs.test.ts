@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli } from './helpers/cli.ts';
+import { findExecutable } from '../src/cli/vllm-process.ts';
+import { fakeVllmBin, freePort, killLeftovers, portOf, REPO_ROOT, runCli, toolSkip } from './helpers/cli.ts';
 import { openRequest, postJson, send } from './helpers/http.ts';
 
 after(killLeftovers);
@@ -69,7 +70,8 @@ describe('--log-format pretty', () => {
     await run.exited;
   });
 
-  it('is what a terminal gets by default, in colour unless NO_COLOR', { timeout: 30_000 }, async (t) => {
+  const noTerminal = toolSkip(findExecutable('script') !== undefined, 'script(1) is not installed: no pseudo-terminal to test on');
+  it('is what a terminal gets by default, in colour unless NO_COLOR', { timeout: 30_000, skip: noTerminal }, async () => {
     // util-linux's script(1) runs the command on a pseudo-terminal, as a user's shell would.
     for (const noColour of [false, true]) {
       const command = `${process.execPath} --import tsx src/cli/main.ts --llm-api-base ${sim.url} --gateway-port 0 --gateway-host 127.0.0.1`;
@@ -78,10 +80,6 @@ describe('--log-format pretty', () => {
         env: { ...process.env, DATABASE_URL: 'sqlite::memory:', NO_COLOR: noColour ? '1' : '', TERM: 'xterm' },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
-      if (child.pid === undefined) {
-        t.skip('script(1) is not installed: no pseudo-terminal to test on');
-        return;
-      }
       let out = '';
       const listening = new Promise<void>((resolve) => {
         child.stdout.on('data', (chunk: Buffer) => {

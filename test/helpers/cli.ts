@@ -166,3 +166,14 @@ export function fakeVllmBin(): { bin: string; dir: string } {
   fakeVllmDirs.push(dir);
   return { bin, dir };
 }
+
+/**
+ * Why a test that needs a system tool cannot run here, or undefined when it can: pass it
+ * as the test's `skip` option, so the reason shows in the runner's summary. Under CI
+ * (CI=true) a missing tool is a failure instead: .ci/run's machine has them all.
+ */
+export function toolSkip(available: boolean, reason: string): string | undefined {
+  if (available) return undefined;
+  if (process.env['CI'] === 'true') throw new Error(`${reason}: under CI this is a failure`);
+  return reason;
+}
