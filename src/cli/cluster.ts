@@ -7,7 +7,8 @@ import { createServer, type AddressInfo } from 'node:net';
 import { VIA_NAME_ENV, type Config } from '../config/load-config.ts';
 import type { MetricsSource } from '../http/gateway-deps.ts';
 import type { GatewayLoad } from '../http/server.ts';
-import type { Admission, RateLimiter } from '../limits/rate-limiter.ts';
+import { hasLimits, type RateLimits } from '../config/rate-limits.ts';
+import type { Admission, LocalRateLimiter, RateLimiter } from '../limits/rate-limiter.ts';
 import type { Logger } from '../observability/logger.ts';
 import { AggregatorRegistry } from '../observability/metrics.ts';
 
@@ -87,7 +88,7 @@ function describeDeath(code: number | null, signal: string | null): string {
  * 3 per configured worker (at least 5) within a minute crash in a loop: the cluster
  * reports it as failed, and the command exits non-zero with that reason.
  */
-export async function startCluster(config: Config, log: Logger, rateLimiter: RateLimiter): Promise<RunningCluster> {
+export async function startCluster(config: Config, log: Logger, rateLimiter: LocalRateLimiter): Promise<RunningCluster> {
   const aggregator = new AggregatorRegistry();
   let shuttingDown = false;
   let reportFailure: (reason: string) => void = () => {};
@@ -164,7 +165,7 @@ export async function startCluster(config: Config, log: Logger, rateLimiter: Rat
         else if (message.type === 'rg:load-response') loadReplies.get(message.id)?.(message.load);
         else if (message.type === 'rg:limit-admit') {
           // The primary's limiter is local (admit answers at once): replies keep their order.
-          const admission = rateLimiter.admit(message.tenant) as Admission;
+          const admission = rateLimiter.admit(message.tenant);
           if (worker.isConnected()) worker.send({ type: 'rg:limit-admission', id: message.id, admission } satisfies ClusterMessage);
         } else if (message.type === 'rg:limit-tokens') rateLimiter.recordTokens(message.tenant, message.tokens);
         else if (message.type === 'rg:metrics-request') {
@@ -276,12 +277,13 @@ const ADMISSION_REPLY_MS = 1_000;
  * not answer in time, the request is let in: a limit is not worth an outage.
  */
 export class ClusterRateLimiter implements RateLimiter {
-  readonly #isLimited: (tenant: string) => boolean;
+  readonly #limitsOf: (tenant: string) => RateLimits;
   readonly #pending = new Map<number, (admission: Admission) => void>();
   #nextId = 0;
 
-  constructor(isLimited: (tenant: string) => boolean) {
-    this.#isLimited = isLimited;
+  /** `limitsOf`: the worker's own reading of the key file, to ask only for limited tenants. */
+  constructor(limitsOf: (tenant: string) => RateLimits) {
+    this.#limitsOf = limitsOf;
     process.on('message', (message: unknown) => {
       if (isClusterMessage(message) && message.type === 'rg:limit-admission') {
         this.#pending.get(message.id)?.(message.admission);
@@ -290,7 +292,7 @@ export class ClusterRateLimiter implements RateLimiter {
   }
 
   isLimited(tenant: string): boolean {
-    return this.#isLimited(tenant);
+    return hasLimits(this.#limitsOf(tenant));
   }
 
   admit(tenant: string): Promise<Admission> {

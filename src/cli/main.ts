@@ -15,7 +15,6 @@ import { createLogger, flushLogger, type Logger } from '../observability/logger.
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
 import { UpstreamClient } from '../upstream/upstream-client.ts';
 import { UpstreamStatus } from '../upstream/upstream-status.ts';
-import { hasLimits } from '../config/rate-limits.ts';
 import { LocalRateLimiter } from '../limits/rate-limiter.ts';
 import {
   ClusterRateLimiter,
@@ -295,7 +294,7 @@ async function runWorker(given: Config): Promise<number> {
     const upstreamStatus = new UpstreamStatus(process.env[UPSTREAM_STARTING_ENV] === '1');
     onPrimaryMessage('rg:upstream-ready', () => upstreamStatus.markReady());
     const guard = apiKeys;
-    const rateLimiter = new ClusterRateLimiter((tenant) => hasLimits(guard.limitsOf(tenant)));
+    const rateLimiter = new ClusterRateLimiter((tenant) => guard.limitsOf(tenant));
     gateway = buildGateway(config, { log, metrics, metricsSource: clusterMetricsSource(), apiKeys, upstreamStatus, rateLimiter });
     const address = await gateway.listen();
     tellPrimary({ type: 'rg:listening', port: address.port });

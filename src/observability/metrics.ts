@@ -178,7 +178,6 @@ export class GatewayMetrics {
     totals.reasoning += usage.reasoning;
   }
 
-
   countClientWriteTimeout(): void {
     this.#clientWriteTimeouts.inc();
   }
