@@ -9,7 +9,7 @@ import { REAL_VLLM_QUIRKS, eventChunks, makeIds, planGeneration, streamEvents } 
 const body = { model: 'm', input: 'x', stream: true };
 const plan = planGeneration(body, { deltas: 100, reasoning: process.argv.includes('--reasoning') });
 const chunks = streamEvents(body, plan, makeIds(plan, REAL_VLLM_QUIRKS), 1).flatMap((event, seq) => eventChunks(event, seq).map((part) => Buffer.from(part)));
-const facts = { id: 'resp_x', request: body, store: false, previousResponseId: null, conversationId: null, keepRawFields: false };
+const facts = { id: 'resp_x', request: body, store: false, background: false, previousResponseId: null, conversationId: null, keepRawFields: false };
 const log = (): never => {
   throw new Error('no logging expected');
 };

@@ -67,6 +67,12 @@ export const ERROR_CODES = {
     type: 'invalid_request_error',
     description: 'No item has this id (in this conversation, or for item_reference).',
   },
+  response_not_cancellable: {
+    status: 400,
+    type: 'invalid_request_error',
+    description:
+      'POST /v1/responses/{id}/cancel on a response that was not created with background: true, or that already ended otherwise than cancelled.',
+  },
   method_not_allowed: {
     status: 405,
     type: 'invalid_request_error',
@@ -169,6 +175,17 @@ export const ERROR_CODES = {
     status: 502,
     type: 'server_error',
     description: 'vLLM broke off a streamed response (reset or truncated stream).',
+  },
+  run_interrupted: {
+    status: 500,
+    type: 'server_error',
+    description:
+      "In a background response's `error`: the gateway process running it stopped (killed, crashed, or its shutdown grace period ran out) before it finished; the output so far is kept.",
+  },
+  background_runs_full: {
+    status: 429,
+    type: 'server_error',
+    description: 'More background responses are waiting than the queue behind --max-background-runs holds; retry later.',
   },
   server_shutting_down: {
     status: 503,

@@ -8,6 +8,8 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
 import { ConversationsService } from '../responses/conversations-service.ts';
 import { ResponsesService } from '../responses/responses-service.ts';
+import { BackgroundResponses } from '../runs/background-responses.ts';
+import { RunRegistry } from '../runs/run-registry.ts';
 import { ExpirySweeper } from '../store/expiry-sweeper.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
@@ -55,17 +57,7 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
         queryTimeoutMs: config.state.queryTimeoutMs,
         retentionMs: config.state.ttlMs,
       }));
-  const state: GatewayState | undefined =
-    store === undefined
-      ? undefined
-      : {
-          responses: new ResponsesService({
-            store,
-            keepRawFields: config.output.keepRawFields,
-            limits: { maxJsonDepth: config.server.maxJsonDepth, maxInputItems: config.server.maxInputItems },
-          }),
-          conversations: new ConversationsService(store),
-        };
+  const state = store === undefined ? undefined : buildState(config, store, log);
   const apiKeys = options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys, config.security.rateLimits);
   const deps: GatewayDeps = {
     config,
@@ -99,15 +91,39 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     async listen() {
       // The schema is ready before the first request; several processes may race here.
       await store?.migrate();
+      // Runs a dead process left are ended before new ones start.
+      await state?.runs.open();
       sweeper?.start();
       return gateway.listen();
     },
     async shutdown(graceMs) {
-      // Everything ends within graceMs: requests get most of it, the store the rest.
+      // Everything ends within graceMs: requests and background runs get most of it, the
+      // store the rest.
       const storeCloseMs = Math.min(STORE_CLOSE_MS, graceMs / 4);
       sweeper?.stop();
-      await gateway.shutdown(graceMs - storeCloseMs);
+      await Promise.all([gateway.shutdown(graceMs - storeCloseMs), state?.runs.shutdown(graceMs - storeCloseMs)]);
       await Promise.all([store?.close(storeCloseMs), state?.responses.close()]);
     },
+  };
+}
+
+function buildState(config: Config, store: Store, log: Logger): GatewayState {
+  const responses = new ResponsesService({
+    store,
+    keepRawFields: config.output.keepRawFields,
+    limits: { maxJsonDepth: config.server.maxJsonDepth, maxInputItems: config.server.maxInputItems },
+  });
+  const runs = new RunRegistry({
+    store,
+    responses,
+    log,
+    maxBackgroundRuns: config.state.maxBackgroundRuns,
+    eventTtlMs: config.state.backgroundEventTtlMs,
+  });
+  return {
+    responses,
+    conversations: new ConversationsService(store),
+    runs,
+    background: new BackgroundResponses(store, runs, responses),
   };
 }

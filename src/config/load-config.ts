@@ -86,6 +86,12 @@ export interface StateConfig {
   readonly queryTimeoutMs: number;
   /** How long stored responses live; null keeps them. */
   readonly ttlMs: number | null;
+  /** How long an ended background response's event log is kept; null keeps it. */
+  readonly backgroundEventTtlMs: number | null;
+  /** Background responses run at once by this process; more wait in `queued`. */
+  readonly maxBackgroundRuns: number;
+  /** A streamed stored response whose client left goes on in the background. */
+  readonly detachOnDisconnect: boolean;
 }
 
 export interface OutputConfig {
@@ -322,6 +328,9 @@ export function parseCommandLine(
       poolSize: required(resolveFlag('db-pool-size', split, env), 'db-pool-size'),
       queryTimeoutMs: required(resolveFlag('db-query-timeout', split, env), 'db-query-timeout'),
       ttlMs: resolveFlag('store-ttl', split, env) ?? null,
+      backgroundEventTtlMs: resolveFlag('background-event-ttl', split, env) ?? null,
+      maxBackgroundRuns: required(resolveFlag('max-background-runs', split, env), 'max-background-runs'),
+      detachOnDisconnect: required(resolveFlag('detach-on-disconnect', split, env), 'detach-on-disconnect'),
     },
     output: {
       passthroughRaw: required(resolveFlag('passthrough-raw', split, env), 'passthrough-raw'),

@@ -2,7 +2,7 @@
 // to vLLM, and let the relay write the answer. A client that goes away aborts vLLM's work.
 import { GatewayError } from '../errors.ts';
 import { filterRequestHeaders } from '../upstream/hop-by-hop.ts';
-import { UpstreamRelay, type ResponseTransformer } from '../upstream/relay.ts';
+import { ResponseSink, UpstreamRelay, type ResponseTransformer } from '../upstream/relay.ts';
 import { UsageScanner } from '../upstream/usage-scanner.ts';
 import type { GatewayDeps } from './gateway-deps.ts';
 import type { RequestContext } from './request-context.ts';
@@ -24,33 +24,47 @@ const RETRIES_ON_RESET = 1;
 /** Routes whose answers carry token usage: counted in gateway_tokens_total and the tenant's TPM. */
 const METERED_PATHS: ReadonlySet<string> = new Set(['/v1/responses', '/v1/chat/completions', '/v1/completions', '/v1/embeddings']);
 
-export function forward(ctx: RequestContext, deps: GatewayDeps, options: ForwardOptions): void {
-  if (deps.upstreamStatus.starting) {
-    ctx.sendError(
-      new GatewayError('upstream_starting', 'vLLM is still starting (loading its model); retry once GET /ready answers 200.', {
-        headers: { 'retry-after': '5' },
-      }),
-    );
-    return;
-  }
-  const guarded = deps.apiKeys.enabled;
+/** The headers vLLM gets: the client's, filtered, with the upstream key and our Via. */
+export function upstreamHeaders(ctx: RequestContext, deps: GatewayDeps, options: Pick<ForwardOptions, 'dropHeaders' | 'addHeaders'>): string[] {
   const headers = filterRequestHeaders(ctx.req.rawHeaders, {
     apiKey: deps.config.upstream.apiKey,
     requestId: ctx.requestId,
     replaceRequestId: !ctx.requestIdFromClient,
     // With gateway keys on, the client's key is the gateway's, never vLLM's.
-    replaceAuthorization: guarded,
+    replaceAuthorization: deps.apiKeys.enabled,
     drop: options.dropHeaders,
   });
   if (options.addHeaders !== undefined) for (const part of options.addHeaders) headers.push(part);
   // RFC 9110 §7.6.3: each intermediary adds itself; a request that comes back shows a loop.
   headers.push('via', `1.1 ${deps.config.upstream.via}`);
+  return headers;
+}
+
+/** Answers 503 while `serve`'s vLLM is still loading; true when it did. */
+export function refuseWhileStarting(ctx: RequestContext, deps: GatewayDeps): boolean {
+  if (!deps.upstreamStatus.starting) return false;
+  ctx.sendError(
+    new GatewayError('upstream_starting', 'vLLM is still starting (loading its model); retry once GET /ready answers 200.', {
+      headers: { 'retry-after': '5' },
+    }),
+  );
+  return true;
+}
+
+/** A scanner for the usage of this request's answer, when its route is metered. */
+export function usageScannerFor(ctx: RequestContext): UsageScanner | undefined {
+  return ctx.method === 'POST' && METERED_PATHS.has(ctx.pathname) ? new UsageScanner() : undefined;
+}
+
+export function forward(ctx: RequestContext, deps: GatewayDeps, options: ForwardOptions): void {
+  if (refuseWhileStarting(ctx, deps)) return;
+  const headers = upstreamHeaders(ctx, deps, options);
   let retriesLeft = RETRIES_ON_RESET;
-  const usage = ctx.method === 'POST' && METERED_PATHS.has(ctx.pathname) ? new UsageScanner() : undefined;
+  const usage = usageScannerFor(ctx);
   const dispatch = (): void => {
     const relay = new UpstreamRelay(
       {
-        res: ctx.res,
+        sink: new ResponseSink(ctx.res, ctx.record),
         extraHeaders: ctx.extraHeaders,
         route: ctx.route,
         startedAt: ctx.startedAt,
@@ -73,7 +87,7 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
     ctx.onClientGone = () => relay.clientClosed();
     ctx.onFinished = () => {
       relay.responseClosed();
-      if (usage !== undefined) account(ctx, deps, usage);
+      if (usage !== undefined) accountUsage(deps, ctx.tenant, usage);
     };
     ctx.onShutdown = (error) => relay.failFromGateway(error);
     deps.upstream.dispatch({ method: ctx.method, path: ctx.url, headers, body: options.body }, relay);
@@ -85,9 +99,9 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
  * The tokens of a finished exchange, as vLLM reported them. A client that left before the
  * usage arrived is not charged (vLLM stopped; what it spent is not known).
  */
-function account(ctx: RequestContext, deps: GatewayDeps, scanner: UsageScanner): void {
+export function accountUsage(deps: GatewayDeps, tenant: string, scanner: UsageScanner): void {
   const usage = scanner.usage;
   if (usage === undefined) return;
-  deps.metrics.countTokens(scanner.model ?? 'unknown', ctx.tenant, usage);
-  deps.rateLimiter.recordTokens(ctx.tenant, usage.input + usage.output);
+  deps.metrics.countTokens(scanner.model ?? 'unknown', tenant, usage);
+  deps.rateLimiter.recordTokens(tenant, usage.input + usage.output);
 }

@@ -5,6 +5,8 @@ import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ConversationsService } from '../responses/conversations-service.ts';
 import type { ResponsesService } from '../responses/responses-service.ts';
+import type { BackgroundResponses } from '../runs/background-responses.ts';
+import type { RunRegistry } from '../runs/run-registry.ts';
 import type { GatewayMetrics } from '../observability/metrics.ts';
 import type { UpstreamClient } from '../upstream/upstream-client.ts';
 import type { UpstreamStatus } from '../upstream/upstream-status.ts';
@@ -19,6 +21,10 @@ export interface MetricsSource {
 export interface GatewayState {
   readonly responses: ResponsesService;
   readonly conversations: ConversationsService;
+  /** This process's background (and detached) runs. */
+  readonly runs: RunRegistry;
+  /** Retrieve, stream, cancel and delete for runs of any process. */
+  readonly background: BackgroundResponses;
 }
 
 export interface GatewayDeps {

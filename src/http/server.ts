@@ -23,7 +23,7 @@ import {
   updateConversation,
 } from './routes/conversations.ts';
 import { proxy } from './routes/proxy.ts';
-import { deleteResponse, getResponse, listInputItems } from './routes/stored-responses.ts';
+import { cancelResponse, deleteResponse, getResponse, listInputItems } from './routes/stored-responses.ts';
 
 type Handler = (ctx: RequestContext, deps: GatewayDeps, params: Params) => void | Promise<void>;
 
@@ -79,6 +79,7 @@ function buildRouter(withState: boolean): Router<Handler> {
     router
       .add('GET', '/v1/responses/:id', getResponse)
       .add('DELETE', '/v1/responses/:id', deleteResponse)
+      .add('POST', '/v1/responses/:id/cancel', cancelResponse)
       .add('GET', '/v1/responses/:id/input_items', listInputItems)
       .add('POST', '/v1/conversations', createConversation)
       .add('GET', '/v1/conversations/:id', getConversation)

@@ -12,6 +12,8 @@ export interface CreateResponseRequest {
   /** The same, parsed; `input` may be left out when `planned` holds it (a parser thread's). */
   readonly body: Readonly<Record<string, unknown>>;
   readonly stream: boolean;
+  /** background: true: the response runs on its own; the POST answers at once. */
+  readonly background: boolean;
   /** `store` as sent, true when absent (OpenAI's default). */
   readonly store: boolean;
   readonly previousResponseId: string | null;
@@ -121,8 +123,10 @@ export function parseCreateResponseRequest(rawBody: Buffer, limits: RequestLimit
   const body = parseJsonObject(rawBody, limits.maxJsonDepth);
   const stream = optionalBoolean(body, 'stream', false);
   const store = optionalBoolean(body, 'store', true);
-  if (optionalBoolean(body, 'background', false)) {
-    throw invalid('Background responses are not supported by this gateway yet; send background: false.', 'background');
+  const background = optionalBoolean(body, 'background', false);
+  if (background && !store) {
+    // OpenAI's rule: a background response is stored, or it could not be retrieved.
+    throw invalid("'background': true requires 'store': true (a background response is retrieved from storage); remove 'store': false.", 'store');
   }
   const input = body['input'];
   if (input !== undefined && input !== null && typeof input !== 'string' && !Array.isArray(input)) {
@@ -140,5 +144,5 @@ export function parseCreateResponseRequest(rawBody: Buffer, limits: RequestLimit
   }
   const inputItemCount = countInputItems(input);
   if (inputItemCount > limits.maxInputItems) throw tooManyInputItems(limits.maxInputItems, inputItemCount);
-  return { rawBody, body, stream, store, previousResponseId, conversationId, inputItemCount };
+  return { rawBody, body, stream, store, background, previousResponseId, conversationId, inputItemCount };
 }

@@ -18,6 +18,7 @@ export interface ParsedFields {
   readonly body: Record<string, unknown>;
   readonly stream: boolean;
   readonly store: boolean;
+  readonly background: boolean;
   readonly previousResponseId: string | null;
   readonly conversationId: string | null;
   readonly inputItemCount: number;
@@ -41,6 +42,7 @@ function parse(job: ParseJob): ParseReply {
         body,
         stream: request.stream,
         store: request.store,
+        background: request.background,
         previousResponseId: request.previousResponseId,
         conversationId: request.conversationId,
         inputItemCount: request.inputItemCount,

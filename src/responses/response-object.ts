@@ -10,6 +10,7 @@ export interface ResponseFacts {
   /** The client's request body. */
   readonly request: Readonly<Json>;
   readonly store: boolean;
+  readonly background: boolean;
   readonly previousResponseId: string | null;
   readonly conversationId: string | null;
   readonly keepRawFields: boolean;
@@ -75,7 +76,7 @@ export function normalizeResponse(upstream: Readonly<Json>, facts: ResponseFacts
     object: 'response',
     created_at: createdAt,
     status,
-    background: false,
+    background: facts.background,
     completed_at: status === 'completed' ? Math.max(numberOr(upstream['completed_at'], nowSeconds), createdAt) : null,
   };
   if (facts.conversationId !== null) response['conversation'] = { id: facts.conversationId };

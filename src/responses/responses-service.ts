@@ -3,8 +3,8 @@
 // to relay and store the answer, and the stored-response endpoints.
 import { GatewayError } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
-import type { History, PageQuery, StoredItem, Store } from '../store/store.ts';
-import type { ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
+import type { History, PageQuery, SaveResponse, StoredItem, Store } from '../store/store.ts';
+import type { BufferedTransform, EventStreamTransform, ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
 import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
 import { checkIdShape, tooManyInputItems } from './create-request.ts';
 import { ID_PREFIX, newId } from './ids.ts';
@@ -30,14 +30,66 @@ export interface ResponsesOptions {
   readonly limits: RequestLimits;
 }
 
-/** What the forward step sends vLLM, and how it relays the answer. */
+/** What the forward step sends vLLM, and how the answer is normalized and stored. */
 export interface CreatePlan {
   /** The client's bytes, or the new body in parts (sent one after another). */
   readonly body: Buffer | readonly Buffer[];
-  readonly transformer: ResponseTransformer;
+  readonly facts: ResponseFacts;
+  readonly transformer: PlannedTransform;
   /** Request headers not to forward (the gateway reads the answer, so no compression). */
   readonly dropHeaders: ReadonlySet<string>;
   readonly addHeaders: readonly string[];
+  /** What storing the response needs besides its output (kept with a background run, so
+   * that another process can store it if this one dies). */
+  readonly pending: PendingSave;
+}
+
+/** A SaveResponse without what only the end of the response knows. */
+export type PendingSave = Omit<SaveResponse, 'status' | 'model' | 'body' | 'outputItems' | 'createdAt'>;
+
+/** Picks the normalizer once vLLM's status is known, and remembers it: a run that is
+ * cancelled or fails asks it for the response so far. */
+export class PlannedTransform implements ResponseTransformer {
+  readonly #stream: boolean;
+  readonly #facts: ResponseFacts;
+  readonly #hooks: StreamHooks;
+  readonly #save: StreamHooks;
+  readonly #log: LogSource;
+  #normalizer: StreamNormalizer | undefined;
+  /** The status of the final response, once it was handed over to be stored. */
+  finalStatus: string | undefined;
+
+  constructor(stream: boolean, facts: ResponseFacts, hooks: StreamHooks, log: LogSource) {
+    this.#stream = stream;
+    this.#facts = facts;
+    this.#hooks = { finish: (response, json) => this.finish(response, json) };
+    this.#save = hooks;
+    this.#log = log;
+  }
+
+  select(head: UpstreamHead): EventStreamTransform | BufferedTransform | undefined {
+    // vLLM's own error answers pass through unchanged.
+    if (head.status < 200 || head.status >= 300) return undefined;
+    if (this.#stream) {
+      return head.isEventStream
+        ? this.streamNormalizer()
+        : new InvalidUpstreamReply('The model server answered a streaming request without an event stream.');
+    }
+    return new JsonNormalizer(this.#facts, this.#hooks);
+  }
+
+  /** The stream's normalizer; made now when vLLM has not answered (a run failed or
+   * cancelled before it did). */
+  streamNormalizer(): StreamNormalizer {
+    this.#normalizer ??= new StreamNormalizer(this.#facts, this.#hooks, this.#log);
+    return this.#normalizer;
+  }
+
+  /** Stores the final response (what the normalizers call before the terminal event). */
+  finish(response: Json, json: string): Promise<void> | undefined {
+    this.finalStatus = String(response['status']);
+    return this.#save.finish(response, json);
+  }
 }
 
 const DROP_FOR_RAW_BODY: ReadonlySet<string> = new Set(['accept-encoding']);
@@ -81,6 +133,7 @@ export class ResponsesService {
       id: newId(ID_PREFIX.response),
       request: request.body,
       store: request.store,
+      background: request.background,
       previousResponseId: request.previousResponseId,
       conversationId: request.conversationId,
       keepRawFields: this.#keepRawFields,
@@ -90,9 +143,11 @@ export class ResponsesService {
     if (!request.store && request.previousResponseId === null && request.conversationId === null) {
       return {
         body: request.rawBody,
-        transformer: this.#transformer(request.stream, facts, NO_HOOK, log),
+        facts,
+        transformer: new PlannedTransform(request.stream, facts, NO_HOOK, log),
         dropHeaders: DROP_FOR_RAW_BODY,
         addHeaders: [],
+        pending: this.#pending(tenant, facts, NO_HISTORY, []),
       };
     }
 
@@ -109,10 +164,12 @@ export class ResponsesService {
       previous_response_id: _previous,
       conversation: _conversation,
       store: _store,
+      background: _background,
       ...rest
     } = request.body;
-    // vLLM gets one stateless request: the history inline, and store: false so it keeps nothing.
-    const restJson = JSON.stringify({ ...rest, store: false });
+    // vLLM gets one stateless request: the history inline, and store: false so it keeps
+    // nothing. A background response is read from vLLM as a stream: its run logs events.
+    const restJson = JSON.stringify(request.background ? { ...rest, stream: true, store: false } : { ...rest, store: false });
     // The history goes as the bytes the store handed over: a long one is neither decoded,
     // joined nor copied here.
     const separator = history.upstream.length > 0 && newParts.length > 0 ? ',' : '';
@@ -120,50 +177,54 @@ export class ResponsesService {
     // One write for a usual body; a long history is sent as it is, in parts.
     const body = history.upstream.length < SEND_IN_PARTS_FROM_BYTES ? Buffer.concat(parts) : parts;
 
-    const hooks: StreamHooks = {
-      finish: (response, json) => {
-        const output = Array.isArray(response['output']) ? response['output'].filter(isObject) : [];
-        // A failed turn is kept as a response but not added to its conversation.
-        const conversationId = response['status'] === 'failed' ? null : facts.conversationId;
-        // store: false keeps nothing, unless a conversation takes the turn's items.
-        if (!facts.store && conversationId === null) return undefined;
-        return this.#store.saveResponse({
-          tenant,
-          id: facts.id,
-          createdAt: Date.now(),
-          status: String(response['status']),
-          model: typeof response['model'] === 'string' ? response['model'] : '',
-          body: json,
-          previousResponseId: facts.previousResponseId,
-          conversationId,
-          historySeqs: history.seqs,
-          inputItems,
-          outputItems: output.map(storedOutputItem),
-          storeResponse: facts.store,
-        }).then(() => undefined);
-      },
-    };
+    const pending = this.#pending(tenant, facts, history, inputItems);
+    const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json) };
     return {
       body,
-      transformer: this.#transformer(request.stream, facts, hooks, log),
+      facts,
+      transformer: new PlannedTransform(request.stream || request.background, facts, hooks, log),
       dropHeaders: DROP_FOR_NEW_BODY,
       addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(parts.reduce((sum, part) => sum + part.length, 0))],
+      pending,
     };
   }
 
-  #transformer(stream: boolean, facts: ResponseFacts, hooks: StreamHooks, log: LogSource): ResponseTransformer {
+  #pending(tenant: string, facts: ResponseFacts, history: History, inputItems: PendingSave['inputItems']): PendingSave {
     return {
-      select(head: UpstreamHead) {
-        // vLLM's own error answers pass through unchanged.
-        if (head.status < 200 || head.status >= 300) return undefined;
-        if (stream) {
-          return head.isEventStream
-            ? new StreamNormalizer(facts, hooks, log)
-            : new InvalidUpstreamReply('The model server answered a streaming request without an event stream.');
-        }
-        return new JsonNormalizer(facts, hooks);
-      },
+      tenant,
+      id: facts.id,
+      previousResponseId: facts.previousResponseId,
+      conversationId: facts.conversationId,
+      historySeqs: history.seqs,
+      inputItems,
+      storeResponse: facts.store,
     };
+  }
+
+  /** Stores a finished response: what the normalizers call before its terminal event, and
+   * what ends a run whose process died (`pending` then comes from the run's row). */
+  #save(pending: PendingSave, response: Json, json: string): Promise<void> | undefined {
+    const output = Array.isArray(response['output']) ? response['output'].filter(isObject) : [];
+    // A failed turn is kept as a response but not added to its conversation.
+    const conversationId = response['status'] === 'failed' || response['status'] === 'cancelled' ? null : pending.conversationId;
+    // store: false keeps nothing, unless a conversation takes the turn's items.
+    if (!pending.storeResponse && conversationId === null) return undefined;
+    return this.#store
+      .saveResponse({
+        ...pending,
+        conversationId,
+        createdAt: Date.now(),
+        status: String(response['status']),
+        model: typeof response['model'] === 'string' ? response['model'] : '',
+        body: json,
+        outputItems: output.map(storedOutputItem),
+      })
+      .then(() => undefined);
+  }
+
+  /** Stores the response of a run whose process died: `pending` as its row kept it. */
+  saveInterrupted(pendingJson: string, response: Json): Promise<void> {
+    return this.#save(JSON.parse(pendingJson) as PendingSave, response, JSON.stringify(response)) ?? Promise.resolve();
   }
 
   async #loadHistory(tenant: string, request: CreateResponseRequest, maxItems: number): Promise<History> {

@@ -156,6 +156,28 @@ export class StreamNormalizer implements EventStreamTransform {
     return this.#fail(error, emit);
   }
 
+  /**
+   * Ends the stream as cancelled (a background run stopped by its client): no more events;
+   * the response with what was generated so far, open items incomplete.
+   */
+  cancelledResponse(): Json {
+    this.#ended = true;
+    // The closing events this would send are not sent: a cancelled stream just ends.
+    const unsent: string[] = [];
+    for (const item of this.#items) this.#finishItem(item, {}, 'incomplete', unsent);
+    return normalizeResponse(this.#upstreamResponse, this.#facts, {
+      status: 'cancelled',
+      output: this.#items.map((item) => item.final as Json),
+      error: null,
+      usage: null,
+    });
+  }
+
+  /** True once the terminal event (or a cancellation) ended the stream. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
   // --- one event ---------------------------------------------------------------
 
   /** Handles one event; returns a promise of the closing output for a terminal event. */

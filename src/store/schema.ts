@@ -106,7 +106,41 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: secondMigration(),
     postgres: secondMigration(),
   },
+  {
+    version: 3,
+    description: 'runs (background responses) and their event logs',
+    sqlite: thirdMigration('INTEGER'),
+    postgres: thirdMigration('BIGINT'),
+  },
 ];
+
+/** A run's row lives from its start until its event log expires (--background-event-ttl);
+ * its response, once finished, is stored in `responses` like any other. */
+function thirdMigration(bigint: string): string[] {
+  return [
+    `CREATE TABLE runs (
+      id TEXT PRIMARY KEY,
+      tenant TEXT NOT NULL,
+      created_at ${bigint} NOT NULL,
+      status TEXT NOT NULL,
+      base TEXT NOT NULL,
+      pending TEXT NOT NULL,
+      next_seq INTEGER NOT NULL DEFAULT 0,
+      owner TEXT NOT NULL,
+      heartbeat_at ${bigint} NOT NULL,
+      cancel_requested INTEGER NOT NULL DEFAULT 0,
+      finished_at ${bigint}
+    )`,
+    'CREATE INDEX runs_unfinished ON runs (heartbeat_at) WHERE finished_at IS NULL',
+    'CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL',
+    `CREATE TABLE run_events (
+      run_id TEXT NOT NULL,
+      seq INTEGER NOT NULL,
+      data TEXT NOT NULL,
+      PRIMARY KEY (run_id, seq)
+    )`,
+  ];
+}
 
 /** The same DDL in both dialects: ADD and DROP COLUMN, and partial indexes. */
 function secondMigration(): string[] {

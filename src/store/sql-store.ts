@@ -5,14 +5,20 @@ import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
 import { toConversation, toItem } from './rows.ts';
 import { ITEM_SCHEMA_VERSION, MIGRATIONS, pageWindow } from './schema.ts';
 import type { SqlBackend } from './sql/backend.ts';
+import * as runs from './sql-runs.ts';
 import { all, allOf, exec, first, type Row, type Work } from './sql/work.ts';
 import type {
   ConversationRecord,
   History,
   NewItem,
+  NewRun,
   Page,
   PageProblem,
   PageQuery,
+  RunEvent,
+  RunListener,
+  RunProgress,
+  RunState,
   SaveOutcome,
   SaveResponse,
   Store,
@@ -267,6 +273,7 @@ export class SqlStore implements Store {
       // The body goes at once; the checkpoint and items stay while later turns need them.
       const marked = yield* exec(this.#sql.markDeleted, responseId, tenant, this.#cutoff(now));
       if (marked === 0) return false;
+      yield* runs.deleteRun(responseId);
       yield* this.#release(responseId);
       return true;
     }.bind(this));
@@ -282,6 +289,7 @@ export class SqlStore implements Store {
       for (const row of due) {
         const id = row['id'] as string;
         yield* exec("UPDATE responses SET deleted = TRUE, body = '' WHERE id = ?", id);
+        yield* runs.deleteRun(id);
         yield* this.#release(id);
       }
       return due.length;
@@ -419,6 +427,52 @@ export class SqlStore implements Store {
     }.bind(this));
     if (deleted) await this.#backend.eraseResidue();
     return deleted;
+  }
+
+  // --- runs (sql-runs.ts) ------------------------------------------------------------------
+
+  createRun(run: NewRun): Promise<void> {
+    return this.#backend.write(() => runs.createRun(run));
+  }
+
+  appendRunEvents(runId: string, firstSeq: number, events: readonly string[], progress: RunProgress): Promise<void> {
+    return this.#backend.write(() => runs.appendRunEvents(this.#backend.dialect, runId, firstSeq, events, progress));
+  }
+
+  getRun(tenant: string, runId: string): Promise<RunState | undefined> {
+    return this.#backend.read(() => runs.getRun(tenant, runId));
+  }
+
+  readRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]> {
+    return this.#backend.read(() => runs.readRunEvents(runId, afterSeq, limit));
+  }
+
+  requestRunCancel(tenant: string, runId: string): Promise<RunState | undefined> {
+    return this.#backend.write(() => runs.requestRunCancel(this.#backend.dialect, tenant, runId));
+  }
+
+  runsToCancel(owner: string): Promise<string[]> {
+    return this.#backend.read(() => runs.runsToCancel(owner));
+  }
+
+  heartbeatRuns(owner: string, now: number): Promise<void> {
+    return this.#backend.write(() => runs.heartbeatRuns(owner, now));
+  }
+
+  runOwners(): Promise<string[]> {
+    return this.#backend.read(() => runs.runOwners());
+  }
+
+  claimStaleRuns(owner: string, staleBefore: number, deadOwners: readonly string[], now: number, limit: number): Promise<RunState[]> {
+    return this.#backend.write(() => runs.claimStaleRuns(this.#backend.dialect, owner, staleBefore, deadOwners, now, limit));
+  }
+
+  expireRuns(finishedBefore: number, limit: number): Promise<number> {
+    return this.#backend.write(() => runs.expireRuns(this.#backend.dialect, finishedBefore, limit));
+  }
+
+  async watchRuns(listener: RunListener): Promise<(() => Promise<void>) | undefined> {
+    return this.#backend.listen === undefined ? undefined : this.#backend.listen(runs.RUNS_CHANNEL, listener);
   }
 
   ping(): Promise<void> {

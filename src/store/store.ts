@@ -97,6 +97,55 @@ export interface StoreOptions {
   readonly retentionMs: number | null;
 }
 
+/** A run as it starts: a background response (or a foreground one detached from its client). */
+export interface NewRun {
+  readonly id: string;
+  readonly tenant: string;
+  /** Epoch ms. */
+  readonly createdAt: number;
+  readonly status: 'queued' | 'in_progress';
+  /** JSON text of the response object as the run began: the base of its snapshots. */
+  readonly base: string;
+  /** JSON text of what storing its response needs besides the output (see PendingSave in
+   * responses/), so that another process can store a run whose owner died. */
+  readonly pending: string;
+  /** The process that runs it (its heartbeat keeps the run alive). */
+  readonly owner: string;
+}
+
+export interface RunState {
+  readonly id: string;
+  readonly tenant: string;
+  readonly createdAt: number;
+  readonly status: string;
+  readonly base: string;
+  readonly pending: string;
+  /** Events with a sequence number below this are in the log. */
+  readonly nextSeq: number;
+  readonly owner: string;
+  readonly cancelRequested: boolean;
+  /** The run reached its terminal state; its log is complete. */
+  readonly finished: boolean;
+}
+
+export interface RunEvent {
+  readonly seq: number;
+  /** One server-sent event, as clients get it (`event:` and `data:` lines, blank line). */
+  readonly data: string;
+}
+
+export interface RunProgress {
+  /** The run's status from now on. */
+  readonly status: string;
+  /** The run ended: no event will follow these. */
+  readonly finished: boolean;
+  /** Epoch ms. */
+  readonly now: number;
+}
+
+/** Told the id of a run whose log grew or that was asked to cancel (another process's too). */
+export type RunListener = (runId: string) => void;
+
 export interface Store {
   /** Creates or upgrades the schema; safe when several processes start at once. */
   migrate(): Promise<void>;
@@ -132,6 +181,31 @@ export interface Store {
   /** Removes up to `limit` responses past their retention (and what only they held);
    * returns how many. Call again while it returns `limit`. */
   expire(now: number, limit: number): Promise<number>;
+  // Runs: background responses while they run, and their event logs.
+  createRun(run: NewRun): Promise<void>;
+  /** Appends events (sequence numbers from `firstSeq`) and the run's status, in one
+   * transaction; listeners of every process sharing the database are told. */
+  appendRunEvents(runId: string, firstSeq: number, events: readonly string[], progress: RunProgress): Promise<void>;
+  getRun(tenant: string, runId: string): Promise<RunState | undefined>;
+  /** Up to `limit` events after `afterSeq`, in order. */
+  readRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]>;
+  /** Marks an unfinished run to be cancelled by its owner; returns the run as it is. */
+  requestRunCancel(tenant: string, runId: string): Promise<RunState | undefined>;
+  /** The owner's unfinished runs someone asked to cancel. */
+  runsToCancel(owner: string): Promise<string[]>;
+  /** The owner is alive: its unfinished runs are not stale. */
+  heartbeatRuns(owner: string, now: number): Promise<void>;
+  /** The owners of unfinished runs (to find those of this machine whose process is gone). */
+  runOwners(): Promise<string[]>;
+  /** Takes over up to `limit` unfinished runs whose owner's last heartbeat is before
+   * `staleBefore`, or whose owner is one of `deadOwners`: they are the new owner's to end. */
+  claimStaleRuns(owner: string, staleBefore: number, deadOwners: readonly string[], now: number, limit: number): Promise<RunState[]>;
+  /** Removes up to `limit` runs finished before `finishedBefore`, with their logs. */
+  expireRuns(finishedBefore: number, limit: number): Promise<number>;
+  /** Calls `listener` when any process appends to a run or asks to cancel one; resolves
+   * with the way to stop, or undefined when this database cannot notify (then poll). */
+  watchRuns(listener: RunListener): Promise<(() => Promise<void>) | undefined>;
+
   /** Cheap round trip, for readiness and recovery checks. */
   ping(): Promise<void>;
   /** Closes the connections, waiting at most `graceMs` for those in use. */

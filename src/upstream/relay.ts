@@ -1,5 +1,6 @@
-// Relays one vLLM response to one client: an undici dispatch handler that writes
-// status, filtered headers and body to a node:http ServerResponse.
+// Relays one vLLM response to one sink: an undici dispatch handler that hands status,
+// filtered headers and body to a RelaySink, a client's node:http ServerResponse
+// (ResponseSink) or a run (runs/), which owns the response from there.
 //
 // - Bytes are written as they arrive; a full client socket pauses reading from vLLM
 //   (backpressure) instead of buffering in the gateway.
@@ -66,8 +67,21 @@ export interface ExchangeRecord {
   errorCode: string | undefined;
 }
 
+/** Where the relay's answer goes. */
+export interface RelaySink {
+  /** Status and headers (flat); `flush` sends them at once (an event stream). */
+  head(status: number, headers: readonly string[], statusMessage: string | undefined, flush: boolean): void;
+  /** The output of one tick, in order (each part of a transformed stream is one event);
+   * false asks the relay to stop reading from vLLM until the drain listener is called. */
+  write(parts: readonly (string | Buffer)[]): boolean;
+  onceDrain(listener: () => void): void;
+  end(body?: string | Buffer): void;
+  /** Cuts the answer short (a plain body that failed half-way). */
+  destroy(): void;
+}
+
 export interface RelayTarget {
-  readonly res: ServerResponse;
+  readonly sink: RelaySink;
   /** Headers the gateway adds to every response (CORS, x-request-id), flat. */
   readonly extraHeaders: readonly string[];
   readonly route: string;
@@ -190,10 +204,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       this.#streamCounted = true;
     }
     for (const part of target.extraHeaders) out.push(part);
-    const res = target.res;
-    if (statusMessage) res.writeHead(status, statusMessage, out);
-    else res.writeHead(status, out);
-    if (isEventStream) res.flushHeaders();
+    target.sink.head(status, out, statusMessage, isEventStream);
     if (transform?.kind === 'events') {
       this.#events = transform;
       this.#mode = 'events';
@@ -234,7 +245,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     if (error instanceof GatewayError) {
       // The gateway's own aborts carry their error already: an oversized event (vLLM's
       // fault, counted), or the end of the shutdown grace period (not vLLM's).
-      if (error.code !== 'server_shutting_down') this.#target.metrics.countUpstreamError('invalid_response');
+      if (error.code !== 'server_shutting_down' && error.code !== 'run_interrupted') this.#target.metrics.countUpstreamError('invalid_response');
       this.#finishWith({ kind: 'invalid_response', error });
       return;
     }
@@ -368,15 +379,14 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     if (this.#clientGone) return;
     const headers = [...reply.headers, 'content-length', String(Buffer.byteLength(reply.body))];
     for (const part of target.extraHeaders) headers.push(part);
-    target.res.writeHead(reply.status, headers);
+    target.sink.head(reply.status, headers, undefined, false);
     target.record.bytesOut += Buffer.byteLength(reply.body);
-    target.res.end(reply.body);
+    target.sink.end(reply.body);
     this.#mode = 'finished';
   }
 
   #fail(classified: ClassifiedUpstreamError): void | Promise<void> {
     const target = this.#target;
-    const res = target.res;
     target.record.errorCode = classified.error.code;
     // One line at warn; the stack trace only when someone asked for debug.
     const log = target.log();
@@ -402,7 +412,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     if (mode === 'raw') {
       // Headers and part of a plain body are out: only a cut connection tells the client.
       this.#outbox = [];
-      res.destroy();
+      target.sink.destroy();
       return;
     }
     if (mode === 'raw-events') {
@@ -417,7 +427,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
 
   #endResponse(): void {
     this.#flush();
-    this.#target.res.end();
+    this.#target.sink.end();
   }
 
   #abortUpstream(message: string): void {
@@ -446,21 +456,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const outbox = this.#outbox;
     if (outbox.length === 0 || this.#clientGone) return;
     this.#outbox = [];
-    // Not cork()/uncork(): on Node 24 a ServerResponse written under cork never emits
-    // 'drain', which would stall backpressure for good.
-    const joined =
-      outbox.length === 1
-        ? (outbox[0] as string | Buffer)
-        : outbox.every((part) => typeof part === 'string')
-          ? outbox.join('')
-          : Buffer.concat(outbox.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
-    this.#target.record.bytesOut += typeof joined === 'string' ? Buffer.byteLength(joined) : joined.length;
-    const res = this.#target.res;
-    if (!res.write(joined) && !this.#pausedForDrain) {
+    if (!this.#target.sink.write(outbox) && !this.#pausedForDrain) {
       // Outside onResponseData undici only notes the pause; the socket stops at the next
       // chunk, so at most one more read (64 KiB) arrives before the client drains.
       this.#pausedForDrain = true;
-      res.once('drain', this.#onDrain);
+      this.#target.sink.onceDrain(this.#onDrain);
       this.#controller?.pause();
     }
   }
@@ -484,7 +484,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         this.#target.log().error({ err: error }, 'response transform failed');
         this.#queued = [];
         this.#work = undefined;
-        if (!this.#clientGone) this.#target.res.destroy();
+        if (!this.#clientGone) this.#target.sink.destroy();
       },
     );
   }
@@ -528,4 +528,48 @@ function asGatewayError(error: unknown): GatewayError {
   return error instanceof GatewayError
     ? error
     : new GatewayError('internal_error', 'The gateway failed to process the response.', { cause: error });
+}
+
+/** The sink of a client's exchange: the relay's output, written to its ServerResponse. */
+export class ResponseSink implements RelaySink {
+  readonly #res: ServerResponse;
+  readonly #record: ExchangeRecord;
+
+  constructor(res: ServerResponse, record: ExchangeRecord) {
+    this.#res = res;
+    this.#record = record;
+  }
+
+  head(status: number, headers: readonly string[], statusMessage: string | undefined, flush: boolean): void {
+    if (statusMessage) this.#res.writeHead(status, statusMessage, headers as string[]);
+    else this.#res.writeHead(status, headers as string[]);
+    if (flush) this.#res.flushHeaders();
+  }
+
+  /** One res.write for the tick (see UpstreamRelay#write). */
+  write(parts: readonly (string | Buffer)[]): boolean {
+    // Not cork()/uncork(): on Node 24 a ServerResponse written under cork never emits
+    // 'drain', which would stall backpressure for good.
+    const joined =
+      parts.length === 1
+        ? (parts[0] as string | Buffer)
+        : parts.every((part) => typeof part === 'string')
+          ? parts.join('')
+          : Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
+    this.#record.bytesOut += typeof joined === 'string' ? Buffer.byteLength(joined) : joined.length;
+    return this.#res.write(joined);
+  }
+
+  onceDrain(listener: () => void): void {
+    this.#res.once('drain', listener);
+  }
+
+  end(body?: string | Buffer): void {
+    if (body === undefined) this.#res.end();
+    else this.#res.end(body);
+  }
+
+  destroy(): void {
+    this.#res.destroy();
+  }
 }

@@ -1,22 +1,74 @@
-// POST /v1/responses, as one pipeline: receive -> decide -> (state) -> forward -> relay.
-import { forward } from '../forward.ts';
-import type { GatewayDeps } from '../gateway-deps.ts';
+// POST /v1/responses, as one pipeline: receive -> decide -> (state) -> run -> deliver.
+// A foreground run writes to this request's response; a background one is admitted,
+// answered at once (JSON) or delivered as events, and goes on if the client leaves.
+import type { ExchangeRecord } from '../../upstream/relay.ts';
+import { ResponseSink } from '../../upstream/relay.ts';
+import { Run } from '../../runs/run.ts';
+import { deliverEvents } from '../event-delivery.ts';
+import { accountUsage, forward, refuseWhileStarting, upstreamHeaders, usageScannerFor } from '../forward.ts';
+import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
 import { readBody } from '../read-body.ts';
 import type { RequestContext } from '../request-context.ts';
 
 export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
   // receive: the whole body, bounded, before anything goes upstream
   const rawBody = await readBody(ctx.req, deps.config.server.maxBodyBytes);
-  if (deps.state === undefined) {
+  const state: GatewayState | undefined = deps.state;
+  if (state === undefined) {
     // --passthrough-raw: vLLM's bytes both ways, no state
     forward(ctx, deps, { body: rawBody });
     return;
   }
   // decide: a body that is not a valid request never reaches vLLM
-  const request = await deps.state.responses.parseCreate(rawBody);
-  // state: load the history, build the one stateless request vLLM gets, and the relay
-  // that normalizes the answer and stores it before its last event
-  const plan = await deps.state.responses.planCreate(ctx.tenant, request, () => ctx.log);
-  // forward + relay
-  forward(ctx, deps, plan);
+  const request = await state.responses.parseCreate(rawBody);
+  // state: load the history, build the one stateless request vLLM gets, and the
+  // normalizer that stores the answer before its last event
+  const plan = await state.responses.planCreate(ctx.tenant, request, () => ctx.log);
+  if (refuseWhileStarting(ctx, deps)) return;
+
+  // run: one response from start to terminal state, whoever reads it
+  const headers = upstreamHeaders(ctx, deps, plan);
+  const usage = usageScannerFor(ctx);
+  const background = request.background;
+  const detachable = !background && deps.config.state.detachOnDisconnect && request.stream && request.store;
+  // A background run's exchange with vLLM is not this request's (which ends at once).
+  const record: ExchangeRecord = background ? { upstreamStatus: undefined, streamed: false, bytesOut: 0, errorCode: undefined } : ctx.record;
+  const run = new Run({
+    plan,
+    tenant: ctx.tenant,
+    background,
+    keepEvents: background || detachable,
+    dispatch: (relay) => deps.upstream.dispatch({ method: 'POST', path: ctx.url, headers, body: plan.body }, relay),
+    relay: {
+      extraHeaders: ctx.extraHeaders,
+      route: ctx.route,
+      startedAt: ctx.startedAt,
+      metrics: deps.metrics,
+      log: () => ctx.log,
+      maxEventBytes: deps.config.server.maxUpstreamEventBytes,
+      record,
+      usage,
+    },
+    log: () => ctx.log,
+    onEnded: (ended) => {
+      state.runs.ended(ended);
+      if (usage !== undefined) accountUsage(deps, ctx.tenant, usage);
+    },
+  });
+
+  if (!background) {
+    // deliver: the relay writes to this client; its backpressure reaches vLLM
+    run.attachClient(new ResponseSink(ctx.res, ctx.record), (error) => ctx.sendError(error));
+    ctx.onClientGone = () => run.clientGone(detachable ? (gone) => state.runs.detach(gone) : undefined);
+    ctx.onShutdown = (error) => run.failFromGateway(error);
+    run.start();
+    return;
+  }
+  // background: stored as queued or in_progress before the answer, so any process finds it
+  const status = await state.runs.startBackground(run);
+  if (!request.stream) {
+    ctx.sendJson(200, JSON.stringify(run.initialResponse(status)));
+    return;
+  }
+  await deliverEvents(ctx, (subscriber) => run.subscribe(-1, subscriber));
 }

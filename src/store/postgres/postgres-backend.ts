@@ -17,6 +17,7 @@ import type { SqlBackend, SqlDialect } from '../sql/backend.ts';
 import { applyMigrations } from '../sql/migrate.ts';
 import { exec, runAsync, type Query, type QueryResult, type Row, type Work } from '../sql/work.ts';
 import { storeFailure } from '../store-error.ts';
+import { RUNS_CHANNEL } from '../sql-runs.ts';
 
 /** Any fixed number: all gateways agree on it to serialise their migrations. */
 const MIGRATION_LOCK_KEY = 7_257_311_902;
@@ -24,6 +25,10 @@ const MIGRATION_LOCK_KEY = 7_257_311_902;
 const MIGRATION_TIMEOUT_MS = 3_600_000;
 const IDLE_TIMEOUT_MS = 30_000;
 const KEEPALIVE_DELAY_MS = 10_000;
+/** A listening connection that failed is opened again after this long. */
+const LISTEN_RETRY_MS = 1_000;
+/** How long closing the listening connection may wait for the server. */
+const LISTEN_END_MS = 500;
 
 export interface PostgresOptions {
   readonly connectionString: string;
@@ -40,6 +45,7 @@ export const POSTGRES_DIALECT: SqlDialect = {
   joinText: (expression, orderBy) => `string_agg(${expression}, ',' ORDER BY ${orderBy})`,
   forUpdate: ' FOR UPDATE',
   forUpdateSkipLocked: ' FOR UPDATE SKIP LOCKED',
+  notify: `SELECT pg_notify('${RUNS_CHANNEL}', ?)`,
   // One round trip for all of them.
   insertItems: (items, fields): Query[] => [
     {
@@ -80,9 +86,11 @@ export class PostgresBackend implements SqlBackend {
   readonly dialect = POSTGRES_DIALECT;
   readonly #pool: pg.Pool;
   readonly #queryTimeoutMs: number;
+  readonly #connectionString: string;
 
   constructor(options: PostgresOptions) {
     this.#queryTimeoutMs = options.queryTimeoutMs;
+    this.#connectionString = options.connectionString;
     this.#pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize,
@@ -148,6 +156,60 @@ export class PostgresBackend implements SqlBackend {
     }.bind(this), MIGRATION_TIMEOUT_MS);
   }
 
+  /**
+   * LISTEN on a connection of its own (a pooled one would be handed to others). A lost
+   * connection is opened again after LISTEN_RETRY_MS; what was notified meanwhile is lost,
+   * which is why listeners also poll, slowly.
+   */
+  async listen(channel: string, listener: (payload: string) => void): Promise<() => Promise<void>> {
+    let client: pg.Client | undefined;
+    let stopped = false;
+    let retry: NodeJS.Timeout | undefined;
+    const open = async (): Promise<void> => {
+      const next = new pg.Client({
+        connectionString: this.#connectionString,
+        connectionTimeoutMillis: this.#queryTimeoutMs,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: KEEPALIVE_DELAY_MS,
+      });
+      const reopen = (): void => {
+        next.removeAllListeners('notification');
+        next.end().catch(ignore);
+        if (client === next) client = undefined;
+        if (stopped || retry !== undefined) return;
+        retry = setTimeout(() => {
+          retry = undefined;
+          open().catch(ignore);
+        }, LISTEN_RETRY_MS);
+        retry.unref();
+      };
+      next.on('error', reopen);
+      next.on('end', reopen);
+      next.on('notification', (message) => {
+        if (message.channel === channel && message.payload !== undefined) listener(message.payload);
+      });
+      try {
+        await next.connect();
+        await next.query(`LISTEN ${channel}`);
+        client = next;
+        if (stopped) await next.end();
+      } catch {
+        reopen();
+      }
+    };
+    await open();
+    return async () => {
+      stopped = true;
+      clearTimeout(retry);
+      const listening = client;
+      if (listening === undefined) return;
+      // A server that stopped answering never acknowledges the end: its socket is cut.
+      const cut = setTimeout(() => socketOf(listening)?.destroy(), LISTEN_END_MS);
+      await listening.end().catch(ignore);
+      clearTimeout(cut);
+    };
+  }
+
   /** PostgreSQL keeps deleted rows until VACUUM reclaims them (docs/reliability.md). */
   eraseResidue(): Promise<void> {
     return Promise.resolve();
@@ -174,4 +236,9 @@ export class PostgresBackend implements SqlBackend {
  */
 function destroy(client: pg.PoolClient, error: unknown): void {
   client.release(error instanceof Error ? error : new Error(String(error)));
+}
+
+/** The socket under a pg Client (not in its types): to cut a connection whose server is silent. */
+function socketOf(client: pg.Client): { destroy(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
 }

@@ -31,6 +31,9 @@ export interface SqlDialect {
   readonly forUpdate: string;
   /** Like forUpdate, skipping rows another transaction holds (the expiry sweep). */
   readonly forUpdateSkipLocked: string;
+  /** A statement telling the database's listeners a run id (bound), or undefined when the
+   * database has no notifications (SQLite: readers poll). */
+  readonly notify: string | undefined;
   /** Queries that insert the items and return each one's `seq` and `id`. */
   insertItems(items: readonly NewItem[], fields: ItemFields): Query[];
 }
@@ -46,6 +49,9 @@ export interface SqlBackend {
   /** After a deletion: makes sure the deleted bytes no longer sit in the database's files
    * (SQLite's WAL), so that deleted means gone. */
   eraseResidue(): Promise<void>;
+  /** Calls `listener` with each payload notified on `channel`, until the returned function
+   * is called; absent when the database cannot notify. */
+  listen?(channel: string, listener: (payload: string) => void): Promise<() => Promise<void>>;
   /** Closes the connections, waiting at most `graceMs` for those in use. */
   close(graceMs?: number): Promise<void>;
 }

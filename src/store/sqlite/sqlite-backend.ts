@@ -24,6 +24,7 @@ export const SQLITE_DIALECT: SqlDialect = {
   joinText: (expression, orderBy) => `group_concat(${expression}, ',' ORDER BY ${orderBy})`,
   forUpdate: '',
   forUpdateSkipLocked: '',
+  notify: undefined,
   // One prepared statement per row: in-process, a row costs a few microseconds.
   insertItems: (items, fields): Query[] =>
     items.map((item) => ({

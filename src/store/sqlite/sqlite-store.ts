@@ -113,7 +113,21 @@ export class SqliteStore implements Store {
     return this.#write((store) => store.updateConversation(tenant, conversationId, metadata));
   }
 
+  // A run's writes are small; behind the thread's writes while it has some (see the header).
+  createRun: Store['createRun'] = (...args) => this.#write((store) => store.createRun(...args));
+  appendRunEvents: Store['appendRunEvents'] = (...args) => this.#write((store) => store.appendRunEvents(...args));
+  requestRunCancel: Store['requestRunCancel'] = (...args) => this.#write((store) => store.requestRunCancel(...args));
+  heartbeatRuns: Store['heartbeatRuns'] = (...args) => this.#write((store) => store.heartbeatRuns(...args));
+  claimStaleRuns: Store['claimStaleRuns'] = (...args) => this.#write((store) => store.claimStaleRuns(...args));
+  expireRuns: Store['expireRuns'] = (...args) => this.#write((store) => store.expireRuns(...args));
+  /** SQLite cannot notify: readers of a run's log poll the file. */
+  watchRuns: Store['watchRuns'] = () => Promise.resolve(undefined);
+
   // Reads: never blocked by a writer in WAL mode.
+  getRun: Store['getRun'] = (...args) => this.#inline.getRun(...args);
+  readRunEvents: Store['readRunEvents'] = (...args) => this.#inline.readRunEvents(...args);
+  runsToCancel: Store['runsToCancel'] = (...args) => this.#inline.runsToCancel(...args);
+  runOwners: Store['runOwners'] = () => this.#inline.runOwners();
   getResponseBody: Store['getResponseBody'] = (...args) => this.#inline.getResponseBody(...args);
   listInputItems: Store['listInputItems'] = (...args) => this.#inline.listInputItems(...args);
   getItemsById: Store['getItemsById'] = (...args) => this.#inline.getItemsById(...args);

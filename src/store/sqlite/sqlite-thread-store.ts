@@ -87,6 +87,17 @@ export class SqliteThreadStore implements Store {
   deleteConversationItem: Store['deleteConversationItem'] = (...args) => this.#call('deleteConversationItem', ...args);
   expire: Store['expire'] = (...args) => this.#call('expire', ...args);
   ping: Store['ping'] = () => this.#call('ping');
+  createRun: Store['createRun'] = (...args) => this.#call('createRun', ...args);
+  appendRunEvents: Store['appendRunEvents'] = (...args) => this.#call('appendRunEvents', ...args);
+  getRun: Store['getRun'] = (...args) => this.#call('getRun', ...args);
+  readRunEvents: Store['readRunEvents'] = (...args) => this.#call('readRunEvents', ...args);
+  requestRunCancel: Store['requestRunCancel'] = (...args) => this.#call('requestRunCancel', ...args);
+  runsToCancel: Store['runsToCancel'] = (...args) => this.#call('runsToCancel', ...args);
+  runOwners: Store['runOwners'] = () => this.#call('runOwners');
+  heartbeatRuns: Store['heartbeatRuns'] = (...args) => this.#call('heartbeatRuns', ...args);
+  claimStaleRuns: Store['claimStaleRuns'] = (...args) => this.#call('claimStaleRuns', ...args);
+  expireRuns: Store['expireRuns'] = (...args) => this.#call('expireRuns', ...args);
+  watchRuns: Store['watchRuns'] = () => Promise.resolve(undefined);
 
   async close(): Promise<void> {
     if (this.#gone === undefined) await this.#call('close').catch(() => undefined);

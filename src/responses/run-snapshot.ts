@@ -1,0 +1,145 @@
+// A running response as it stands, rebuilt from its event log: what GET /v1/responses/{id}
+// answers while a background response runs (on any process sharing the store), and the
+// output a run keeps when its process died. The events are the normalized ones, so the
+// snapshot is what a client that read the stream so far would have assembled.
+import type { Json } from './items.ts';
+
+const TEXT_FIELD: Record<string, string> = {
+  'response.output_text.delta': 'text',
+  'response.refusal.delta': 'refusal',
+  'response.reasoning_text.delta': 'text',
+};
+const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function textOf(value: unknown): string {
+  return typeof value === 'string' ? value : '';
+}
+
+/** The JSON of one logged event (`event: ...\ndata: {...}\n\n`), or undefined. */
+export function eventData(event: string): Json | undefined {
+  const start = event.indexOf('data: ');
+  if (start === -1) return undefined;
+  try {
+    const value: unknown = JSON.parse(event.slice(start + 6));
+    return isObject(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface Snapshot {
+  readonly response: Json;
+  /** The log ends with a terminal event: `response` is final. */
+  readonly terminal: boolean;
+  /** `${output_index}:${content_index}` of the text (or arguments: `${output_index}:args`) and
+   * parts whose done events were sent. */
+  readonly closed: ReadonlySet<string>;
+}
+
+const DONE_TYPE_OF_PART: Record<string, string> = {
+  output_text: 'response.output_text.done',
+  refusal: 'response.refusal.done',
+  reasoning_text: 'response.reasoning_text.done',
+};
+
+/**
+ * The events that close what a snapshot left open (an interrupted run): each open item's
+ * text.done, content_part.done and output_item.done, its status incomplete, as the
+ * normalizer closes a stream that fails. Returns them and the items as closed.
+ */
+export function closingEvents(snapshot: Snapshot, firstSeq: number): { events: string[]; output: Json[] } {
+  let seq = firstSeq;
+  const events: string[] = [];
+  const send = (type: string, fields: Json): void => {
+    events.push(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields, sequence_number: seq++ })}\n\n`);
+  };
+  const output = (snapshot.response['output'] as Json[]).map((item, index) => {
+    if (item['status'] !== 'in_progress') return item;
+    const closed: Json = { ...item, status: 'incomplete' };
+    const id = item['id'];
+    if (Array.isArray(item['content'])) {
+      (item['content'] as Json[]).forEach((part, contentIndex) => {
+        const field = part['type'] === 'refusal' ? 'refusal' : 'text';
+        const doneType = DONE_TYPE_OF_PART[String(part['type'])];
+        if (doneType !== undefined && !snapshot.closed.has(`${index}:${contentIndex}`)) {
+          send(doneType, {
+            item_id: id,
+            output_index: index,
+            content_index: contentIndex,
+            [field]: part[field] ?? '',
+            ...(part['type'] === 'output_text' ? { logprobs: [] } : {}),
+          });
+        }
+        if (!snapshot.closed.has(`${index}:${contentIndex}:part`)) {
+          send('response.content_part.done', { item_id: id, output_index: index, content_index: contentIndex, part });
+        }
+      });
+    }
+    if (item['type'] === 'function_call' && !snapshot.closed.has(`${index}:args`)) {
+      send('response.function_call_arguments.done', { item_id: id, output_index: index, name: item['name'], arguments: item['arguments'] ?? '' });
+    }
+    send('response.output_item.done', { output_index: index, item: closed });
+    return closed;
+  });
+  return { events, output };
+}
+
+/**
+ * Replays `events` over `base` (the response object the run began with). Items still open
+ * are given as far as they got, with status in_progress.
+ */
+export function snapshotFromEvents(base: Json, events: Iterable<string>): Snapshot {
+  let response: Json = { ...base };
+  const output: Json[] = [];
+  const closed = new Set<string>();
+  for (const raw of events) {
+    const event = eventData(raw);
+    if (event === undefined) continue;
+    const type = event['type'];
+    if (typeof type !== 'string') continue;
+    if (TERMINAL.has(type) && isObject(event['response'])) return { response: event['response'], terminal: true, closed };
+    const index = typeof event['output_index'] === 'number' ? event['output_index'] : -1;
+    const item = output[index];
+    switch (type) {
+      case 'response.created':
+      case 'response.in_progress':
+      case 'response.queued':
+        if (isObject(event['response'])) response = { ...event['response'] };
+        break;
+      case 'response.output_item.added':
+      case 'response.output_item.done':
+        if (index >= 0 && isObject(event['item'])) output[index] = structuredClone(event['item']);
+        break;
+      case 'response.output_text.done':
+      case 'response.refusal.done':
+      case 'response.reasoning_text.done':
+        closed.add(`${index}:${Number(event['content_index'])}`);
+        break;
+      case 'response.function_call_arguments.done':
+        closed.add(`${index}:args`);
+        break;
+      case 'response.content_part.added':
+      case 'response.content_part.done':
+        if (type === 'response.content_part.done') closed.add(`${index}:${Number(event['content_index'])}:part`);
+        if (item !== undefined && Array.isArray(item['content']) && isObject(event['part'])) {
+          (item['content'] as unknown[])[Number(event['content_index'])] = { ...event['part'] };
+        }
+        break;
+      case 'response.function_call_arguments.delta':
+        if (item !== undefined && typeof event['delta'] === 'string') item['arguments'] = `${textOf(item['arguments'])}${event['delta']}`;
+        break;
+      default: {
+        const field = TEXT_FIELD[type];
+        if (field === undefined || item === undefined || !Array.isArray(item['content']) || typeof event['delta'] !== 'string') break;
+        const part = (item['content'] as unknown[])[Number(event['content_index'])];
+        if (isObject(part)) part[field] = `${textOf(part[field])}${event['delta']}`;
+      }
+    }
+  }
+  response['output'] = output.filter((item) => item !== undefined);
+  return { response, terminal: false, closed };
+}

@@ -1,0 +1,204 @@
+// What clients do with runs, wherever they run: retrieve a running response's snapshot,
+// stream its events from a sequence number on, cancel it, delete it. A run of this process
+// is read from memory; another process's (a --workers sibling, another gateway on the same
+// PostgreSQL) from the store's log, woken by its notifications or by polling.
+import { GatewayError } from '../errors.ts';
+import type { Json } from '../responses/items.ts';
+import { checkIdShape } from '../responses/create-request.ts';
+import { ID_PREFIX } from '../responses/ids.ts';
+import type { ResponsesService } from '../responses/responses-service.ts';
+import { snapshotFromEvents } from '../responses/run-snapshot.ts';
+import type { RunState, Store } from '../store/store.ts';
+import type { RunSubscriber } from './run.ts';
+import type { RunRegistry } from './run-registry.ts';
+
+/** SQLite cannot notify: a reader of another process's run polls the file this often. */
+const POLL_MS = 25;
+/** With notifications a reader still polls, slowly, should one be lost (a reconnect). */
+const POLL_WITH_NOTIFY_MS = 1_000;
+const READ_BATCH = 1_000;
+/** How long a cancel waits for another process to carry it out. */
+const CANCEL_WAIT_MS = 10_000;
+
+const TERMINAL_STATUSES = new Set(['completed', 'incomplete', 'failed', 'cancelled']);
+
+export class BackgroundResponses {
+  readonly #store: Store;
+  readonly #registry: RunRegistry;
+  readonly #responses: ResponsesService;
+
+  constructor(store: Store, registry: RunRegistry, responses: ResponsesService) {
+    this.#store = store;
+    this.#registry = registry;
+    this.#responses = responses;
+  }
+
+  /** GET /v1/responses/{id}: a running response's snapshot, else the stored response. */
+  async retrieve(tenant: string, responseId: string): Promise<string> {
+    checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    const local = this.#registry.get(responseId);
+    if (local !== undefined && local.tenant === tenant && !local.ended) {
+      return JSON.stringify(this.#snapshot(JSON.stringify(local.initialResponse(local.status)), local.events(), local.status));
+    }
+    const run = await this.#store.getRun(tenant, responseId);
+    if (run !== undefined && !run.finished) return JSON.stringify(await this.#storedSnapshot(run));
+    // Finished runs were stored as responses before their logs were closed.
+    return this.#responses.getResponse(tenant, responseId);
+  }
+
+  #snapshot(base: string, events: Iterable<string>, status: string): Json {
+    const snapshot = snapshotFromEvents(JSON.parse(base) as Json, events);
+    if (!snapshot.terminal && !TERMINAL_STATUSES.has(String(snapshot.response['status']))) snapshot.response['status'] = status;
+    return snapshot.response;
+  }
+
+  async #storedSnapshot(run: RunState): Promise<Json> {
+    const events: string[] = [];
+    for (let after = -1; ; ) {
+      const batch = await this.#store.readRunEvents(run.id, after, READ_BATCH);
+      for (const event of batch) events.push(event.data);
+      if (batch.length < READ_BATCH) break;
+      after = (batch[batch.length - 1] as { seq: number }).seq;
+    }
+    return this.#snapshot(run.base, events, run.status);
+  }
+
+  /**
+   * GET /v1/responses/{id}?stream=true&starting_after=N: every event after N, then the live
+   * ones until the run ends. Throws (before anything is written) when there is no such
+   * run. Returns the way to stop (the client left).
+   */
+  async stream(tenant: string, responseId: string, afterSeq: number, subscriber: RunSubscriber): Promise<() => void> {
+    checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    const local = this.#registry.get(responseId);
+    if (local !== undefined && local.tenant === tenant) return local.subscribe(afterSeq, subscriber);
+    const run = await this.#store.getRun(tenant, responseId);
+    if (run === undefined) {
+      // A stored response without a run was not created in the background: nothing to stream.
+      await this.#responses.getResponse(tenant, responseId);
+      throw new GatewayError(
+        'invalid_request',
+        `Response '${responseId}' was not created with background: true; only background responses can be streamed again.`,
+        { param: 'stream' },
+      );
+    }
+    return this.#follow(run, afterSeq, subscriber);
+  }
+
+  /** Reads another process's run from the store's log until it ends. */
+  #follow(run: RunState, afterSeq: number, subscriber: RunSubscriber): () => void {
+    let stopped = false;
+    let wake: (() => void) | undefined;
+    const unwatch = this.#registry.watch(run.id, () => wake?.());
+    const interval = this.#registry.notifies ? POLL_WITH_NOTIFY_MS : POLL_MS;
+    const stop = (): void => {
+      stopped = true;
+      unwatch();
+      wake?.();
+    };
+    const loop = async (): Promise<void> => {
+      let cursor = afterSeq;
+      while (!stopped) {
+        const batch = await this.#store.readRunEvents(run.id, cursor, READ_BATCH);
+        if (batch.length > 0) {
+          cursor = (batch[batch.length - 1] as { seq: number }).seq;
+          if (!subscriber.write(batch.map((event) => event.data))) await new Promise<void>((resolve) => subscriber.onceDrain(resolve));
+          if (batch.length === READ_BATCH) continue;
+        }
+        const state = await this.#store.getRun(run.tenant, run.id);
+        // Ended (or deleted): one more read catches what was appended with the end.
+        if (state === undefined || state.finished) {
+          if (state !== undefined && cursor < state.nextSeq - 1 && batch.length > 0) continue;
+          if (state !== undefined && cursor < state.nextSeq - 1) {
+            const rest = await this.#store.readRunEvents(run.id, cursor, READ_BATCH);
+            if (rest.length > 0) {
+              cursor = (rest[rest.length - 1] as { seq: number }).seq;
+              subscriber.write(rest.map((event) => event.data));
+              continue;
+            }
+          }
+          break;
+        }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, interval);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = undefined;
+      }
+      unwatch();
+      if (!stopped) subscriber.end();
+    };
+    loop().catch(() => {
+      unwatch();
+      // The store failed mid-stream: the client sees the stream end and can resume later.
+      if (!stopped) subscriber.end();
+    });
+    return stop;
+  }
+
+  /** POST /v1/responses/{id}/cancel: the cancelled response (again, when it already is). */
+  async cancel(tenant: string, responseId: string): Promise<string> {
+    checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    const local = this.#registry.get(responseId);
+    if (local !== undefined && local.tenant === tenant && !local.ended) {
+      await local.cancel();
+      await local.whenEnded();
+      if (local.status !== 'cancelled') {
+        throw new GatewayError('response_not_cancellable', `Cannot cancel a response that has already ended (status: ${local.status}).`, {
+          param: 'response_id',
+        });
+      }
+      return this.#responses.getResponse(tenant, responseId);
+    }
+    let run = await this.#store.getRun(tenant, responseId);
+    if (run === undefined) {
+      await this.#responses.getResponse(tenant, responseId); // 404 when there is no such response
+      throw new GatewayError('response_not_cancellable', 'Only responses created with background: true can be cancelled.', { param: 'response_id' });
+    }
+    if (!run.finished) run = await this.#cancelElsewhere(tenant, run);
+    if (!run.finished) return JSON.stringify(await this.#storedSnapshot(run));
+    if (run.status !== 'cancelled') {
+      throw new GatewayError('response_not_cancellable', `Cannot cancel a response that has already ended (status: ${run.status}).`, {
+        param: 'response_id',
+      });
+    }
+    return this.#responses.getResponse(tenant, responseId);
+  }
+
+  /** Asks the owner (another process) to cancel, and waits until it has. */
+  async #cancelElsewhere(tenant: string, run: RunState): Promise<RunState> {
+    let state = (await this.#store.requestRunCancel(tenant, run.id)) ?? run;
+    const deadline = Date.now() + CANCEL_WAIT_MS;
+    while (!state.finished && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const unwatch = this.#registry.watch(run.id, () => {
+          unwatch();
+          resolve();
+        });
+        setTimeout(() => {
+          unwatch();
+          resolve();
+        }, this.#registry.notifies ? 250 : POLL_MS * 2);
+      });
+      state = (await this.#store.getRun(tenant, run.id)) ?? { ...state, finished: true };
+    }
+    return state;
+  }
+
+  /** DELETE /v1/responses/{id}: a running response is cancelled first, then deleted. */
+  async delete(tenant: string, responseId: string): Promise<string> {
+    checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    const local = this.#registry.get(responseId);
+    if (local !== undefined && local.tenant === tenant && !local.ended) {
+      await local.cancel();
+      await local.whenEnded();
+    } else {
+      const run = await this.#store.getRun(tenant, responseId);
+      if (run !== undefined && !run.finished) await this.#cancelElsewhere(tenant, run);
+    }
+    return this.#responses.deleteResponse(tenant, responseId);
+  }
+}

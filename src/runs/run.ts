@@ -1,0 +1,397 @@
+// A run owns one response from its start to its terminal state: the call to vLLM (through
+// an UpstreamRelay, which only moves bytes), the normalizer the plan chose, the response's
+// ids and sequence numbers, its status, and its persistence. It never touches an HTTP
+// response: deliveries do.
+//
+// - The client that created a foreground run is its sink: the relay's output goes straight
+//   to it, and its backpressure slows reading from vLLM, as a plain proxy's would.
+// - A background run (or a foreground one detached from its client) keeps its events: in
+//   memory for subscribers of this process, and in the store's log (RunLogWriter) for
+//   those of every other. It never waits on a subscriber: a slow one catches up from the
+//   events kept.
+import type { GatewayError } from '../errors.ts';
+import type { LogSource } from '../observability/logger.ts';
+import type { Json } from '../responses/items.ts';
+import { normalizeResponse } from '../responses/response-object.ts';
+import type { CreatePlan } from '../responses/responses-service.ts';
+import { UpstreamRelay, type RelaySink, type RelayTarget } from '../upstream/relay.ts';
+import type { RunLogWriter } from './run-log-writer.ts';
+
+/** Reads the events of a run: a live SSE stream (http), later a WebSocket. */
+export interface RunSubscriber {
+  /** Events in sequence order, each one SSE event; false: wait for the drain listener. */
+  write(events: readonly string[]): boolean;
+  onceDrain(listener: () => void): void;
+  /** The run ended and every event was written. */
+  end(): void;
+}
+
+/** How a run reaches vLLM: its request, sent with the given relay as the handler. */
+export type Dispatch = (relay: UpstreamRelay) => void;
+
+export interface RunOptions {
+  readonly plan: CreatePlan;
+  readonly tenant: string;
+  readonly background: boolean;
+  /** Keep every event (background runs, and foreground runs that may detach). */
+  readonly keepEvents: boolean;
+  readonly dispatch: Dispatch;
+  /** What the relay needs besides its sink (metrics, limits, the exchange record). */
+  readonly relay: Omit<RelayTarget, 'sink' | 'sendError' | 'retryAfterReset'>;
+  readonly log: LogSource;
+  /** Called once when the run has ended (its response stored, its log complete). */
+  readonly onEnded?: ((run: Run) => void) | undefined;
+}
+
+/** The foreground client: the sink the relay writes to while it is attached. */
+interface Client {
+  readonly sink: RelaySink;
+  sendError(error: GatewayError): void;
+}
+
+/** The lone `[DONE]` line that ends a stream: not an event, never logged. */
+const DONE_PREFIX = 'data: [DONE]';
+/** A vLLM connection reset before answering is retried once (see http/forward.ts). */
+const RETRIES_ON_RESET = 1;
+/** vLLM's error answers are short; a longer one is cut (chunks of up to 64 KiB). */
+const MAX_ERROR_PARTS = 4;
+
+export class Run implements RelaySink {
+  readonly id: string;
+  readonly tenant: string;
+  readonly background: boolean;
+  readonly plan: CreatePlan;
+  /** queued -> in_progress -> completed | incomplete | failed | cancelled */
+  status: string;
+  readonly #options: RunOptions;
+  #relay: UpstreamRelay | undefined;
+  #client: Client | undefined;
+  /** Every event so far, when kept: index = sequence_number. */
+  readonly #events: string[] | undefined;
+  #eventCount = 0;
+  readonly #subscribers = new Set<Subscription>();
+  #logWriter: RunLogWriter | undefined;
+  #drainListener: (() => void) | undefined;
+  /** The relay's output is an event stream (what is kept as events). */
+  #streaming = false;
+  /** vLLM's error answer to a run without a client, being read. */
+  #upstreamError: Buffer[] | undefined;
+  #retriesLeft = RETRIES_ON_RESET;
+  #ended = false;
+  readonly #whenEnded: Promise<void>;
+  #resolveEnded!: () => void;
+
+  constructor(options: RunOptions) {
+    this.#options = options;
+    this.plan = options.plan;
+    this.id = options.plan.facts.id;
+    this.tenant = options.tenant;
+    this.background = options.background;
+    this.status = 'queued';
+    this.#events = options.keepEvents ? [] : undefined;
+    this.#whenEnded = new Promise((resolve) => (this.#resolveEnded = resolve));
+  }
+
+  /** The response object as the run begins (what a background POST answers). */
+  initialResponse(status: string): Json {
+    return normalizeResponse({}, this.plan.facts, { status, output: [], usage: null, error: null });
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Resolves once the run has ended. */
+  whenEnded(): Promise<void> {
+    return this.#whenEnded;
+  }
+
+  /** The events kept so far (background and detachable runs). */
+  events(): readonly string[] {
+    return this.#events ?? [];
+  }
+
+  /** The foreground client: the relay writes to it until it goes. */
+  attachClient(sink: RelaySink, sendError: (error: GatewayError) => void): void {
+    this.#client = { sink, sendError };
+  }
+
+  /** From now on the events also go to the store's log (the writer has those so far). */
+  persistTo(writer: RunLogWriter): void {
+    this.#logWriter = writer;
+    if (this.#events !== undefined && this.#events.length > 0) writer.add(this.#events);
+  }
+
+  /** Sends the request to vLLM. */
+  start(): void {
+    if (this.#ended || this.#relay !== undefined) return;
+    this.status = 'in_progress';
+    this.#dispatch();
+  }
+
+  #dispatch(): void {
+    const relay = new UpstreamRelay(
+      {
+        ...this.#options.relay,
+        sink: this,
+        sendError: (error) => this.#sendError(error),
+        retryAfterReset: () => {
+          if (this.#retriesLeft === 0 || this.#ended) return false;
+          this.#retriesLeft -= 1;
+          this.#options.log().debug('vLLM reset the connection before answering; retrying once');
+          this.#dispatch();
+          return true;
+        },
+      },
+      this.plan.transformer,
+    );
+    this.#relay = relay;
+    this.#options.dispatch(relay);
+  }
+
+  // --- the relay's sink ------------------------------------------------------------------
+
+  head(status: number, headers: readonly string[], statusMessage: string | undefined, flush: boolean): void {
+    // Only an event stream is kept as events (not vLLM's error answers, nor JSON).
+    this.#streaming = flush && status < 300;
+    const client = this.#client;
+    if (client !== undefined) client.sink.head(status, headers, statusMessage, flush);
+    // Without a client, vLLM's error answer is read whole, then told as the run's failure.
+    else if (status >= 300) this.#upstreamError = [];
+  }
+
+  write(parts: readonly (string | Buffer)[]): boolean {
+    if (this.#upstreamError !== undefined) {
+      for (const part of parts) if (this.#upstreamError.length < MAX_ERROR_PARTS) this.#upstreamError.push(Buffer.from(part));
+      return true;
+    }
+    if (this.#events !== undefined && this.#streaming) this.#keep(parts);
+    const client = this.#client;
+    // A foreground client's backpressure reaches vLLM; a run without one never waits.
+    return client === undefined ? true : client.sink.write(parts);
+  }
+
+  onceDrain(listener: () => void): void {
+    if (this.#client === undefined) {
+      listener();
+      return;
+    }
+    this.#drainListener = listener;
+    this.#client.sink.onceDrain(() => this.#drained());
+  }
+
+  end(body?: string | Buffer): void {
+    const upstreamError = this.#upstreamError;
+    if (upstreamError !== undefined) {
+      this.#upstreamError = undefined;
+      this.#failWithUpstreamError(Buffer.concat(upstreamError).toString());
+      return;
+    }
+    this.#client?.sink.end(body);
+    this.#finish();
+  }
+
+  destroy(): void {
+    this.#client?.sink.destroy();
+    this.#finish();
+  }
+
+  // --- ending ------------------------------------------------------------------------------
+
+  /** A failure before vLLM's stream began (no answer, an error status, a bad body). */
+  #sendError(error: GatewayError): void {
+    const client = this.#client;
+    if (client !== undefined) {
+      // The client gets the error as JSON, as before runs existed.
+      client.sendError(error);
+      this.#finish();
+      return;
+    }
+    // Without a client the failure is told in the events, and stored.
+    this.#failWithEvents(error);
+  }
+
+  /** vLLM refused the request (an error status): the normalizer reads its error body as it
+   * reads an error event, so the run fails with vLLM's message, stored like any failure. */
+  #failWithUpstreamError(body: string): void {
+    let error: unknown;
+    try {
+      const parsed: unknown = JSON.parse(body);
+      error = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? (parsed).error : parsed;
+    } catch {
+      error = { message: body.slice(0, 1_000) || 'The model server refused the request.', code: 'upstream_error' };
+    }
+    const event = Buffer.from(`event: error\ndata: ${JSON.stringify({ type: 'error', error })}\n\n`);
+    const normalizer = this.plan.transformer.streamNormalizer();
+    const done = normalizer.onEvents([event], (output) => this.#emit(output));
+    Promise.resolve(done).then(
+      () => this.#finish(),
+      () => this.#finish(),
+    );
+  }
+
+  #emit(output: string | Buffer | readonly (string | Buffer)[] | null | undefined): void {
+    if (output === null || output === undefined) return;
+    this.#streaming = true;
+    this.write(typeof output === 'string' || Buffer.isBuffer(output) ? [output] : output);
+  }
+
+  /** Emits error + response.failed through the normalizer (which stores the failed response). */
+  #failWithEvents(error: GatewayError): void {
+    const normalizer = this.plan.transformer.streamNormalizer();
+    if (normalizer.ended) {
+      this.#finish();
+      return;
+    }
+    const done = normalizer.onFailure(error, (output) => this.#emit(output));
+    Promise.resolve(done).then(
+      () => this.#finish(),
+      () => this.#finish(),
+    );
+  }
+
+  /** The gateway ends the run (shutdown): the client or the log is told, vLLM stops. */
+  failFromGateway(error: GatewayError): void {
+    if (this.#ended) return;
+    if (this.#relay === undefined) this.#failWithEvents(error);
+    else this.#relay.failFromGateway(error);
+  }
+
+  /**
+   * Stops the run as cancelled: vLLM's request is aborted, the response is stored with what
+   * was generated, and the stream ends without a terminal event (OpenAI's have none for
+   * cancellation). Resolves once it is stored.
+   */
+  async cancel(): Promise<void> {
+    if (this.#ended) return;
+    const normalizer = this.plan.transformer.streamNormalizer();
+    if (normalizer.ended) return this.#whenEnded;
+    this.#relay?.clientClosed();
+    const response = normalizer.cancelledResponse();
+    this.status = 'cancelled';
+    try {
+      await this.plan.transformer.finish(response, JSON.stringify(response));
+    } catch (error) {
+      this.#options.log().error({ err: error }, 'storing the cancelled response failed');
+    }
+    this.#finish();
+  }
+
+  /**
+   * The foreground client went away. A run that may detach goes on as a background one
+   * (`detach` registers it); any other stops vLLM, as a proxy does.
+   */
+  clientGone(detach: ((run: Run) => void) | undefined): void {
+    if (this.#client === undefined || this.#ended) return;
+    this.#client = undefined;
+    if (detach === undefined || this.#events === undefined) {
+      this.#relay?.clientClosed();
+      this.#finish();
+      return;
+    }
+    detach(this);
+    // The relay may be waiting for the gone client's drain.
+    this.#drained();
+  }
+
+  #drained(): void {
+    const listener = this.#drainListener;
+    this.#drainListener = undefined;
+    listener?.();
+  }
+
+  #finish(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#relay?.responseClosed();
+    // What was stored says how it ended; nothing stored (a client's error answer) is a failure.
+    this.status = this.status === 'cancelled' ? 'cancelled' : (this.plan.transformer.finalStatus ?? 'failed');
+    for (const subscription of this.#subscribers) subscription.pump();
+    const writer = this.#logWriter;
+    const ended = (): void => {
+      this.#resolveEnded();
+      this.#options.onEnded?.(this);
+    };
+    if (writer === undefined) ended();
+    else writer.finish(this.status).then(ended, ended);
+  }
+
+  // --- events and subscribers --------------------------------------------------------------
+
+  #keep(parts: readonly (string | Buffer)[]): void {
+    const events = this.#events as string[];
+    const fresh: string[] = [];
+    for (const part of parts) {
+      const text = typeof part === 'string' ? part : part.toString();
+      if (text.startsWith(DONE_PREFIX)) continue;
+      // Each part is one event; split defensively should one ever hold several.
+      let start = 0;
+      while (start < text.length) {
+        const end = text.indexOf('\n\n', start);
+        const stop = end === -1 ? text.length : end + 2;
+        const event = text.slice(start, stop);
+        if (!event.startsWith(DONE_PREFIX)) fresh.push(event);
+        start = stop;
+      }
+    }
+    if (fresh.length === 0) return;
+    for (const event of fresh) events.push(event);
+    this.#eventCount = events.length;
+    this.#logWriter?.add(fresh);
+    for (const subscription of this.#subscribers) subscription.pump();
+  }
+
+  /** How many events the run has sent so far. */
+  get eventCount(): number {
+    return this.#eventCount;
+  }
+
+  /**
+   * Sends `subscriber` every kept event after sequence number `afterSeq`, then the live ones,
+   * then ends it. Returns the way to unsubscribe (its client went away).
+   */
+  subscribe(afterSeq: number, subscriber: RunSubscriber): () => void {
+    const subscription = new Subscription(this, subscriber, afterSeq + 1, () => this.#subscribers.delete(subscription));
+    this.#subscribers.add(subscription);
+    subscription.pump();
+    return () => this.#subscribers.delete(subscription);
+  }
+}
+
+/** One subscriber's position in a run's events. */
+class Subscription {
+  readonly #run: Run;
+  readonly #subscriber: RunSubscriber;
+  #next: number;
+  #waiting = false;
+  readonly #remove: () => void;
+
+  constructor(run: Run, subscriber: RunSubscriber, next: number, remove: () => void) {
+    this.#run = run;
+    this.#subscriber = subscriber;
+    this.#next = Math.max(0, next);
+    this.#remove = remove;
+  }
+
+  /** Writes what it has not seen; on backpressure waits for drain (the run goes on). */
+  pump(): void {
+    if (this.#waiting) return;
+    const events = this.#run.events();
+    if (this.#next < events.length) {
+      const batch = events.slice(this.#next);
+      this.#next = events.length;
+      if (!this.#subscriber.write(batch)) {
+        this.#waiting = true;
+        this.#subscriber.onceDrain(() => {
+          this.#waiting = false;
+          this.pump();
+        });
+        return;
+      }
+    }
+    if (this.#run.ended) {
+      this.#remove();
+      this.#subscriber.end();
+    }
+  }
+}
