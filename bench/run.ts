@@ -238,6 +238,9 @@ if (!quick) {
     { name: 'json-100k', description: 'non-streamed, 100 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false },
     { name: 'json-1k-store', description: 'non-streamed, 1 KiB body, store: true (default)', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false },
     { name: 'stream-100-store', description: '100-delta stream, store: true (default)', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: false },
+    // A background stream: the run keeps its events and appends them to the store's log
+    // (20 ms batches) while the client reads them live.
+    { name: 'stream-100-background', description: '100-delta stream, background: true', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, background: true }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: false },
   );
   for (const db of gatewayPg === undefined ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
     for (const items of [10, 100]) {

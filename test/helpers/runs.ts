@@ -2,7 +2,6 @@
 // rest read again with starting_after, and the two joined for the conformance checker.
 import { checkStream, type CheckedStream } from './conformance.ts';
 import { ChunkReader, openRequest, parseSse, send } from './http.ts';
-import type { AnyJson } from './responses-api.ts';
 
 /** The events of an SSE text, [DONE] left out, as whole blocks (each with its blank line). */
 export function eventBlocks(text: string): string[] {
