@@ -11,6 +11,7 @@ import { snapshotFromEvents } from '../responses/run-snapshot.ts';
 import type { RunState, Store } from '../store/store.ts';
 import type { RunSubscriber } from './run.ts';
 import type { RunRegistry } from './run-registry.ts';
+import { readRunLog } from './run-log-writer.ts';
 
 /** SQLite cannot notify: a reader of another process's run polls the file this often. */
 const POLL_MS = 25;
@@ -53,14 +54,7 @@ export class BackgroundResponses {
   }
 
   async #storedSnapshot(run: RunState): Promise<Json> {
-    const events: string[] = [];
-    for (let after = -1; ; ) {
-      const batch = await this.#store.readRunEvents(run.id, after, READ_BATCH);
-      for (const event of batch) events.push(event.data);
-      if (batch.length < READ_BATCH) break;
-      after = (batch[batch.length - 1] as { seq: number }).seq;
-    }
-    return this.#snapshot(run.base, events, run.status);
+    return this.#snapshot(run.base, await readRunLog(this.#store, run.id), run.status);
   }
 
   /**

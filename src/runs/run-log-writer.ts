@@ -112,3 +112,16 @@ export class RunLogWriter {
     return true;
   }
 }
+
+const READ_BATCH = 1_000;
+
+/** A run's whole log, in order (a snapshot, or a dead process's run being ended). */
+export async function readRunLog(store: Store, runId: string): Promise<string[]> {
+  const events: string[] = [];
+  for (let after = -1; ; ) {
+    const batch = await store.readRunEvents(runId, after, READ_BATCH);
+    for (const event of batch) events.push(event.data);
+    if (batch.length < READ_BATCH) return events;
+    after = (batch[batch.length - 1] as { seq: number }).seq;
+  }
+}

@@ -11,7 +11,7 @@ import type { ResponsesService } from '../responses/responses-service.ts';
 import { closingEvents, snapshotFromEvents } from '../responses/run-snapshot.ts';
 import type { RunListener, RunState, Store } from '../store/store.ts';
 import type { Run } from './run.ts';
-import { RunLogWriter } from './run-log-writer.ts';
+import { readRunLog, RunLogWriter } from './run-log-writer.ts';
 
 export interface RunRegistryOptions {
   readonly store: Store;
@@ -32,7 +32,6 @@ const EXPIRE_EVERY_TICKS = 300;
 export const STALE_AFTER_MS = 15_000;
 /** At most this many runs wait in the queue; more get 429. */
 const MAX_QUEUED = 10_000;
-const READ_BATCH = 1_000;
 
 /** This process, as the owner of its runs: host/pid/random (the pid finds dead owners here). */
 function ownerId(): string {
@@ -221,13 +220,7 @@ export class RunRegistry {
   }
 
   async #endInterrupted(run: RunState): Promise<void> {
-    const events: string[] = [];
-    for (let after = -1; ; ) {
-      const batch = await this.#store.readRunEvents(run.id, after, READ_BATCH);
-      for (const event of batch) events.push(event.data);
-      if (batch.length < READ_BATCH) break;
-      after = (batch[batch.length - 1] as { seq: number }).seq;
-    }
+    const events = await readRunLog(this.#store, run.id);
     const snapshot = snapshotFromEvents(JSON.parse(run.base) as Json, events);
     const progress = { now: Date.now(), finished: true };
     if (snapshot.terminal) {
