@@ -134,3 +134,25 @@ describe('a gateway killed mid-run', () => {
     await second.run.exited;
   });
 });
+
+describe('a gateway shut down mid-run', () => {
+  it('SIGTERM: a background response gets the grace period, then ends failed with its output so far', { timeout: 60_000 }, async () => {
+    const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'rg-bg-')), 'responses.db')}`;
+    const gw = await gateway(db, ['--shutdown-timeout', '1']);
+    const left = await readUntilThenLeave(`${gw.url}/v1/responses`, 8, {
+      body: { model: 'm', input: 'shutdown', background: true, stream: true },
+      headers: { 'x-sim': 'deltas=400;slow=25' },
+    });
+    gw.run.child.kill('SIGTERM');
+    assert.equal((await gw.run.exited).code, 0);
+    const next = await gateway(db);
+    const failed: AnyJson = (await send(`${next.url}/v1/responses/${left.responseId}`)).json();
+    assert.equal(failed.status, 'failed');
+    assert.equal(failed.error.code, 'run_interrupted');
+    assert.ok(failed.output[0].content[0].text.startsWith('t0 t1 '));
+    const replay = checkStream((await resume(next.url, left.responseId, -1)).text);
+    assert.equal(replay.terminal.status, 'failed');
+    next.run.child.kill('SIGTERM');
+    await next.run.exited;
+  });
+});

@@ -231,3 +231,23 @@ describe('--max-background-runs', () => {
     assert.deepEqual(inputs.map((input) => /run (\d)/.exec(input)?.[1]), ['0', '1', '2']);
   });
 });
+
+describe('--background-event-ttl', () => {
+  let sim: SimVllm;
+  let gw: TestGateway;
+  before(async () => ({ sim, gw } = await startSimAndGateway({ 'background-event-ttl': '300ms' })));
+  after(() => closeAll(gw, sim));
+
+  it("removes an ended response's event log once it is that old; the response itself stays", async () => {
+    const created: AnyJson = (await postJson(`${gw.url}/v1/responses`, { model: 'm', input: 'x', background: true })).json();
+    assert.equal((await resume(gw.url, created.id, -1)).status, 200);
+    // The keeper expires logs every 300 ms here: each read is a round trip; a few of its
+    // ticks are enough, and the loop is bounded.
+    let status = 200;
+    for (let attempt = 0; attempt < 5_000 && status === 200; attempt++) status = (await resume(gw.url, created.id, -1)).status;
+    assert.equal(status, 400, 'the log is gone');
+    const stored = await send(`${gw.url}/v1/responses/${created.id}`);
+    assert.equal(stored.status, 200);
+    assert.equal(stored.json().status, 'completed');
+  });
+});

@@ -72,7 +72,7 @@ export class BackgroundResponses {
       await this.#responses.getResponse(tenant, responseId);
       throw new GatewayError(
         'invalid_request',
-        `Response '${responseId}' was not created with background: true; only background responses can be streamed again.`,
+        `Response '${responseId}' has no events to stream: it was not created with background: true, or its events are no longer kept (--background-event-ttl).`,
         { param: 'stream' },
       );
     }

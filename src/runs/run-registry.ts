@@ -27,7 +27,8 @@ export interface RunRegistryOptions {
 const TICK_MS = 200;
 const HEARTBEAT_EVERY_TICKS = 10;
 const REAP_EVERY_TICKS = 25;
-const EXPIRE_EVERY_TICKS = 300;
+/** Logs are expired at least every minute (sooner with a shorter --background-event-ttl). */
+const MAX_EXPIRE_INTERVAL_MS = 60_000;
 /** A run whose owner has not beaten for this long belongs to a dead process. */
 export const STALE_AFTER_MS = 15_000;
 /** At most this many runs wait in the queue; more get 429. */
@@ -68,10 +69,12 @@ export class RunRegistry {
   readonly #watchers = new Map<string, Set<() => void>>();
   #notifies = false;
   #closing = false;
+  readonly #expireEveryTicks: number;
 
   constructor(options: RunRegistryOptions) {
     this.#options = options;
     this.#store = options.store;
+    this.#expireEveryTicks = Math.max(1, Math.round(Math.min(options.eventTtlMs ?? MAX_EXPIRE_INTERVAL_MS, MAX_EXPIRE_INTERVAL_MS) / TICK_MS));
   }
 
   /** Starts the keeper; ends the runs dead processes left (at once, then periodically). */
@@ -195,7 +198,7 @@ export class RunRegistry {
       if (this.#tick % HEARTBEAT_EVERY_TICKS === 0) work.push(this.#store.heartbeatRuns(this.owner, Date.now()));
     }
     if (this.#tick % REAP_EVERY_TICKS === 0) work.push(this.#reap());
-    if (this.#tick % EXPIRE_EVERY_TICKS === 0) work.push(this.#expire());
+    if (this.#tick % this.#expireEveryTicks === 0) work.push(this.#expire());
     // A failing database is the store's to report; the keeper tries again next tick.
     for (const promise of work) promise.catch(() => undefined);
   }
