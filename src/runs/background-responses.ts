@@ -11,13 +11,12 @@ import { snapshotFromEvents } from '../responses/run-snapshot.ts';
 import type { RunState, Store } from '../store/store.ts';
 import type { RunSubscriber } from './run.ts';
 import type { RunRegistry } from './run-registry.ts';
-import { readRunLog } from './run-log-writer.ts';
+import { READ_APPENDS, readRunLog } from './run-log-writer.ts';
 
 /** SQLite cannot notify: a reader of another process's run polls the file this often. */
 const POLL_MS = 25;
 /** With notifications a reader still polls, slowly, should one be lost (a reconnect). */
 const POLL_WITH_NOTIFY_MS = 1_000;
-const READ_BATCH = 1_000;
 /** How long a cancel waits for another process to carry it out. */
 const CANCEL_WAIT_MS = 10_000;
 
@@ -93,24 +92,17 @@ export class BackgroundResponses {
     const loop = async (): Promise<void> => {
       let cursor = afterSeq;
       while (!stopped) {
-        const batch = await this.#store.readRunEvents(run.id, cursor, READ_BATCH);
-        if (batch.length > 0) {
-          cursor = (batch[batch.length - 1] as { seq: number }).seq;
-          if (!subscriber.write(batch.map((event) => event.data))) await new Promise<void>((resolve) => subscriber.onceDrain(resolve));
-          if (batch.length === READ_BATCH) continue;
+        const page = await this.#store.readRunEvents(run.id, cursor, READ_APPENDS);
+        const last = page.events.at(-1);
+        if (last !== undefined) {
+          cursor = last.seq;
+          if (!subscriber.write(page.events.map((event) => event.data))) await new Promise<void>((resolve) => subscriber.onceDrain(resolve));
+          if (page.more) continue;
         }
         const state = await this.#store.getRun(run.tenant, run.id);
-        // Ended (or deleted): one more read catches what was appended with the end.
+        // Ended (or deleted): read on while the log holds events not yet sent.
         if (state === undefined || state.finished) {
-          if (state !== undefined && cursor < state.nextSeq - 1 && batch.length > 0) continue;
-          if (state !== undefined && cursor < state.nextSeq - 1) {
-            const rest = await this.#store.readRunEvents(run.id, cursor, READ_BATCH);
-            if (rest.length > 0) {
-              cursor = (rest[rest.length - 1] as { seq: number }).seq;
-              subscriber.write(rest.map((event) => event.data));
-              continue;
-            }
-          }
+          if (state !== undefined && cursor < state.nextSeq - 1 && last !== undefined) continue;
           break;
         }
         await new Promise<void>((resolve) => {

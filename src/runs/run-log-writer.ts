@@ -113,15 +113,17 @@ export class RunLogWriter {
   }
 }
 
-const READ_BATCH = 1_000;
+/** Appends read at once from the log: a few hundred events each. */
+export const READ_APPENDS = 100;
 
 /** A run's whole log, in order (a snapshot, or a dead process's run being ended). */
 export async function readRunLog(store: Store, runId: string): Promise<string[]> {
   const events: string[] = [];
   for (let after = -1; ; ) {
-    const batch = await store.readRunEvents(runId, after, READ_BATCH);
-    for (const event of batch) events.push(event.data);
-    if (batch.length < READ_BATCH) return events;
-    after = (batch[batch.length - 1] as { seq: number }).seq;
+    const page = await store.readRunEvents(runId, after, READ_APPENDS);
+    for (const event of page.events) events.push(event.data);
+    const last = page.events.at(-1);
+    if (!page.more || last === undefined) return events;
+    after = last.seq;
   }
 }

@@ -133,11 +133,14 @@ function thirdMigration(bigint: string): string[] {
     )`,
     'CREATE INDEX runs_unfinished ON runs (heartbeat_at) WHERE finished_at IS NULL',
     'CREATE INDEX runs_finished ON runs (finished_at) WHERE finished_at IS NOT NULL',
+    // One row per batch of events (what one append wrote), not per event: a stream of 100
+    // events is a few rows. `data` is the events as clients get them, one after another.
     `CREATE TABLE run_events (
       run_id TEXT NOT NULL,
-      seq INTEGER NOT NULL,
+      first_seq INTEGER NOT NULL,
+      last_seq INTEGER NOT NULL,
       data TEXT NOT NULL,
-      PRIMARY KEY (run_id, seq)
+      PRIMARY KEY (run_id, first_seq)
     )`,
   ];
 }

@@ -2,7 +2,7 @@
 // row (status, owner, heartbeat, the cancel flag) and its events, appended in batches.
 import type { SqlDialect } from './sql/backend.ts';
 import { all, exec, first, type Row, type Work } from './sql/work.ts';
-import type { NewRun, RunEvent, RunProgress, RunState } from './store.ts';
+import type { NewRun, RunEvent, RunEventPage, RunProgress, RunState } from './store.ts';
 
 /** The channel PostgreSQL notifies on; its payload is a run id. */
 export const RUNS_CHANNEL = 'responses_gateway_runs';
@@ -41,13 +41,12 @@ export function* createRun(run: NewRun): Work<void> {
 
 export function* appendRunEvents(dialect: SqlDialect, runId: string, firstSeq: number, events: readonly string[], progress: RunProgress): Work<void> {
   if (events.length > 0) {
-    // One list, numbered by its position: a join of two lists would scan one per row of the other.
     yield* exec(
-      `INSERT INTO run_events (run_id, seq, data)
-        SELECT CAST(? AS TEXT), CAST(? AS INTEGER) + d.key, d.value FROM ${dialect.orderedList('d', 'text')}`,
+      'INSERT INTO run_events (run_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?)',
       runId,
       firstSeq,
-      dialect.list(events),
+      firstSeq + events.length - 1,
+      events.join(''),
     );
   }
   yield* exec(
@@ -66,9 +65,26 @@ export function* getRun(tenant: string, runId: string): Work<RunState | undefine
   return row === undefined ? undefined : toRun(row);
 }
 
-export function* readRunEvents(runId: string, afterSeq: number, limit: number): Work<RunEvent[]> {
-  const rows = yield* all('SELECT seq, data FROM run_events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?', runId, afterSeq, limit);
-  return rows.map((row) => ({ seq: Number(row['seq']), data: row['data'] as string }));
+export function* readRunEvents(runId: string, afterSeq: number, limit: number): Work<RunEventPage> {
+  const rows = yield* all(
+    'SELECT first_seq, data FROM run_events WHERE run_id = ? AND last_seq > ? ORDER BY first_seq LIMIT ?',
+    runId,
+    afterSeq,
+    limit,
+  );
+  const events: RunEvent[] = [];
+  for (const row of rows) {
+    // Events end with a blank line, which no event holds inside (SSE).
+    const data = row['data'] as string;
+    let seq = Number(row['first_seq']);
+    for (let start = 0; start < data.length; seq++) {
+      const end = data.indexOf('\n\n', start) + 2;
+      const stop = end === 1 ? data.length : end;
+      if (seq > afterSeq) events.push({ seq, data: data.slice(start, stop) });
+      start = stop;
+    }
+  }
+  return { events, more: rows.length === limit };
 }
 
 export function* requestRunCancel(dialect: SqlDialect, tenant: string, runId: string): Work<RunState | undefined> {

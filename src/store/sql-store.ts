@@ -15,7 +15,7 @@ import type {
   Page,
   PageProblem,
   PageQuery,
-  RunEvent,
+  RunEventPage,
   RunListener,
   RunProgress,
   RunState,
@@ -443,7 +443,7 @@ export class SqlStore implements Store {
     return this.#backend.read(() => runs.getRun(tenant, runId));
   }
 
-  readRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]> {
+  readRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEventPage> {
     return this.#backend.read(() => runs.readRunEvents(runId, afterSeq, limit));
   }
 

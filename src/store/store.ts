@@ -134,6 +134,11 @@ export interface RunEvent {
   readonly data: string;
 }
 
+export interface RunEventPage {
+  readonly events: readonly RunEvent[];
+  readonly more: boolean;
+}
+
 export interface RunProgress {
   /** The run's status from now on. */
   readonly status: string;
@@ -187,8 +192,9 @@ export interface Store {
    * transaction; listeners of every process sharing the database are told. */
   appendRunEvents(runId: string, firstSeq: number, events: readonly string[], progress: RunProgress): Promise<void>;
   getRun(tenant: string, runId: string): Promise<RunState | undefined>;
-  /** Up to `limit` events after `afterSeq`, in order. */
-  readRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEvent[]>;
+  /** The events after `afterSeq`, in order, from up to `limit` appends; `more` when there
+   * may be more to read at once. */
+  readRunEvents(runId: string, afterSeq: number, limit: number): Promise<RunEventPage>;
   /** Marks an unfinished run to be cancelled by its owner; returns the run as it is. */
   requestRunCancel(tenant: string, runId: string): Promise<RunState | undefined>;
   /** The owner's unfinished runs someone asked to cancel. */
