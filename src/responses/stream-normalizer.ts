@@ -13,14 +13,26 @@
 // - exactly one terminal event, then `data: [DONE]`; a failure or a stream that ends
 //   without one gets an `error` event and response.failed.
 //
-// Delta events (nearly all of a stream) are rewritten by splicing two or three fields;
-// only the few structural events are parsed.
-import { GatewayError, renderSseError, renderSseErrorObject, toErrorObject } from '../errors.ts';
+// Three jobs, three modules: reading vLLM's events (vllm-events.ts), tracking the output
+// items and parts (output-items.ts), rendering the events the client gets, with their
+// sequence numbers (event-renderer.ts). This class decides, per vLLM event, what to track
+// and what to send. Delta events (nearly all of a stream) are rewritten by splicing two or
+// three fields; only the few structural events are parsed.
+import { GatewayError, toErrorObject } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { Emit, EventStreamTransform } from '../upstream/relay.ts';
-import { itemIdPrefix, newId } from './ids.ts';
+import { DONE_LINE, EventRenderer } from './event-renderer.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
-import { decodeJsonString, field, integerSpan, splice, stringSpan, type Replacement } from './json-fields.ts';
+import { decodeJsonString, field, integerSpan, stringSpan, type Replacement } from './json-fields.ts';
+import {
+  emptyPart,
+  finishedPart,
+  itemTypeOfPart,
+  OutputItems,
+  TEXT_FIELD_OF_PART,
+  type ItemState,
+  type PartState,
+} from './output-items.ts';
 import { normalizeResponse, type ResponseFacts } from './response-object.ts';
 import { decodeParts, endsWithType, parseEventLines } from './vllm-events.ts';
 
@@ -29,33 +41,6 @@ export interface StreamHooks {
   /** Called with the final response and its JSON text before the terminal event is sent;
    * the terminal event waits for the returned promise. A rejection fails the stream. */
   finish(response: Json, json: string): Promise<void> | undefined;
-}
-
-interface PartState {
-  /** The part's index inside its item, as the client sees it. */
-  readonly index: number;
-  readonly type: string;
-  /** Raw (JSON-escaped) delta texts, in order. */
-  readonly raw: string[];
-  done: boolean;
-  finalText: string | undefined;
-}
-
-interface ItemState {
-  readonly id: string;
-  readonly index: number;
-  readonly type: string;
-  readonly upstreamId: string | undefined;
-  readonly callId: unknown;
-  readonly name: unknown;
-  readonly parts: PartState[];
-  /** Upstream content_index -> the part. */
-  readonly partsByUpstreamIndex: Map<number, PartState>;
-  /** Function-call argument delta events held until the final arguments are known. */
-  readonly heldArguments: string[];
-  finalArguments: string | undefined;
-  /** The item as sent in output_item.done. */
-  final: Json | undefined;
 }
 
 const DELTA_PART_TYPE: Record<string, string> = {
@@ -68,7 +53,6 @@ const DONE_PART_TYPE: Record<string, string> = {
   'response.refusal.done': 'refusal',
   'response.reasoning_text.done': 'reasoning_text',
 };
-const TEXT_FIELD_OF_PART: Record<string, string> = { output_text: 'text', refusal: 'refusal', reasoning_text: 'text' };
 const DELTA_TYPE_OF_PART: Record<string, string> = {
   output_text: 'response.output_text.delta',
   refusal: 'response.refusal.delta',
@@ -87,20 +71,9 @@ const SEQUENCE_NUMBER = field('sequence_number');
 const TYPE = field('type');
 
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
-const DONE_LINE = 'data: [DONE]\n\n';
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function emptyPart(type: string): Json {
-  if (type === 'output_text') return { type, annotations: [], logprobs: [], text: '' };
-  if (type === 'refusal') return { type, refusal: '' };
-  return { type, text: '' };
-}
-
-function itemTypeOfPart(partType: string): string {
-  return partType === 'reasoning_text' ? 'reasoning' : 'message';
 }
 
 export class StreamNormalizer implements EventStreamTransform {
@@ -108,10 +81,10 @@ export class StreamNormalizer implements EventStreamTransform {
   readonly #facts: ResponseFacts;
   readonly #hooks: StreamHooks;
   readonly #log: LogSource;
-  #sequence = 0;
-  readonly #items: ItemState[] = [];
-  readonly #itemsByUpstreamIndex = new Map<number, ItemState>();
-  readonly #itemsByUpstreamId = new Map<string, ItemState>();
+  /** What was output so far (tracking). */
+  readonly #output = new OutputItems();
+  /** The events' text and sequence numbers (rendering). */
+  readonly #render = new EventRenderer();
   /** vLLM's last response object (from created/in_progress), the base of a failed one. */
   #upstreamResponse: Json = {};
   #createdSent = false;
@@ -164,10 +137,10 @@ export class StreamNormalizer implements EventStreamTransform {
     this.#ended = true;
     // The closing events this would send are not sent: a cancelled stream just ends.
     const unsent: string[] = [];
-    for (const item of this.#items) this.#finishItem(item, {}, 'incomplete', unsent);
+    for (const item of this.#output.items) this.#finishItem(item, {}, 'incomplete', unsent);
     return normalizeResponse(this.#upstreamResponse, this.#facts, {
       status: 'cancelled',
-      output: this.#items.map((item) => item.final as Json),
+      output: this.#output.finals(),
       error: null,
       usage: null,
     });
@@ -260,11 +233,6 @@ export class StreamNormalizer implements EventStreamTransform {
 
   // --- sending --------------------------------------------------------------------
 
-  /** Sends an event; `fields` must not carry type or sequence_number (both are set here). */
-  #send(out: string[], type: string, fields: Json): void {
-    out.push(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields, sequence_number: this.#sequence++ })}\n\n`);
-  }
-
   /** The response of created/in_progress events (the same for both), as JSON, built once. */
   #inProgress: { status: string; upstream: Json; json: string } | undefined;
 
@@ -275,7 +243,7 @@ export class StreamNormalizer implements EventStreamTransform {
       cached = { status, upstream: this.#upstreamResponse, json: JSON.stringify(response) };
       this.#inProgress = cached;
     }
-    out.push(`event: ${type}\ndata: {"type":"${type}","response":${cached.json},"sequence_number":${this.#sequence++}}\n\n`);
+    out.push(this.#render.responseEvent(type, cached.json));
   }
 
   /** A stream must open with response.created; vLLM's always does, but not every server's. */
@@ -286,26 +254,6 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   // --- items and parts ---------------------------------------------------------------
-
-  #newItem(type: string, upstreamId: string | undefined, upstreamIndex: number | undefined, raw: Json): ItemState {
-    const item: ItemState = {
-      id: newId(itemIdPrefix(type)),
-      index: this.#items.length,
-      type,
-      upstreamId,
-      callId: raw['call_id'] ?? (type === 'function_call' ? `call_${newId('').slice(0, 24)}` : undefined),
-      name: raw['name'],
-      parts: [],
-      partsByUpstreamIndex: new Map(),
-      heldArguments: [],
-      finalArguments: undefined,
-      final: undefined,
-    };
-    this.#items.push(item);
-    if (upstreamIndex !== undefined) this.#itemsByUpstreamIndex.set(upstreamIndex, item);
-    if (upstreamId !== undefined) this.#itemsByUpstreamId.set(upstreamId, item);
-    return item;
-  }
 
   #addedItemJson(item: ItemState, raw: Json): Json {
     const added = normalizeOutputItem({ ...raw, status: 'in_progress' }, item.id, 'in_progress', this.#facts.keepRawFields);
@@ -322,44 +270,29 @@ export class StreamNormalizer implements EventStreamTransform {
     const raw = isObject(event['item']) ? event['item'] : {};
     const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
     const upstreamIndex = typeof event['output_index'] === 'number' ? event['output_index'] : undefined;
-    const item = this.#newItem(type, typeof raw['id'] === 'string' ? raw['id'] : undefined, upstreamIndex, raw);
-    this.#send(out, 'response.output_item.added', { output_index: item.index, item: this.#addedItemJson(item, raw) });
-  }
-
-  /** The item an event refers to: by vLLM's output_index, else its item_id. */
-  #findItem(outputIndex: number | undefined, itemId: string | undefined): ItemState | undefined {
-    return (
-      (outputIndex === undefined ? undefined : this.#itemsByUpstreamIndex.get(outputIndex)) ??
-      (itemId === undefined ? undefined : this.#itemsByUpstreamId.get(itemId))
-    );
+    const item = this.#output.add(type, typeof raw['id'] === 'string' ? raw['id'] : undefined, upstreamIndex, raw);
+    this.#render.send(out, 'response.output_item.added', { output_index: item.index, item: this.#addedItemJson(item, raw) });
   }
 
   /** The item for a delta or done event; announced first if vLLM never announced it. */
   #itemFor(outputIndex: number | undefined, itemId: string | undefined, itemType: string, out: string[]): ItemState {
-    const found = this.#findItem(outputIndex, itemId);
+    const found = this.#output.find(outputIndex, itemId);
     if (found !== undefined) return found;
     this.#ensureCreated(out);
-    const item = this.#newItem(itemType, itemId, outputIndex, { type: itemType, role: 'assistant' });
-    this.#send(out, 'response.output_item.added', {
+    const item = this.#output.add(itemType, itemId, outputIndex, { type: itemType, role: 'assistant' });
+    this.#render.send(out, 'response.output_item.added', {
       output_index: item.index,
       item: this.#addedItemJson(item, { type: itemType, role: 'assistant' }),
     });
     return item;
   }
 
-  #newPart(item: ItemState, type: string, upstreamIndex: number | undefined): PartState {
-    const part: PartState = { index: item.parts.length, type, raw: [], done: false, finalText: undefined };
-    item.parts.push(part);
-    item.partsByUpstreamIndex.set(upstreamIndex ?? part.index, part);
-    return part;
-  }
-
   /** The part for a delta or done event; announced first if vLLM never announced it. */
   #partFor(item: ItemState, contentIndex: number | undefined, partType: string, out: string[]): PartState {
     const found = item.partsByUpstreamIndex.get(contentIndex ?? 0);
     if (found !== undefined && !found.done) return found;
-    const part = this.#newPart(item, partType, contentIndex ?? 0);
-    this.#send(out, 'response.content_part.added', {
+    const part = this.#output.addPart(item, partType, contentIndex ?? 0);
+    this.#render.send(out, 'response.content_part.added', {
       item_id: item.id,
       output_index: item.index,
       content_index: part.index,
@@ -377,8 +310,8 @@ export class StreamNormalizer implements EventStreamTransform {
       itemTypeOfPart(partType),
       out,
     );
-    const part = this.#newPart(item, partType, event['content_index'] as number | undefined);
-    this.#send(out, 'response.content_part.added', {
+    const part = this.#output.addPart(item, partType, event['content_index'] as number | undefined);
+    this.#render.send(out, 'response.content_part.added', {
       item_id: item.id,
       output_index: item.index,
       content_index: part.index,
@@ -406,7 +339,7 @@ export class StreamNormalizer implements EventStreamTransform {
       // Not the shape the fast path knows: rebuild it from its parsed form.
       const { type: _type, sequence_number: _sequence, ...fields } = JSON.parse(data) as Json;
       if (typeof fields['delta'] === 'string') part.raw.push(JSON.stringify(fields['delta']).slice(1, -1));
-      this.#send(out, type, { ...fields, item_id: item.id, output_index: item.index, content_index: part.index });
+      this.#render.send(out, type, { ...fields, item_id: item.id, output_index: item.index, content_index: part.index });
       return;
     }
     part.raw.push(data.slice(deltaSpan.start, deltaSpan.end));
@@ -414,27 +347,13 @@ export class StreamNormalizer implements EventStreamTransform {
     const sequenceSpan = integerSpan(data, SEQUENCE_NUMBER, outputSpan.end);
     if (indicesMatch && sequenceSpan !== undefined) {
       // The common case: only the item id and the sequence number change.
-      out.push(
-        `event: ${type}\ndata: ${data.slice(0, idSpan.start)}${item.id}${data.slice(idSpan.end, sequenceSpan.start)}${this.#sequence++}${data.slice(sequenceSpan.end)}\n\n`,
-      );
+      this.#render.deltaWithId(out, type, data, idSpan, item.id, sequenceSpan);
       return;
     }
     const replacements: Replacement[] = [{ span: idSpan, text: item.id }];
     if (outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
     if (contentSpan.value !== part.index) replacements.push({ span: contentSpan, text: String(part.index) });
-    out.push(`event: ${type}\ndata: ${this.#withSequence(data, replacements)}\n\n`);
-  }
-
-  /** Splices the replacements and the next sequence number into a delta's JSON. */
-  #withSequence(data: string, replacements: Replacement[]): string {
-    const sequence = String(this.#sequence++);
-    const span = integerSpan(data, SEQUENCE_NUMBER);
-    if (span !== undefined) {
-      replacements.push({ span, text: sequence });
-      return splice(data, replacements);
-    }
-    const spliced = splice(data, replacements);
-    return `${spliced.slice(0, spliced.lastIndexOf('}'))},"sequence_number":${sequence}}`;
+    this.#render.spliced(out, type, data, replacements);
   }
 
   #argumentsDelta(data: string, out: string[]): void {
@@ -454,7 +373,7 @@ export class StreamNormalizer implements EventStreamTransform {
     const item = this.#itemFor(event['output_index'] as number | undefined, event['item_id'] as string | undefined, 'function_call', out);
     const final = typeof event['arguments'] === 'string' ? event['arguments'] : '';
     this.#releaseArguments(item, final, out);
-    this.#send(out, 'response.function_call_arguments.done', {
+    this.#render.send(out, 'response.function_call_arguments.done', {
       item_id: item.id,
       output_index: item.index,
       name: item.name ?? event['name'],
@@ -478,14 +397,14 @@ export class StreamNormalizer implements EventStreamTransform {
         if (idSpan !== undefined) replacements.push({ span: idSpan, text: item.id });
         const outputSpan = integerSpan(data, OUTPUT_INDEX);
         if (outputSpan !== undefined && outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
-        out.push(`event: response.function_call_arguments.delta\ndata: ${this.#withSequence(data, replacements)}\n\n`);
+        this.#render.spliced(out, 'response.function_call_arguments.delta', data, replacements);
       }
     } else {
       if (item.heldArguments.length > 0) {
         this.#log().debug({ item_id: item.id }, 'function call argument deltas did not join to the final arguments; sent the final ones');
       }
       if (final.length > 0) {
-        this.#send(out, 'response.function_call_arguments.delta', { item_id: item.id, output_index: item.index, delta: final });
+        this.#render.send(out, 'response.function_call_arguments.delta', { item_id: item.id, output_index: item.index, delta: final });
       }
     }
     item.heldArguments.length = 0;
@@ -499,7 +418,7 @@ export class StreamNormalizer implements EventStreamTransform {
     let text = seen;
     if (reportedText !== undefined && reportedText !== seen) {
       if (reportedText.startsWith(seen)) {
-        this.#send(out, DELTA_TYPE_OF_PART[part.type] ?? 'response.output_text.delta', {
+        this.#render.send(out, DELTA_TYPE_OF_PART[part.type] ?? 'response.output_text.delta', {
           item_id: item.id,
           output_index: item.index,
           content_index: part.index,
@@ -522,7 +441,7 @@ export class StreamNormalizer implements EventStreamTransform {
     if (part.finalText !== undefined) return;
     const field = TEXT_FIELD_OF_PART[partType] ?? 'text';
     const text = this.#closePart(item, part, typeof event[field] === 'string' ? event[field] : undefined, out);
-    this.#send(out, type, {
+    this.#render.send(out, type, {
       item_id: item.id,
       output_index: item.index,
       content_index: part.index,
@@ -531,19 +450,13 @@ export class StreamNormalizer implements EventStreamTransform {
     });
   }
 
-  #finishedPart(part: PartState): Json {
-    const json = emptyPart(part.type);
-    json[TEXT_FIELD_OF_PART[part.type] ?? 'text'] = part.finalText ?? '';
-    return json;
-  }
-
   /** Sends text.done (if missing) and content_part.done for a part. */
   #finishPart(item: ItemState, part: PartState, out: string[]): void {
     if (part.done) return;
     if (part.finalText === undefined) {
       const field = TEXT_FIELD_OF_PART[part.type] ?? 'text';
       const text = this.#closePart(item, part, undefined, out);
-      this.#send(out, DONE_TYPE_OF_PART[part.type] ?? 'response.output_text.done', {
+      this.#render.send(out, DONE_TYPE_OF_PART[part.type] ?? 'response.output_text.done', {
         item_id: item.id,
         output_index: item.index,
         content_index: part.index,
@@ -552,16 +465,16 @@ export class StreamNormalizer implements EventStreamTransform {
       });
     }
     part.done = true;
-    this.#send(out, 'response.content_part.done', {
+    this.#render.send(out, 'response.content_part.done', {
       item_id: item.id,
       output_index: item.index,
       content_index: part.index,
-      part: this.#finishedPart(part),
+      part: finishedPart(part),
     });
   }
 
   #partDone(event: Json, out: string[]): void {
-    const item = this.#findItem(event['output_index'] as number | undefined, event['item_id'] as string | undefined);
+    const item = this.#output.find(event['output_index'] as number | undefined, event['item_id'] as string | undefined);
     const part = item?.partsByUpstreamIndex.get((event['content_index'] as number | undefined) ?? 0);
     if (item === undefined || part === undefined) return; // never announced, nothing to close
     this.#finishPart(item, part, out);
@@ -572,7 +485,7 @@ export class StreamNormalizer implements EventStreamTransform {
     const final = normalizeOutputItem({ ...raw, status }, item.id, status, this.#facts.keepRawFields);
     if (item.type === 'message' || item.type === 'reasoning') {
       if (item.parts.length > 0 || !Array.isArray(final['content']) || final['content'].length === 0) {
-        final['content'] = item.parts.map((part) => this.#finishedPart(part));
+        final['content'] = item.parts.map(finishedPart);
       }
     }
     if (item.type === 'function_call') {
@@ -590,10 +503,10 @@ export class StreamNormalizer implements EventStreamTransform {
     if (item.type === 'function_call' && item.finalArguments === undefined) {
       const final = typeof raw['arguments'] === 'string' ? raw['arguments'] : '';
       this.#releaseArguments(item, final, out);
-      this.#send(out, 'response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.name, arguments: final });
+      this.#render.send(out, 'response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.name, arguments: final });
     }
     item.final = this.#finalItem(item, raw, status);
-    this.#send(out, 'response.output_item.done', { output_index: item.index, item: item.final });
+    this.#render.send(out, 'response.output_item.done', { output_index: item.index, item: item.final });
   }
 
   #itemDone(event: Json, out: string[]): void {
@@ -605,13 +518,13 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   #other(type: string, event: Json, out: string[]): void {
-    const item = this.#findItem(event['output_index'] as number | undefined, event['item_id'] as string | undefined);
+    const item = this.#output.find(event['output_index'] as number | undefined, event['item_id'] as string | undefined);
     const { type: _type, sequence_number: _sequence, ...fields } = event;
     if (item !== undefined) {
       if ('item_id' in event) fields['item_id'] = item.id;
       if ('output_index' in event) fields['output_index'] = item.index;
     }
-    this.#send(out, type, fields);
+    this.#render.send(out, type, fields);
   }
 
   // --- the end ---------------------------------------------------------------------------
@@ -621,18 +534,18 @@ export class StreamNormalizer implements EventStreamTransform {
     const rawItems = Array.isArray(upstreamOutput) ? (upstreamOutput as unknown[]) : [];
     rawItems.forEach((raw, upstreamIndex) => {
       if (!isObject(raw)) return;
-      const item = this.#itemsByUpstreamIndex.get(upstreamIndex);
+      const item = this.#output.atUpstreamIndex(upstreamIndex);
       if (item !== undefined) {
         this.#finishItem(item, raw, status === 'completed' ? 'completed' : 'incomplete', out);
       } else {
         const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
-        const added = this.#newItem(type, undefined, upstreamIndex, raw);
-        this.#send(out, 'response.output_item.added', { output_index: added.index, item: this.#addedItemJson(added, raw) });
+        const added = this.#output.add(type, undefined, upstreamIndex, raw);
+        this.#render.send(out, 'response.output_item.added', { output_index: added.index, item: this.#addedItemJson(added, raw) });
         this.#finishItem(added, raw, 'completed', out);
       }
     });
-    for (const item of this.#items) this.#finishItem(item, {}, 'incomplete', out);
-    return this.#items.map((item) => item.final as Json);
+    for (const item of this.#output.items) this.#finishItem(item, {}, 'incomplete', out);
+    return this.#output.finals();
   }
 
   #terminal(type: string, event: Json, out: string[]): Promise<string[]> {
@@ -648,10 +561,7 @@ export class StreamNormalizer implements EventStreamTransform {
   #close(type: string, response: Json): Promise<string[]> {
     this.#ended = true;
     const json = JSON.stringify(response);
-    const terminal = (): string[] => [
-      `event: ${type}\ndata: {"type":"${type}","response":${json},"sequence_number":${this.#sequence++}}\n\n`,
-      DONE_LINE,
-    ];
+    const terminal = (): string[] => [this.#render.responseEvent(type, json), DONE_LINE];
     let stored: Promise<void> | undefined;
     try {
       stored = this.#hooks.finish(response, json);
@@ -665,24 +575,21 @@ export class StreamNormalizer implements EventStreamTransform {
       const failure = error instanceof GatewayError ? error : new GatewayError('store_unavailable', 'The response could not be stored.');
       const failed = { ...response, status: 'failed', completed_at: null, error: toErrorObject(failure) };
       const tail = [this.#errorEvent(failure)];
-      tail.push(
-        `event: response.failed\ndata: {"type":"response.failed","response":${JSON.stringify(failed)},"sequence_number":${this.#sequence++}}\n\n`,
-        DONE_LINE,
-      );
+      tail.push(this.#render.responseEvent('response.failed', JSON.stringify(failed)), DONE_LINE);
       return tail;
     });
   }
 
   #errorEvent(error: GatewayError): string {
-    return renderSseError(error, this.#sequence++);
+    return this.#render.error(error);
   }
 
   #failedResponse(error: GatewayError, out: string[]): Json {
-    for (const item of this.#items) this.#finishItem(item, {}, 'incomplete', out);
+    for (const item of this.#output.items) this.#finishItem(item, {}, 'incomplete', out);
     const { code, message } = toErrorObject(error);
     return normalizeResponse(this.#upstreamResponse, this.#facts, {
       status: 'failed',
-      output: this.#items.map((item) => item.final as Json),
+      output: this.#output.finals(),
       error: { code, message },
       usage: null,
     });
@@ -696,7 +603,7 @@ export class StreamNormalizer implements EventStreamTransform {
     this.#ensureCreated(out);
     const output = this.#finalOutput([], 'failed', out);
     const type = typeof nested['type'] === 'string' && nested['type'] !== 'error' ? nested['type'] : 'server_error';
-    out.push(renderSseErrorObject({ type, code, message, param: nested['param'] ?? null }, this.#sequence++));
+    out.push(this.#render.errorObject({ type, code, message, param: nested['param'] ?? null }));
     const failed = normalizeResponse(this.#upstreamResponse, this.#facts, {
       status: 'failed',
       output,

@@ -1,0 +1,106 @@
+// The stream normalizer's record of a response's output as it streams: each output item
+// (the gateway's id, its index as the client sees it, vLLM's index and id it is found
+// by) and each part of an item (its index, the delta texts seen so far, whether it is
+// closed). What the client is sent is rendered elsewhere (event-renderer.ts).
+import { itemIdPrefix, newId } from './ids.ts';
+import type { Json } from './items.ts';
+
+export interface PartState {
+  /** The part's index inside its item, as the client sees it. */
+  readonly index: number;
+  readonly type: string;
+  /** Raw (JSON-escaped) delta texts, in order. */
+  readonly raw: string[];
+  done: boolean;
+  finalText: string | undefined;
+}
+
+export interface ItemState {
+  readonly id: string;
+  readonly index: number;
+  readonly type: string;
+  readonly upstreamId: string | undefined;
+  readonly callId: unknown;
+  readonly name: unknown;
+  readonly parts: PartState[];
+  /** Upstream content_index -> the part. */
+  readonly partsByUpstreamIndex: Map<number, PartState>;
+  /** Function-call argument delta events held until the final arguments are known. */
+  readonly heldArguments: string[];
+  finalArguments: string | undefined;
+  /** The item as sent in output_item.done. */
+  final: Json | undefined;
+}
+
+/** The field of a part that holds its text. */
+export const TEXT_FIELD_OF_PART: Readonly<Record<string, string>> = { output_text: 'text', refusal: 'refusal', reasoning_text: 'text' };
+
+export function emptyPart(type: string): Json {
+  if (type === 'output_text') return { type, annotations: [], logprobs: [], text: '' };
+  if (type === 'refusal') return { type, refusal: '' };
+  return { type, text: '' };
+}
+
+/** A part as it is final: its type's empty shape with the text the client saw. */
+export function finishedPart(part: PartState): Json {
+  const json = emptyPart(part.type);
+  json[TEXT_FIELD_OF_PART[part.type] ?? 'text'] = part.finalText ?? '';
+  return json;
+}
+
+/** Reasoning text lives in reasoning items, every other part in messages. */
+export function itemTypeOfPart(partType: string): string {
+  return partType === 'reasoning_text' ? 'reasoning' : 'message';
+}
+
+export class OutputItems {
+  /** In the order the client sees them (index = output_index). */
+  readonly items: ItemState[] = [];
+  readonly #byUpstreamIndex = new Map<number, ItemState>();
+  readonly #byUpstreamId = new Map<string, ItemState>();
+
+  /** A new item with the gateway's id (and a call_id for a function call without one). */
+  add(type: string, upstreamId: string | undefined, upstreamIndex: number | undefined, raw: Json): ItemState {
+    const item: ItemState = {
+      id: newId(itemIdPrefix(type)),
+      index: this.items.length,
+      type,
+      upstreamId,
+      callId: raw['call_id'] ?? (type === 'function_call' ? `call_${newId('').slice(0, 24)}` : undefined),
+      name: raw['name'],
+      parts: [],
+      partsByUpstreamIndex: new Map(),
+      heldArguments: [],
+      finalArguments: undefined,
+      final: undefined,
+    };
+    this.items.push(item);
+    if (upstreamIndex !== undefined) this.#byUpstreamIndex.set(upstreamIndex, item);
+    if (upstreamId !== undefined) this.#byUpstreamId.set(upstreamId, item);
+    return item;
+  }
+
+  /** The item an event refers to: by vLLM's output_index, else its item_id. */
+  find(outputIndex: number | undefined, itemId: string | undefined): ItemState | undefined {
+    return (
+      (outputIndex === undefined ? undefined : this.#byUpstreamIndex.get(outputIndex)) ??
+      (itemId === undefined ? undefined : this.#byUpstreamId.get(itemId))
+    );
+  }
+
+  atUpstreamIndex(upstreamIndex: number): ItemState | undefined {
+    return this.#byUpstreamIndex.get(upstreamIndex);
+  }
+
+  addPart(item: ItemState, type: string, upstreamIndex: number | undefined): PartState {
+    const part: PartState = { index: item.parts.length, type, raw: [], done: false, finalText: undefined };
+    item.parts.push(part);
+    item.partsByUpstreamIndex.set(upstreamIndex ?? part.index, part);
+    return part;
+  }
+
+  /** Every item as it was finished (call once all are). */
+  finals(): Json[] {
+    return this.items.map((item) => item.final as Json);
+  }
+}
