@@ -4,7 +4,9 @@
 // processes) to the simulated vLLM (its own process), with faults injected from every
 // side:
 // - vLLM: resets, truncated and stalled streams, 500s, garbage, missing terminal events;
-// - clients: random aborts, and clients that stop reading (ended by --client-write-timeout);
+// - clients: random aborts, clients that stop reading (ended by --client-write-timeout),
+//   and background streams dropped and resumed with starting_after (perhaps on the other
+//   worker; the joined stream must hold every sequence number once, in order);
 // - the database: its connections terminated every few seconds (PostgreSQL:
 //   TEST_DATABASE_URL or --db-url; with SQLite there is no connection to kill);
 // - the gateway itself: a worker SIGKILLed every 15 s (4 a minute: under the crash-loop
@@ -188,6 +190,8 @@ interface Plan {
   readonly fault?: 'status' | 'stream-failed';
   readonly abortAfterMs?: number;
   readonly stopReading?: boolean;
+  /** A background stream: read for abortAfterMs, dropped, resumed with starting_after. */
+  readonly resume?: boolean;
 }
 
 function plan(): Plan {
@@ -200,6 +204,7 @@ function plan(): Plan {
   if (roll < 0.75) return { kind: 'chat', path: '/v1/chat/completions', body: { model: 'm', stream: true, messages: [{ role: 'user', content: input }] }, sim: '' };
   if (roll < 0.82) return { kind: 'client-abort', path: '/v1/responses', body: { model: 'm', input, stream: true }, sim: 'deltas=200;slow=5', abortAfterMs: 5 + Math.random() * 40 };
   if (roll < 0.85) return { kind: 'stops reading', path: '/v1/responses', body: { model: 'm', input, stream: true, store: false }, sim: 'deltas=60000;slow=0', stopReading: true };
+  if (roll < 0.9) return { kind: 'background', path: '/v1/responses', body: { model: 'm', input, stream: true, background: true }, sim: 'deltas=100;slow=2', abortAfterMs: 5 + Math.random() * 100, resume: true };
   const fault = ['reset-after=5', 'truncate-after=6', 'stall-after=4', 'status=500', 'garbage', 'reset-before-headers', 'quirk=no-terminal'][Math.floor(Math.random() * 7)] as string;
   const streamed = !['status=500', 'garbage', 'reset-before-headers'].includes(fault);
   return { kind: `fault:${fault.split('=')[0] as string}`, path: '/v1/responses', body: { model: 'm', input, stream: streamed }, sim: fault, fault: streamed ? 'stream-failed' : 'status' };
@@ -253,6 +258,80 @@ async function once(): Promise<Outcome> {
   }
 }
 
+/** The complete events of an SSE text, [DONE] left out. */
+function eventsOf(text: string): string[] {
+  return text
+    .slice(0, text.lastIndexOf('\n\n') + 2)
+    .split('\n\n')
+    .filter((event) => event.length > 0 && event !== 'data: [DONE]');
+}
+
+/**
+ * A background stream whose client leaves and comes back: read for a while, dropped,
+ * resumed after the last sequence number it had (perhaps on the other worker). The two
+ * parts must join into one stream, every sequence number once, in order.
+ */
+async function backgroundResumed(p: Plan, injected: () => boolean): Promise<Outcome> {
+  const abort = new AbortController();
+  let first = '';
+  const res = await client.request({
+    method: 'POST',
+    path: p.path,
+    headers: { 'content-type': 'application/json', 'x-sim': p.sim },
+    body: JSON.stringify(p.body),
+    signal: abort.signal,
+  });
+  if (res.statusCode !== 200) {
+    const text = await res.body.text();
+    if (res.statusCode === 503 && injected()) return 'injected';
+    unexpected.push(`background: status ${res.statusCode}: ${text.slice(0, 200)}`);
+    return 'unexpected';
+  }
+  const timer = setTimeout(() => abort.abort(), p.abortAfterMs);
+  try {
+    for await (const chunk of res.body) first += (chunk as Buffer).toString();
+  } catch {
+    // dropped on purpose
+  }
+  clearTimeout(timer);
+  const kept = eventsOf(first);
+  const id = /"id":"(resp_[0-9a-f]+)"/.exec(kept[0] ?? '')?.[1];
+  if (id === undefined) return 'client_abort'; // left before the first event: nothing to resume from
+  const after = kept.length - 1;
+  const rest = await client.request({ method: 'GET', path: `/v1/responses/${id}?stream=true&starting_after=${after}` });
+  const restText = await rest.body.text();
+  if (rest.statusCode !== 200) {
+    if (injected()) return 'injected';
+    unexpected.push(`background resume: status ${rest.statusCode}: ${restText.slice(0, 200)}`);
+    return 'unexpected';
+  }
+  const joined = [...kept, ...eventsOf(restText)];
+  const gap = joined.findIndex((event, index) => !event.includes(`"sequence_number":${index}`));
+  if (gap !== -1) {
+    unexpected.push(`background: the resumed stream has no sequence number ${gap} where expected`);
+    return 'unexpected';
+  }
+  const text = `${joined.join('\n\n')}\n\ndata: [DONE]\n\n`;
+  if (!restText.endsWith('data: [DONE]\n\n')) {
+    if (injected()) return 'injected';
+    unexpected.push('background: the resumed stream was cut off');
+    return 'unexpected';
+  }
+  if (text.includes('event: response.failed')) {
+    // Its worker killed mid-run (run_interrupted), or the database cut while storing.
+    if ((text.includes('"run_interrupted"') || text.includes('"store_unavailable"')) && injected()) return 'injected';
+    unexpected.push(`background: response.failed without a fault: ${text.slice(text.indexOf('event: error'), text.indexOf('event: error') + 300)}`);
+    return 'unexpected';
+  }
+  const response = finalResponse(text, true);
+  if (response?.status !== 'completed') {
+    unexpected.push(`background: ended ${response?.status ?? 'without a terminal event'}`);
+    return 'unexpected';
+  }
+  completed.set(response.id, hash(response.json));
+  return 'ok';
+}
+
 async function onceWith(p: Plan): Promise<Outcome> {
   requests += 1;
   if (p.stopReading === true) return stopReading(p);
@@ -261,6 +340,15 @@ async function onceWith(p: Plan): Promise<Outcome> {
   const abort = new AbortController();
   const timer = p.abortAfterMs === undefined ? undefined : setTimeout(() => abort.abort(), p.abortAfterMs);
   const injected = (): boolean => faultDuring('db', startedAt, Date.now()) || faultDuring('worker', startedAt, Date.now());
+  if (p.resume === true) {
+    try {
+      return await backgroundResumed(p, injected);
+    } catch (error) {
+      if (injected()) return 'injected';
+      unexpected.push(`background: ${error instanceof Error ? error.message : String(error)}`);
+      return 'unexpected';
+    }
+  }
   try {
     const res = await client.request({
       method: 'POST',

@@ -49,10 +49,9 @@ export type PendingSave = Omit<SaveResponse, 'status' | 'model' | 'body' | 'outp
 
 /** Picks the normalizer once vLLM's status is known, and remembers it: a run that is
  * cancelled or fails asks it for the response so far. */
-export class PlannedTransform implements ResponseTransformer {
+export class PlannedTransform implements ResponseTransformer, StreamHooks {
   readonly #stream: boolean;
   readonly #facts: ResponseFacts;
-  readonly #hooks: StreamHooks;
   readonly #save: StreamHooks;
   readonly #log: LogSource;
   #normalizer: StreamNormalizer | undefined;
@@ -62,7 +61,6 @@ export class PlannedTransform implements ResponseTransformer {
   constructor(stream: boolean, facts: ResponseFacts, hooks: StreamHooks, log: LogSource) {
     this.#stream = stream;
     this.#facts = facts;
-    this.#hooks = { finish: (response, json) => this.finish(response, json) };
     this.#save = hooks;
     this.#log = log;
   }
@@ -75,13 +73,13 @@ export class PlannedTransform implements ResponseTransformer {
         ? this.streamNormalizer()
         : new InvalidUpstreamReply('The model server answered a streaming request without an event stream.');
     }
-    return new JsonNormalizer(this.#facts, this.#hooks);
+    return new JsonNormalizer(this.#facts, this);
   }
 
   /** The stream's normalizer; made now when vLLM has not answered (a run failed or
    * cancelled before it did). */
   streamNormalizer(): StreamNormalizer {
-    this.#normalizer ??= new StreamNormalizer(this.#facts, this.#hooks, this.#log);
+    this.#normalizer ??= new StreamNormalizer(this.#facts, this, this.#log);
     return this.#normalizer;
   }
 
@@ -211,7 +209,13 @@ export class ResponsesService {
     if (!pending.storeResponse && conversationId === null) return undefined;
     return this.#store
       .saveResponse({
-        ...pending,
+        // Listed, not spread (a spread copy costs about a microsecond).
+        tenant: pending.tenant,
+        id: pending.id,
+        previousResponseId: pending.previousResponseId,
+        historySeqs: pending.historySeqs,
+        inputItems: pending.inputItems,
+        storeResponse: pending.storeResponse,
         conversationId,
         createdAt: Date.now(),
         status: String(response['status']),
