@@ -29,8 +29,18 @@ export async function deliverEvents(ctx: RequestContext, subscribe: (subscriber:
       return res.write(text);
     },
     onceDrain(listener) {
-      if (res.destroyed) listener();
-      else res.once('drain', listener);
+      if (res.destroyed) {
+        listener();
+        return;
+      }
+      // A client that leaves while its socket is full never drains: its close ends the wait.
+      const done = (): void => {
+        res.off('drain', done);
+        res.off('close', done);
+        listener();
+      };
+      res.on('drain', done);
+      res.on('close', done);
     },
     end() {
       open();
