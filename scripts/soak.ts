@@ -325,7 +325,7 @@ async function backgroundResumed(p: Plan, injected: () => boolean): Promise<Outc
   }
   const response = finalResponse(text, true);
   if (response?.status !== 'completed') {
-    unexpected.push(`background: ended ${response?.status ?? 'without a terminal event'}`);
+    unexpected.push(`background: ended ${response?.status ?? 'without a terminal event'}: ...${text.slice(-300)}`);
     return 'unexpected';
   }
   completed.set(response.id, hash(response.json));

@@ -2,6 +2,7 @@
 // background response (its POST with stream: true, or a later GET ?stream=true), from
 // memory or from the store's log. The client's backpressure pauses this delivery only;
 // the run goes on and the delivery catches up.
+import { renderSseError } from '../errors.ts';
 import type { RunSubscriber } from '../runs/run.ts';
 import type { RequestContext } from './request-context.ts';
 
@@ -42,9 +43,13 @@ export async function deliverEvents(ctx: RequestContext, subscribe: (subscriber:
       res.on('drain', done);
       res.on('close', done);
     },
-    end() {
+    end(error) {
       open();
-      if (!res.destroyed) res.end(DONE_LINE);
+      if (res.destroyed) return;
+      // A stream that could not be read to its end says why, and has no [DONE]: the client
+      // resumes after the last sequence number it has.
+      if (error === undefined) res.end(DONE_LINE);
+      else res.end(renderSseError(error, undefined));
     },
   };
   // Errors (no such response) are thrown before the stream opens: the client gets JSON.

@@ -92,14 +92,14 @@ export class BackgroundResponses {
     const loop = async (): Promise<void> => {
       let cursor = afterSeq;
       while (!stopped) {
-        const page = await this.#store.readRunEvents(run.id, cursor, READ_APPENDS);
+        const page = await retryingRead(() => this.#store.readRunEvents(run.id, cursor, READ_APPENDS), () => stopped);
         const last = page.events.at(-1);
         if (last !== undefined) {
           cursor = last.seq;
           if (!subscriber.write(page.events.map((event) => event.data))) await new Promise<void>((resolve) => subscriber.onceDrain(resolve));
           if (page.more) continue;
         }
-        const state = await this.#store.getRun(run.tenant, run.id);
+        const state = await retryingRead(() => this.#store.getRun(run.tenant, run.id), () => stopped);
         // Ended (or deleted): read on while the log holds events not yet sent.
         if (state === undefined || state.finished) {
           if (state !== undefined && cursor < state.nextSeq - 1 && last !== undefined) continue;
@@ -117,10 +117,10 @@ export class BackgroundResponses {
       unwatch();
       if (!stopped) subscriber.end();
     };
-    loop().catch(() => {
+    loop().catch((error: unknown) => {
       unwatch();
-      // The store failed mid-stream: the client sees the stream end and can resume later.
-      if (!stopped) subscriber.end();
+      // The store stayed down: the reader is told, and can resume after its last event.
+      if (!stopped) subscriber.end(asStoreError(error));
     });
     return stop;
   }
@@ -187,4 +187,24 @@ export class BackgroundResponses {
     }
     return this.#responses.deleteResponse(tenant, responseId);
   }
+}
+
+/** A reader outlives a database blip: a failed read is tried again for READ_RETRY_MS. */
+const READ_RETRY_MS = 5_000;
+const READ_RETRY_PAUSE_MS = 100;
+
+async function retryingRead<T>(read: () => Promise<T>, stopped: () => boolean): Promise<T> {
+  const deadline = Date.now() + READ_RETRY_MS;
+  for (;;) {
+    try {
+      return await read();
+    } catch (error) {
+      if (stopped() || Date.now() >= deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, READ_RETRY_PAUSE_MS));
+    }
+  }
+}
+
+function asStoreError(error: unknown): GatewayError {
+  return error instanceof GatewayError ? error : new GatewayError('store_unavailable', 'The response store is unavailable; resume the stream shortly.');
 }

@@ -22,8 +22,9 @@ export interface RunSubscriber {
   /** Events in sequence order, each one SSE event; false: wait for the drain listener. */
   write(events: readonly string[]): boolean;
   onceDrain(listener: () => void): void;
-  /** The run ended and every event was written. */
-  end(): void;
+  /** The run ended and every event was written; or, with `error`, the events could not
+   * be read on (the store failed): the reader may resume after its last event. */
+  end(error?: GatewayError): void;
 }
 
 /** How a run reaches vLLM: its request, sent with the given relay as the handler. */
