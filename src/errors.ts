@@ -184,7 +184,7 @@ export const ERROR_CODES = {
   },
   background_runs_full: {
     status: 429,
-    type: 'server_error',
+    type: 'rate_limit_error',
     description: 'More background responses are waiting than the queue behind --max-background-runs holds; retry later.',
   },
   server_shutting_down: {

@@ -6,7 +6,7 @@ import type { LogSource } from '../observability/logger.ts';
 import type { Store } from '../store/store.ts';
 
 /** How long an event may wait for its batch: the bulk of the cross-process delay. */
-export const FLUSH_INTERVAL_MS = 20;
+const FLUSH_INTERVAL_MS = 20;
 const MAX_BATCH = 500;
 const RETRY_MS = 250;
 /** A log that cannot be written for this long is given up (the run itself goes on). */

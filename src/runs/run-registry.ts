@@ -30,7 +30,7 @@ const REAP_EVERY_TICKS = 25;
 /** Logs are expired at least every minute (sooner with a shorter --background-event-ttl). */
 const MAX_EXPIRE_INTERVAL_MS = 60_000;
 /** A run whose owner has not beaten for this long belongs to a dead process. */
-export const STALE_AFTER_MS = 15_000;
+const STALE_AFTER_MS = 15_000;
 /** At most this many runs wait in the queue; more get 429. */
 const MAX_QUEUED = 10_000;
 
@@ -160,11 +160,6 @@ export class RunRegistry {
       this.#running += 1;
       next.start();
     }
-  }
-
-  /** Cancels a queued run without starting it. */
-  async cancel(run: Run): Promise<void> {
-    await run.cancel();
   }
 
   /** Calls `listener` whenever another process appends to this run's log (PostgreSQL). */

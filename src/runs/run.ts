@@ -69,7 +69,6 @@ export class Run implements RelaySink {
   #client: Client | undefined;
   /** Every event so far, when kept: index = sequence_number. */
   readonly #events: string[] | undefined;
-  #eventCount = 0;
   /** Made on first use: most runs (foreground) never have one. */
   #subscribers: Set<Subscription> | undefined;
   #logWriter: RunLogWriter | undefined;
@@ -355,14 +354,8 @@ export class Run implements RelaySink {
     }
     if (fresh.length === 0) return;
     for (const event of fresh) events.push(event);
-    this.#eventCount = events.length;
     this.#logWriter?.add(fresh);
     if (this.#subscribers !== undefined) for (const subscription of this.#subscribers) subscription.pump();
-  }
-
-  /** How many events the run has sent so far. */
-  get eventCount(): number {
-    return this.#eventCount;
   }
 
   /**
