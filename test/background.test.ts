@@ -151,7 +151,7 @@ describe('background responses', () => {
     assert.equal(sent.background, undefined, 'vLLM never gets background');
   });
 
-  it('the openai SDK: create in the background, retrieve, stream again from a sequence number, cancel', async () => {
+  it('the openai SDK: create in the background, retrieve, stream again from a sequence number (and its resume helper), cancel', async () => {
     const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'key-a', maxRetries: 0 });
     const created = await client.responses.create({ model: 'm', input: 'sdk', background: true }, { headers: SLOW });
     assert.equal(created.background, true);
@@ -171,6 +171,16 @@ describe('background responses', () => {
     assert.equal(final.status, 'completed');
     assert.ok(final.output_text === undefined || typeof final.output_text === 'string');
     assert.ok(text.length > 0 && final.output[0].content[0].text.endsWith(text));
+    // The SDK's resume helper: it reads the stream from the start, rebuilds the response,
+    // and hands out only the events after starting_after.
+    const again = await client.responses.create({ model: 'm', input: 'sdk', background: true }, { headers: SLOW });
+    const helper = client.responses.stream({ response_id: again.id, starting_after: 5 });
+    const helperSequences: number[] = [];
+    for await (const event of helper) helperSequences.push(event.sequence_number);
+    assert.equal(helperSequences[0], 6);
+    const helperFinal = await helper.finalResponse();
+    assert.equal(helperFinal.status, 'completed');
+    assert.equal(helperFinal.output_text, (await client.responses.retrieve(again.id)).output_text);
     const long = await client.responses.create({ model: 'm', input: 'sdk', background: true }, { headers: { 'x-sim': 'deltas=400;slow=25' } });
     const cancelled = await client.responses.cancel(long.id);
     assert.equal(cancelled.status, 'cancelled');
