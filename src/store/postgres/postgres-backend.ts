@@ -110,13 +110,24 @@ export class PostgresBackend implements SqlBackend {
   }
 
   read<T>(work: () => Work<T>): Promise<T> {
-    return runAsync(work(), async (query) => this.#result(await this.#pool.query(toPostgres(query.sql), query.params as unknown[]))).catch(
-      (error: unknown) => Promise.reject(storeFailure(error)),
-    );
+    const attempt = (): Promise<T> => {
+      let first = true;
+      return runAsync(work(), async (query) => {
+        const result = await this.#pool.query(toPostgres(query.sql), query.params as unknown[]).catch((error: unknown) => {
+          throw first && isDeadConnection(error) ? new StaleConnection(error) : error;
+        });
+        first = false;
+        return this.#result(result);
+      });
+    };
+    // A read is safe to run again; only a connection found dead at its first query is
+    // retried (an idle one the server ended, which the pool had not noticed yet).
+    return onceMoreIfStale(attempt);
   }
 
   write<T>(work: () => Work<T>): Promise<T> {
-    return this.#transaction(work, this.#queryTimeoutMs);
+    // Nothing was done when BEGIN met a dead connection: the transaction runs once more.
+    return onceMoreIfStale(() => this.#transaction(work, this.#queryTimeoutMs));
   }
 
   async #transaction<T>(work: () => Work<T>, timeoutMs: number): Promise<T> {
@@ -133,6 +144,11 @@ export class PostgresBackend implements SqlBackend {
     };
     try {
       await run({ sql: 'BEGIN', params: [] });
+    } catch (error) {
+      destroy(client, error);
+      throw isDeadConnection(error) ? new StaleConnection(error) : storeFailure(error);
+    }
+    try {
       const result = await runAsync(work(), run);
       await run({ sql: 'COMMIT', params: [] });
       client.release();
@@ -241,4 +257,36 @@ function destroy(client: pg.PoolClient, error: unknown): void {
 /** The socket under a pg Client (not in its types): to cut a connection whose server is silent. */
 function socketOf(client: pg.Client): { destroy(): void } | undefined {
   return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+}
+
+async function onceMoreIfStale<T>(attempt: () => Promise<T>): Promise<T> {
+  try {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error instanceof StaleConnection)) throw error;
+      return await attempt();
+    }
+  } catch (error) {
+    throw storeFailure(error instanceof StaleConnection ? error.cause : error);
+  }
+}
+
+/** A pooled connection found dead at its first query: what it was asked was not done. */
+class StaleConnection extends Error {
+  constructor(cause: unknown) {
+    super('the connection was found closed', { cause });
+  }
+}
+
+/**
+ * The server ended the connection (pg_terminate_backend, a restart: 57P01-57P03) or it was
+ * cut: not a query's own failure, nor a timeout (a silent server is not retried).
+ */
+function isDeadConnection(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === '57P01' || code === '57P02' || code === '57P03' || code === 'ECONNRESET' || code === 'EPIPE') return true;
+  const message = error instanceof Error ? error.message : '';
+  // Not "Connection terminated due to connection timeout": a silent server is not retried.
+  return message === 'Connection terminated unexpectedly';
 }
