@@ -11,7 +11,12 @@ const SEQUENCE_NUMBER = field('sequence_number');
 export const DONE_LINE = 'data: [DONE]\n\n';
 
 export class EventRenderer {
-  #sequence = 0;
+  #sequence: number;
+
+  /** `firstSequence`: where a stream begun elsewhere goes on (a log being closed). */
+  constructor(firstSequence = 0) {
+    this.#sequence = firstSequence;
+  }
 
   /** An event from its fields; `fields` must not carry type or sequence_number. */
   send(out: string[], type: string, fields: Json): void {

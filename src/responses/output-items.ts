@@ -34,6 +34,28 @@ export interface ItemState {
 
 /** The field of a part that holds its text. */
 export const TEXT_FIELD_OF_PART: Readonly<Record<string, string>> = { output_text: 'text', refusal: 'refusal', reasoning_text: 'text' };
+/** The part a text delta event writes to, by the event's type. */
+export const DELTA_PART_TYPE: Readonly<Record<string, string>> = {
+  'response.output_text.delta': 'output_text',
+  'response.refusal.delta': 'refusal',
+  'response.reasoning_text.delta': 'reasoning_text',
+};
+/** The part a text done event closes, by the event's type. */
+export const DONE_PART_TYPE: Readonly<Record<string, string>> = {
+  'response.output_text.done': 'output_text',
+  'response.refusal.done': 'refusal',
+  'response.reasoning_text.done': 'reasoning_text',
+};
+export const DELTA_TYPE_OF_PART: Readonly<Record<string, string>> = {
+  output_text: 'response.output_text.delta',
+  refusal: 'response.refusal.delta',
+  reasoning_text: 'response.reasoning_text.delta',
+};
+export const DONE_TYPE_OF_PART: Readonly<Record<string, string>> = {
+  output_text: 'response.output_text.done',
+  refusal: 'response.refusal.done',
+  reasoning_text: 'response.reasoning_text.done',
+};
 
 export function emptyPart(type: string): Json {
   if (type === 'output_text') return { type, annotations: [], logprobs: [], text: '' };

@@ -227,8 +227,8 @@ export class ResponsesService {
   }
 
   /** Stores the response of a run whose process died: `pending` as its row kept it. */
-  saveInterrupted(pendingJson: string, response: Json): Promise<void> {
-    return this.#save(JSON.parse(pendingJson) as PendingSave, response, JSON.stringify(response)) ?? Promise.resolve();
+  saveInterrupted(pendingJson: string, response: Json, json: string): Promise<void> {
+    return this.#save(JSON.parse(pendingJson) as PendingSave, response, json) ?? Promise.resolve();
   }
 
   async #loadHistory(tenant: string, request: CreateResponseRequest, maxItems: number): Promise<History> {

@@ -2,13 +2,9 @@
 // answers while a background response runs (on any process sharing the store), and the
 // output a run keeps when its process died. The events are the normalized ones, so the
 // snapshot is what a client that read the stream so far would have assembled.
+import type { EventRenderer } from './event-renderer.ts';
 import type { Json } from './items.ts';
-
-const TEXT_FIELD: Record<string, string> = {
-  'response.output_text.delta': 'text',
-  'response.refusal.delta': 'refusal',
-  'response.reasoning_text.delta': 'text',
-};
+import { DELTA_PART_TYPE, DONE_PART_TYPE, DONE_TYPE_OF_PART, TEXT_FIELD_OF_PART } from './output-items.ts';
 const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
 function isObject(value: unknown): value is Json {
@@ -40,30 +36,22 @@ export interface Snapshot {
   readonly closed: ReadonlySet<string>;
 }
 
-const DONE_TYPE_OF_PART: Record<string, string> = {
-  output_text: 'response.output_text.done',
-  refusal: 'response.refusal.done',
-  reasoning_text: 'response.reasoning_text.done',
-};
-
 /**
  * The events that close what a snapshot left open (an interrupted run): each open item's
  * text.done, content_part.done and output_item.done, its status incomplete, as the
- * normalizer closes a stream that fails. Returns them and the items as closed.
+ * normalizer closes a stream that fails, rendered where the log left off. Returns them
+ * and the items as closed.
  */
-export function closingEvents(snapshot: Snapshot, firstSeq: number): { events: string[]; output: Json[] } {
-  let seq = firstSeq;
+export function closingEvents(snapshot: Snapshot, render: EventRenderer): { events: string[]; output: Json[] } {
   const events: string[] = [];
-  const send = (type: string, fields: Json): void => {
-    events.push(`event: ${type}\ndata: ${JSON.stringify({ type, ...fields, sequence_number: seq++ })}\n\n`);
-  };
+  const send = (type: string, fields: Json): void => render.send(events, type, fields);
   const output = (snapshot.response['output'] as Json[]).map((item, index) => {
     if (item['status'] !== 'in_progress') return item;
     const closed: Json = { ...item, status: 'incomplete' };
     const id = item['id'];
     if (Array.isArray(item['content'])) {
       (item['content'] as Json[]).forEach((part, contentIndex) => {
-        const field = part['type'] === 'refusal' ? 'refusal' : 'text';
+        const field = TEXT_FIELD_OF_PART[String(part['type'])] ?? 'text';
         const doneType = DONE_TYPE_OF_PART[String(part['type'])];
         if (doneType !== undefined && !snapshot.closed.has(`${index}:${contentIndex}`)) {
           send(doneType, {
@@ -114,11 +102,6 @@ export function snapshotFromEvents(base: Json, events: Iterable<string>): Snapsh
       case 'response.output_item.done':
         if (index >= 0 && isObject(event['item'])) output[index] = structuredClone(event['item']);
         break;
-      case 'response.output_text.done':
-      case 'response.refusal.done':
-      case 'response.reasoning_text.done':
-        closed.add(`${index}:${Number(event['content_index'])}`);
-        break;
       case 'response.function_call_arguments.done':
         closed.add(`${index}:args`);
         break;
@@ -133,7 +116,12 @@ export function snapshotFromEvents(base: Json, events: Iterable<string>): Snapsh
         if (item !== undefined && typeof event['delta'] === 'string') item['arguments'] = `${textOf(item['arguments'])}${event['delta']}`;
         break;
       default: {
-        const field = TEXT_FIELD[type];
+        if (DONE_PART_TYPE[type] !== undefined) {
+          closed.add(`${index}:${Number(event['content_index'])}`);
+          break;
+        }
+        const partType = DELTA_PART_TYPE[type];
+        const field = partType === undefined ? undefined : TEXT_FIELD_OF_PART[partType];
         if (field === undefined || item === undefined || !Array.isArray(item['content']) || typeof event['delta'] !== 'string') break;
         const part = (item['content'] as unknown[])[Number(event['content_index'])];
         if (isObject(part)) part[field] = `${textOf(part[field])}${event['delta']}`;

@@ -25,6 +25,10 @@ import { DONE_LINE, EventRenderer } from './event-renderer.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
 import { decodeJsonString, field, integerSpan, stringSpan, type Replacement } from './json-fields.ts';
 import {
+  DELTA_PART_TYPE,
+  DELTA_TYPE_OF_PART,
+  DONE_PART_TYPE,
+  DONE_TYPE_OF_PART,
   emptyPart,
   finishedPart,
   itemTypeOfPart,
@@ -43,26 +47,6 @@ export interface StreamHooks {
   finish(response: Json, json: string): Promise<void> | undefined;
 }
 
-const DELTA_PART_TYPE: Record<string, string> = {
-  'response.output_text.delta': 'output_text',
-  'response.refusal.delta': 'refusal',
-  'response.reasoning_text.delta': 'reasoning_text',
-};
-const DONE_PART_TYPE: Record<string, string> = {
-  'response.output_text.done': 'output_text',
-  'response.refusal.done': 'refusal',
-  'response.reasoning_text.done': 'reasoning_text',
-};
-const DELTA_TYPE_OF_PART: Record<string, string> = {
-  output_text: 'response.output_text.delta',
-  refusal: 'response.refusal.delta',
-  reasoning_text: 'response.reasoning_text.delta',
-};
-const DONE_TYPE_OF_PART: Record<string, string> = {
-  output_text: 'response.output_text.done',
-  refusal: 'response.refusal.done',
-  reasoning_text: 'response.reasoning_text.done',
-};
 const ITEM_ID = field('item_id');
 const OUTPUT_INDEX = field('output_index');
 const CONTENT_INDEX = field('content_index');

@@ -9,7 +9,7 @@ import { ID_PREFIX } from '../responses/ids.ts';
 import type { ResponsesService } from '../responses/responses-service.ts';
 import { snapshotFromEvents } from '../responses/run-snapshot.ts';
 import type { RunState, Store } from '../store/store.ts';
-import type { RunSubscriber } from './run.ts';
+import type { Run, RunSubscriber } from './run.ts';
 import type { RunRegistry } from './run-registry.ts';
 import { READ_APPENDS, readRunLog } from './run-log-writer.ts';
 
@@ -33,27 +33,31 @@ export class BackgroundResponses {
     this.#responses = responses;
   }
 
+  /** This process's run of that response, while it runs, when it is the tenant's. */
+  #localRun(tenant: string, responseId: string): Run | undefined {
+    const local = this.#registry.get(responseId);
+    return local !== undefined && local.tenant === tenant && !local.ended ? local : undefined;
+  }
+
   /** GET /v1/responses/{id}: a running response's snapshot, else the stored response. */
   async retrieve(tenant: string, responseId: string): Promise<string> {
     checkIdShape(responseId, ID_PREFIX.response, 'response_id');
-    const local = this.#registry.get(responseId);
-    if (local !== undefined && local.tenant === tenant && !local.ended) {
-      return JSON.stringify(this.#snapshot(JSON.stringify(local.initialResponse(local.status)), local.events(), local.status));
-    }
+    const local = this.#localRun(tenant, responseId);
+    if (local !== undefined) return JSON.stringify(this.#snapshot(local.initialResponse(local.status), local.events(), local.status));
     const run = await this.#store.getRun(tenant, responseId);
     if (run !== undefined && !run.finished) return JSON.stringify(await this.#storedSnapshot(run));
     // Finished runs were stored as responses before their logs were closed.
     return this.#responses.getResponse(tenant, responseId);
   }
 
-  #snapshot(base: string, events: Iterable<string>, status: string): Json {
-    const snapshot = snapshotFromEvents(JSON.parse(base) as Json, events);
+  #snapshot(base: Json, events: Iterable<string>, status: string): Json {
+    const snapshot = snapshotFromEvents(base, events);
     if (!snapshot.terminal && !TERMINAL_STATUSES.has(String(snapshot.response['status']))) snapshot.response['status'] = status;
     return snapshot.response;
   }
 
   async #storedSnapshot(run: RunState): Promise<Json> {
-    return this.#snapshot(run.base, await readRunLog(this.#store, run.id), run.status);
+    return this.#snapshot(JSON.parse(run.base) as Json, await readRunLog(this.#store, run.id), run.status);
   }
 
   /**
@@ -63,6 +67,7 @@ export class BackgroundResponses {
    */
   async stream(tenant: string, responseId: string, afterSeq: number, subscriber: RunSubscriber): Promise<() => void> {
     checkIdShape(responseId, ID_PREFIX.response, 'response_id');
+    // A run of this process that has just ended still hands out its events from memory.
     const local = this.#registry.get(responseId);
     if (local !== undefined && local.tenant === tenant) return local.subscribe(afterSeq, subscriber);
     const run = await this.#store.getRun(tenant, responseId);
@@ -128,15 +133,10 @@ export class BackgroundResponses {
   /** POST /v1/responses/{id}/cancel: the cancelled response (again, when it already is). */
   async cancel(tenant: string, responseId: string): Promise<string> {
     checkIdShape(responseId, ID_PREFIX.response, 'response_id');
-    const local = this.#registry.get(responseId);
-    if (local !== undefined && local.tenant === tenant && !local.ended) {
+    const local = this.#localRun(tenant, responseId);
+    if (local !== undefined) {
       await local.cancel();
-      await local.whenEnded();
-      if (local.status !== 'cancelled') {
-        throw new GatewayError('response_not_cancellable', `Cannot cancel a response that has already ended (status: ${local.status}).`, {
-          param: 'response_id',
-        });
-      }
+      if (local.status !== 'cancelled') throw notCancellable(local.status);
       return this.#responses.getResponse(tenant, responseId);
     }
     let run = await this.#store.getRun(tenant, responseId);
@@ -146,11 +146,7 @@ export class BackgroundResponses {
     }
     if (!run.finished) run = await this.#cancelElsewhere(tenant, run);
     if (!run.finished) return JSON.stringify(await this.#storedSnapshot(run));
-    if (run.status !== 'cancelled') {
-      throw new GatewayError('response_not_cancellable', `Cannot cancel a response that has already ended (status: ${run.status}).`, {
-        param: 'response_id',
-      });
-    }
+    if (run.status !== 'cancelled') throw notCancellable(run.status);
     return this.#responses.getResponse(tenant, responseId);
   }
 
@@ -177,11 +173,9 @@ export class BackgroundResponses {
   /** DELETE /v1/responses/{id}: a running response is cancelled first, then deleted. */
   async delete(tenant: string, responseId: string): Promise<string> {
     checkIdShape(responseId, ID_PREFIX.response, 'response_id');
-    const local = this.#registry.get(responseId);
-    if (local !== undefined && local.tenant === tenant && !local.ended) {
-      await local.cancel();
-      await local.whenEnded();
-    } else {
+    const local = this.#localRun(tenant, responseId);
+    if (local !== undefined) await local.cancel();
+    else {
       const run = await this.#store.getRun(tenant, responseId);
       if (run !== undefined && !run.finished) await this.#cancelElsewhere(tenant, run);
     }
@@ -203,6 +197,12 @@ async function retryingRead<T>(read: () => Promise<T>, stopped: () => boolean): 
       await new Promise((resolve) => setTimeout(resolve, READ_RETRY_PAUSE_MS));
     }
   }
+}
+
+function notCancellable(status: string): GatewayError {
+  return new GatewayError('response_not_cancellable', `Cannot cancel a response that has already ended (status: ${status}).`, {
+    param: 'response_id',
+  });
 }
 
 function asStoreError(error: unknown): GatewayError {

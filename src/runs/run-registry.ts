@@ -4,8 +4,9 @@
 // other processes, ends the runs of processes that died, and expires old event logs.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { GatewayError, renderSseError } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { EventRenderer } from '../responses/event-renderer.ts';
 import type { Json } from '../responses/items.ts';
 import type { ResponsesService } from '../responses/responses-service.ts';
 import { closingEvents, snapshotFromEvents } from '../responses/run-snapshot.ts';
@@ -54,6 +55,9 @@ function deadLocalOwners(owners: readonly string[]): string[] {
     }
   });
 }
+
+/** How a run begins: at once, or waiting for a slot. */
+type RunStart = 'queued' | 'in_progress';
 
 export class RunRegistry {
   readonly owner = ownerId();
@@ -104,19 +108,18 @@ export class RunRegistry {
    * Admits a background run: its row is stored (so any process can read it) before this
    * resolves; it starts now, or waits in `queued` behind --max-background-runs.
    */
-  async startBackground(run: Run): Promise<string> {
+  async startBackground(run: Run): Promise<RunStart> {
     if (this.#closing) throw new GatewayError('server_shutting_down', 'The gateway is shutting down; no background response can start.');
     if (this.#queue.length >= MAX_QUEUED) {
       throw new GatewayError('background_runs_full', 'Too many background responses are waiting; retry later.', { headers: { 'retry-after': '5' } });
     }
-    const status = this.#running < this.#options.maxBackgroundRuns ? 'in_progress' : 'queued';
+    const status: RunStart = this.#running < this.#options.maxBackgroundRuns ? 'in_progress' : 'queued';
     await this.#persist(run, status);
     this.#live.set(run.id, run);
     if (status === 'in_progress') {
       this.#running += 1;
       run.start();
     } else {
-      run.status = 'queued';
       this.#queue.push(run);
     }
     return status;
@@ -134,12 +137,12 @@ export class RunRegistry {
   }
 
   /** Writes the run's row; from then on its events go to the log. */
-  #persist(run: Run, status: string): Promise<void> {
+  #persist(run: Run, status: RunStart): Promise<void> {
     const created = this.#store.createRun({
       id: run.id,
       tenant: run.tenant,
       createdAt: Date.now(),
-      status: status === 'queued' ? 'queued' : 'in_progress',
+      status,
       base: JSON.stringify(run.initialResponse(status)),
       pending: JSON.stringify(run.plan.pending),
       owner: this.owner,
@@ -227,16 +230,14 @@ export class RunRegistry {
       return;
     }
     const error = interrupted();
-    // The items left open are closed as the normalizer closes a failing stream.
-    const closing = closingEvents(snapshot, events.length);
+    // The items left open are closed as the normalizer closes a failing stream, numbered on
+    // from the log's last event.
+    const render = new EventRenderer(events.length);
+    const closing = closingEvents(snapshot, render);
     const failed: Json = { ...snapshot.response, status: 'failed', completed_at: null, output: closing.output, error: { code: error.code, message: error.message } };
-    await this.#options.responses.saveInterrupted(run.pending, failed);
-    let seq = events.length + closing.events.length;
-    const tail = [
-      ...closing.events,
-      renderSseError(error, seq++),
-      `event: response.failed\ndata: ${JSON.stringify({ type: 'response.failed', response: failed, sequence_number: seq++ })}\n\n`,
-    ];
+    const json = JSON.stringify(failed);
+    await this.#options.responses.saveInterrupted(run.pending, failed, json);
+    const tail = [...closing.events, render.error(error), render.responseEvent('response.failed', json)];
     await this.#store.appendRunEvents(run.id, events.length, tail, { ...progress, status: 'failed' });
     this.#options.log.warn({ response_id: run.id, events: events.length }, 'a background response whose process stopped was ended as failed');
   }

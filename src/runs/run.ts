@@ -33,7 +33,6 @@ export type Dispatch = (relay: UpstreamRelay) => void;
 export interface RunOptions {
   readonly plan: CreatePlan;
   readonly tenant: string;
-  readonly background: boolean;
   /** Keep every event (background runs, and foreground runs that may detach). */
   readonly keepEvents: boolean;
   readonly dispatch: Dispatch;
@@ -60,7 +59,6 @@ const MAX_ERROR_PARTS = 4;
 export class Run implements RelaySink {
   readonly id: string;
   readonly tenant: string;
-  readonly background: boolean;
   readonly plan: CreatePlan;
   /** queued -> in_progress -> completed | incomplete | failed | cancelled */
   status: string;
@@ -92,7 +90,6 @@ export class Run implements RelaySink {
     this.plan = options.plan;
     this.id = options.plan.facts.id;
     this.tenant = options.tenant;
-    this.background = options.background;
     this.status = 'queued';
     this.#events = options.keepEvents ? [] : undefined;
     const relay = options.relay;
@@ -234,7 +231,7 @@ export class Run implements RelaySink {
     let error: unknown;
     try {
       const parsed: unknown = JSON.parse(body);
-      error = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? (parsed).error : parsed;
+      error = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? parsed.error : parsed;
     } catch {
       error = { message: body.slice(0, 1_000) || 'The model server refused the request.', code: 'upstream_error' };
     }
@@ -277,12 +274,12 @@ export class Run implements RelaySink {
   /**
    * Stops the run as cancelled: vLLM's request is aborted, the response is stored with what
    * was generated, and the stream ends without a terminal event (OpenAI's have none for
-   * cancellation). Resolves once it is stored.
+   * cancellation). Resolves once the run has ended (a run that was already ending ends as
+   * it was going to).
    */
   async cancel(): Promise<void> {
-    if (this.#ended) return;
     const normalizer = this.plan.transformer.streamNormalizer();
-    if (normalizer.ended) return this.whenEnded();
+    if (this.#ended || normalizer.ended) return this.whenEnded();
     this.#relay?.clientClosed();
     const response = normalizer.cancelledResponse();
     this.status = 'cancelled';
@@ -292,6 +289,7 @@ export class Run implements RelaySink {
       this.#options.log().error({ err: error }, 'storing the cancelled response failed');
     }
     this.#finish();
+    return this.whenEnded();
   }
 
   /**
@@ -336,25 +334,17 @@ export class Run implements RelaySink {
 
   // --- events and subscribers --------------------------------------------------------------
 
+  /** Keeps the events of one write: each part is one event (the normalizer's output), in
+   * sequence order, so an event's index is its sequence_number. */
   #keep(parts: readonly (string | Buffer)[]): void {
     const events = this.#events as string[];
-    const fresh: string[] = [];
+    const first = events.length;
     for (const part of parts) {
-      const text = typeof part === 'string' ? part : part.toString();
-      if (text.startsWith(DONE_PREFIX)) continue;
-      // Each part is one event; split defensively should one ever hold several.
-      let start = 0;
-      while (start < text.length) {
-        const end = text.indexOf('\n\n', start);
-        const stop = end === -1 ? text.length : end + 2;
-        const event = text.slice(start, stop);
-        if (!event.startsWith(DONE_PREFIX)) fresh.push(event);
-        start = stop;
-      }
+      const event = typeof part === 'string' ? part : part.toString();
+      if (!event.startsWith(DONE_PREFIX)) events.push(event);
     }
-    if (fresh.length === 0) return;
-    for (const event of fresh) events.push(event);
-    this.#logWriter?.add(fresh);
+    if (events.length === first) return;
+    this.#logWriter?.add(events.slice(first));
     if (this.#subscribers !== undefined) for (const subscription of this.#subscribers) subscription.pump();
   }
 

@@ -36,7 +36,6 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const run = new Run({
     plan,
     tenant: ctx.tenant,
-    background,
     keepEvents: background || detachable,
     dispatch: (relay) => deps.upstream.dispatch({ method: 'POST', path: ctx.url, headers, body: plan.body }, relay),
     relay: {
