@@ -7,8 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { killLeftovers, portOf, runCli, type CliRun } from './helpers/cli.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { simForCliTests, portOf, runCli, type CliRun } from './helpers/cli.ts';
 import { checkResponseObject, checkStream } from './helpers/conformance.ts';
 import { postJson, send } from './helpers/http.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
@@ -16,13 +16,7 @@ import type { AnyJson } from './helpers/responses-api.ts';
 import { checkJoined, joinedDeltas, readUntilThenLeave, resume } from './helpers/runs.ts';
 
 let sim: SimVllm;
-before(async () => {
-  sim = await startSimVllm({ record: true });
-});
-after(async () => {
-  killLeftovers();
-  await sim?.close();
-});
+simForCliTests((started) => (sim = started), { record: true });
 
 async function gateway(dbUrl: string, flags: string[] = []): Promise<{ run: CliRun; url: string }> {
   const run = runCli(['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', sim.url, '--db-url', dbUrl, ...flags]);

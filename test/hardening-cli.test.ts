@@ -4,21 +4,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import { describe, it } from 'node:test';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { simForCliTests, portOf, runCli } from './helpers/cli.ts';
 import { checkStream } from './helpers/conformance.ts';
 import { ChunkReader, openRequest, postJson } from './helpers/http.ts';
 import { getJson, type AnyJson } from './helpers/responses-api.ts';
 
 let sim: SimVllm;
-before(async () => {
-  sim = await startSimVllm();
-});
-after(async () => {
-  killLeftovers();
-  await sim?.close();
-});
+simForCliTests((started) => (sim = started));
 
 const dir = mkdtempSync(join(tmpdir(), 'rg-hardening-'));
 const base = (): string[] => ['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', sim.url];

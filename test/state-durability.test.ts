@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { sqliteDriver } from '../src/store/sqlite/sqlite-driver.ts';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { simForCliTests, portOf, runCli } from './helpers/cli.ts';
 import { controlledStore, type StoreControls } from './helpers/controlled-store.ts';
 import { startGateway, type TestGateway } from './helpers/gateway.ts';
 import { ChunkReader, openRequest, postJson, send } from './helpers/http.ts';
@@ -18,13 +18,7 @@ import { memoryStore } from './helpers/stores.ts';
 import { create, createStream, getJson, messageText, type AnyJson } from './helpers/responses-api.ts';
 
 let sim: SimVllm;
-before(async () => {
-  sim = await startSimVllm();
-});
-after(async () => {
-  killLeftovers();
-  await sim?.close();
-});
+simForCliTests((started) => (sim = started));
 
 /** A gateway whose (in-memory SQLite) store a test can slow down or make fail. */
 async function gatewayOnControlledStore(): Promise<{ gw: TestGateway; controls: StoreControls }> {

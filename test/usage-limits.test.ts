@@ -7,20 +7,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { simForCliTests, portOf, runCli } from './helpers/cli.ts';
 import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { parseSse, postJson, send, type RawResponse } from './helpers/http.ts';
 import { create, createStream, type AnyJson } from './helpers/responses-api.ts';
 
 let sim: SimVllm;
-before(async () => {
-  sim = await startSimVllm();
-});
-after(async () => {
-  killLeftovers();
-  await sim?.close();
-});
+simForCliTests((started) => (sim = started));
 
 /** Every gateway_tokens_total series, keyed `model/tenant/kind`. */
 async function tokenCounters(baseUrl: string): Promise<Record<string, number>> {

@@ -2,9 +2,9 @@
 // workers, and gives up with a clear line and a failure status only when they die in a loop.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { killLeftovers, portOf, runCli } from './helpers/cli.ts';
+import { describe, it } from 'node:test';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { simForCliTests, portOf, runCli } from './helpers/cli.ts';
 import { send } from './helpers/http.ts';
 
 /** The processes `pid` started (Linux). */
@@ -27,13 +27,7 @@ async function workersOf(pid: number, count: number, dead: ReadonlySet<number> =
 }
 
 let sim: SimVllm;
-before(async () => {
-  sim = await startSimVllm({ record: false });
-});
-after(async () => {
-  killLeftovers();
-  await sim?.close();
-});
+simForCliTests((started) => (sim = started), { record: false });
 
 describe('--workers', () => {
   it('all workers killed at once: the primary starts new ones and serves again', { timeout: 60_000 }, async () => {

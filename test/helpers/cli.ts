@@ -5,6 +5,8 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
+import { startSimVllm, type SimOptions, type SimVllm } from '../../sim/vllm-sim.ts';
 
 export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -176,4 +178,20 @@ export function toolSkip(available: boolean, reason: string): string | undefined
   if (available) return undefined;
   if (process.env['CI'] === 'true') throw new Error(`${reason}: under CI this is a failure`);
   return reason;
+}
+
+/**
+ * One simulated vLLM for a file of command tests: started before them and handed to `use`;
+ * after them, every command they left running is killed, then the simulator stopped.
+ */
+export function simForCliTests(use: (sim: SimVllm) => void, options: SimOptions = {}): void {
+  let sim: SimVllm | undefined;
+  before(async () => {
+    sim = await startSimVllm(options);
+    use(sim);
+  });
+  after(async () => {
+    killLeftovers();
+    await sim?.close();
+  });
 }
