@@ -152,6 +152,10 @@ export async function startCluster(config: Config, log: Logger, rateLimiter: Loc
       [VIA_NAME_ENV]: config.upstream.via,
     });
     const startedAt = Date.now();
+    // A message sent to a worker that has just been killed fails later, on the IPC
+    // channel (EPIPE), as an 'error' event: its 'exit' handles the death, and without a
+    // listener the error would end the primary.
+    worker.on('error', (error: Error) => log.debug({ err: error, worker_pid: worker.process.pid }, 'message to a dying worker lost'));
     return new Promise((resolve, reject) => {
       worker.on('message', (message: unknown) => {
         if (!isClusterMessage(message)) return;
