@@ -19,6 +19,7 @@ export interface PlannedFunctionCall {
   readonly name: string;
   readonly argumentDeltas: readonly string[];
 }
+
 export type PlannedItem = PlannedReasoning | PlannedMessage | PlannedFunctionCall;
 
 export interface GenerationPlan {
@@ -81,6 +82,52 @@ export interface PlanOptions {
   readonly toolName?: string | undefined;
 }
 
+/** The input items after the last user message: what the model did since it was asked. */
+function itemsSinceUser(input: unknown): JsonObject[] {
+  if (!Array.isArray(input)) return [];
+  let last = -1;
+  input.forEach((item: unknown, index) => {
+    if (typeof item === 'object' && item !== null && (item as JsonObject)['role'] === 'user') last = index;
+  });
+  return (input.slice(last + 1) as unknown[]).filter((item): item is JsonObject => typeof item === 'object' && item !== null);
+}
+
+/** Where a tool is named in `text`: its full name, or (a gateway's `label__tool`) the part
+ * after the last `__`, as a whole word; -1 when it is not. */
+function mentionAt(text: string, name: string): number {
+  const short = name.includes('__') ? name.slice(name.lastIndexOf('__') + 2) : name;
+  for (const candidate of [name, short]) {
+    const match = new RegExp(`(^|[^A-Za-z0-9_])${candidate.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}($|[^A-Za-z0-9_])`).exec(text);
+    if (match !== null) return match.index;
+  }
+  return -1;
+}
+
+/**
+ * The tools the model calls now. The user's text says which, in rounds separated by
+ * "then": "use add and echo, then multiply" calls add and echo together (parallel calls),
+ * and multiply once their outputs are in. A round whose tools were all called since the
+ * user spoke is done; with every round done the model answers.
+ */
+function toolsToCall(tools: readonly JsonObject[], userText: string, since: readonly JsonObject[], forced: string | undefined): JsonObject[] {
+  const named = tools.filter((tool) => typeof tool['name'] === 'string' && tool['name'] !== '');
+  const called = new Set(since.filter((item) => item['type'] === 'function_call').map((item) => String(item['name'])));
+  if (forced !== undefined) {
+    const tool = named.find((candidate) => candidate['name'] === forced);
+    return tool !== undefined && !called.has(forced) ? [tool] : [];
+  }
+  for (const round of userText.split(/\bthen\b/)) {
+    const mentioned = named
+      .map((tool) => ({ tool, at: mentionAt(round, String(tool['name'])) }))
+      .filter((entry) => entry.at !== -1)
+      .sort((a, b) => a.at - b.at)
+      .map((entry) => entry.tool);
+    const pending = mentioned.filter((tool) => !called.has(String(tool['name'])));
+    if (pending.length > 0) return pending;
+  }
+  return [];
+}
+
 /** Decides, deterministically, what the simulated model answers to a request body. */
 export function planGeneration(body: JsonObject, options: PlanOptions = {}): GenerationPlan {
   const userText = lastUserText(body['input']);
@@ -90,19 +137,19 @@ export function planGeneration(body: JsonObject, options: PlanOptions = {}): Gen
     items.push({ type: 'reasoning', deltas: toDeltas(`The user wrote: ${userText}. I will answer briefly.`) });
   }
   const tools = Array.isArray(body['tools']) ? (body['tools'] as JsonObject[]) : [];
-  const named = (name: unknown): boolean => typeof name === 'string' && name.length > 0;
-  const toolToCall =
-    tools.find((tool) => named(tool['name']) && tool['name'] === options.toolName) ??
-    tools.find((tool) => named(tool['name']) && userText.includes(String(tool['name'])));
-  if (toolToCall !== undefined && body['tool_choice'] !== 'none') {
-    const name = String(toolToCall['name']);
-    const args = JSON.stringify(argumentsFor(toolToCall, userText));
-    items.push({ type: 'function_call', name, argumentDeltas: splitEvery(args, 7) });
-  } else {
+  const since = itemsSinceUser(body['input']);
+  const calls = body['tool_choice'] === 'none' ? [] : toolsToCall(tools, userText, since, options.toolName);
+  const parallel = body['parallel_tool_calls'] !== false;
+  for (const tool of parallel ? calls : calls.slice(0, 1)) {
+    const args = JSON.stringify(argumentsFor(tool, userText));
+    items.push({ type: 'function_call', name: String(tool['name']), argumentDeltas: splitEvery(args, 7) });
+  }
+  if (calls.length === 0) {
+    const outputs = since.filter((item) => item['type'] === 'function_call_output').map((item) => String(item['output']));
     const deltas =
       options.deltas !== undefined
         ? Array.from({ length: options.deltas }, (_, i) => `t${i} `)
-        : toDeltas(userText.length > 0 ? `You said: ${userText}` : 'Hello!');
+        : toDeltas(outputs.length > 0 ? `Tool results: ${outputs.join(' | ')}` : userText.length > 0 ? `You said: ${userText}` : 'Hello!');
     items.push({ type: 'message', deltas });
   }
   const maxOutput = body['max_output_tokens'];
@@ -116,11 +163,20 @@ export function planGeneration(body: JsonObject, options: PlanOptions = {}): Gen
   return { items, status: 'completed', inputTokens };
 }
 
+/** Arguments for the tool's required parameters, typed by its schema: numbers from the
+ * numbers in the user's text (in order), booleans true, strings the text's start. */
 function argumentsFor(tool: JsonObject, userText: string): JsonObject {
   const parameters = tool['parameters'] as JsonObject | undefined;
   const required = Array.isArray(parameters?.['required']) ? (parameters['required'] as string[]) : [];
+  const properties = (parameters?.['properties'] ?? {}) as Record<string, JsonObject | undefined>;
+  const numbers = (userText.match(/-?\d+(?:\.\d+)?/g) ?? []).map(Number);
   const args: JsonObject = {};
-  for (const name of required) args[name] = userText.slice(0, 40) || name;
+  for (const name of required) {
+    const type = properties[name]?.['type'];
+    if (type === 'number' || type === 'integer') args[name] = numbers.shift() ?? 1;
+    else if (type === 'boolean') args[name] = true;
+    else args[name] = userText.slice(0, 40) || name;
+  }
   return args;
 }
 

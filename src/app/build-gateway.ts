@@ -2,10 +2,15 @@
 // services, rate limiter, metrics, CORS policy) is made here once, never per request;
 // the store's migrations run before the port is listened on, and the expiry sweeper runs
 // while it is. The http layer gets what it serves with (GatewayDeps) and opens nothing.
+import { createRequire } from 'node:module';
 import type { Config } from '../config/load-config.ts';
 import { LocalRateLimiter, type RateLimiter } from '../limits/rate-limiter.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
+import { McpSessions } from '../mcp/mcp-sessions.ts';
+import { loadMcpServers } from '../mcp/operator-servers.ts';
+import { McpServerPolicy } from '../mcp/server-policy.ts';
+import { parseApprovalRule, parseToolFilter } from '../responses/mcp-declarations.ts';
 import { ConversationsService } from '../responses/conversations-service.ts';
 import { ResponsesService } from '../responses/responses-service.ts';
 import { BackgroundResponses } from '../runs/background-responses.ts';
@@ -19,6 +24,12 @@ import { ApiKeyGuard } from '../http/api-key-guard.ts';
 import { CorsPolicy } from '../http/cors.ts';
 import type { GatewayDeps, GatewayState, MetricsSource } from '../http/gateway-deps.ts';
 import { createGateway, type Gateway } from '../http/server.ts';
+
+/** This package's version (what MCP servers are told the client is). */
+function gatewayVersion(): string {
+  const require = createRequire(import.meta.url);
+  return (require('../../package.json') as { version: string }).version;
+}
 
 /** At the end of shutdown, how long the store gets to close its connections. */
 const STORE_CLOSE_MS = 1_000;
@@ -102,16 +113,38 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
       const storeCloseMs = Math.min(STORE_CLOSE_MS, graceMs / 4);
       sweeper?.stop();
       await Promise.all([gateway.shutdown(graceMs - storeCloseMs), state?.runs.shutdown(graceMs - storeCloseMs)]);
-      await Promise.all([store?.close(storeCloseMs), state?.responses.close()]);
+      await Promise.all([store?.close(storeCloseMs), state?.responses.close(), state?.tools.close()]);
     },
   };
 }
 
+/** The MCP servers clients may reach: the operator's file (its filters checked now, so a
+ * mistake stops the start rather than every request) and --mcp-allow. */
+function mcpPolicy(config: Config): McpServerPolicy {
+  const servers = loadMcpServers(config.tools.mcpServersFile, process.env);
+  for (const [label, server] of servers) {
+    const param = `--mcp-servers ${label}`;
+    if (server.allowedTools !== undefined) parseToolFilter(server.allowedTools, `${param}.allowed_tools`, true);
+    if (server.requireApproval !== undefined) parseApprovalRule(server.requireApproval, `${param}.require_approval`);
+  }
+  return new McpServerPolicy(servers, config.tools.mcpAllow);
+}
+
 function buildState(config: Config, store: Store, log: Logger): GatewayState {
+  const policy = mcpPolicy(config);
   const responses = new ResponsesService({
     store,
     keepRawFields: config.output.keepRawFields,
     limits: { maxJsonDepth: config.server.maxJsonDepth, maxInputItems: config.server.maxInputItems },
+    mcp: policy,
+  });
+  const tools = new McpSessions({
+    policy,
+    callTimeoutMs: config.tools.mcpCallTimeoutMs,
+    idleTimeoutMs: config.tools.mcpIdleTimeoutMs,
+    maxOutputBytes: config.tools.mcpMaxOutputBytes,
+    clientVersion: gatewayVersion(),
+    log: () => log,
   });
   const runs = new RunRegistry({
     store,
@@ -125,5 +158,6 @@ function buildState(config: Config, store: Store, log: Logger): GatewayState {
     conversations: new ConversationsService(store),
     runs,
     background: new BackgroundResponses(store, runs, responses),
+    tools,
   };
 }

@@ -26,7 +26,7 @@ export interface FlagSpec {
   /** Default as the user would type it; undefined means "unset". */
   readonly defaultValue: string | undefined;
   readonly help: string;
-  readonly group: 'upstream' | 'server' | 'serve' | 'limits' | 'state' | 'security' | 'output';
+  readonly group: 'upstream' | 'server' | 'serve' | 'limits' | 'state' | 'security' | 'tools' | 'output';
 }
 
 export const FLAG_SPECS = [
@@ -325,6 +325,54 @@ export const FLAG_SPECS = [
     defaultValue: 'false',
     help: 'A streamed store: true response whose client disconnects keeps generating as a background one, resumable with GET /v1/responses/{id}?stream=true&starting_after=N. Off by default: it spends GPU time on answers nobody may read.',
     group: 'state',
+  },
+  {
+    name: 'mcp-servers',
+    env: 'GATEWAY_MCP_SERVERS',
+    kind: 'string',
+    defaultValue: undefined,
+    help: 'JSON file of MCP servers by label: {"github": {"url": "https://...", "headers": {"Authorization": "Bearer ..."}, "require_approval": "never"}}. Clients name them as {"type": "mcp", "server_label": "github"}; their headers stay on the gateway.',
+    group: 'tools',
+  },
+  {
+    name: 'mcp-allow',
+    env: 'GATEWAY_MCP_ALLOW',
+    kind: 'list',
+    defaultValue: '*',
+    help: 'Which server_url values clients may name, as URL patterns with * (e.g. "https://*.example.com/*,http://127.0.0.1:*"). "*" allows any http(s) URL except link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal), which only a pattern naming that host reaches; "none" allows only --mcp-servers.',
+    group: 'tools',
+  },
+  {
+    name: 'mcp-call-timeout',
+    env: 'GATEWAY_MCP_CALL_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '60',
+    help: 'Seconds one MCP request (connecting, listing tools, one tool call) may take before its item fails with a timeout error.',
+    group: 'tools',
+  },
+  {
+    name: 'mcp-max-rounds',
+    env: 'GATEWAY_MCP_MAX_ROUNDS',
+    kind: 'positive-int',
+    defaultValue: '8',
+    help: "Rounds of MCP tool calls in one response; then the model gets no more MCP tools and must answer (max_tool_calls in the request limits the calls themselves).",
+    group: 'tools',
+  },
+  {
+    name: 'mcp-max-output-size',
+    env: 'GATEWAY_MCP_MAX_OUTPUT_SIZE',
+    kind: 'size',
+    defaultValue: '64KiB',
+    help: "Largest tool output given to the model and stored; a longer one is cut, with a line saying so that the model can read.",
+    group: 'tools',
+  },
+  {
+    name: 'mcp-idle-timeout',
+    env: 'GATEWAY_MCP_IDLE_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '300',
+    help: 'Seconds an MCP session is kept open for reuse by later requests after its last use.',
+    group: 'tools',
   },
   {
     name: 'passthrough-raw',

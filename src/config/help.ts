@@ -8,6 +8,7 @@ const GROUP_TITLES: Record<FlagSpec['group'], string> = {
   limits: 'Limits',
   state: 'State',
   security: 'Security',
+  tools: 'Tools (MCP servers)',
   output: 'Output',
 };
 

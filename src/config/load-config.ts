@@ -101,6 +101,17 @@ export interface OutputConfig {
   readonly keepRawFields: boolean;
 }
 
+export interface ToolsConfig {
+  /** --mcp-servers: the operator's servers file, read when the gateway is assembled. */
+  readonly mcpServersFile: string | undefined;
+  /** URL patterns clients may name; ['*'] any (link-local excepted), [] none. */
+  readonly mcpAllow: readonly string[];
+  readonly mcpCallTimeoutMs: number;
+  readonly mcpMaxRounds: number;
+  readonly mcpMaxOutputBytes: number;
+  readonly mcpIdleTimeoutMs: number;
+}
+
 export interface Config {
   readonly mode: 'standalone' | 'serve';
   readonly upstream: UpstreamConfig;
@@ -108,6 +119,7 @@ export interface Config {
   readonly serve: ServeConfig | undefined;
   readonly state: StateConfig;
   readonly output: OutputConfig;
+  readonly tools: ToolsConfig;
   readonly security: SecurityConfig;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
@@ -336,6 +348,14 @@ export function parseCommandLine(
       passthroughRaw: required(resolveFlag('passthrough-raw', split, env), 'passthrough-raw'),
       keepRawFields: required(resolveFlag('raw-upstream-fields', split, env), 'raw-upstream-fields'),
     },
+    tools: {
+      mcpServersFile: resolveFlag('mcp-servers', split, env),
+      mcpAllow: mcpAllowList(required(resolveFlag('mcp-allow', split, env), 'mcp-allow')),
+      mcpCallTimeoutMs: required(resolveFlag('mcp-call-timeout', split, env), 'mcp-call-timeout'),
+      mcpMaxRounds: required(resolveFlag('mcp-max-rounds', split, env), 'mcp-max-rounds'),
+      mcpMaxOutputBytes: required(resolveFlag('mcp-max-output-size', split, env), 'mcp-max-output-size'),
+      mcpIdleTimeoutMs: required(resolveFlag('mcp-idle-timeout', split, env), 'mcp-idle-timeout'),
+    },
     security: {
       ...clientKeys(split, env),
       metricsAuth: required(resolveFlag('metrics-auth', split, env), 'metrics-auth'),
@@ -389,6 +409,17 @@ function apiKeySource(raw: string | undefined, given: boolean): ApiKeySource {
   const keys = raw.split(',').map((key) => key.trim()).filter((key) => key.length > 0);
   if (keys.length === 0) throw new ConfigError('invalid --api-keys: no key given (only separators)');
   return { kind: 'list', keys };
+}
+
+/** --mcp-allow: "none" is the empty list; each other entry an http(s) URL pattern or "*". */
+function mcpAllowList(entries: readonly string[]): readonly string[] {
+  if (entries.length === 1 && entries[0]?.toLowerCase() === 'none') return [];
+  for (const entry of entries) {
+    if (entry !== '*' && !/^https?:\/\/[^/]+/i.test(entry)) {
+      throw new ConfigError(`invalid --mcp-allow: "${entry}" is not "*", "none" or an http(s) URL pattern (e.g. https://*.example.com/*)`);
+    }
+  }
+  return entries;
 }
 
 /** Set by a gateway's primary for its workers, so that they share its Via name. */

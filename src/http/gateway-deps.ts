@@ -2,6 +2,7 @@
 // (the CLI, a test, the benchmark), so nothing here is constructed per request.
 import type { Config } from '../config/load-config.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
+import type { McpSessions } from '../mcp/mcp-sessions.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ConversationsService } from '../responses/conversations-service.ts';
 import type { ResponsesService } from '../responses/responses-service.ts';
@@ -25,6 +26,8 @@ export interface GatewayState {
   readonly runs: RunRegistry;
   /** Retrieve, stream, cancel and delete for runs of any process. */
   readonly background: BackgroundResponses;
+  /** Sessions with MCP servers, reused across requests. */
+  readonly tools: McpSessions;
 }
 
 export interface GatewayDeps {

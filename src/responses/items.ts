@@ -8,6 +8,7 @@
 import { GatewayError } from '../errors.ts';
 import type { NewItem, StoredItem } from '../store/store.ts';
 import { itemIdPrefix, newId } from './ids.ts';
+import { mcpCallUpstream } from './mcp-items.ts';
 
 export type Json = Record<string, unknown>;
 
@@ -24,10 +25,6 @@ const PASSTHROUGH_TYPES = new Set([
   'image_generation_call',
   'local_shell_call',
   'local_shell_call_output',
-  'mcp_list_tools',
-  'mcp_approval_request',
-  'mcp_approval_response',
-  'mcp_call',
   'custom_tool_call',
   'custom_tool_call_output',
 ]);
@@ -124,6 +121,25 @@ function prepareMessage(item: Json, param: string): NewItem {
   return stored(id, 'message', display, JSON.stringify({ type: 'message', role, content }));
 }
 
+/**
+ * An MCP item a client sends back (a stateless client replays a response's output). vLLM
+ * gets a call as a call and its output; a list or an approval request is not sent; an
+ * approval response is sent as what was decided, once the gateway has read its request
+ * (responses-service.ts), and nothing until then.
+ */
+function prepareMcpItem(type: string, raw: Json, param: string): NewItem {
+  if (type === 'mcp_approval_response') {
+    requireString(raw, 'approval_request_id', param);
+    if (typeof raw['approve'] !== 'boolean') throw invalid("Invalid 'approve': expected a boolean.", `${param}.approve`);
+  } else {
+    requireString(raw, 'server_label', param);
+  }
+  if (type === 'mcp_call' || type === 'mcp_approval_request') requireString(raw, 'name', param);
+  const id = type === 'mcp_approval_request' && typeof raw['id'] === 'string' ? raw['id'] : newId(itemIdPrefix(type));
+  const display: Json = { ...raw, id, type };
+  return stored(id, type, display, type === 'mcp_call' ? mcpCallUpstream(display) : NOT_SENT_UPSTREAM);
+}
+
 /** An input item that names a stored item (item_reference): resolved against the store. */
 export interface ItemReference {
   readonly reference: string;
@@ -173,6 +189,11 @@ function planItem(raw: unknown, index: number): PlannedItem {
     }
     case 'item_reference':
       return { reference: requireString(raw, 'id', param), param: `${param}.id` };
+    case 'mcp_list_tools':
+    case 'mcp_call':
+    case 'mcp_approval_request':
+    case 'mcp_approval_response':
+      return prepareMcpItem(type, raw, param);
     default: {
       if (!PASSTHROUGH_TYPES.has(type)) {
         throw invalid(`Invalid input item type '${type}'.`, `${param}.type`);
@@ -189,7 +210,9 @@ function copyReferenced(referenced: StoredItem): NewItem {
   const id = newId(itemIdPrefix(referenced.type));
   const display = { ...(JSON.parse(referenced.payload) as Json), id };
   let upstream = referenced.upstream;
-  if (upstream !== NOT_SENT_UPSTREAM) {
+  // A call's upstream form is two items (the call and its output), made again under the new id.
+  if (referenced.type === 'mcp_call') upstream = mcpCallUpstream(display);
+  else if (upstream !== NOT_SENT_UPSTREAM) {
     const parsed = JSON.parse(upstream) as Json;
     if ('id' in parsed) parsed['id'] = id;
     upstream = JSON.stringify(parsed);
@@ -309,6 +332,13 @@ export function storedOutputItem(item: Json): NewItem {
       break;
     case 'function_call':
       upstream = functionCallUpstream(id, item);
+      break;
+    case 'mcp_call':
+      upstream = mcpCallUpstream(item);
+      break;
+    case 'mcp_list_tools':
+    case 'mcp_approval_request':
+      upstream = NOT_SENT_UPSTREAM;
       break;
     default: {
       const { status: _status, ...rest } = item;

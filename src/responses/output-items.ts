@@ -15,6 +15,15 @@ export interface PartState {
   finalText: string | undefined;
 }
 
+/** A function vLLM calls that stands for a server-side tool (runs/agent-loop.ts). */
+export interface ToolRoute {
+  /** What the client sees: a call the gateway runs, or a request for the client's approval. */
+  readonly kind: 'mcp_call' | 'mcp_approval_request';
+  readonly serverLabel: string;
+  /** The tool's own name on its server. */
+  readonly name: string;
+}
+
 export interface ItemState {
   readonly id: string;
   readonly index: number;
@@ -30,6 +39,10 @@ export interface ItemState {
   finalArguments: string | undefined;
   /** The item as sent in output_item.done. */
   final: Json | undefined;
+  /** Set for a call of a server-side tool; rendered as its kind, not as a function_call. */
+  readonly route: ToolRoute | undefined;
+  /** A server-side call whose arguments are complete, waiting for its tool to run. */
+  awaitingTool: boolean;
 }
 
 /** The field of a part that holds its text. */
@@ -82,9 +95,9 @@ export class OutputItems {
   readonly #byUpstreamId = new Map<string, ItemState>();
 
   /** A new item with the gateway's id (and a call_id for a function call without one). */
-  add(type: string, upstreamId: string | undefined, upstreamIndex: number | undefined, raw: Json): ItemState {
+  add(type: string, upstreamId: string | undefined, upstreamIndex: number | undefined, raw: Json, route?: ToolRoute): ItemState {
     const item: ItemState = {
-      id: newId(itemIdPrefix(type)),
+      id: newId(itemIdPrefix(route?.kind ?? type)),
       index: this.items.length,
       type,
       upstreamId,
@@ -95,6 +108,8 @@ export class OutputItems {
       heldArguments: [],
       finalArguments: undefined,
       final: undefined,
+      route,
+      awaitingTool: false,
     };
     this.items.push(item);
     if (upstreamIndex !== undefined) this.#byUpstreamIndex.set(upstreamIndex, item);
@@ -108,6 +123,12 @@ export class OutputItems {
       (outputIndex === undefined ? undefined : this.#byUpstreamIndex.get(outputIndex)) ??
       (itemId === undefined ? undefined : this.#byUpstreamId.get(itemId))
     );
+  }
+
+  /** A new vLLM call begins (a server-side tool loop): its indices and ids start afresh. */
+  beginTurn(): void {
+    this.#byUpstreamIndex.clear();
+    this.#byUpstreamId.clear();
   }
 
   atUpstreamIndex(upstreamIndex: number): ItemState | undefined {

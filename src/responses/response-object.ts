@@ -57,6 +57,17 @@ function normalizeText(requested: unknown, upstream: unknown): Json {
   return { ...text, format: isObject(text['format']) ? text['format'] : { type: 'text' } };
 }
 
+/** The request's tools as the response shows them: an MCP tool's headers and
+ * authorization are secrets, never returned (nor stored: the stored body is this). */
+function echoedTools(tools: readonly unknown[]): readonly unknown[] {
+  if (!tools.some((tool) => isObject(tool) && tool['type'] === 'mcp' && ('headers' in tool || 'authorization' in tool))) return tools;
+  return tools.map((tool) => {
+    if (!isObject(tool) || tool['type'] !== 'mcp') return tool;
+    const { headers: _headers, authorization: _authorization, ...shown } = tool;
+    return shown;
+  });
+}
+
 export interface ResponseOverrides {
   readonly status?: string;
   readonly output: readonly Json[];
@@ -100,7 +111,7 @@ export function normalizeResponse(upstream: Readonly<Json>, facts: ResponseFacts
     temperature: numberOr(pick(upstream['temperature'], request['temperature']), 1),
     text: normalizeText(request['text'], upstream['text']),
     tool_choice: pick(request['tool_choice'], upstream['tool_choice'], 'auto'),
-    tools: Array.isArray(request['tools']) ? request['tools'] : [],
+    tools: Array.isArray(request['tools']) ? echoedTools(request['tools']) : [],
     top_logprobs: numberOr(pick(request['top_logprobs'], upstream['top_logprobs']), 0),
     top_p: numberOr(pick(upstream['top_p'], request['top_p']), 1),
     truncation: pick(request['truncation'], upstream['truncation'], 'disabled'),
@@ -112,4 +123,21 @@ export function normalizeResponse(upstream: Readonly<Json>, facts: ResponseFacts
     for (const [key, value] of Object.entries(upstream)) if (!(key in response)) response[key] = value;
   }
   return response;
+}
+
+/** Two usage objects added field by field (a tool loop's vLLM calls); either may be absent. */
+export function addUsage(sum: unknown, next: unknown): Json | null {
+  const a = normalizeUsage(sum);
+  const b = normalizeUsage(next);
+  if (a === null || b === null) return a ?? b;
+  const detail = (usage: Json, object: string, field: string): number => numberOr((usage[object] as Json)[field], 0);
+  return {
+    input_tokens: numberOr(a['input_tokens'], 0) + numberOr(b['input_tokens'], 0),
+    input_tokens_details: { cached_tokens: detail(a, 'input_tokens_details', 'cached_tokens') + detail(b, 'input_tokens_details', 'cached_tokens') },
+    output_tokens: numberOr(a['output_tokens'], 0) + numberOr(b['output_tokens'], 0),
+    output_tokens_details: {
+      reasoning_tokens: detail(a, 'output_tokens_details', 'reasoning_tokens') + detail(b, 'output_tokens_details', 'reasoning_tokens'),
+    },
+    total_tokens: numberOr(a['total_tokens'], 0) + numberOr(b['total_tokens'], 0),
+  };
 }

@@ -2,6 +2,7 @@
 // history, from a previous response or a conversation, followed by the new input), how
 // to relay and store the answer, and the stored-response endpoints.
 import { GatewayError } from '../errors.ts';
+import type { McpServerPolicy } from '../mcp/server-policy.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { History, PageQuery, SaveResponse, StoredItem, Store } from '../store/store.ts';
 import type { BufferedTransform, EventStreamTransform, ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
@@ -19,15 +20,21 @@ import {
 } from './items.ts';
 import { InvalidUpstreamReply, JsonNormalizer } from './json-normalizer.ts';
 import { cursorNotFound, renderList } from './list-query.ts';
+import { plannedServer, turnRequestParts, type AgentPlan, type ApprovedCall, type ListedTool, type PlannedServer } from './agent-plan.ts';
+import { parseApprovalRule, parseMcpDeclarations, parseToolFilter, type McpDeclaration } from './mcp-declarations.ts';
+import { callPairUpstream, declinedOutput, toolFunctionName } from './mcp-items.ts';
+import type { NewItem } from '../store/store.ts';
 import type { ResponseFacts } from './response-object.ts';
 import { RequestParser } from './request-parser.ts';
-import { StreamNormalizer, type StreamHooks } from './stream-normalizer.ts';
+import { StreamNormalizer, type AgentHooks, type StreamHooks } from './stream-normalizer.ts';
 
 export interface ResponsesOptions {
   readonly store: Store;
   /** --raw-upstream-fields: keep vLLM's private fields in responses. */
   readonly keepRawFields: boolean;
   readonly limits: RequestLimits;
+  /** Where MCP tools may reach (--mcp-servers, --mcp-allow). */
+  readonly mcp: McpServerPolicy;
 }
 
 /** What the forward step sends vLLM, and how the answer is normalized and stored. */
@@ -42,6 +49,8 @@ export interface CreatePlan {
   /** What storing the response needs besides its output (kept with a background run, so
    * that another process can store it if this one dies). */
   readonly pending: PendingSave;
+  /** Set when the response uses MCP tools: the gateway runs its tool loop. */
+  readonly agent: AgentPlan | undefined;
 }
 
 /** A SaveResponse without what only the end of the response knows. */
@@ -57,6 +66,10 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
   #normalizer: StreamNormalizer | undefined;
   /** The status of the final response, once it was handed over to be stored. */
   finalStatus: string | undefined;
+  /** The final response's JSON (what a tool loop's non-streamed client gets). */
+  finalJson: string | undefined;
+  /** A tool loop's hooks, set before the run starts (runs/agent-loop.ts). */
+  agent: AgentHooks | undefined;
 
   constructor(stream: boolean, facts: ResponseFacts, hooks: StreamHooks, log: LogSource) {
     this.#stream = stream;
@@ -79,14 +92,19 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
   /** The stream's normalizer; made now when vLLM has not answered (a run failed or
    * cancelled before it did). */
   streamNormalizer(): StreamNormalizer {
-    this.#normalizer ??= new StreamNormalizer(this.#facts, this, this.#log);
+    this.#normalizer ??= new StreamNormalizer(this.#facts, this, this.#log, this.agent);
     return this.#normalizer;
   }
 
   /** Stores the final response (what the normalizers call before the terminal event). */
   finish(response: Json, json: string): Promise<void> | undefined {
     this.finalStatus = String(response['status']);
-    return this.#save.finish(response, json);
+    const saved = this.#save.finish(response, json);
+    // Only what was stored is final (a failed save fails the response).
+    if (saved === undefined) this.finalJson = json;
+    return saved?.then(() => {
+      this.finalJson = json;
+    });
   }
 }
 
@@ -107,8 +125,10 @@ export class ResponsesService {
   readonly #keepRawFields: boolean;
   readonly #maxInputItems: number;
   readonly #parser: RequestParser;
+  readonly #mcp: McpServerPolicy;
 
   constructor(options: ResponsesOptions) {
+    this.#mcp = options.mcp;
     this.#store = options.store;
     this.#keepRawFields = options.keepRawFields;
     this.#maxInputItems = options.limits.maxInputItems;
@@ -136,9 +156,10 @@ export class ResponsesService {
       conversationId: request.conversationId,
       keepRawFields: this.#keepRawFields,
     };
+    const declarations = parseMcpDeclarations(request.body['tools']);
     // store: false without history: nothing to load or keep, and the client's bytes go
     // upstream untouched (they already say store: false).
-    if (!request.store && request.previousResponseId === null && request.conversationId === null) {
+    if (!request.store && request.previousResponseId === null && request.conversationId === null && declarations.length === 0 && !mentionsApproval(request.body['input'])) {
       return {
         body: request.rawBody,
         facts,
@@ -146,6 +167,7 @@ export class ResponsesService {
         dropHeaders: DROP_FOR_RAW_BODY,
         addHeaders: [],
         pending: this.#pending(tenant, facts, NO_HISTORY, []),
+        agent: undefined,
       };
     }
 
@@ -154,6 +176,9 @@ export class ResponsesService {
     if (history.tooLong) throw tooManyInputItems(this.#maxInputItems);
     const planned = request.planned ?? planInputItems(request.body['input']);
     const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
+
+    const agentInput = declarations.length > 0 || inputItems.some((item) => item.type === 'mcp_approval_response');
+    if (agentInput) return this.#planAgent(tenant, request, facts, declarations, history, inputItems, log);
 
     const newParts: string[] = [];
     for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) newParts.push(item.upstream);
@@ -184,7 +209,120 @@ export class ResponsesService {
       dropHeaders: DROP_FOR_NEW_BODY,
       addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(parts.reduce((sum, part) => sum + part.length, 0))],
       pending,
+      agent: undefined,
     };
+  }
+
+  /**
+   * A response with MCP tools: vLLM is called once per round of tool calls, each time
+   * with the whole input (history, new items, then the response's own items so far), so
+   * the body is built per turn by the run. Here: which servers, what the history already
+   * listed, and what the client decided on earlier approval requests.
+   */
+  async #planAgent(
+    tenant: string,
+    request: CreateResponseRequest,
+    facts: ResponseFacts,
+    declarations: readonly McpDeclaration[],
+    history: History,
+    inputItems: NewItem[],
+    log: LogSource,
+  ): Promise<CreatePlan> {
+    const targets = declarations.map((declaration) =>
+      this.#mcp.resolve({
+        label: declaration.label,
+        url: declaration.url,
+        headers: declaration.headers,
+        authorization: declaration.authorization,
+        param: declaration.param,
+      }),
+    );
+    const listed = await this.#listedTools(tenant, history, inputItems);
+    const servers: PlannedServer[] = declarations.map((declaration, index) =>
+      plannedServer(declaration, targets[index] as PlannedServer['target'], listed.get(declaration.label), {
+        filter: (value) => parseToolFilter(value, `${declaration.param}.allowed_tools`, true),
+        approval: (value) => parseApprovalRule(value, `${declaration.param}.require_approval`),
+      }),
+    );
+    const approved = await this.#decideApprovals(tenant, inputItems);
+    const newParts: string[] = [];
+    for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) newParts.push(item.upstream);
+    const maxToolCalls = request.body['max_tool_calls'];
+    if (maxToolCalls !== undefined && maxToolCalls !== null && (!Number.isSafeInteger(maxToolCalls) || (maxToolCalls as number) < 0)) {
+      throw new GatewayError('invalid_request', "Invalid 'max_tool_calls': expected a whole number >= 0.", { param: 'max_tool_calls' });
+    }
+    const pending = this.#pending(tenant, facts, history, inputItems);
+    const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json) };
+    return {
+      body: Buffer.alloc(0),
+      facts,
+      // vLLM's answers are read as streams whatever the client asked: events are how the
+      // loop sees calls as they come.
+      transformer: new PlannedTransform(true, facts, hooks, log),
+      dropHeaders: DROP_FOR_NEW_BODY,
+      addHeaders: [...JSON_CONTENT_TYPE],
+      pending,
+      agent: {
+        servers,
+        approved,
+        maxToolCalls: typeof maxToolCalls === 'number' ? maxToolCalls : undefined,
+        request: turnRequestParts(request.body, history.upstream, newParts),
+      },
+    };
+  }
+
+  /** Tools stored mcp_list_tools items already list, by server label (the last one wins). */
+  async #listedTools(tenant: string, history: History, inputItems: readonly NewItem[]): Promise<Map<string, readonly ListedTool[]>> {
+    const payloads = (await this.#store.getHistoryItemsOfType(tenant, history.seqs, 'mcp_list_tools')).map((item) => item.payload);
+    for (const item of inputItems) if (item.type === 'mcp_list_tools') payloads.push(item.payload);
+    const listed = new Map<string, readonly ListedTool[]>();
+    for (const payload of payloads) {
+      const item = JSON.parse(payload) as Json;
+      // A failed listing lists nothing: the next response tries again.
+      if (typeof item['server_label'] !== 'string' || (typeof item['error'] === 'string' && item['error'].length > 0)) continue;
+      if (Array.isArray(item['tools'])) listed.set(item['server_label'], item['tools'].filter(isObject) as unknown as ListedTool[]);
+    }
+    return listed;
+  }
+
+  /**
+   * Each mcp_approval_response answers a request stored earlier (or sent in the input):
+   * an approved call is run before the model's next turn; a refused one goes to vLLM as
+   * the call with an output saying it was refused.
+   */
+  async #decideApprovals(tenant: string, inputItems: NewItem[]): Promise<ApprovedCall[]> {
+    const responses = inputItems.filter((item) => item.type === 'mcp_approval_response');
+    if (responses.length === 0) return [];
+    const requests = new Map<string, Json>();
+    for (const item of inputItems) if (item.type === 'mcp_approval_request') requests.set(item.id, JSON.parse(item.payload) as Json);
+    const missing = responses.map((item) => String((JSON.parse(item.payload) as Json)['approval_request_id'])).filter((id) => !requests.has(id));
+    for (const stored of await this.#store.getItemsById(tenant, missing)) {
+      if (stored.type === 'mcp_approval_request') requests.set(stored.id, JSON.parse(stored.payload) as Json);
+    }
+    const approved: ApprovedCall[] = [];
+    for (const [index, item] of inputItems.entries()) {
+      if (item.type !== 'mcp_approval_response') continue;
+      const answer = JSON.parse(item.payload) as Json;
+      const requestId = String(answer['approval_request_id']);
+      const asked = requests.get(requestId);
+      if (asked === undefined) {
+        throw new GatewayError('item_not_found', `Approval request with id '${requestId.slice(0, 100)}' not found.`, {
+          param: 'input',
+        });
+      }
+      const call: ApprovedCall = {
+        approvalRequestId: requestId,
+        serverLabel: String(asked['server_label']),
+        name: String(asked['name']),
+        arguments: typeof asked['arguments'] === 'string' ? asked['arguments'] : '{}',
+      };
+      if (answer['approve'] === true) approved.push(call);
+      else {
+        const upstream = callPairUpstream(requestId, toolFunctionName(call.serverLabel, call.name), call.arguments, declinedOutput(answer['reason']));
+        inputItems[index] = { id: item.id, type: item.type, payload: item.payload, upstream };
+      }
+    }
+    return approved;
   }
 
   #pending(tenant: string, facts: ResponseFacts, history: History, inputItems: PendingSave['inputItems']): PendingSave {
@@ -279,6 +417,11 @@ export class ResponsesService {
     if (page === 'cursor_not_found') throw cursorNotFound(query);
     return renderList(page.items, page.hasMore);
   }
+}
+
+/** Whether a stateless request's input may hold an approval response (a cheap look). */
+function mentionsApproval(input: unknown): boolean {
+  return Array.isArray(input) && input.some((item) => isObject(item) && item['type'] === 'mcp_approval_response');
 }
 
 function notFound(responseId: string): GatewayError {

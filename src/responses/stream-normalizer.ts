@@ -36,8 +36,10 @@ import {
   TEXT_FIELD_OF_PART,
   type ItemState,
   type PartState,
+  type ToolRoute,
 } from './output-items.ts';
-import { normalizeResponse, type ResponseFacts } from './response-object.ts';
+import { mcpCallItem } from './mcp-items.ts';
+import { addUsage, normalizeResponse, type ResponseFacts } from './response-object.ts';
 import { decodeParts, endsWithType, parseEventLines } from './vllm-events.ts';
 
 /** What the stream hands over when the response is done (to store it). */
@@ -46,6 +48,28 @@ export interface StreamHooks {
    * the terminal event waits for the returned promise. A rejection fails the stream. */
   finish(response: Json, json: string): Promise<void> | undefined;
 }
+
+/** What a server-side tool loop (runs/agent-loop.ts) is told at the end of each vLLM call. */
+export interface TurnEnd {
+  /** This turn's calls of server-side tools, their arguments complete, waiting to run. */
+  readonly calls: readonly ItemState[];
+  /** The response ends with this turn whatever its tools give: the model called one of
+   * the client's functions, asked for an approval, or stopped short. */
+  readonly endsResponse: boolean;
+  /** Sends events now (each tool's result as it arrives), in order with the stream's. */
+  readonly emit: Emit;
+}
+
+/** A response whose model calls server-side tools: one stream over several vLLM calls. */
+export interface AgentHooks {
+  /** The server-side tool a function name of vLLM's stands for, if it does. */
+  route(functionName: string): ToolRoute | undefined;
+  /** Runs the turn's calls; true when another vLLM call follows (the agent makes it). */
+  turnEnded(turn: TurnEnd): Promise<boolean>;
+}
+
+/** A server-side tool's result. */
+export type ToolResult = { readonly ok: true; readonly output: string } | { readonly ok: false; readonly error: string };
 
 const ITEM_ID = field('item_id');
 const OUTPUT_INDEX = field('output_index');
@@ -73,14 +97,24 @@ export class StreamNormalizer implements EventStreamTransform {
   #upstreamResponse: Json = {};
   #createdSent = false;
   #ended = false;
+  /** Set when the response runs server-side tools (several vLLM calls, one stream). */
+  readonly #agent: AgentHooks | undefined;
+  /** A vLLM call ended and the agent makes the next: the end of its body is no failure. */
+  #betweenTurns = false;
+  /** The usage of the vLLM calls so far (a tool loop's response reports their sum). */
+  #usage: unknown = undefined;
+  /** The emit of the events being handled (a tool's result is sent through it). */
+  #emit: Emit | undefined;
 
-  constructor(facts: ResponseFacts, hooks: StreamHooks, log: LogSource) {
+  constructor(facts: ResponseFacts, hooks: StreamHooks, log: LogSource, agent?: AgentHooks) {
     this.#facts = facts;
     this.#hooks = hooks;
     this.#log = log;
+    this.#agent = agent;
   }
 
   onEvents(parts: readonly Buffer[], emit: Emit): void | Promise<void> {
+    if (this.#agent !== undefined) this.#emit = emit;
     let text = decodeParts(parts);
     if (text.includes('\r')) text = text.replace(/\r\n?/g, '\n');
     const out: string[] = [];
@@ -100,7 +134,7 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   onEnd(emit: Emit): void | Promise<void> {
-    if (this.#ended) return;
+    if (this.#ended || this.#betweenTurns) return;
     const failure = new GatewayError(
       'upstream_stream_interrupted',
       'The model server ended the stream without completing the response.',
@@ -158,7 +192,7 @@ export class StreamNormalizer implements EventStreamTransform {
       this.#argumentsDelta(data, out);
       return undefined;
     }
-    if (type === 'response.in_progress' && this.#createdSent) {
+    if (type === 'response.in_progress' && this.#createdSent && this.#agent === undefined) {
       // It repeats response.created's response: no need to parse it.
       this.#sendResponseEvent(out, type, 'in_progress');
       return undefined;
@@ -180,6 +214,8 @@ export class StreamNormalizer implements EventStreamTransform {
       case 'response.queued':
         // in_progress repeats created's response: keep the first one (and its normalized form).
         if (isObject(event['response']) && (type === 'response.created' || !this.#createdSent)) this.#upstreamResponse = event['response'];
+        // A tool loop's stream was opened by the gateway, before the first vLLM call.
+        if (this.#agent !== undefined) return undefined;
         if (type === 'response.created') this.#createdSent = true;
         else this.#ensureCreated(out);
         this.#sendResponseEvent(out, type, type === 'response.queued' ? 'queued' : 'in_progress');
@@ -240,6 +276,7 @@ export class StreamNormalizer implements EventStreamTransform {
   // --- items and parts ---------------------------------------------------------------
 
   #addedItemJson(item: ItemState, raw: Json): Json {
+    if (item.route !== undefined) return this.#routedItemJson(item, '', 'in_progress');
     const added = normalizeOutputItem({ ...raw, status: 'in_progress' }, item.id, 'in_progress', this.#facts.keepRawFields);
     if (item.type === 'message' || item.type === 'reasoning') added['content'] = [];
     if (item.type === 'function_call') {
@@ -254,8 +291,28 @@ export class StreamNormalizer implements EventStreamTransform {
     const raw = isObject(event['item']) ? event['item'] : {};
     const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
     const upstreamIndex = typeof event['output_index'] === 'number' ? event['output_index'] : undefined;
-    const item = this.#output.add(type, typeof raw['id'] === 'string' ? raw['id'] : undefined, upstreamIndex, raw);
+    const route = type === 'function_call' && typeof raw['name'] === 'string' ? this.#agent?.route(raw['name']) : undefined;
+    const item = this.#output.add(type, typeof raw['id'] === 'string' ? raw['id'] : undefined, upstreamIndex, raw, route);
     this.#render.send(out, 'response.output_item.added', { output_index: item.index, item: this.#addedItemJson(item, raw) });
+    if (route?.kind === 'mcp_call') this.#render.send(out, 'response.mcp_call.in_progress', { item_id: item.id, output_index: item.index });
+  }
+
+  /** A server-side call as the client sees it: an mcp_call, or an approval request. */
+  #routedItemJson(item: ItemState, args: string, status: string, result?: { output: string | null; error: string | null }): Json {
+    const route = item.route as ToolRoute;
+    if (route.kind === 'mcp_approval_request') {
+      return { id: item.id, type: 'mcp_approval_request', arguments: args, name: route.name, server_label: route.serverLabel };
+    }
+    return mcpCallItem({
+      id: item.id,
+      status,
+      approvalRequestId: null,
+      arguments: args,
+      error: result?.error ?? null,
+      name: route.name,
+      output: result?.output ?? null,
+      serverLabel: route.serverLabel,
+    });
   }
 
   /** The item for a delta or done event; announced first if vLLM never announced it. */
@@ -357,18 +414,26 @@ export class StreamNormalizer implements EventStreamTransform {
     const item = this.#itemFor(event['output_index'] as number | undefined, event['item_id'] as string | undefined, 'function_call', out);
     const final = typeof event['arguments'] === 'string' ? event['arguments'] : '';
     this.#releaseArguments(item, final, out);
-    this.#render.send(out, 'response.function_call_arguments.done', {
-      item_id: item.id,
-      output_index: item.index,
-      name: item.name ?? event['name'],
-      arguments: final,
-    });
+    this.#argumentsDoneEvent(item, final, item.name ?? event['name'], out);
+  }
+
+  /** The arguments' done event: a function call's, an MCP call's, none for an approval request. */
+  #argumentsDoneEvent(item: ItemState, final: string, name: unknown, out: string[]): void {
+    if (item.route === undefined) {
+      this.#render.send(out, 'response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name, arguments: final });
+    } else if (item.route.kind === 'mcp_call') {
+      this.#render.send(out, 'response.mcp_call_arguments.done', { item_id: item.id, output_index: item.index, arguments: final });
+    }
   }
 
   /** Sends the held argument deltas, or one delta with the final arguments if they differ. */
   #releaseArguments(item: ItemState, final: string, out: string[]): void {
     if (item.finalArguments !== undefined) return;
     item.finalArguments = final;
+    if (item.route !== undefined) {
+      this.#releaseToolArguments(item, final, out);
+      return;
+    }
     let joined = '';
     for (const data of item.heldArguments) {
       const span = stringSpan(data, DELTA);
@@ -392,6 +457,19 @@ export class StreamNormalizer implements EventStreamTransform {
       }
     }
     item.heldArguments.length = 0;
+  }
+
+  /** A server-side call's argument deltas, re-typed (an approval request has none). */
+  #releaseToolArguments(item: ItemState, final: string, out: string[]): void {
+    const held = item.heldArguments.splice(0);
+    if (item.route?.kind !== 'mcp_call') return;
+    const deltas: string[] = [];
+    for (const data of held) {
+      const span = stringSpan(data, DELTA);
+      if (span !== undefined) deltas.push(decodeJsonString(data.slice(span.start, span.end)));
+    }
+    const send = deltas.join('') === final ? deltas : final.length > 0 ? [final] : [];
+    for (const delta of send) this.#render.send(out, 'response.mcp_call_arguments.delta', { item_id: item.id, output_index: item.index, delta });
   }
 
   // --- done events ---------------------------------------------------------------------
@@ -466,6 +544,11 @@ export class StreamNormalizer implements EventStreamTransform {
 
   /** The item as it is final: OpenAI's shape, the text and arguments the client saw. */
   #finalItem(item: ItemState, raw: Json, status: string): Json {
+    if (item.route !== undefined) {
+      const args = item.finalArguments ?? (typeof raw['arguments'] === 'string' ? raw['arguments'] : '');
+      const notRun = status === 'completed' ? null : { output: null, error: 'The call was not run: the response ended first.' };
+      return this.#routedItemJson(item, args, status, notRun ?? undefined);
+    }
     const final = normalizeOutputItem({ ...raw, status }, item.id, status, this.#facts.keepRawFields);
     if (item.type === 'message' || item.type === 'reasoning') {
       if (item.parts.length > 0 || !Array.isArray(final['content']) || final['content'].length === 0) {
@@ -482,13 +565,19 @@ export class StreamNormalizer implements EventStreamTransform {
 
   /** Sends whatever closing events vLLM skipped, then output_item.done. */
   #finishItem(item: ItemState, raw: Json, status: string, out: string[]): void {
-    if (item.final !== undefined) return;
+    if (item.final !== undefined || (item.awaitingTool && status === 'completed')) return;
     for (const part of item.parts) this.#finishPart(item, part, out);
     if (item.type === 'function_call' && item.finalArguments === undefined) {
       const final = typeof raw['arguments'] === 'string' ? raw['arguments'] : '';
       this.#releaseArguments(item, final, out);
-      this.#render.send(out, 'response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: item.name, arguments: final });
+      this.#argumentsDoneEvent(item, final, item.name, out);
     }
+    if (item.route?.kind === 'mcp_call' && status === 'completed') {
+      // Its output_item.done waits for the tool (completeToolCall).
+      item.awaitingTool = true;
+      return;
+    }
+    item.awaitingTool = false;
     item.final = this.#finalItem(item, raw, status);
     this.#render.send(out, 'response.output_item.done', { output_index: item.index, item: item.final });
   }
@@ -528,7 +617,7 @@ export class StreamNormalizer implements EventStreamTransform {
         this.#finishItem(added, raw, 'completed', out);
       }
     });
-    for (const item of this.#output.items) this.#finishItem(item, {}, 'incomplete', out);
+    for (const item of this.#output.items) if (!item.awaitingTool) this.#finishItem(item, {}, 'incomplete', out);
     return this.#output.finals();
   }
 
@@ -537,8 +626,89 @@ export class StreamNormalizer implements EventStreamTransform {
     const upstream = isObject(event['response']) ? event['response'] : {};
     const status = type === 'response.completed' ? 'completed' : type === 'response.incomplete' ? 'incomplete' : 'failed';
     const output = this.#finalOutput(upstream['output'], status, out);
+    if (this.#agent !== undefined) return this.#turnEnd(this.#agent, type, upstream, status);
     const response = normalizeResponse(upstream, this.#facts, { status, output });
     return this.#close(type, response);
+  }
+
+  /**
+   * The end of one vLLM call of a tool loop: its server-side calls run (the agent sends
+   * their results as they come); then either the agent makes the next call, or this was
+   * the last and the response ends with every call's usage.
+   */
+  #turnEnd(agent: AgentHooks, type: string, upstream: Json, status: string): Promise<string[]> {
+    this.#usage = addUsage(this.#usage, upstream['usage']);
+    const items = this.#output.items;
+    const calls = items.filter((item) => item.awaitingTool);
+    const endsResponse =
+      status !== 'completed' ||
+      items.some((item) => (item.type === 'function_call' && item.route === undefined) || item.route?.kind === 'mcp_approval_request');
+    const emit = this.#emit ?? (() => undefined);
+    // A microtask later: the events before this point leave first (onEvents emits them).
+    return Promise.resolve()
+      .then(() => agent.turnEnded({ calls, endsResponse, emit }))
+      .then((more) => {
+        if (this.#ended) return [];
+        if (more) {
+          this.#betweenTurns = true;
+          return [];
+        }
+        const out: string[] = [];
+        for (const item of items) if (item.final === undefined) this.#finishItem(item, {}, 'incomplete', out);
+        const response = normalizeResponse(upstream, this.#facts, { status, output: this.#output.finals(), usage: this.#usage });
+        return this.#close(type, response).then((tail) => [...out, ...tail]);
+      });
+  }
+
+  // --- what a tool loop does between vLLM calls (runs/agent-loop.ts) ----------------------
+
+  /** Opens the stream before vLLM is called: response.created and response.in_progress. */
+  open(out: string[]): void {
+    this.#ensureCreated(out);
+    this.#sendResponseEvent(out, 'response.in_progress', 'in_progress');
+  }
+
+  /** An item the gateway makes (a tool list, an approved call), announced now. */
+  addGatewayItem(out: string[], type: string, build: (id: string) => Json, route?: ToolRoute): ItemState {
+    const item = this.#output.add(type, undefined, undefined, {}, route);
+    this.#render.send(out, 'response.output_item.added', { output_index: item.index, item: build(item.id) });
+    return item;
+  }
+
+  /** An event about an item: {item_id, output_index, ...fields}. */
+  itemEvent(out: string[], type: string, item: ItemState, fields?: Json): void {
+    this.#render.send(out, type, fields === undefined ? { item_id: item.id, output_index: item.index } : { item_id: item.id, output_index: item.index, ...fields });
+  }
+
+  /** Ends a gateway item: output_item.done with the item as it is final. */
+  finishGatewayItem(out: string[], item: ItemState, final: Json): void {
+    item.final = final;
+    this.#render.send(out, 'response.output_item.done', { output_index: item.index, item: final });
+  }
+
+  /** A server-side call's tool has answered (or failed): its item is done. */
+  completeToolCall(out: string[], item: ItemState, result: ToolResult, approvalRequestId: string | null = null): void {
+    item.awaitingTool = false;
+    this.#render.send(out, result.ok ? 'response.mcp_call.completed' : 'response.mcp_call.failed', { item_id: item.id, output_index: item.index });
+    const final = this.#routedItemJson(item, item.finalArguments ?? '', result.ok ? 'completed' : 'failed', {
+      output: result.ok ? result.output : null,
+      error: result.ok ? null : result.error,
+    });
+    if (approvalRequestId !== null) final['approval_request_id'] = approvalRequestId;
+    this.finishGatewayItem(out, item, final);
+  }
+
+  /** The next vLLM call begins: its indices and ids are its own. */
+  beginTurn(): void {
+    this.#betweenTurns = false;
+    this.#output.beginTurn();
+  }
+
+  /** Every item finished so far, in output order (what the next vLLM call is given back). */
+  finishedItems(): Json[] {
+    const finals: Json[] = [];
+    for (const item of this.#output.items) if (item.final !== undefined) finals.push(item.final);
+    return finals;
   }
 
   /** Stores (through the hook) and then sends the terminal event and [DONE]. */

@@ -9,12 +9,13 @@
 //   memory for subscribers of this process, and in the store's log (RunLogWriter) for
 //   those of every other. It never waits on a subscriber: a slow one catches up from the
 //   events kept.
-import type { GatewayError } from '../errors.ts';
+import { GatewayError } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { Json } from '../responses/items.ts';
 import { normalizeResponse } from '../responses/response-object.ts';
 import type { CreatePlan } from '../responses/responses-service.ts';
 import { UpstreamRelay, type RelaySink, type RelayTarget } from '../upstream/relay.ts';
+import type { AgentLoop } from './agent-loop.ts';
 import type { RunLogWriter } from './run-log-writer.ts';
 
 /** Reads the events of a run: a live SSE stream (http), later a WebSocket. */
@@ -27,8 +28,9 @@ export interface RunSubscriber {
   end(error?: GatewayError): void;
 }
 
-/** How a run reaches vLLM: its request, sent with the given relay as the handler. */
-export type Dispatch = (relay: UpstreamRelay) => void;
+/** How a run reaches vLLM: its request (the plan's body, or a tool loop's turn), sent
+ * with the given relay as the handler. */
+export type Dispatch = (relay: UpstreamRelay, body: Buffer | undefined) => void;
 
 export interface RunOptions {
   readonly plan: CreatePlan;
@@ -41,7 +43,15 @@ export interface RunOptions {
   readonly log: LogSource;
   /** Called once when the run has ended (its response stored, its log complete). */
   readonly onEnded?: ((run: Run) => void) | undefined;
+  /** A response with MCP tools: several vLLM calls, one stream the run opens itself. */
+  readonly agent?: AgentLoop | undefined;
 }
+
+/** How a run failed, for a client that waits for its end (a tool loop's JSON answer). */
+export type RunFailure = { readonly error: GatewayError } | { readonly status: number; readonly body: string };
+
+/** The head of a stream the run opens itself (a tool loop's, before vLLM is called). */
+const STREAM_HEADERS = ['content-type', 'text/event-stream; charset=utf-8', 'cache-control', 'no-cache', 'x-accel-buffering', 'no'];
 
 /** The foreground client: the sink the relay writes to while it is attached. */
 interface Client {
@@ -84,6 +94,12 @@ export class Run implements RelaySink {
   #resolveEnded: (() => void) | undefined;
   /** The relay's target without its per-dispatch parts, made once. */
   readonly #relayTarget: RelayTarget;
+  readonly #agent: AgentLoop | undefined;
+  /** The request of the vLLM call in progress, when not the plan's (a tool loop's turn). */
+  #body: Buffer | undefined;
+  #clientEnded = false;
+  /** Why the run failed, when it did before its response was complete. */
+  failure: RunFailure | undefined;
 
   constructor(options: RunOptions) {
     this.#options = options;
@@ -92,6 +108,7 @@ export class Run implements RelaySink {
     this.tenant = options.tenant;
     this.status = 'queued';
     this.#events = options.keepEvents ? [] : undefined;
+    this.#agent = options.agent;
     const relay = options.relay;
     // Listed, not spread: a spread copy costs about a microsecond per run.
     this.#relayTarget = {
@@ -144,28 +161,48 @@ export class Run implements RelaySink {
 
   /** Sends the request to vLLM. */
   start(): void {
-    if (this.#ended || this.#relay !== undefined) return;
+    if (this.#ended || this.#relay !== undefined || this.status !== 'queued') return;
     this.status = 'in_progress';
-    this.#dispatch();
+    const agent = this.#agent;
+    if (agent === undefined) {
+      this.#dispatch(undefined);
+      return;
+    }
+    // A tool loop's stream is the run's: it opens now (tools are listed before vLLM is
+    // called), and vLLM's answers add to it.
+    this.#streaming = true;
+    this.#client?.sink.head(200, [...STREAM_HEADERS, ...this.#relayTarget.extraHeaders], undefined, true);
+    agent.begin((output) => this.#emit(output)).then(
+      (body) => {
+        if (!this.#ended) this.#dispatch(body);
+      },
+      (error: unknown) => this.#failWithEvents(asGatewayError(error)),
+    );
   }
 
-  #dispatch(): void {
+  #dispatch(body: Buffer | undefined): void {
+    this.#body = body;
     const relay = new UpstreamRelay(this.#relayTarget, this.plan.transformer);
     this.#relay = relay;
-    this.#options.dispatch(relay);
+    this.#options.dispatch(relay, body);
   }
 
   #retryAfterReset(): boolean {
     if (this.#retriesLeft === 0 || this.#ended) return false;
     this.#retriesLeft -= 1;
     this.#options.log().debug('vLLM reset the connection before answering; retrying once');
-    this.#dispatch();
+    this.#dispatch(this.#body);
     return true;
   }
 
   // --- the relay's sink ------------------------------------------------------------------
 
   head(status: number, headers: readonly string[], statusMessage: string | undefined, flush: boolean): void {
+    if (this.#agent !== undefined) {
+      // The run's stream is open already; vLLM's refusal is told in it, as a failure.
+      if (status >= 300) this.#upstreamError = [];
+      return;
+    }
     // Only an event stream is kept as events (not vLLM's error answers, nor JSON).
     this.#streaming = flush && status < 300;
     const client = this.#client;
@@ -201,8 +238,25 @@ export class Run implements RelaySink {
       this.#failWithUpstreamError(Buffer.concat(upstreamError).toString());
       return;
     }
-    this.#client?.sink.end(body);
+    const next = this.#ended ? undefined : this.#agent?.takeNextBody();
+    if (next !== undefined) {
+      // A tool loop's turn ended with calls answered: the next vLLM call goes on the same stream.
+      this.#relay?.responseClosed();
+      this.#relayTarget.usage?.nextBody();
+      this.plan.transformer.streamNormalizer().beginTurn();
+      this.#retriesLeft = RETRIES_ON_RESET;
+      this.#dispatch(next);
+      return;
+    }
+    this.#endClient(body);
     this.#finish();
+  }
+
+  /** Ends the client's answer once (a tool loop's may end from a failure path too). */
+  #endClient(body?: string | Buffer): void {
+    if (this.#clientEnded) return;
+    this.#clientEnded = true;
+    this.#client?.sink.end(body);
   }
 
   destroy(): void {
@@ -215,7 +269,8 @@ export class Run implements RelaySink {
   /** A failure before vLLM's stream began (no answer, an error status, a bad body). */
   #sendError(error: GatewayError): void {
     const client = this.#client;
-    if (client !== undefined) {
+    this.failure = { error };
+    if (client !== undefined && this.#agent === undefined) {
       // The client gets the error as JSON, as before runs existed.
       client.sendError(error);
       this.#finish();
@@ -235,6 +290,7 @@ export class Run implements RelaySink {
     } catch {
       error = { message: body.slice(0, 1_000) || 'The model server refused the request.', code: 'upstream_error' };
     }
+    this.failure = { status: this.#relayTarget.record.upstreamStatus ?? 502, body };
     const event = Buffer.from(`event: error\ndata: ${JSON.stringify({ type: 'error', error })}\n\n`);
     const normalizer = this.plan.transformer.streamNormalizer();
     const done = normalizer.onEvents([event], (output) => this.#emit(output));
@@ -267,7 +323,11 @@ export class Run implements RelaySink {
   /** The gateway ends the run (shutdown): the client or the log is told, vLLM stops. */
   failFromGateway(error: GatewayError): void {
     if (this.#ended) return;
-    if (this.#relay === undefined) this.#failWithEvents(error);
+    this.failure = { error };
+    const agent = this.#agent;
+    agent?.abort();
+    // Between a tool loop's vLLM calls no relay is reading: the run fails itself.
+    if (this.#relay === undefined || agent?.busy === true) this.#failWithEvents(error);
     else this.#relay.failFromGateway(error);
   }
 
@@ -281,6 +341,7 @@ export class Run implements RelaySink {
     const normalizer = this.plan.transformer.streamNormalizer();
     if (this.#ended || normalizer.ended) return this.whenEnded();
     this.#relay?.clientClosed();
+    this.#agent?.abort();
     const response = normalizer.cancelledResponse();
     this.status = 'cancelled';
     try {
@@ -301,6 +362,7 @@ export class Run implements RelaySink {
     this.#client = undefined;
     if (detach === undefined || this.#events === undefined) {
       this.#relay?.clientClosed();
+      this.#agent?.abort();
       this.#finish();
       return;
     }
@@ -319,6 +381,8 @@ export class Run implements RelaySink {
     if (this.#ended) return;
     this.#ended = true;
     this.#relay?.responseClosed();
+    // A tool loop's client may still wait (it failed between vLLM calls).
+    if (this.#agent !== undefined) this.#endClient();
     // What was stored says how it ended; nothing stored (a client's error answer) is a failure.
     this.status = this.status === 'cancelled' ? 'cancelled' : (this.plan.transformer.finalStatus ?? 'failed');
     if (this.#subscribers !== undefined) for (const subscription of this.#subscribers) subscription.pump();
@@ -359,6 +423,10 @@ export class Run implements RelaySink {
     subscription.pump();
     return () => subscribers.delete(subscription);
   }
+}
+
+function asGatewayError(error: unknown): GatewayError {
+  return error instanceof GatewayError ? error : new GatewayError('internal_error', 'The gateway failed to run the response.', { cause: error });
 }
 
 /** One subscriber's position in a run's events. */

@@ -134,6 +134,13 @@ export class SqlStore implements Store {
     }.bind(this));
   }
 
+  getHistoryItemsOfType(tenant: string, seqs: readonly number[], type: string): Promise<StoredItem[]> {
+    if (seqs.length === 0) return Promise.resolve([]);
+    return this.#backend.read(function* (this: SqlStore) {
+      return (yield* all(this.#sql.historyItemsOfType, this.#backend.dialect.list(seqs), tenant, type)).map(toItem);
+    }.bind(this));
+  }
+
   *#itemsBySeq(seqs: readonly number[]): Work<StoredItem[]> {
     if (seqs.length === 0) return [];
     return (yield* all(this.#sql.itemsBySeq, this.#backend.dialect.list(seqs))).map(toItem);
@@ -511,6 +518,7 @@ function statements(backend: SqlBackend) {
     checkpointDepth: `SELECT checkpoint_depth FROM responses WHERE id = ? AND tenant = ?${d.forUpdate}`,
     historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
+    historyItemsOfType: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value WHERE i.tenant = ? AND i.type = ? ORDER BY j.key`,
     itemsById: `SELECT ${ITEM_COLUMNS} FROM ${d.orderedList('j', 'text')} JOIN items i ON i.id = j.value WHERE i.tenant = ? ORDER BY j.key`,
     insertResponse: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
         input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id)

@@ -166,6 +166,9 @@ export interface Store {
   deleteResponse(tenant: string, responseId: string, now: number): Promise<boolean>;
   /** Items by public id (for item_reference inputs), in the order asked; missing ids are left out. */
   getItemsById(tenant: string, ids: readonly string[]): Promise<StoredItem[]>;
+  /** The items of one type among a history's (History.seqs), in history order: the MCP
+   * tool lists a continuation reuses. */
+  getHistoryItemsOfType(tenant: string, seqs: readonly number[], type: string): Promise<StoredItem[]>;
 
   // Conversations
   createConversation(tenant: string, record: ConversationRecord, items: readonly NewItem[]): Promise<void>;

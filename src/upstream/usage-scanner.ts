@@ -58,7 +58,29 @@ export class UsageScanner {
       this.#usageSearched = true;
       this.#usage = this.#findUsage();
     }
-    return this.#usage;
+    const banked = this.#banked;
+    const usage = this.#usage;
+    if (banked === undefined || usage === undefined) return usage ?? banked;
+    return {
+      input: banked.input + usage.input,
+      output: banked.output + usage.output,
+      cached: banked.cached + usage.cached,
+      reasoning: banked.reasoning + usage.reasoning,
+    };
+  }
+
+  /** The usage of the bodies before this one (a tool loop makes several vLLM calls). */
+  #banked: TokenUsage | undefined;
+
+  /** The body ended and another of the same response follows: its usage is kept and
+   * added to what the next ones report. */
+  nextBody(): void {
+    this.#banked = this.usage;
+    this.#usage = undefined;
+    this.#tail = [];
+    this.#tailBytes = 0;
+    this.#previous = undefined;
+    this.#usageSearched = false;
   }
 
   /** The first model name of the body. */

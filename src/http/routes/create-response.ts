@@ -3,7 +3,9 @@
 // answered at once (JSON) or delivered as events, and goes on if the client leaves.
 import type { ExchangeRecord } from '../../upstream/relay.ts';
 import { ResponseSink } from '../../upstream/relay.ts';
+import { AgentLoop } from '../../runs/agent-loop.ts';
 import { Run } from '../../runs/run.ts';
+import { FinalAnswerSink } from '../final-answer.ts';
 import { deliverEvents } from '../event-delivery.ts';
 import { accountUsage, forward, refuseWhileStarting, upstreamHeaders, usageScannerFor } from '../forward.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
@@ -33,11 +35,17 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const detachable = !background && deps.config.state.detachOnDisconnect && request.stream && request.store;
   // A background run's exchange with vLLM is not this request's (which ends at once).
   const record: ExchangeRecord = background ? { upstreamStatus: undefined, streamed: false, bytesOut: 0, errorCode: undefined } : ctx.record;
+  // A response with MCP tools: the gateway runs its tool loop (several vLLM calls).
+  const agent =
+    plan.agent === undefined
+      ? undefined
+      : new AgentLoop({ plan: plan.agent, transform: plan.transformer, sessions: state.tools, maxRounds: deps.config.tools.mcpMaxRounds });
   const run = new Run({
     plan,
     tenant: ctx.tenant,
     keepEvents: background || detachable,
-    dispatch: (relay) => deps.upstream.dispatch({ method: 'POST', path: ctx.url, headers, body: plan.body }, relay),
+    agent,
+    dispatch: (relay, body) => deps.upstream.dispatch({ method: 'POST', path: ctx.url, headers, body: body ?? plan.body }, relay),
     relay: {
       extraHeaders: ctx.extraHeaders,
       route: ctx.route,
@@ -57,7 +65,9 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
 
   if (!background) {
     // deliver: the relay writes to this client; its backpressure reaches vLLM
-    run.attachClient(new ResponseSink(ctx.res, ctx.record), (error) => ctx.sendError(error));
+    // A tool loop's client that did not ask for a stream gets the final response at its end.
+    const sink = agent !== undefined && !request.stream ? new FinalAnswerSink(ctx, run) : new ResponseSink(ctx.res, ctx.record);
+    run.attachClient(sink, (error) => ctx.sendError(error));
     ctx.onClientGone = () => run.clientGone(detachable ? (gone) => state.runs.detach(gone) : undefined);
     ctx.onShutdown = (error) => run.failFromGateway(error);
     run.start();

@@ -131,6 +131,7 @@ export class SqliteStore implements Store {
   getResponseBody: Store['getResponseBody'] = (...args) => this.#inline.getResponseBody(...args);
   listInputItems: Store['listInputItems'] = (...args) => this.#inline.listInputItems(...args);
   getItemsById: Store['getItemsById'] = (...args) => this.#inline.getItemsById(...args);
+  getHistoryItemsOfType: Store['getHistoryItemsOfType'] = (...args) => this.#inline.getHistoryItemsOfType(...args);
   getConversation: Store['getConversation'] = (...args) => this.#inline.getConversation(...args);
   listConversationItems: Store['listConversationItems'] = (...args) => this.#inline.listConversationItems(...args);
   getConversationItem: Store['getConversationItem'] = (...args) => this.#inline.getConversationItem(...args);

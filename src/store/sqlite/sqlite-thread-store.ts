@@ -76,6 +76,7 @@ export class SqliteThreadStore implements Store {
   saveResponse: Store['saveResponse'] = (...args) => this.#call('saveResponse', ...args);
   deleteResponse: Store['deleteResponse'] = (...args) => this.#call('deleteResponse', ...args);
   getItemsById: Store['getItemsById'] = (...args) => this.#call('getItemsById', ...args);
+  getHistoryItemsOfType: Store['getHistoryItemsOfType'] = (...args) => this.#call('getHistoryItemsOfType', ...args);
   createConversation: Store['createConversation'] = (...args) => this.#call('createConversation', ...args);
   getConversation: Store['getConversation'] = (...args) => this.#call('getConversation', ...args);
   updateConversation: Store['updateConversation'] = (...args) => this.#call('updateConversation', ...args);

@@ -1,0 +1,46 @@
+// The delivery of a run whose client did not ask for a stream but whose response is made
+// of events (a tool loop reads vLLM's calls as streams): nothing is written while it runs;
+// at its end the client gets the final response as JSON, or why it failed, as the same
+// request without tools would have told it.
+import { GatewayError } from '../errors.ts';
+import type { Run } from '../runs/run.ts';
+import type { RelaySink } from '../upstream/relay.ts';
+import type { RequestContext } from './request-context.ts';
+
+export class FinalAnswerSink implements RelaySink {
+  readonly #ctx: RequestContext;
+  readonly #run: Run;
+
+  constructor(ctx: RequestContext, run: Run) {
+    this.#ctx = ctx;
+    this.#run = run;
+  }
+
+  head(): void {
+    // The answer's head is the JSON's, sent at the end.
+  }
+
+  write(): boolean {
+    return true;
+  }
+
+  onceDrain(listener: () => void): void {
+    listener();
+  }
+
+  end(): void {
+    const ctx = this.#ctx;
+    if (ctx.res.headersSent || ctx.res.destroyed) return;
+    const failure = this.#run.failure;
+    const finalJson = this.#run.plan.transformer.finalJson;
+    if (failure !== undefined && 'error' in failure) ctx.sendError(failure.error);
+    // vLLM refused the request: its answer, as a proxy passes it on.
+    else if (failure !== undefined) ctx.sendJson(failure.status, failure.body);
+    else if (finalJson !== undefined) ctx.sendJson(200, finalJson);
+    else ctx.sendError(new GatewayError('store_unavailable', 'The response could not be stored.'));
+  }
+
+  destroy(): void {
+    this.#ctx.res.destroy();
+  }
+}
