@@ -106,6 +106,25 @@ for (const kind of await storeKinds()) {
       assert.equal(await store.loadResponseContext(TENANT, 'resp_missing', NOW()), undefined);
     });
 
+    it("finds a history's items of one type, in history order, for its tenant only", async () => {
+      const list = (label: string): NewItem => {
+        const id = `mcpl_${(itemCounter++).toString(16).padStart(12, '0')}`;
+        return { id, type: 'mcp_list_tools', payload: JSON.stringify({ id, type: 'mcp_list_tools', server_label: label, tools: [] }), upstream: '' };
+      };
+      const first = turn({ outputItems: [list('a'), item()] });
+      await store.saveResponse(first);
+      const [second] = await saveChain(store, 1, first);
+      const continued = turn({ previousResponseId: (second as SaveResponse).id, outputItems: [list('b'), item()] });
+      const context = await store.loadResponseContext(TENANT, (second as SaveResponse).id, NOW());
+      await store.saveResponse({ ...continued, historySeqs: context?.seqs ?? [] });
+      const history = await store.loadResponseContext(TENANT, continued.id, NOW());
+      const seqs = history?.seqs ?? [];
+      const found = await store.getHistoryItemsOfType(TENANT, seqs, 'mcp_list_tools');
+      assert.deepEqual(found.map((stored) => JSON.parse(stored.payload).server_label), ['a', 'b']);
+      assert.deepEqual(await store.getHistoryItemsOfType('someone-else', seqs, 'mcp_list_tools'), []);
+      assert.deepEqual(await store.getHistoryItemsOfType(TENANT, [], 'mcp_list_tools'), []);
+    });
+
     it('continues a chain, and lists input items with cursors', async () => {
       const first = turn({ inputItems: [item(), item()], outputItems: [item()] });
       await store.saveResponse(first);

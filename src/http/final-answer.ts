@@ -31,11 +31,16 @@ export class FinalAnswerSink implements RelaySink {
   end(): void {
     const ctx = this.#ctx;
     if (ctx.res.headersSent || ctx.res.destroyed) return;
+    const transformer = this.#run.plan.transformer;
     const failure = this.#run.failure;
-    const finalJson = this.#run.plan.transformer.finalJson;
+    const streamFailure = transformer.streamNormalizer().failure;
+    const finalJson = transformer.finalJson;
     if (failure !== undefined && 'error' in failure) ctx.sendError(failure.error);
     // vLLM refused the request: its answer, as a proxy passes it on.
     else if (failure !== undefined) ctx.sendJson(failure.status, failure.body);
+    // The stream failed half-way (vLLM gone, the store down): as the same failure without tools.
+    else if (streamFailure !== undefined) ctx.sendError(streamFailure);
+    else if (finalJson !== undefined && transformer.finalStatus === 'failed') ctx.sendJson(502, upstreamErrorBody(finalJson));
     else if (finalJson !== undefined) ctx.sendJson(200, finalJson);
     else ctx.sendError(new GatewayError('store_unavailable', 'The response could not be stored.'));
   }
@@ -43,4 +48,12 @@ export class FinalAnswerSink implements RelaySink {
   destroy(): void {
     this.#ctx.res.destroy();
   }
+}
+
+/** vLLM reported an error in its stream: the failed response's error, as an error answer. */
+function upstreamErrorBody(responseJson: string): string {
+  const response = JSON.parse(responseJson) as { error?: { code?: unknown; message?: unknown } | null };
+  const code = typeof response.error?.code === 'string' ? response.error.code : 'server_error';
+  const message = typeof response.error?.message === 'string' ? response.error.message : 'The model server reported an error.';
+  return JSON.stringify({ error: { message, type: 'server_error', param: null, code } });
 }

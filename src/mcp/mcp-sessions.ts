@@ -66,16 +66,22 @@ export function truncateOutput(text: string, maxBytes: number): string {
   return `${kept}\n[output truncated by the gateway: ${Buffer.byteLength(kept)} of ${total} bytes shown]`;
 }
 
-function describe(error: unknown, target: McpTarget, timeoutMs: number): string {
+/** The SDK's request timeout (JSON-RPC code -32001). */
+function isTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === -32001;
+}
+
+function describe(error: unknown, target: McpTarget, timeoutMs: number, abandoned: boolean): string {
   const where = `MCP server '${target.label}' (${target.url.origin})`;
+  // The SDK reports an abort with the timeout's code: the signal says which it was.
+  if (abandoned) return `The call to ${where} was abandoned (the response was cancelled or its client left).`;
   const err = error as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
   const code = err?.cause?.code ?? err?.code;
   const message = typeof err?.message === 'string' ? err.message : String(error);
   if (code === 'ECONNREFUSED') return `${where} refused the connection.`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `${where}: its host name does not resolve.`;
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET') return `${where} closed the connection.`;
-  if (code === -32001 || /timed out|timeout/i.test(message)) return `${where} did not answer within ${timeoutMs / 1000} s.`;
-  if (/abort/i.test(message)) return `The call to ${where} was abandoned (the response was cancelled or its client left).`;
+  if (isTimeout(error) || /timed out|timeout/i.test(message)) return `${where} did not answer within ${timeoutMs / 1000} s.`;
   return `${where}: ${message.slice(0, 500)}`;
 }
 
@@ -153,10 +159,12 @@ export class McpSessions {
       const client = await session.ready;
       return await work(client);
     } catch (error) {
-      // A tool that failed on its own answered over a working session; anything else
-      // (refused, reset, timed out, not MCP) may have left it broken: start afresh next time.
-      this.#drop(key, session);
-      throw new Error(describe(error, target, this.#options.callTimeoutMs), { cause: error });
+      // A call given up (its response cancelled, or too slow) leaves the session working,
+      // and the SDK is telling the server to stop (notifications/cancelled): closing now
+      // would cut that message off. Anything else (refused, reset, not MCP) may have left
+      // the session broken: the next use starts afresh.
+      if (!signal.aborted && !isTimeout(error)) this.#drop(key, session);
+      throw new Error(describe(error, target, this.#options.callTimeoutMs, signal.aborted), { cause: error });
     } finally {
       session.inFlight -= 1;
       session.lastUsed = Date.now();

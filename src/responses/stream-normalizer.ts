@@ -105,6 +105,8 @@ export class StreamNormalizer implements EventStreamTransform {
   #usage: unknown = undefined;
   /** The emit of the events being handled (a tool's result is sent through it). */
   #emit: Emit | undefined;
+  /** The gateway's error that failed the stream, when one did (vLLM gone, a store failure). */
+  failure: GatewayError | undefined;
 
   constructor(facts: ResponseFacts, hooks: StreamHooks, log: LogSource, agent?: AgentHooks) {
     this.#facts = facts;
@@ -727,6 +729,7 @@ export class StreamNormalizer implements EventStreamTransform {
       // Never report as stored what was not: the client learns the response failed.
       this.#log().error({ err: error }, 'storing the response failed');
       const failure = error instanceof GatewayError ? error : new GatewayError('store_unavailable', 'The response could not be stored.');
+      this.failure = failure;
       const failed = { ...response, status: 'failed', completed_at: null, error: toErrorObject(failure) };
       const tail = [this.#errorEvent(failure)];
       tail.push(this.#render.responseEvent('response.failed', JSON.stringify(failed)), DONE_LINE);
@@ -768,6 +771,7 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   #fail(error: GatewayError, emit: Emit): void | Promise<void> {
+    this.failure = error;
     const out: string[] = [];
     this.#ensureCreated(out);
     const failed = this.#failedResponse(error, out);

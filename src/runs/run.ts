@@ -212,6 +212,8 @@ export class Run implements RelaySink {
   }
 
   write(parts: readonly (string | Buffer)[]): boolean {
+    // A tool loop that failed between vLLM calls may still see its tools answer: too late.
+    if (this.#ended) return true;
     if (this.#upstreamError !== undefined) {
       for (const part of parts) if (this.#upstreamError.length < MAX_ERROR_PARTS) this.#upstreamError.push(Buffer.from(part));
       return true;

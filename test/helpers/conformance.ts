@@ -12,7 +12,12 @@ const ITEM_PREFIX: Record<string, string> = {
   reasoning: 'rs_',
   function_call: 'fc_',
   function_call_output: 'fco_',
+  mcp_call: 'mcp_',
+  mcp_list_tools: 'mcpl_',
+  mcp_approval_request: 'mcpr_',
 };
+/** OpenAI's statuses of an mcp_call (it may fail, unlike other items). */
+const MCP_CALL_STATUSES = new Set(['in_progress', 'completed', 'incomplete', 'calling', 'failed']);
 const VLLM_PRIVATE_FIELDS = ['input_messages', 'output_messages', 'kv_transfer_params', 'prompt'];
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
@@ -28,7 +33,8 @@ export function checkItem(item: AnyJson, where: string, options: { rawFields?: b
   const prefix = ITEM_PREFIX[type];
   if (prefix !== undefined) assert.ok(String(item.id).startsWith(prefix), `${where}: a ${type} id starts with ${prefix} (got ${String(item.id)})`);
   else assert.ok(isString(item.id) && String(item.id).length > 3, `${where}: item.id`);
-  if ('status' in item) assert.ok(ITEM_STATUSES.has(item.status), `${where}: item status ${String(item.status)} is one of ${[...ITEM_STATUSES].join('|')}`);
+  const statuses = type === 'mcp_call' ? MCP_CALL_STATUSES : ITEM_STATUSES;
+  if ('status' in item) assert.ok(statuses.has(item.status), `${where}: item status ${String(item.status)} is one of ${[...statuses].join('|')}`);
   if (options.rawFields !== true) {
     for (const field of ['namespace', 'phase']) assert.ok(!(field in item), `${where}: no vLLM field ${field}`);
   }
@@ -45,6 +51,19 @@ export function checkItem(item: AnyJson, where: string, options: { rawFields?: b
     for (const field of ['call_id', 'name', 'arguments']) assert.ok(isString(item[field]), `${where}: function_call.${field}`);
   }
   if (type === 'reasoning') assert.ok(Array.isArray(item.summary), `${where}: reasoning.summary is a list`);
+  if (type === 'mcp_call' || type === 'mcp_approval_request') {
+    for (const field of ['server_label', 'name', 'arguments']) assert.ok(isString(item[field]), `${where}: ${type}.${field}`);
+  }
+  if (type === 'mcp_call') {
+    for (const field of ['output', 'error', 'approval_request_id']) assert.ok(nullOr(item[field], isString), `${where}: mcp_call.${field} is a string or null`);
+    if (item.status === 'failed') assert.ok(isString(item.error), `${where}: a failed mcp_call says why`);
+    if (item.status === 'completed') assert.ok(isString(item.output) && item.error === null, `${where}: a completed mcp_call has its output`);
+  }
+  if (type === 'mcp_list_tools') {
+    assert.ok(isString(item.server_label) && Array.isArray(item.tools), `${where}: mcp_list_tools has server_label and tools`);
+    for (const tool of item.tools as AnyJson[]) assert.ok(isString(tool.name) && 'input_schema' in tool, `${where}: a listed tool has name and input_schema`);
+    assert.ok(nullOr(item.error ?? null, isString), `${where}: mcp_list_tools.error`);
+  }
 }
 
 /** The response object has OpenAI's fields and types, and none of vLLM's private ones. */
@@ -105,6 +124,8 @@ interface ItemTrack {
   readonly parts: Map<number, { text: string; done: boolean; doneText: string | undefined }>;
   args: string;
   doneArgs: string | undefined;
+  /** mcp_call / mcp_list_tools: the completed or failed event seen. */
+  ended?: string;
   /** The item as sent in output_item.done, once done. */
   done?: AnyJson;
 }
@@ -192,8 +213,36 @@ export function checkStream(text: string, options: { rawFields?: boolean } = {})
         break;
       }
       case 'response.function_call_arguments.delta':
+      case 'response.mcp_call_arguments.delta':
         belongs().args += data.delta;
         break;
+      case 'response.mcp_call_arguments.done': {
+        const track = belongs();
+        assert.equal(track.type, 'mcp_call', `${type} is about an mcp_call`);
+        assert.equal(data.arguments, track.args, 'the joined MCP argument deltas equal the final arguments');
+        track.doneArgs = data.arguments;
+        break;
+      }
+      case 'response.mcp_call.in_progress':
+      case 'response.mcp_call.completed':
+      case 'response.mcp_call.failed': {
+        const track = belongs();
+        assert.equal(track.type, 'mcp_call', `${type} is about an mcp_call`);
+        if (type !== 'response.mcp_call.in_progress') {
+          assert.equal(track.ended, undefined, 'an mcp_call completes or fails once');
+          if (track.args.length > 0) assert.equal(track.doneArgs, track.args, 'its arguments were done before it ran');
+          track.ended = type;
+        }
+        break;
+      }
+      case 'response.mcp_list_tools.in_progress':
+      case 'response.mcp_list_tools.completed':
+      case 'response.mcp_list_tools.failed': {
+        const track = belongs();
+        assert.equal(track.type, 'mcp_list_tools', `${type} is about an mcp_list_tools`);
+        if (type !== 'response.mcp_list_tools.in_progress') track.ended = type;
+        break;
+      }
       case 'response.function_call_arguments.done': {
         const track = belongs();
         assert.equal(data.arguments, track.args, 'the joined argument deltas equal the final arguments');
@@ -208,6 +257,17 @@ export function checkStream(text: string, options: { rawFields?: boolean } = {})
         if (track.type === 'function_call') {
           assert.equal(data.item.arguments, track.args, 'the done item carries the streamed arguments');
           assert.equal(data.item.call_id, track.callId, 'call_id is stable');
+        }
+        // An mcp_call the response ended before (incomplete) never ran: no completed or failed event.
+        if ((track.type === 'mcp_call' && data.item.status !== 'incomplete') || track.type === 'mcp_list_tools') {
+          assert.ok(track.ended !== undefined, `${track.type} ${track.id} completed or failed before its output_item.done`);
+          const failed = (track.ended).endsWith('.failed');
+          if (track.type === 'mcp_call') {
+            assert.equal(data.item.status, failed ? 'failed' : 'completed', 'the mcp_call ends as its event said');
+            if (track.args.length > 0) assert.equal(data.item.arguments, track.args, 'the done mcp_call carries the streamed arguments');
+          } else {
+            assert.equal(isString(data.item.error), failed, 'a failed tool list says why, a listed one has no error');
+          }
         }
         if (track.type === 'message') {
           const texts = (data.item.content as AnyJson[]).map((contentPart) => contentPart.text);

@@ -25,12 +25,18 @@ export interface TestMcpServer {
   readonly calls: ToolCallRecord[];
   /** tools/list requests received. */
   readonly listings: number;
+  /** initialize requests received: one per session a client opened. */
+  readonly initializations: number;
   /** Headers of every HTTP request received. */
   readonly requestHeaders: IncomingMessage['headers'][];
   /** Resolves when `slow` has been called this many times (a call is in progress). */
   slowCalls(count: number): Promise<void>;
   /** Ends every slow call in progress. */
   releaseSlow(): void;
+  /** Resolves when this many calls were cancelled by their client (MCP's notifications/cancelled). */
+  cancelledCalls(count: number): Promise<void>;
+  /** Calls cancelled so far. */
+  readonly cancelled: number;
   close(): Promise<void>;
 }
 
@@ -53,20 +59,33 @@ function readJson(req: IncomingMessage): Promise<unknown> {
   });
 }
 
-export async function startMcpServer(options: { transport?: 'streamable' | 'sse'; port?: number } = {}): Promise<TestMcpServer> {
+export async function startMcpServer(
+  options: { transport?: 'streamable' | 'sse'; port?: number; onCall?: (name: string) => void } = {},
+): Promise<TestMcpServer> {
   const transport = options.transport ?? 'streamable';
   const calls: ToolCallRecord[] = [];
   const requestHeaders: IncomingMessage['headers'][] = [];
   let listings = 0;
+  let initializations = 0;
   const slowWaiters: Array<{ count: number; resolve: () => void }> = [];
   const slowReleases = new Set<() => void>();
   let slowCount = 0;
+  let cancelledCount = 0;
+  const cancelWaiters: Array<{ count: number; resolve: () => void }> = [];
+  const noteCancelled = (): void => {
+    cancelledCount += 1;
+    for (const waiter of cancelWaiters.splice(0)) {
+      if (cancelledCount >= waiter.count) waiter.resolve();
+      else cancelWaiters.push(waiter);
+    }
+  };
   let currentHeaders: IncomingMessage['headers'] = {};
 
   const build = (): McpServer => {
     const server = new McpServer({ name: 'test-tools', version: '1.0.0' });
     const record = (name: string, args: Record<string, unknown>): void => {
       calls.push({ name, args, headers: currentHeaders });
+      options.onCall?.(name);
     };
     server.registerTool(
       'add',
@@ -88,7 +107,7 @@ export async function startMcpServer(options: { transport?: 'streamable' | 'sse'
       record('delete_everything', { really });
       return { content: [{ type: 'text', text: 'deleted nothing' }] };
     });
-    server.registerTool('slow', { description: 'Waits a long time.', inputSchema: { seconds: z.number() } }, async ({ seconds }) => {
+    server.registerTool('slow', { description: 'Waits a long time.', inputSchema: { seconds: z.number() } }, async ({ seconds }, extra) => {
       record('slow', { seconds });
       slowCount += 1;
       for (const waiter of slowWaiters.splice(0)) {
@@ -103,6 +122,11 @@ export async function startMcpServer(options: { transport?: 'streamable' | 'sse'
           resolve();
         }
         slowReleases.add(done);
+        // The client gave up on the call (it cancelled, or its response was cancelled).
+        extra.signal.addEventListener('abort', () => {
+          noteCancelled();
+          done();
+        });
       });
       return { content: [{ type: 'text', text: 'slow done' }] };
     });
@@ -122,7 +146,11 @@ export async function startMcpServer(options: { transport?: 'streamable' | 'sse'
 
   const countListing = (body: unknown): void => {
     const messages = Array.isArray(body) ? body : [body];
-    for (const message of messages) if ((message as { method?: unknown } | undefined)?.method === 'tools/list') listings += 1;
+    for (const message of messages) {
+      const method = (message as { method?: unknown } | undefined)?.method;
+      if (method === 'tools/list') listings += 1;
+      if (method === 'initialize') initializations += 1;
+    }
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -193,6 +221,9 @@ export async function startMcpServer(options: { transport?: 'streamable' | 'sse'
     get listings() {
       return listings;
     },
+    get initializations() {
+      return initializations;
+    },
     requestHeaders,
     slowCalls(count) {
       if (slowCount >= count) return Promise.resolve();
@@ -200,6 +231,13 @@ export async function startMcpServer(options: { transport?: 'streamable' | 'sse'
     },
     releaseSlow() {
       for (const release of [...slowReleases]) release();
+    },
+    get cancelled() {
+      return cancelledCount;
+    },
+    cancelledCalls(count) {
+      if (cancelledCount >= count) return Promise.resolve();
+      return new Promise((resolve) => cancelWaiters.push({ count, resolve }));
     },
     async close() {
       for (const release of [...slowReleases]) release();
@@ -211,8 +249,12 @@ export async function startMcpServer(options: { transport?: 'streamable' | 'sse'
   };
 }
 
-// As a script: serve until killed, print the URL on the first line.
+// As a script: serve until killed; print the URL on the first line, then `call <tool>`
+// as each call begins (so that a test can kill it in the middle of one).
 if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  const server = await startMcpServer({ transport: process.argv[2] === 'sse' ? 'sse' : 'streamable' });
+  const server = await startMcpServer({
+    transport: process.argv[2] === 'sse' ? 'sse' : 'streamable',
+    onCall: (name) => process.stdout.write(`call ${name}\n`),
+  });
   process.stdout.write(`${server.url}\n`);
 }
