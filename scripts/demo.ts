@@ -5,6 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import { startMcpServer } from '../sim/mcp-server.ts';
 import { startSimVllm } from '../sim/vllm-sim.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
@@ -14,6 +15,8 @@ function heading(text: string): void {
 }
 
 const sim = await startSimVllm({ model: 'Qwen/Qwen3-8B', chunkDelayMs: 15 });
+// A real MCP server (the official SDK) for the tools example.
+const mcp = await startMcpServer();
 // A throwaway database: the demo leaves ~/.responses-gateway alone.
 const dbUrl = `sqlite:${join(mkdtempSync(join(tmpdir(), 'responses-gateway-demo-')), 'responses.db')}`;
 const args = ['--llm-api-base', `${sim.url}/v1`, '--gateway-host', '127.0.0.1', '--gateway-port', '0', '--db-url', dbUrl];
@@ -94,6 +97,19 @@ try {
   const items = await client.conversations.items.list(conversation.id, { order: 'asc' });
   console.log(`the conversation now holds ${items.data.length} items`);
 
+  heading('an MCP server as a tool: the gateway lists its tools, runs the calls, answers');
+  const withTools = await client.responses.create({
+    model: 'Qwen/Qwen3-8B',
+    input: 'Please add 20 and 22.',
+    tools: [{ type: 'mcp', server_label: 'calc', server_url: mcp.url, require_approval: 'never', allowed_tools: ['add', 'echo'] }],
+  });
+  for (const item of withTools.output) {
+    if (item.type === 'mcp_list_tools') console.log(`mcp_list_tools  ${item.server_label}: ${item.tools.map((tool) => tool.name).join(', ')}`);
+    else if (item.type === 'mcp_call') console.log(`mcp_call        ${item.name}(${item.arguments}) -> ${String(item.output)}`);
+    else console.log(item.type);
+  }
+  console.log(`output_text: ${withTools.output_text}`);
+
   heading('POST /v1/chat/completions (forwarded as is)');
   const chat = await client.chat.completions.create({
     model: 'Qwen/Qwen3-8B',
@@ -113,5 +129,5 @@ try {
   gateway.kill('SIGTERM');
   const code = await new Promise<number | null>((resolve) => gateway.once('exit', resolve));
   console.log(`gateway exited with code ${String(code)}`);
-  await sim.close();
+  await Promise.all([sim.close(), mcp.close()]);
 }

@@ -52,6 +52,33 @@ describe('keys from a file', () => {
   });
 });
 
+describe('the --mcp-servers file', () => {
+  it('is named on the startup line, and a wrong one stops startup with one line naming the field', async () => {
+    const good = join(dir, 'mcp-good.json');
+    writeFileSync(good, JSON.stringify({ docs: { url: 'http://127.0.0.1:1/mcp', headers: { authorization: 'Bearer ${RG_DOCS_TOKEN}' } } }));
+    const run = runCli([...base(), '--mcp-servers', good, '--mcp-allow', 'none'], { RG_DOCS_TOKEN: 'tok-secret' });
+    const listening = await run.waitForLog('gateway listening');
+    assert.equal(listening['mcp'], `servers of ${good}; no client URL (--mcp-allow none)`);
+    run.child.kill('SIGTERM');
+    assert.equal((await run.exited).code, 0);
+    assert.ok(!run.stdout().includes('tok-secret'));
+
+    const cases: Array<[string, RegExp]> = [
+      ['{"docs": {"url": "ftp://x"}}', /^responses-gateway: --mcp-servers .*: docs\.url: must be an http\(s\) URL$/],
+      ['{"docs": {"url": "http://x", "require_approval": "sometimes"}}', /^responses-gateway: --mcp-servers .*: docs\.require_approval: Invalid 'require_approval'/],
+      ['{"docs": {"url": "http://x", "headers": {"a": "${RG_NOT_SET}"}}}', /^responses-gateway: --mcp-servers .*: docs\.headers\.a: environment variable RG_NOT_SET is not set$/],
+      ['not json', /^responses-gateway: --mcp-servers .*: not JSON/],
+    ];
+    for (const [text, expected] of cases) {
+      const file = join(dir, 'mcp-bad.json');
+      writeFileSync(file, text);
+      const bad = runCli([...base(), '--mcp-servers', file]);
+      assert.equal((await bad.exited).code, 1, text);
+      assert.match(bad.stderr().trim(), expected);
+    }
+  });
+});
+
 describe('secrets in what the command prints', () => {
   it('a database password never appears, not even when the database is down', async () => {
     const run = runCli([...base(), '--openai-api-key', 'sk-very-secret'], { DATABASE_URL: 'postgres://app:pa55w0rd-secret@127.0.0.1:1/db' });

@@ -16,7 +16,7 @@ import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { checkResponseObject, checkStream } from './helpers/conformance.ts';
 import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson, send } from './helpers/http.ts';
-import { startMcpServer, type TestMcpServer } from './helpers/mcp-servers.ts';
+import { startMcpServer, type TestMcpServer } from '../sim/mcp-server.ts';
 import { create, createStream, messageText, type AnyJson } from './helpers/responses-api.ts';
 
 /** The sim's input token count for one request (what its usage reports). */
@@ -313,7 +313,7 @@ describe('MCP tools', () => {
   });
 
   it('a server killed in the middle of a call fails that call; the response ends properly', { timeout: 30_000 }, async () => {
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/mcp-servers.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'sim/mcp-server.ts'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       const lines: string[] = [];
       const waiters: Array<{ test: (line: string) => boolean; resolve: (line: string) => void }> = [];
@@ -520,6 +520,31 @@ describe('MCP tools: --mcp-allow', () => {
       assert.equal(nothing.status, 400);
     } finally {
       await closeAll(strict, none);
+    }
+  });
+});
+
+describe('MCP tools: shutdown', () => {
+  it('a gateway that shuts down while a tool runs stops the call and ends the response as failed', async () => {
+    const [sim, calc] = await Promise.all([startSimVllm(), startMcpServer()]);
+    const gw = await startGateway(sim.url);
+    try {
+      const events: string[] = [];
+      const res = await fetch(`${gw.url}/v1/responses`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', input: 'slow 0', stream: true, tools: [{ type: 'mcp', server_label: 'calc', server_url: calc.url, require_approval: 'never' }] }),
+      });
+      const reading = res.text().then((text) => events.push(...text.split('\n\n')));
+      await calc.slowCalls(1);
+      await gw.close();
+      await calc.cancelledCalls(1);
+      await reading;
+      const failed = events.find((block) => block.startsWith('event: response.failed'));
+      assert.ok(failed !== undefined, 'the stream ends with response.failed');
+      assert.match(failed, /"code":"server_shutting_down"/);
+    } finally {
+      await closeAll(sim, calc);
     }
   });
 });

@@ -2,19 +2,20 @@
 // services, rate limiter, metrics, CORS policy) is made here once, never per request;
 // the store's migrations run before the port is listened on, and the expiry sweeper runs
 // while it is. The http layer gets what it serves with (GatewayDeps) and opens nothing.
-import { createRequire } from 'node:module';
 import type { Config } from '../config/load-config.ts';
+import { GatewayError } from '../errors.ts';
 import { LocalRateLimiter, type RateLimiter } from '../limits/rate-limiter.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics } from '../observability/metrics.ts';
 import { McpSessions } from '../mcp/mcp-sessions.ts';
-import { loadMcpServers } from '../mcp/operator-servers.ts';
+import { loadMcpServers, McpServersFileError } from '../mcp/operator-servers.ts';
 import { McpServerPolicy } from '../mcp/server-policy.ts';
 import { parseApprovalRule, parseToolFilter } from '../responses/mcp-declarations.ts';
 import { ConversationsService } from '../responses/conversations-service.ts';
 import { ResponsesService } from '../responses/responses-service.ts';
 import { BackgroundResponses } from '../runs/background-responses.ts';
 import { RunRegistry } from '../runs/run-registry.ts';
+import { gatewayVersion } from './version.ts';
 import { ExpirySweeper } from '../store/expiry-sweeper.ts';
 import { openStore } from '../store/open-store.ts';
 import type { Store } from '../store/store.ts';
@@ -24,12 +25,6 @@ import { ApiKeyGuard } from '../http/api-key-guard.ts';
 import { CorsPolicy } from '../http/cors.ts';
 import type { GatewayDeps, GatewayState, MetricsSource } from '../http/gateway-deps.ts';
 import { createGateway, type Gateway } from '../http/server.ts';
-
-/** This package's version (what MCP servers are told the client is). */
-function gatewayVersion(): string {
-  const require = createRequire(import.meta.url);
-  return (require('../../package.json') as { version: string }).version;
-}
 
 /** At the end of shutdown, how long the store gets to close its connections. */
 const STORE_CLOSE_MS = 1_000;
@@ -121,11 +116,16 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
 /** The MCP servers clients may reach: the operator's file (its filters checked now, so a
  * mistake stops the start rather than every request) and --mcp-allow. */
 function mcpPolicy(config: Config): McpServerPolicy {
-  const servers = loadMcpServers(config.tools.mcpServersFile, process.env);
+  const path = config.tools.mcpServersFile;
+  const servers = loadMcpServers(path, process.env);
   for (const [label, server] of servers) {
-    const param = `--mcp-servers ${label}`;
-    if (server.allowedTools !== undefined) parseToolFilter(server.allowedTools, `${param}.allowed_tools`, true);
-    if (server.requireApproval !== undefined) parseApprovalRule(server.requireApproval, `${param}.require_approval`);
+    try {
+      if (server.allowedTools !== undefined) parseToolFilter(server.allowedTools, `${label}.allowed_tools`, true);
+      if (server.requireApproval !== undefined) parseApprovalRule(server.requireApproval, `${label}.require_approval`);
+    } catch (error) {
+      const where = error instanceof GatewayError && error.param !== null ? `${error.param}: ` : '';
+      throw new McpServersFileError(`--mcp-servers ${String(path)}: ${where}${error instanceof Error ? error.message : String(error)}`);
+    }
   }
   return new McpServerPolicy(servers, config.tools.mcpAllow);
 }

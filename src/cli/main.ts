@@ -2,14 +2,15 @@
 // line, (serve) start vLLM and wait for it, start the gateway (one process or a cluster),
 // and on SIGINT/SIGTERM drain requests, stop vLLM and exit 0.
 import cluster from 'node:cluster';
-import { createRequire } from 'node:module';
 import { connect, type AddressInfo } from 'node:net';
 import { renderHelp } from '../config/help.ts';
 import { ConfigError, parseCommandLine, type Config } from '../config/load-config.ts';
 import { GatewayError } from '../errors.ts';
 import { describeLocation } from '../config/db-url.ts';
 import { ApiKeyGuard, ApiKeyLoadError } from '../http/api-key-guard.ts';
+import { McpServersFileError } from '../mcp/operator-servers.ts';
 import { buildGateway } from '../app/build-gateway.ts';
+import { gatewayVersion } from '../app/version.ts';
 import type { GatewayLoad } from '../http/server.ts';
 import { createLogger, flushLogger, type Logger } from '../observability/logger.ts';
 import { GatewayMetrics, AggregatorRegistry } from '../observability/metrics.ts';
@@ -38,14 +39,10 @@ function printError(message: string): void {
   process.stderr.write(`${PROGRAM}: ${message}\n`);
 }
 
-function version(): string {
-  const require = createRequire(import.meta.url);
-  return (require('../../package.json') as { version: string }).version;
-}
 
 /** One line for whatever stopped the gateway from starting. */
 function startProblem(error: unknown, config: Config): string {
-  if (error instanceof ApiKeyLoadError) return error.message;
+  if (error instanceof ApiKeyLoadError || error instanceof McpServersFileError) return error.message;
   if (error instanceof GatewayError && error.code === 'store_unavailable') {
     const cause = error.cause instanceof Error ? error.cause.message : 'unknown error';
     return `cannot open the store at ${describeLocation(config.state.location)}: ${cause} (see --db-url)`;
@@ -326,7 +323,7 @@ export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv): P
     return 0;
   }
   if (command.kind === 'version') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${gatewayVersion()}\n`);
     return 0;
   }
   return cluster.isWorker ? runWorker(command.config) : runPrimary(command.config);

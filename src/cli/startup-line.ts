@@ -1,6 +1,6 @@
 // What the "gateway listening" line says about the running gateway: where it listens,
 // what it forwards to, where it stores and for how long, which keys guard what (where
-// each key came from, never the key), and the rate limits, if any.
+// each key came from, never the key), the rate limits and MCP settings, if any.
 import type { Config, KeyOrigin } from '../config/load-config.ts';
 import { describeLocation } from '../config/db-url.ts';
 import type { ApiKeyGuard } from '../http/api-key-guard.ts';
@@ -46,8 +46,17 @@ function rateLimits(config: Config, guard: ApiKeyGuard): string | undefined {
   return own === 0 ? flags : `${flags}; ${own} ${own === 1 ? 'tenant sets its' : 'tenants set their'} own in the key entries`;
 }
 
+/** Where MCP tools may reach, when set otherwise than the default (any URL but link-local). */
+function mcp(config: Config): string | undefined {
+  const { mcpServersFile, mcpAllow } = config.tools;
+  const allow = mcpAllow.includes('*') ? undefined : mcpAllow.length === 0 ? 'no client URL (--mcp-allow none)' : `client URLs matching ${mcpAllow.join(', ')}`;
+  if (mcpServersFile === undefined) return allow;
+  return `servers of ${mcpServersFile}${allow === undefined ? '' : `; ${allow}`}`;
+}
+
 export function startupFields(config: Config, guard: ApiKeyGuard, port: number): Record<string, unknown> {
   const limits = rateLimits(config, guard);
+  const tools = mcp(config);
   return {
     url: `http://${config.server.host}:${port}`,
     upstream: config.upstream.origin + config.upstream.basePath,
@@ -57,5 +66,6 @@ export function startupFields(config: Config, guard: ApiKeyGuard, port: number):
     client_keys: clientKeys(config, guard),
     upstream_key: upstreamKey(config),
     ...(limits === undefined ? {} : { rate_limits: limits }),
+    ...(tools === undefined ? {} : { mcp: tools }),
   };
 }

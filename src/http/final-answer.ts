@@ -31,6 +31,8 @@ export class FinalAnswerSink implements RelaySink {
   end(): void {
     const ctx = this.#ctx;
     if (ctx.res.headersSent || ctx.res.destroyed) return;
+    // vLLM's answers were read as streams; this client gets one JSON body.
+    ctx.record.streamed = false;
     const transformer = this.#run.plan.transformer;
     const failure = this.#run.failure;
     const streamFailure = transformer.streamNormalizer().failure;

@@ -1,9 +1,10 @@
-// Real MCP servers for the tests, built with the official TypeScript SDK and served on
-// loopback: Streamable HTTP (sessions, as most servers run it) or the older HTTP+SSE
-// transport. Their tools: typed arguments (add, echo), a read-only annotation, a slow
-// tool, a failing tool, a tool with a huge result, and one that takes the server down.
-// Run as a script (`node --import tsx test/helpers/mcp-servers.ts [sse]`) it prints its
-// URL and serves until killed: a server that dies for real.
+// A real MCP server for the tests, the benchmark and trying the gateway's tools, built with
+// the official TypeScript SDK and served on loopback: Streamable HTTP (sessions, as most
+// servers run it) or the older HTTP+SSE transport. Its tools: typed arguments (add,
+// echo), read-only annotations, a slow tool, a failing tool, a tool with a huge result.
+// Run as a command (`node --import tsx sim/mcp-server.ts [--port N] [--sse]`) it prints
+// its URL, then `call <tool>` as each call begins, and serves until killed (a test kills
+// it in the middle of a call: a server that dies for real); GET /health answers 200.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -157,6 +158,10 @@ export async function startMcpServer(
     requestHeaders.push(req.headers);
     currentHeaders = req.headers;
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method === 'GET' && url.pathname === '/health') {
+      res.writeHead(200, { 'content-length': 0 }).end();
+      return;
+    }
     if (transport === 'sse') {
       if (req.method === 'GET' && url.pathname === '/sse') {
         const sse = new SSEServerTransport('/messages', res);
@@ -249,11 +254,14 @@ export async function startMcpServer(
   };
 }
 
-// As a script: serve until killed; print the URL on the first line, then `call <tool>`
+// As a command: serve until killed; print the URL on the first line, then `call <tool>`
 // as each call begins (so that a test can kill it in the middle of one).
 if (process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const args = process.argv.slice(2);
+  const portAt = args.indexOf('--port');
   const server = await startMcpServer({
-    transport: process.argv[2] === 'sse' ? 'sse' : 'streamable',
+    transport: args.includes('--sse') ? 'sse' : 'streamable',
+    port: portAt === -1 ? 0 : Number(args[portAt + 1]),
     onCall: (name) => process.stdout.write(`call ${name}\n`),
   });
   process.stdout.write(`${server.url}\n`);
