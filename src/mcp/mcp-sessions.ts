@@ -12,6 +12,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { LogSource } from '../observability/logger.ts';
 import type { McpServerPolicy, McpTarget } from './server-policy.ts';
+import { undiciFetcher } from './undici-fetch.ts';
 
 /** A tool as the server lists it (OpenAI's mcp_list_tools shape). */
 export interface McpToolInfo {
@@ -89,6 +90,7 @@ export class McpSessions {
   readonly #options: McpSessionOptions;
   readonly #sessions = new Map<string, Session>();
   readonly #sweeper: NodeJS.Timeout;
+  readonly #fetcher = undiciFetcher();
 
   constructor(options: McpSessionOptions) {
     this.#options = options;
@@ -174,10 +176,11 @@ export class McpSessions {
   async #connect(target: McpTarget, signal: AbortSignal): Promise<Client> {
     await this.#options.policy.checkAddress(target);
     const requestInit: RequestInit = { headers: { ...target.headers } };
+    const fetch = this.#fetcher.fetch;
     const options = this.#requestOptions(signal);
     const client = this.#newClient();
     try {
-      await client.connect(new StreamableHTTPClientTransport(target.url, { requestInit }), options);
+      await client.connect(new StreamableHTTPClientTransport(target.url, { requestInit, fetch }), options);
       return client;
     } catch (streamableError) {
       void client.close().catch(() => undefined);
@@ -185,7 +188,7 @@ export class McpSessions {
       // Servers of the 2024-11-05 protocol speak only HTTP+SSE (a GET opens the stream).
       const fallback = this.#newClient();
       try {
-        await fallback.connect(new SSEClientTransport(target.url, { requestInit }), options);
+        await fallback.connect(new SSEClientTransport(target.url, { requestInit, fetch }), options);
         this.#options.log().debug({ server_label: target.label }, 'MCP server reached over the older HTTP+SSE transport');
         return fallback;
       } catch {
@@ -227,6 +230,7 @@ export class McpSessions {
         }
       }),
     );
+    await this.#fetcher.close();
   }
 }
 
