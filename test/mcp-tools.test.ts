@@ -265,6 +265,25 @@ describe('MCP tools', () => {
     assert.equal(finalText(next.json()), 'Tool results: 4 | sunny');
   });
 
+  it("names stay apart: a client function with an MCP tool's name keeps it, the MCP tool gets another; tool_choice follows", async () => {
+    const from = since();
+    const mine = { type: 'function', name: 'calc__add', parameters: { type: 'object', properties: {}, required: [] } };
+    const response = (
+      await createStream(gw.url, {
+        model: 'm',
+        input: 'echo names',
+        tools: [mine, calcTool({ allowed_tools: ['add', 'echo'] })],
+        tool_choice: { type: 'mcp', server_label: 'calc', name: 'echo' },
+      })
+    ).terminal;
+    const [first, second] = vllmRequests(from);
+    assert.deepEqual((first.tools as AnyJson[]).map((tool) => tool.name), ['calc__add', 'calc__add_2', 'calc__echo']);
+    assert.deepEqual(first.tool_choice, { type: 'function', name: 'calc__echo' });
+    assert.equal(second.tool_choice, 'auto', 'a forced tool is forced once');
+    assert.deepEqual(itemsOf(response, 'mcp_call').map((call) => call.name), ['echo']);
+    assert.deepEqual(response.tool_choice, { type: 'mcp', server_label: 'calc', name: 'echo' }, 'the response shows what the client asked');
+  });
+
   it('a failing tool, a slow one and a huge result fail or shrink their call, and the response goes on', async () => {
     const failed = (await createStream(gw.url, { model: 'm', input: 'fail now', tools: [calcTool()] })).terminal;
     const failedCall = itemsOf(failed, 'mcp_call')[0];

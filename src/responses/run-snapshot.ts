@@ -6,6 +6,8 @@ import type { EventRenderer } from './event-renderer.ts';
 import type { Json } from './items.ts';
 import { DELTA_PART_TYPE, DONE_PART_TYPE, DONE_TYPE_OF_PART, TEXT_FIELD_OF_PART } from './output-items.ts';
 const TERMINAL = new Set(['response.completed', 'response.incomplete', 'response.failed']);
+/** Why a dead run's tool list or call has no result. */
+const INTERRUPTED = 'The gateway process running this response stopped before it finished.';
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -31,8 +33,8 @@ export interface Snapshot {
   readonly response: Json;
   /** The log ends with a terminal event: `response` is final. */
   readonly terminal: boolean;
-  /** `${output_index}:${content_index}` of the text (or arguments: `${output_index}:args`) and
-   * parts whose done events were sent. */
+  /** `${output_index}:${content_index}` of the text (or arguments: `${output_index}:args`),
+   * parts (`...:part`) and items (`${output_index}:item`) whose done events were sent. */
   readonly closed: ReadonlySet<string>;
 }
 
@@ -46,9 +48,15 @@ export function closingEvents(snapshot: Snapshot, render: EventRenderer): { even
   const events: string[] = [];
   const send = (type: string, fields: Json): void => render.send(events, type, fields);
   const output = (snapshot.response['output'] as Json[]).map((item, index) => {
-    if (item['status'] !== 'in_progress') return item;
-    const closed: Json = { ...item, status: 'incomplete' };
+    if (snapshot.closed.has(`${index}:item`)) return item;
+    // Items without a status (a tool list, an approval request) keep having none.
+    const closed: Json = 'status' in item ? { ...item, status: 'incomplete' } : { ...item };
     const id = item['id'];
+    if (item['type'] === 'mcp_list_tools') {
+      send('response.mcp_list_tools.failed', { item_id: id, output_index: index });
+      closed['error'] = INTERRUPTED;
+    }
+    if (item['type'] === 'mcp_call' && typeof item['output'] !== 'string') closed['error'] = INTERRUPTED;
     if (Array.isArray(item['content'])) {
       (item['content'] as Json[]).forEach((part, contentIndex) => {
         const field = TEXT_FIELD_OF_PART[String(part['type'])] ?? 'text';
@@ -101,6 +109,7 @@ export function snapshotFromEvents(base: Json, events: Iterable<string>): Snapsh
       case 'response.output_item.added':
       case 'response.output_item.done':
         if (index >= 0 && isObject(event['item'])) output[index] = structuredClone(event['item']);
+        if (type === 'response.output_item.done') closed.add(`${index}:item`);
         break;
       case 'response.function_call_arguments.done':
         closed.add(`${index}:args`);
@@ -113,6 +122,7 @@ export function snapshotFromEvents(base: Json, events: Iterable<string>): Snapsh
         }
         break;
       case 'response.function_call_arguments.delta':
+      case 'response.mcp_call_arguments.delta':
         if (item !== undefined && typeof event['delta'] === 'string') item['arguments'] = `${textOf(item['arguments'])}${event['delta']}`;
         break;
       default: {
