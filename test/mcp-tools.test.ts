@@ -246,6 +246,16 @@ describe('MCP tools', () => {
     assert.deepEqual(types(replay.json()), ['mcp_call', 'message']);
     assert.equal(calc.listings, listings);
     assert.equal(calc.initializations, sessions, 'later requests reuse the session with the server');
+    // In a conversation the same: the list it holds is reused.
+    const conversation = await client.conversations.create({});
+    await client.responses.create({ model: 'm', input: 'add 1 and 1', tools: [calcTool()], conversation: conversation.id });
+    const inConversation = await client.responses.create({ model: 'm', input: 'echo more', tools: [calcTool()], conversation: conversation.id });
+    assert.deepEqual(types(inConversation), ['mcp_call', 'message']);
+    const items = await client.conversations.items.list(conversation.id, { order: 'asc' });
+    assert.deepEqual(
+      items.data.map((item) => item.type),
+      ['message', 'mcp_list_tools', 'mcp_call', 'message', 'message', 'mcp_call', 'message'],
+    );
   });
 
   it("a client's own function call ends the response; MCP calls of the same turn have run", async () => {
