@@ -9,12 +9,12 @@
 //   memory for subscribers of this process, and in the store's log (RunLogWriter) for
 //   those of every other. It never waits on a subscriber: a slow one catches up from the
 //   events kept.
-import { GatewayError } from '../errors.ts';
+import type { GatewayError } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { Json } from '../responses/items.ts';
 import { normalizeResponse } from '../responses/response-object.ts';
 import type { CreatePlan } from '../responses/responses-service.ts';
-import { UpstreamRelay, type RelaySink, type RelayTarget } from '../upstream/relay.ts';
+import { asGatewayError, UpstreamRelay, type RelaySink, type RelayTarget } from '../upstream/relay.ts';
 import type { AgentLoop } from './agent-loop.ts';
 import type { RunLogWriter } from './run-log-writer.ts';
 
@@ -425,10 +425,6 @@ export class Run implements RelaySink {
     subscription.pump();
     return () => subscribers.delete(subscription);
   }
-}
-
-function asGatewayError(error: unknown): GatewayError {
-  return error instanceof GatewayError ? error : new GatewayError('internal_error', 'The gateway failed to run the response.', { cause: error });
 }
 
 /** One subscriber's position in a run's events. */

@@ -524,7 +524,8 @@ function removeHeader(flat: string[], lowerName: string): void {
   }
 }
 
-function asGatewayError(error: unknown): GatewayError {
+/** Any failure as the gateway's error (unknown ones are internal errors). */
+export function asGatewayError(error: unknown): GatewayError {
   return error instanceof GatewayError
     ? error
     : new GatewayError('internal_error', 'The gateway failed to process the response.', { cause: error });
