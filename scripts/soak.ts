@@ -11,6 +11,8 @@
 //   TEST_DATABASE_URL or --db-url; with SQLite there is no connection to kill);
 // - the gateway itself: a worker SIGKILLed every 15 s (4 a minute: under the crash-loop
 //   limit of 3 per worker).
+// Some responses use an MCP server (sim/mcp-server.ts, its own process): tools listed,
+// called (a call that fails on purpose among them), answered, stored and continued.
 // A request may fail only because of a fault injected while it ran. At the end, every
 // response a client saw completed is read back: its body must be the one the client got,
 // and its input items must be there (nothing lost, nothing half-written). It samples the
@@ -96,6 +98,10 @@ if (postgresUrl !== undefined && postgresUrl.startsWith('postgres')) {
 
 const sim = startProcess(['sim/cli.ts', '--port', '0', '--no-record', '--chunk-delay-ms', '2'], 'simulated vLLM');
 const simUrl = (await sim.line(/listening on (http:\/\/\S+)/))[1] as string;
+const mcpServer = startProcess(['sim/mcp-server.ts', '--port', '0'], 'MCP server');
+const mcpUrl = (await mcpServer.line(/^(http:\/\/\S+)$/m))[1] as string;
+const MCP_TOOL = { type: 'mcp', server_label: 'calc', server_url: mcpUrl, require_approval: 'never', allowed_tools: ['add', 'echo', 'fail'] };
+const MCP_INPUTS = ['add 2 and 3', 'echo this then add 1 and 1', 'fail on purpose', 'say hello'];
 const gateway = startProcess(
   [
     'dist/cli/main.js',
@@ -198,7 +204,11 @@ function plan(): Plan {
   const roll = Math.random();
   const previous = previousIds.length > 0 && Math.random() < 0.5 ? previousIds[Math.floor(Math.random() * previousIds.length)] : undefined;
   const input = `soak ${requests} with a few words`;
-  if (roll < 0.3) return { kind: 'json', path: '/v1/responses', body: { model: 'm', input, ...(previous ? { previous_response_id: previous } : {}) }, sim: '' };
+  if (roll < 0.25) return { kind: 'json', path: '/v1/responses', body: { model: 'm', input, ...(previous ? { previous_response_id: previous } : {}) }, sim: '' };
+  if (roll < 0.3) {
+    const mcpInput = `${MCP_INPUTS[Math.floor(Math.random() * MCP_INPUTS.length)] as string} (${requests})`;
+    return { kind: 'mcp', path: '/v1/responses', body: { model: 'm', input: mcpInput, tools: [MCP_TOOL], stream: Math.random() < 0.5, ...(previous ? { previous_response_id: previous } : {}) }, sim: '' };
+  }
   if (roll < 0.6) return { kind: 'stream', path: '/v1/responses', body: { model: 'm', input, stream: true, ...(previous ? { previous_response_id: previous } : {}) }, sim: `deltas=${20 + Math.floor(Math.random() * 80)}` };
   if (roll < 0.68) return { kind: 'stateless', path: '/v1/responses', body: { model: 'm', input, store: false }, sim: '' };
   if (roll < 0.75) return { kind: 'chat', path: '/v1/chat/completions', body: { model: 'm', stream: true, messages: [{ role: 'user', content: input }] }, sim: '' };
@@ -517,6 +527,7 @@ await client.close();
 stopping = true;
 gateway.child.kill('SIGTERM');
 sim.child.kill('SIGTERM');
+mcpServer.child.kill('SIGTERM');
 if (admin !== undefined) {
   await admin.query(`DROP SCHEMA ${schema as string} CASCADE`).catch(() => undefined);
   await admin.end();
