@@ -137,6 +137,7 @@ function buildState(config: Config, store: Store, log: Logger): GatewayState {
     keepRawFields: config.output.keepRawFields,
     limits: { maxJsonDepth: config.server.maxJsonDepth, maxInputItems: config.server.maxInputItems },
     mcp: policy,
+    unsupportedTools: config.tools.unsupportedTools,
   });
   const tools = new McpSessions({
     policy,

@@ -327,6 +327,14 @@ export const FLAG_SPECS = [
     group: 'state',
   },
   {
+    name: 'unsupported-tools',
+    env: 'GATEWAY_UNSUPPORTED_TOOLS',
+    kind: 'string',
+    defaultValue: 'drop',
+    help: "Hosted tools the model server cannot run (web_search, file_search, code_interpreter, image_generation, computer_use, ...): drop leaves them out of vLLM's request (logged once per type), so that an agent's first turn does not fail on a tool it may never use; reject answers 400 naming the tool.",
+    group: 'tools',
+  },
+  {
     name: 'mcp-servers',
     env: 'GATEWAY_MCP_SERVERS',
     kind: 'string',

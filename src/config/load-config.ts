@@ -110,6 +110,8 @@ export interface ToolsConfig {
   readonly mcpMaxRounds: number;
   readonly mcpMaxOutputBytes: number;
   readonly mcpIdleTimeoutMs: number;
+  /** Hosted tools vLLM cannot run: dropped from its requests, or refused. */
+  readonly unsupportedTools: 'drop' | 'reject';
 }
 
 export interface Config {
@@ -355,6 +357,7 @@ export function parseCommandLine(
       mcpMaxRounds: required(resolveFlag('mcp-max-rounds', split, env), 'mcp-max-rounds'),
       mcpMaxOutputBytes: required(resolveFlag('mcp-max-output-size', split, env), 'mcp-max-output-size'),
       mcpIdleTimeoutMs: required(resolveFlag('mcp-idle-timeout', split, env), 'mcp-idle-timeout'),
+      unsupportedTools: unsupportedTools(required(resolveFlag('unsupported-tools', split, env), 'unsupported-tools')),
     },
     security: {
       ...clientKeys(split, env),
@@ -409,6 +412,12 @@ function apiKeySource(raw: string | undefined, given: boolean): ApiKeySource {
   const keys = raw.split(',').map((key) => key.trim()).filter((key) => key.length > 0);
   if (keys.length === 0) throw new ConfigError('invalid --api-keys: no key given (only separators)');
   return { kind: 'list', keys };
+}
+
+function unsupportedTools(value: string): 'drop' | 'reject' {
+  const lower = value.toLowerCase();
+  if (lower !== 'drop' && lower !== 'reject') throw new ConfigError(`invalid --unsupported-tools: "${value}" is not drop or reject`);
+  return lower;
 }
 
 /** --mcp-allow: "none" is the empty list; each other entry an http(s) URL pattern or "*". */

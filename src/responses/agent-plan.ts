@@ -4,6 +4,7 @@
 // and the new input, then what the response has produced so far (calls and their
 // outputs), with the client's tools and the servers' tools as functions.
 import type { McpTarget } from '../mcp/server-policy.ts';
+import type { ClientToolPlan } from './client-tools.ts';
 import type { ApprovalRule, McpDeclaration, ToolFilter } from './mcp-declarations.ts';
 import type { Json } from './items.ts';
 
@@ -69,19 +70,19 @@ const DECIDED_FIELDS = new Set([
   'max_tool_calls',
 ]);
 
-export function turnRequestParts(body: Readonly<Json>, history: Buffer, newItems: readonly string[]): TurnRequestParts {
+export function turnRequestParts(body: Readonly<Json>, history: Buffer, newItems: readonly string[], clientTools: ClientToolPlan): TurnRequestParts {
   const members: string[] = [];
   for (const [key, value] of Object.entries(body)) {
     if (!DECIDED_FIELDS.has(key) && value !== undefined) members.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
   }
-  const tools = Array.isArray(body['tools']) ? (body['tools'] as unknown[]) : [];
+  const tools = clientTools.upstreamTools ?? (Array.isArray(body['tools']) ? (body['tools'] as unknown[]) : []);
   const separator = history.length > 0 && newItems.length > 0 ? ',' : '';
   return {
     inputPrefix: Buffer.concat([Buffer.from('{"input":['), history, Buffer.from(separator + newItems.join(','))]),
     inputHasItems: history.length > 0 || newItems.length > 0,
     members: members.join(','),
     clientTools: tools.filter((tool) => !(typeof tool === 'object' && tool !== null && (tool as Json)['type'] === 'mcp')),
-    toolChoice: body['tool_choice'],
+    toolChoice: clientTools.upstreamTools === undefined ? body['tool_choice'] : clientTools.toolChoice,
   };
 }
 

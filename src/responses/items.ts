@@ -8,7 +8,7 @@
 import { GatewayError } from '../errors.ts';
 import type { NewItem, StoredItem } from '../store/store.ts';
 import { itemIdPrefix, newId } from './ids.ts';
-import { mcpCallUpstream } from './mcp-items.ts';
+import { mcpCallUpstream, toolFunctionName } from './mcp-items.ts';
 
 export type Json = Record<string, unknown>;
 
@@ -25,8 +25,6 @@ const PASSTHROUGH_TYPES = new Set([
   'image_generation_call',
   'local_shell_call',
   'local_shell_call_output',
-  'custom_tool_call',
-  'custom_tool_call_output',
 ]);
 
 /** The upstream form of an item that must not go back to vLLM (the store leaves such
@@ -80,14 +78,37 @@ function reasoningUpstream(id: string, item: Json): string {
   return JSON.stringify(upstream);
 }
 
+/** The name vLLM knew a call by: a namespaced tool's is flattened (client-tools.ts). */
+function upstreamName(item: Json): unknown {
+  const namespace = item['namespace'];
+  return typeof namespace === 'string' && typeof item['name'] === 'string' ? toolFunctionName(namespace, item['name']) : item['name'];
+}
+
 function functionCallUpstream(id: string, item: Json): string {
   return JSON.stringify({
     type: 'function_call',
     id,
     call_id: item['call_id'],
-    name: item['name'],
+    name: upstreamName(item),
     arguments: item['arguments'],
   });
+}
+
+/** A custom tool's call as vLLM made it: a function call whose one argument is the input. */
+function customCallUpstream(id: string, item: Json): string {
+  return JSON.stringify({
+    type: 'function_call',
+    id,
+    call_id: item['call_id'],
+    name: upstreamName(item),
+    arguments: JSON.stringify({ input: typeof item['input'] === 'string' ? item['input'] : '' }),
+  });
+}
+
+/** A tool's output as vLLM takes it: a string (a list of parts becomes its text). */
+function outputUpstream(callId: string, output: unknown): string {
+  const text = typeof output === 'string' ? output : Array.isArray(output) ? textOfParts(output) : '';
+  return JSON.stringify({ type: 'function_call_output', call_id: callId, output: text });
 }
 
 function stored(id: string, type: string, display: Json, upstream: string): NewItem {
@@ -176,8 +197,27 @@ function planItem(raw: unknown, index: number): PlannedItem {
       requireString(raw, 'name', param);
       requireString(raw, 'arguments', param);
       const id = newId(itemIdPrefix(type));
-      const display = { id, type, status: 'completed', arguments: raw['arguments'], call_id: raw['call_id'], name: raw['name'] };
+      const display: Json = { id, type, status: 'completed', arguments: raw['arguments'], call_id: raw['call_id'], name: raw['name'] };
+      if (typeof raw['namespace'] === 'string') display['namespace'] = raw['namespace'];
       return stored(id, type, display, functionCallUpstream(id, raw));
+    }
+    case 'custom_tool_call': {
+      requireString(raw, 'call_id', param);
+      requireString(raw, 'name', param);
+      requireString(raw, 'input', param);
+      const id = newId(itemIdPrefix(type));
+      const display: Json = { id, type, call_id: raw['call_id'], input: raw['input'], name: raw['name'] };
+      if (typeof raw['namespace'] === 'string') display['namespace'] = raw['namespace'];
+      return stored(id, type, display, customCallUpstream(id, raw));
+    }
+    case 'custom_tool_call_output': {
+      const callId = requireString(raw, 'call_id', param);
+      const output = raw['output'];
+      if (typeof output !== 'string' && !Array.isArray(output)) {
+        throw invalid("Invalid 'output': expected a string or a list.", `${param}.output`);
+      }
+      const id = newId(itemIdPrefix(type));
+      return stored(id, type, { id, type, call_id: callId, output }, outputUpstream(callId, output));
     }
     case 'reasoning': {
       const id = newId(itemIdPrefix(type));
@@ -332,6 +372,9 @@ export function storedOutputItem(item: Json): NewItem {
       break;
     case 'function_call':
       upstream = functionCallUpstream(id, item);
+      break;
+    case 'custom_tool_call':
+      upstream = customCallUpstream(id, item);
       break;
     case 'mcp_call':
       upstream = mcpCallUpstream(item);

@@ -5,6 +5,8 @@ import type { BufferedReply, BufferedTransform, UpstreamHead } from '../upstream
 import { itemIdPrefix, newId } from './ids.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
 import { normalizeResponse, type ResponseFacts } from './response-object.ts';
+import { restoredCall } from './client-tools.ts';
+import type { ToolRoute } from './output-items.ts';
 import type { StreamHooks } from './stream-normalizer.ts';
 
 function isObject(value: unknown): value is Json {
@@ -15,10 +17,12 @@ export class JsonNormalizer implements BufferedTransform {
   readonly kind = 'buffered';
   readonly #facts: ResponseFacts;
   readonly #hooks: StreamHooks;
+  readonly #route: ((functionName: string) => ToolRoute | undefined) | undefined;
 
-  constructor(facts: ResponseFacts, hooks: StreamHooks) {
+  constructor(facts: ResponseFacts, hooks: StreamHooks, route?: (functionName: string) => ToolRoute | undefined) {
     this.#facts = facts;
     this.#hooks = hooks;
+    this.#route = route;
   }
 
   async finish(body: Buffer, head: UpstreamHead, filteredHeaders: readonly string[]): Promise<BufferedReply> {
@@ -36,7 +40,9 @@ export class JsonNormalizer implements BufferedTransform {
       .filter(isObject)
       .map((raw) => {
         const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
-        return normalizeOutputItem(raw, newId(itemIdPrefix(type)), status, this.#facts.keepRawFields);
+        const route = type === 'function_call' && typeof raw['name'] === 'string' ? this.#route?.(raw['name']) : undefined;
+        const item = normalizeOutputItem(raw, newId(itemIdPrefix(route?.kind ?? type)), status, this.#facts.keepRawFields);
+        return route === undefined ? item : restoredCall(item, route);
       });
     const response = normalizeResponse(upstream, this.#facts, { output });
     const json = JSON.stringify(response);

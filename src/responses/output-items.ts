@@ -15,14 +15,25 @@ export interface PartState {
   finalText: string | undefined;
 }
 
-/** A function vLLM calls that stands for a server-side tool (runs/agent-loop.ts). */
-export interface ToolRoute {
-  /** What the client sees: a call the gateway runs, or a request for the client's approval. */
-  readonly kind: 'mcp_call' | 'mcp_approval_request';
-  readonly serverLabel: string;
-  /** The tool's own name on its server. */
-  readonly name: string;
-}
+/**
+ * A function vLLM calls that stands for another tool: a server-side one (a call the
+ * gateway runs, or a request for the client's approval: runs/agent-loop.ts), or a client
+ * tool vLLM could not be offered as it is (a custom tool, a namespaced function:
+ * client-tools.ts). The item is rendered as that tool's call.
+ */
+export type ToolRoute =
+  | {
+      readonly kind: 'mcp_call' | 'mcp_approval_request';
+      readonly serverLabel: string;
+      /** The tool's own name on its server. */
+      readonly name: string;
+    }
+  | {
+      readonly kind: 'custom_tool_call' | 'function_call';
+      /** The tool's own name (without its namespace). */
+      readonly name: string;
+      readonly namespace: string | undefined;
+    };
 
 export interface ItemState {
   readonly id: string;

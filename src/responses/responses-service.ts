@@ -27,6 +27,8 @@ import type { NewItem } from '../store/store.ts';
 import type { ResponseFacts } from './response-object.ts';
 import { RequestParser } from './request-parser.ts';
 import { StreamNormalizer, type AgentHooks, type StreamHooks } from './stream-normalizer.ts';
+import { planClientTools, type ClientToolPlan, type UnsupportedTools } from './client-tools.ts';
+import type { ToolRoute } from './output-items.ts';
 
 export interface ResponsesOptions {
   readonly store: Store;
@@ -35,6 +37,8 @@ export interface ResponsesOptions {
   readonly limits: RequestLimits;
   /** Where MCP tools may reach (--mcp-servers, --mcp-allow). */
   readonly mcp: McpServerPolicy;
+  /** Hosted tools vLLM cannot run: left out of its request, or refused (--unsupported-tools). */
+  readonly unsupportedTools: UnsupportedTools;
 }
 
 /** What the forward step sends vLLM, and how the answer is normalized and stored. */
@@ -63,6 +67,7 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
   readonly #facts: ResponseFacts;
   readonly #save: StreamHooks;
   readonly #log: LogSource;
+  readonly #clientRoutes: ((functionName: string) => ToolRoute | undefined) | undefined;
   #normalizer: StreamNormalizer | undefined;
   /** The status of the final response, once it was handed over to be stored. */
   finalStatus: string | undefined;
@@ -71,11 +76,18 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
   /** A tool loop's hooks, set before the run starts (runs/agent-loop.ts). */
   agent: AgentHooks | undefined;
 
-  constructor(stream: boolean, facts: ResponseFacts, hooks: StreamHooks, log: LogSource) {
+  constructor(
+    stream: boolean,
+    facts: ResponseFacts,
+    hooks: StreamHooks,
+    log: LogSource,
+    clientRoutes?: (functionName: string) => ToolRoute | undefined,
+  ) {
     this.#stream = stream;
     this.#facts = facts;
     this.#save = hooks;
     this.#log = log;
+    this.#clientRoutes = clientRoutes;
   }
 
   select(head: UpstreamHead): EventStreamTransform | BufferedTransform | undefined {
@@ -86,13 +98,13 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
         ? this.streamNormalizer()
         : new InvalidUpstreamReply('The model server answered a streaming request without an event stream.');
     }
-    return new JsonNormalizer(this.#facts, this);
+    return new JsonNormalizer(this.#facts, this, this.#clientRoutes);
   }
 
   /** The stream's normalizer; made now when vLLM has not answered (a run failed or
    * cancelled before it did). */
   streamNormalizer(): StreamNormalizer {
-    this.#normalizer ??= new StreamNormalizer(this.#facts, this, this.#log, this.agent);
+    this.#normalizer ??= new StreamNormalizer(this.#facts, this, this.#log, this.agent, this.#clientRoutes);
     return this.#normalizer;
   }
 
@@ -126,9 +138,13 @@ export class ResponsesService {
   readonly #maxInputItems: number;
   readonly #parser: RequestParser;
   readonly #mcp: McpServerPolicy;
+  readonly #unsupportedTools: UnsupportedTools;
+  /** Hosted tool types dropped so far (each is logged once). */
+  readonly #droppedLogged = new Set<string>();
 
   constructor(options: ResponsesOptions) {
     this.#mcp = options.mcp;
+    this.#unsupportedTools = options.unsupportedTools;
     this.#store = options.store;
     this.#keepRawFields = options.keepRawFields;
     this.#maxInputItems = options.limits.maxInputItems;
@@ -157,9 +173,17 @@ export class ResponsesService {
       keepRawFields: this.#keepRawFields,
     };
     const declarations = parseMcpDeclarations(request.body['tools']);
+    const clientTools = planClientTools(request.body['tools'], request.body['tool_choice'], this.#unsupportedTools);
+    this.#logDropped(clientTools, log);
     // store: false without history: nothing to load or keep, and the client's bytes go
-    // upstream untouched (they already say store: false).
-    if (!request.store && request.previousResponseId === null && request.conversationId === null && declarations.length === 0 && !mentionsApproval(request.body['input'])) {
+    // upstream untouched (they already say store: false), unless its tools must change.
+    if (
+      !request.store &&
+      request.previousResponseId === null &&
+      request.conversationId === null &&
+      clientTools.upstreamTools === undefined &&
+      !mentionsApproval(request.body['input'])
+    ) {
       return {
         body: request.rawBody,
         facts,
@@ -178,7 +202,7 @@ export class ResponsesService {
     const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
 
     const agentInput = declarations.length > 0 || inputItems.some((item) => item.type === 'mcp_approval_response');
-    if (agentInput) return this.#planAgent(tenant, request, facts, declarations, history, inputItems, log);
+    if (agentInput) return this.#planAgent(tenant, request, facts, declarations, clientTools, history, inputItems, log);
 
     const newParts: string[] = [];
     for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) newParts.push(item.upstream);
@@ -192,6 +216,15 @@ export class ResponsesService {
     } = request.body;
     // vLLM gets one stateless request: the history inline, and store: false so it keeps
     // nothing. A background response is read from vLLM as a stream: its run logs events.
+    // Tools it cannot take as they are go as functions (client-tools.ts).
+    if (clientTools.upstreamTools !== undefined) {
+      // `rest` is this request's own copy.
+      const fields: Record<string, unknown> = rest;
+      if (clientTools.upstreamTools.length > 0) fields['tools'] = clientTools.upstreamTools;
+      else delete fields['tools'];
+      if (clientTools.toolChoice === undefined || clientTools.upstreamTools.length === 0) delete fields['tool_choice'];
+      else fields['tool_choice'] = clientTools.toolChoice;
+    }
     const restJson = JSON.stringify(request.background ? { ...rest, stream: true, store: false } : { ...rest, store: false });
     // The history goes as the bytes the store handed over: a long one is neither decoded,
     // joined nor copied here.
@@ -205,7 +238,7 @@ export class ResponsesService {
     return {
       body,
       facts,
-      transformer: new PlannedTransform(request.stream || request.background, facts, hooks, log),
+      transformer: new PlannedTransform(request.stream || request.background, facts, hooks, log, clientTools.route),
       dropHeaders: DROP_FOR_NEW_BODY,
       addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(parts.reduce((sum, part) => sum + part.length, 0))],
       pending,
@@ -224,6 +257,7 @@ export class ResponsesService {
     request: CreateResponseRequest,
     facts: ResponseFacts,
     declarations: readonly McpDeclaration[],
+    clientTools: ClientToolPlan,
     history: History,
     inputItems: NewItem[],
     log: LogSource,
@@ -258,7 +292,7 @@ export class ResponsesService {
       facts,
       // vLLM's answers are read as streams whatever the client asked: events are how the
       // loop sees calls as they come.
-      transformer: new PlannedTransform(true, facts, hooks, log),
+      transformer: new PlannedTransform(true, facts, hooks, log, clientTools.route),
       dropHeaders: DROP_FOR_NEW_BODY,
       addHeaders: [...JSON_CONTENT_TYPE],
       pending,
@@ -266,9 +300,18 @@ export class ResponsesService {
         servers,
         approved,
         maxToolCalls: typeof maxToolCalls === 'number' ? maxToolCalls : undefined,
-        request: turnRequestParts(request.body, history.upstream, newParts),
+        request: turnRequestParts(request.body, history.upstream, newParts, clientTools),
       },
     };
+  }
+
+  /** Each hosted tool type left out of vLLM's requests is logged once per process. */
+  #logDropped(clientTools: ClientToolPlan, log: LogSource): void {
+    for (const type of clientTools.dropped) {
+      if (this.#droppedLogged.has(type)) continue;
+      this.#droppedLogged.add(type);
+      log().warn({ tool_type: type }, 'a hosted tool the model server cannot run was left out of its request (--unsupported-tools drop; logged once per type)');
+    }
   }
 
   /** Tools stored mcp_list_tools items already list, by server label (the last one wins). */

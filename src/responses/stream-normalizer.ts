@@ -38,6 +38,7 @@ import {
   type PartState,
   type ToolRoute,
 } from './output-items.ts';
+import { customInput, restoredCall } from './client-tools.ts';
 import { mcpCallItem } from './mcp-items.ts';
 import { addUsage, normalizeResponse, type ResponseFacts } from './response-object.ts';
 import { decodeParts, endsWithType, parseEventLines } from './vllm-events.ts';
@@ -108,11 +109,21 @@ export class StreamNormalizer implements EventStreamTransform {
   /** The gateway's error that failed the stream, when one did (vLLM gone, a store failure). */
   failure: GatewayError | undefined;
 
-  constructor(facts: ResponseFacts, hooks: StreamHooks, log: LogSource, agent?: AgentHooks) {
+  /** The client's tools vLLM was offered under other names (custom, namespaced). */
+  readonly #clientRoutes: ((functionName: string) => ToolRoute | undefined) | undefined;
+
+  constructor(
+    facts: ResponseFacts,
+    hooks: StreamHooks,
+    log: LogSource,
+    agent?: AgentHooks,
+    clientRoutes?: (functionName: string) => ToolRoute | undefined,
+  ) {
     this.#facts = facts;
     this.#hooks = hooks;
     this.#log = log;
     this.#agent = agent;
+    this.#clientRoutes = clientRoutes;
   }
 
   onEvents(parts: readonly Buffer[], emit: Emit): void | Promise<void> {
@@ -278,14 +289,15 @@ export class StreamNormalizer implements EventStreamTransform {
   // --- items and parts ---------------------------------------------------------------
 
   #addedItemJson(item: ItemState, raw: Json): Json {
-    if (item.route !== undefined) return this.#routedItemJson(item, '', 'in_progress');
+    const route = item.route;
+    if (route !== undefined && route.kind !== 'function_call' && route.kind !== 'custom_tool_call') return this.#routedItemJson(item, '', 'in_progress');
     const added = normalizeOutputItem({ ...raw, status: 'in_progress' }, item.id, 'in_progress', this.#facts.keepRawFields);
     if (item.type === 'message' || item.type === 'reasoning') added['content'] = [];
     if (item.type === 'function_call') {
       added['arguments'] = '';
       added['call_id'] = item.callId;
     }
-    return added;
+    return route === undefined ? added : restoredCall(added, route);
   }
 
   #itemAdded(event: Json, out: string[]): void {
@@ -293,7 +305,8 @@ export class StreamNormalizer implements EventStreamTransform {
     const raw = isObject(event['item']) ? event['item'] : {};
     const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
     const upstreamIndex = typeof event['output_index'] === 'number' ? event['output_index'] : undefined;
-    const route = type === 'function_call' && typeof raw['name'] === 'string' ? this.#agent?.route(raw['name']) : undefined;
+    const name = raw['name'];
+    const route = type === 'function_call' && typeof name === 'string' ? (this.#agent?.route(name) ?? this.#clientRoutes?.(name)) : undefined;
     const item = this.#output.add(type, typeof raw['id'] === 'string' ? raw['id'] : undefined, upstreamIndex, raw, route);
     this.#render.send(out, 'response.output_item.added', { output_index: item.index, item: this.#addedItemJson(item, raw) });
     if (route?.kind === 'mcp_call') this.#render.send(out, 'response.mcp_call.in_progress', { item_id: item.id, output_index: item.index });
@@ -301,7 +314,7 @@ export class StreamNormalizer implements EventStreamTransform {
 
   /** A server-side call as the client sees it: an mcp_call, or an approval request. */
   #routedItemJson(item: ItemState, args: string, status: string, result?: { output: string | null; error: string | null }): Json {
-    const route = item.route as ToolRoute;
+    const route = item.route as Extract<ToolRoute, { kind: 'mcp_call' | 'mcp_approval_request' }>;
     if (route.kind === 'mcp_approval_request') {
       return { id: item.id, type: 'mcp_approval_request', arguments: args, name: route.name, server_label: route.serverLabel };
     }
@@ -421,9 +434,13 @@ export class StreamNormalizer implements EventStreamTransform {
 
   /** The arguments' done event: a function call's, an MCP call's, none for an approval request. */
   #argumentsDoneEvent(item: ItemState, final: string, name: unknown, out: string[]): void {
-    if (item.route === undefined) {
-      this.#render.send(out, 'response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name, arguments: final });
-    } else if (item.route.kind === 'mcp_call') {
+    const route = item.route;
+    if (route === undefined || route.kind === 'function_call') {
+      const shown = route === undefined ? name : route.name;
+      this.#render.send(out, 'response.function_call_arguments.done', { item_id: item.id, output_index: item.index, name: shown, arguments: final });
+    } else if (route.kind === 'custom_tool_call') {
+      this.#render.send(out, 'response.custom_tool_call_input.done', { item_id: item.id, output_index: item.index, input: customInput(final) });
+    } else if (route.kind === 'mcp_call') {
       this.#render.send(out, 'response.mcp_call_arguments.done', { item_id: item.id, output_index: item.index, arguments: final });
     }
   }
@@ -432,7 +449,7 @@ export class StreamNormalizer implements EventStreamTransform {
   #releaseArguments(item: ItemState, final: string, out: string[]): void {
     if (item.finalArguments !== undefined) return;
     item.finalArguments = final;
-    if (item.route !== undefined) {
+    if (item.route !== undefined && item.route.kind !== 'function_call') {
       this.#releaseToolArguments(item, final, out);
       return;
     }
@@ -464,6 +481,12 @@ export class StreamNormalizer implements EventStreamTransform {
   /** A server-side call's argument deltas, re-typed (an approval request has none). */
   #releaseToolArguments(item: ItemState, final: string, out: string[]): void {
     const held = item.heldArguments.splice(0);
+    if (item.route?.kind === 'custom_tool_call') {
+      // The input is a string inside the arguments' JSON: sent whole once it is known.
+      const input = customInput(final);
+      if (input.length > 0) this.#render.send(out, 'response.custom_tool_call_input.delta', { item_id: item.id, output_index: item.index, delta: input });
+      return;
+    }
     if (item.route?.kind !== 'mcp_call') return;
     const deltas: string[] = [];
     for (const data of held) {
@@ -546,6 +569,10 @@ export class StreamNormalizer implements EventStreamTransform {
 
   /** The item as it is final: OpenAI's shape, the text and arguments the client saw. */
   #finalItem(item: ItemState, raw: Json, status: string): Json {
+    const route = item.route;
+    if (route !== undefined && (route.kind === 'function_call' || route.kind === 'custom_tool_call')) {
+      return restoredCall(this.#finalItem({ ...item, route: undefined }, raw, status), route);
+    }
     if (item.route !== undefined) {
       const args = item.finalArguments ?? (typeof raw['arguments'] === 'string' ? raw['arguments'] : '');
       const notRun = status === 'completed' ? null : { output: null, error: 'The call was not run: the response ended first.' };
@@ -642,9 +669,9 @@ export class StreamNormalizer implements EventStreamTransform {
     this.#usage = addUsage(this.#usage, upstream['usage']);
     const items = this.#output.items;
     const calls = items.filter((item) => item.awaitingTool);
-    const endsResponse =
-      status !== 'completed' ||
-      items.some((item) => (item.type === 'function_call' && item.route === undefined) || item.route?.kind === 'mcp_approval_request');
+    // Any call that is not a server-side one (the client's functions and custom tools, an
+    // approval request) is the client's to answer.
+    const endsResponse = status !== 'completed' || items.some((item) => item.type === 'function_call' && item.route?.kind !== 'mcp_call');
     const emit = this.#emit ?? (() => undefined);
     // A microtask later: the events before this point leave first (onEvents emits them).
     return Promise.resolve()

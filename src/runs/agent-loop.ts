@@ -32,9 +32,8 @@ export interface AgentLoopOptions {
   readonly maxRounds: number;
 }
 
-interface Route extends ToolRoute {
-  readonly server: PlannedServer;
-}
+/** A server-side tool's route, with the server that runs it. */
+type Route = Extract<ToolRoute, { kind: 'mcp_call' | 'mcp_approval_request' }> & { readonly server: PlannedServer };
 
 type Listing = { readonly ok: true; readonly tools: readonly ListedTool[] } | { readonly ok: false; readonly error: string };
 

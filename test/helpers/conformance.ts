@@ -15,6 +15,7 @@ const ITEM_PREFIX: Record<string, string> = {
   mcp_call: 'mcp_',
   mcp_list_tools: 'mcpl_',
   mcp_approval_request: 'mcpr_',
+  custom_tool_call: 'ctc_',
 };
 /** OpenAI's statuses of an mcp_call (it may fail, unlike other items). */
 const MCP_CALL_STATUSES = new Set(['in_progress', 'completed', 'incomplete', 'calling', 'failed']);
@@ -36,7 +37,9 @@ export function checkItem(item: AnyJson, where: string, options: { rawFields?: b
   const statuses = type === 'mcp_call' ? MCP_CALL_STATUSES : ITEM_STATUSES;
   if ('status' in item) assert.ok(statuses.has(item.status), `${where}: item status ${String(item.status)} is one of ${[...statuses].join('|')}`);
   if (options.rawFields !== true) {
-    for (const field of ['namespace', 'phase']) assert.ok(!(field in item), `${where}: no vLLM field ${field}`);
+    assert.ok(!('phase' in item), `${where}: no vLLM field phase`);
+    // OpenAI names a namespaced tool's namespace; vLLM writes namespace: null everywhere.
+    if ('namespace' in item) assert.ok(isString(item.namespace), `${where}: namespace is a string when present`);
   }
   if (type === 'message') {
     assert.ok(Array.isArray(item.content), `${where}: message content is a list`);
@@ -51,6 +54,9 @@ export function checkItem(item: AnyJson, where: string, options: { rawFields?: b
     for (const field of ['call_id', 'name', 'arguments']) assert.ok(isString(item[field]), `${where}: function_call.${field}`);
   }
   if (type === 'reasoning') assert.ok(Array.isArray(item.summary), `${where}: reasoning.summary is a list`);
+  if (type === 'custom_tool_call') {
+    for (const field of ['call_id', 'name', 'input']) assert.ok(isString(item[field]), `${where}: custom_tool_call.${field}`);
+  }
   if (type === 'mcp_call' || type === 'mcp_approval_request') {
     for (const field of ['server_label', 'name', 'arguments']) assert.ok(isString(item[field]), `${where}: ${type}.${field}`);
   }
@@ -214,8 +220,16 @@ export function checkStream(text: string, options: { rawFields?: boolean } = {})
       }
       case 'response.function_call_arguments.delta':
       case 'response.mcp_call_arguments.delta':
+      case 'response.custom_tool_call_input.delta':
         belongs().args += data.delta;
         break;
+      case 'response.custom_tool_call_input.done': {
+        const track = belongs();
+        assert.equal(track.type, 'custom_tool_call', `${type} is about a custom_tool_call`);
+        assert.equal(data.input, track.args, 'the joined input deltas equal the final input');
+        track.doneArgs = data.input;
+        break;
+      }
       case 'response.mcp_call_arguments.done': {
         const track = belongs();
         assert.equal(track.type, 'mcp_call', `${type} is about an mcp_call`);
@@ -256,6 +270,11 @@ export function checkStream(text: string, options: { rawFields?: boolean } = {})
         for (const [index, found] of track.parts) assert.ok(found.done, `part ${index} of ${track.id} closed before its item`);
         if (track.type === 'function_call') {
           assert.equal(data.item.arguments, track.args, 'the done item carries the streamed arguments');
+          assert.equal(data.item.call_id, track.callId, 'call_id is stable');
+        }
+        if (track.type === 'custom_tool_call') {
+          assert.equal(data.item.input, track.args, 'the done custom_tool_call carries the streamed input');
+          assert.equal(track.doneArgs, track.args, 'its input was done before the item');
           assert.equal(data.item.call_id, track.callId, 'call_id is stable');
         }
         // An mcp_call the response ended before (incomplete) never ran: no completed or failed event.
