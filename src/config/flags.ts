@@ -167,6 +167,14 @@ export const FLAG_SPECS = [
     group: 'server',
   },
   {
+    name: 'websocket-idle-timeout',
+    env: 'GATEWAY_WEBSOCKET_IDLE_TIMEOUT',
+    kind: 'duration',
+    defaultValue: '900',
+    help: 'Seconds a WebSocket (GET /v1/responses upgraded) may stay without a message and without a response running before the gateway closes it (code 1000). Sockets are pinged every 30 s; one that stops answering is cut.',
+    group: 'server',
+  },
+  {
     name: 'max-body-size',
     env: 'GATEWAY_MAX_BODY_SIZE',
     kind: 'size',

@@ -50,6 +50,8 @@ export interface ServerConfig {
   /** Most context items of one response (input and history). */
   readonly maxInputItems: number;
   readonly maxUpstreamEventBytes: number;
+  /** A WebSocket without a message (and no response running) this long is closed. */
+  readonly websocketIdleTimeoutMs: number;
 }
 
 /** Where the gateway's own API keys come from: none, a list, or a file re-read on SIGHUP. */
@@ -335,6 +337,7 @@ export function parseCommandLine(
       maxJsonDepth: required(resolveFlag('max-json-depth', split, env), 'max-json-depth'),
       maxInputItems: required(resolveFlag('max-input-items', split, env), 'max-input-items'),
       maxUpstreamEventBytes: required(resolveFlag('max-upstream-event-size', split, env), 'max-upstream-event-size'),
+      websocketIdleTimeoutMs: required(resolveFlag('websocket-idle-timeout', split, env), 'websocket-idle-timeout'),
     },
     serve,
     state: {

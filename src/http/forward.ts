@@ -26,10 +26,21 @@ const METERED_PATHS: ReadonlySet<string> = new Set(['/v1/responses', '/v1/chat/c
 
 /** The headers vLLM gets: the client's, filtered, with the upstream key and our Via. */
 export function upstreamHeaders(ctx: RequestContext, deps: GatewayDeps, options: Pick<ForwardOptions, 'dropHeaders' | 'addHeaders'>): string[] {
-  const headers = filterRequestHeaders(ctx.req.rawHeaders, {
+  return upstreamHeadersOf(ctx.req.rawHeaders, ctx.requestId, ctx.requestIdFromClient, deps, options);
+}
+
+/** The same for any client request's head (a WebSocket's upgrade, say). */
+export function upstreamHeadersOf(
+  rawHeaders: readonly string[],
+  requestId: string,
+  requestIdFromClient: boolean,
+  deps: GatewayDeps,
+  options: Pick<ForwardOptions, 'dropHeaders' | 'addHeaders'>,
+): string[] {
+  const headers = filterRequestHeaders(rawHeaders, {
     apiKey: deps.config.upstream.apiKey,
-    requestId: ctx.requestId,
-    replaceRequestId: !ctx.requestIdFromClient,
+    requestId,
+    replaceRequestId: !requestIdFromClient,
     // With gateway keys on, the client's key is the gateway's, never vLLM's.
     replaceAuthorization: deps.apiKeys.enabled,
     drop: options.dropHeaders,

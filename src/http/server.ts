@@ -7,6 +7,7 @@ import { rateLimitError, type Admission } from '../limits/rate-limiter.ts';
 import { AccessLog } from '../observability/access-log.ts';
 import type { GatewayDeps } from './gateway-deps.ts';
 import { declaredLength, tooLargeError } from './read-body.ts';
+import { WebSocketEndpoint } from './websocket/endpoint.ts';
 import { WriteWatchdog } from './write-watchdog.ts';
 import { RequestContext } from './request-context.ts';
 import { Router, type Params } from './router.ts';
@@ -46,6 +47,8 @@ const FORWARDED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', '
 
 /** How long a connection answered with an error keeps draining the client's bytes. */
 const LINGER_MS = 2_000;
+/** The metrics' route label of responses made on a WebSocket. */
+const WEBSOCKET_ROUTE = 'websocket /v1/responses';
 
 /** At the end of the grace period, how long ended streams get to flush their last events
  * (at most a quarter of the grace period). */
@@ -370,6 +373,41 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ctx.sendError(new GatewayError('expectation_failed', 'Only "Expect: 100-continue" is supported.'));
   });
   server.on('clientError', answerClientError);
+  // The Responses API's WebSocket mode (GET /v1/responses, upgraded): each response on a
+  // socket counts in flight, is logged and admitted as a POST would be.
+  const socketRuns = new Set<(error: GatewayError) => void>();
+  const websockets = new WebSocketEndpoint(deps, {
+    begin(stop) {
+      inFlight += 1;
+      socketRuns.add(stop);
+      return () => {
+        socketRuns.delete(stop);
+        inFlight -= 1;
+        if (draining && inFlight === 0) drained?.();
+      };
+    },
+    logResponse(record, requestId, startedAt, status) {
+      const durationMs = performance.now() - startedAt;
+      deps.metrics.observeRequest(WEBSOCKET_ROUTE, 'GET', status, durationMs / 1000);
+      accessLog.write({
+        requestId,
+        method: 'WS',
+        path: '/v1/responses',
+        status,
+        durationMs,
+        bytesOut: record.bytesOut,
+        streamed: true,
+        upstreamStatus: record.upstreamStatus,
+        errorCode: record.errorCode,
+      });
+    },
+    async admit(tenant) {
+      if (!rateLimiter.isLimited(tenant)) return;
+      const admission = await rateLimiter.admit(tenant);
+      if (admission.refusal !== undefined) throw rateLimitError(tenant, admission.refusal);
+    },
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => websockets.upgrade(req, socket, head));
   // CONNECT (a tunnel request) never becomes a 'request': node closes the connection
   // without a word unless someone answers. The gateway is no tunnel: 405, in JSON.
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
@@ -405,6 +443,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         draining = true;
         server.close();
         server.closeIdleConnections();
+        websockets.drain();
       }
       if (inFlight > 0) {
         // The last part of the grace period is for streams to end properly, not cut.
@@ -419,13 +458,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // rather than being cut mid-event; a moment for that, then every socket closes.
           const ending = new GatewayError('server_shutting_down', 'The gateway is shutting down.');
           for (const ctx of active) ctx.onShutdown?.(ending);
+          for (const stop of socketRuns) stop(ending);
           await Promise.race([allDone, delay(flushMs)]);
+          websockets.close();
           server.closeAllConnections();
           watchdog.stop();
           await deps.upstream.destroy();
           return;
         }
       }
+      websockets.close();
       server.closeAllConnections();
       watchdog.stop();
       await deps.upstream.close();

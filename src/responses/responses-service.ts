@@ -55,7 +55,13 @@ export interface CreatePlan {
   readonly pending: PendingSave;
   /** Set when the response uses MCP tools: the gateway runs its tool loop. */
   readonly agent: AgentPlan | undefined;
+  /** The history the request continues, as vLLM got it (what a WebSocket keeps of a
+   * `store: false` response, with its input and output, to continue it without storage). */
+  readonly historyUpstream: Buffer;
 }
+
+/** Histories a caller holds itself (a WebSocket's `store: false` responses), by response id. */
+export type LocalHistories = (responseId: string) => Buffer | undefined;
 
 /** A SaveResponse without what only the end of the response knows. */
 export type PendingSave = Omit<SaveResponse, 'status' | 'model' | 'body' | 'outputItems' | 'createdAt'>;
@@ -162,7 +168,7 @@ export class ResponsesService {
   }
 
   /** Decides what goes upstream for a create request, loading its history if it has one. */
-  async planCreate(tenant: string, request: CreateResponseRequest, log: LogSource): Promise<CreatePlan> {
+  async planCreate(tenant: string, request: CreateResponseRequest, log: LogSource, local?: LocalHistories): Promise<CreatePlan> {
     const facts: ResponseFacts = {
       id: newId(ID_PREFIX.response),
       request: request.body,
@@ -192,11 +198,13 @@ export class ResponsesService {
         addHeaders: [],
         pending: this.#pending(tenant, facts, NO_HISTORY, []),
         agent: undefined,
+        historyUpstream: NO_HISTORY.upstream,
       };
     }
 
     // The history is read only if input and history fit --max-input-items together.
-    const history = await this.#loadHistory(tenant, request, this.#maxInputItems - request.inputItemCount);
+    const held = request.previousResponseId === null ? undefined : local?.(request.previousResponseId);
+    const history = held !== undefined ? { seqs: [], upstream: held, tooLong: false } : await this.#loadHistory(tenant, request, this.#maxInputItems - request.inputItemCount);
     if (history.tooLong) throw tooManyInputItems(this.#maxInputItems);
     const planned = request.planned ?? planInputItems(request.body['input']);
     const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
@@ -243,6 +251,7 @@ export class ResponsesService {
       addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(parts.reduce((sum, part) => sum + part.length, 0))],
       pending,
       agent: undefined,
+      historyUpstream: history.upstream,
     };
   }
 
@@ -302,6 +311,7 @@ export class ResponsesService {
         maxToolCalls: typeof maxToolCalls === 'number' ? maxToolCalls : undefined,
         request: turnRequestParts(request.body, history.upstream, newParts, clientTools),
       },
+      historyUpstream: history.upstream,
     };
   }
 

@@ -3,11 +3,10 @@
 // answered at once (JSON) or delivered as events, and goes on if the client leaves.
 import type { ExchangeRecord } from '../../upstream/relay.ts';
 import { ResponseSink } from '../../upstream/relay.ts';
-import { AgentLoop } from '../../runs/agent-loop.ts';
-import { Run } from '../../runs/run.ts';
 import { FinalAnswerSink } from '../final-answer.ts';
 import { deliverEvents } from '../event-delivery.ts';
-import { accountUsage, forward, refuseWhileStarting, upstreamHeaders, usageScannerFor } from '../forward.ts';
+import { forward, refuseWhileStarting, upstreamHeaders, usageScannerFor } from '../forward.ts';
+import { newRun } from '../response-run.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
 import { readBody } from '../read-body.ts';
 import type { RequestContext } from '../request-context.ts';
@@ -35,38 +34,24 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const detachable = !background && deps.config.state.detachOnDisconnect && request.stream && request.store;
   // A background run's exchange with vLLM is not this request's (which ends at once).
   const record: ExchangeRecord = background ? { upstreamStatus: undefined, streamed: false, bytesOut: 0, errorCode: undefined } : ctx.record;
-  // A response with MCP tools: the gateway runs its tool loop (several vLLM calls).
-  const agent =
-    plan.agent === undefined
-      ? undefined
-      : new AgentLoop({ plan: plan.agent, transform: plan.transformer, sessions: state.tools, maxRounds: deps.config.tools.mcpMaxRounds });
-  const run = new Run({
-    plan,
+  const run = newRun(deps, state, {
     tenant: ctx.tenant,
-    keepEvents: background || detachable,
-    agent,
-    dispatch: (relay, body) => deps.upstream.dispatch({ method: 'POST', path: ctx.url, headers, body: body ?? plan.body }, relay),
-    relay: {
-      extraHeaders: ctx.extraHeaders,
-      route: ctx.route,
-      startedAt: ctx.startedAt,
-      metrics: deps.metrics,
-      log: () => ctx.log,
-      maxEventBytes: deps.config.server.maxUpstreamEventBytes,
-      record,
-      usage,
-    },
+    plan,
+    path: ctx.url,
+    headers,
+    record,
+    extraHeaders: ctx.extraHeaders,
+    route: ctx.route,
+    startedAt: ctx.startedAt,
     log: () => ctx.log,
-    onEnded: (ended) => {
-      state.runs.ended(ended);
-      if (usage !== undefined) accountUsage(deps, ctx.tenant, usage);
-    },
+    keepEvents: background || detachable,
+    usage,
   });
 
   if (!background) {
     // deliver: the relay writes to this client; its backpressure reaches vLLM
     // A tool loop's client that did not ask for a stream gets the final response at its end.
-    const sink = agent !== undefined && !request.stream ? new FinalAnswerSink(ctx, run) : new ResponseSink(ctx.res, ctx.record);
+    const sink = plan.agent !== undefined && !request.stream ? new FinalAnswerSink(ctx, run) : new ResponseSink(ctx.res, ctx.record);
     run.attachClient(sink, (error) => ctx.sendError(error));
     ctx.onClientGone = () => run.clientGone(detachable ? (gone) => state.runs.detach(gone) : undefined);
     ctx.onShutdown = (error) => run.failFromGateway(error);
