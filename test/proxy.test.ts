@@ -1,6 +1,7 @@
 // The transparent proxy: bodies byte for byte, streams without buffering, backpressure,
 // other /v1 routes, and clients that leave.
 import assert from 'node:assert/strict';
+import { flood, type Flood } from './helpers/flood.ts';
 import { after, before, describe, it } from 'node:test';
 import type { SimVllm } from '../sim/vllm-sim.ts';
 import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
@@ -80,43 +81,23 @@ describe('streamed passthrough', () => {
     const eventBytes = 64 * 1024;
     const totalEvents = 4096; // 256 MiB: far more than socket buffers can hold
     const event = Buffer.from(`data: ${'x'.repeat(eventBytes - 8)}\n\n`);
-    let written = 0;
-    let lastProgress = Date.now();
-    let finishedWriting = false;
-    sim.enqueue((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const pump = (): void => {
-        while (written < totalEvents) {
-          written += 1;
-          lastProgress = Date.now();
-          if (!res.write(event)) {
-            res.once('drain', pump);
-            return;
-          }
-        }
-        finishedWriting = true;
-        res.end();
-      };
-      pump();
-    });
+    let writer: Flood | undefined;
+    sim.enqueue((_req, res) => (writer = flood(res, totalEvents, () => event)));
     const res = await openRequest(`${gw.url}/v1/responses`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: '{"stream":true}',
     });
     res.pause();
-    // Observe vLLM's progress until it stalls (bounded: the loop gives up after 30 s).
-    const deadline = Date.now() + 30_000;
-    while (!finishedWriting && Date.now() - lastProgress < 500 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assert.equal(finishedWriting, false, 'vLLM could write everything: the gateway buffered the stream');
-    assert.ok(written < totalEvents / 4, `vLLM wrote ${written} of ${totalEvents} events while the client read nothing`);
+    const progress = writer as Flood;
+    await progress.stalled();
+    assert.equal(progress.finished, false, 'vLLM could write everything: the gateway buffered the stream');
+    assert.ok(progress.written < totalEvents / 4, `vLLM wrote ${progress.written} of ${totalEvents} events while the client read nothing`);
     // Reading again lets the whole stream through, intact.
     res.resume();
     const body = await readAll(res);
     assert.equal(body.length, eventBytes * totalEvents);
-    assert.equal(finishedWriting, true);
+    assert.equal(progress.finished, true);
   });
 });
 

@@ -11,6 +11,7 @@ import { WebSocket } from 'ws';
 import { startMcpServer } from '../sim/mcp-server.ts';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { checkStream } from './helpers/conformance.ts';
+import { flood, type Flood } from './helpers/flood.ts';
 import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { send } from './helpers/http.ts';
 import type { AnyJson } from './helpers/responses-api.ts';
@@ -162,29 +163,15 @@ describe('WebSocket mode', () => {
   });
 
   it('a socket that does not read pauses the reading from vLLM (backpressure); reading again gets every event', { timeout: 60_000 }, async () => {
-    const deltaBytes = 16 * 1024;
-    const totalDeltas = 2048; // 32 MiB: more than socket buffers hold
-    const delta = 'x'.repeat(deltaBytes);
-    let written = 0;
-    let lastProgress = Date.now();
-    let finishedWriting = false;
+    const totalDeltas = 2048; // 16 KiB each, 32 MiB: more than socket buffers hold
+    const delta = 'x'.repeat(16 * 1024);
+    let writer: Flood | undefined;
     sim.enqueue((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const pump = (): void => {
-        while (written < totalDeltas) {
-          const event = { type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index: 0, delta, logprobs: [], sequence_number: written };
-          written += 1;
-          lastProgress = Date.now();
-          if (!res.write(`event: response.output_text.delta\ndata: ${JSON.stringify(event)}\n\n`)) {
-            res.once('drain', pump);
-            return;
-          }
-        }
-        finishedWriting = true;
-        const completed = { type: 'response.completed', response: { id: 'x', status: 'completed', output: [] }, sequence_number: written };
-        res.end(`event: response.completed\ndata: ${JSON.stringify(completed)}\n\n`);
-      };
-      pump();
+      const deltaEvent = (n: number): string =>
+        `event: response.output_text.delta\ndata: ${JSON.stringify({ type: 'response.output_text.delta', item_id: 'm1', output_index: 0, content_index: 0, delta, logprobs: [], sequence_number: n })}\n\n`;
+      const completed = (): string =>
+        `event: response.completed\ndata: ${JSON.stringify({ type: 'response.completed', response: { id: 'x', status: 'completed', output: [] }, sequence_number: totalDeltas })}\n\n`;
+      writer = flood(res, totalDeltas, deltaEvent, completed);
     });
     const raw = new WebSocket(`${gw.url.replace('http', 'ws')}/v1/responses`, { headers: { authorization: 'Bearer key-a' } });
     await new Promise((resolve) => raw.once('open', resolve));
@@ -198,14 +185,14 @@ describe('WebSocket mode', () => {
       }),
     );
     socket.pause();
+    const arrivedFlood = sim.nextRequest();
     raw.send(JSON.stringify({ type: 'response.create', model: 'm', input: 'x' }));
-    // Observe vLLM's progress until it stalls (bounded: the loop gives up after 30 s).
-    const deadline = Date.now() + 30_000;
-    while (!finishedWriting && Date.now() - lastProgress < 500 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    assert.equal(finishedWriting, false, 'vLLM could write everything: the gateway buffered the stream');
-    assert.ok(written < totalDeltas / 2, `vLLM wrote ${written} of ${totalDeltas} deltas while the socket read nothing`);
+    // The first chunk comes once vLLM was asked: wait for the request, then for the stall.
+    await arrivedFlood;
+    const progress = writer as Flood;
+    await progress.stalled();
+    assert.equal(progress.finished, false, 'vLLM could write everything: the gateway buffered the stream');
+    assert.ok(progress.written < totalDeltas / 2, `vLLM wrote ${progress.written} of ${totalDeltas} deltas while the socket read nothing`);
     socket.resume();
     await done;
     checkStream(asSse(events));
