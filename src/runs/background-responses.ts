@@ -96,6 +96,8 @@ export class BackgroundResponses {
     };
     const loop = async (): Promise<void> => {
       let cursor = afterSeq;
+      /** The log was read once more after the run was seen finished. */
+      let rereadAfterEnd = false;
       while (!stopped) {
         const page = await retryingRead(() => this.#store.readRunEvents(run.id, cursor, READ_APPENDS), () => stopped);
         const last = page.events.at(-1);
@@ -105,9 +107,15 @@ export class BackgroundResponses {
           if (page.more) continue;
         }
         const state = await retryingRead(() => this.#store.getRun(run.tenant, run.id), () => stopped);
-        // Ended (or deleted): read on while the log holds events not yet sent.
+        // Ended (or deleted): read on while the log holds events not yet sent. Its last
+        // appends may have landed between the read above and this one (found by the soak:
+        // a reader ended after event 1 of a finished run): one more read, even when the
+        // read above found nothing.
         if (state === undefined || state.finished) {
-          if (state !== undefined && cursor < state.nextSeq - 1 && last !== undefined) continue;
+          if (state !== undefined && cursor < state.nextSeq - 1 && (last !== undefined || !rereadAfterEnd)) {
+            rereadAfterEnd = true;
+            continue;
+          }
           break;
         }
         await new Promise<void>((resolve) => {
