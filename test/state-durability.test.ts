@@ -32,6 +32,34 @@ describe('read your writes', () => {
   before(async () => ({ gw, controls } = await gatewayOnControlledStore()));
   after(() => gw?.close());
 
+  it("a background stream shows an event only once it is in the run's log (what a client saw survives a crash)", async () => {
+    let open: (() => void) | undefined;
+    controls.appendGate = new Promise<void>((resolve) => (open = resolve));
+    try {
+      const arrived = sim.nextRequest();
+      const res = await openRequest(`${gw.url}/v1/responses`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-sim': 'deltas=5' },
+        body: JSON.stringify({ model: 'm', input: 'x', background: true, stream: true }),
+      });
+      assert.equal(res.statusCode, 200);
+      const reader = new ChunkReader(res);
+      const upstream = await arrived;
+      // vLLM's answer is over (every event is in the run's memory); the log is held.
+      // There is no event to wait on for the end of vLLM's answer: its flag, polled.
+      while (!upstream.finished) await new Promise((resolve) => setTimeout(resolve, 10));
+      // Two round trips to the gateway: whatever it wrote to this client has arrived.
+      await send(`${gw.url}/health`);
+      await send(`${gw.url}/health`);
+      assert.equal(reader.buffered, 0, 'no event reaches the client before its append');
+      (open as () => void)();
+      const text = await reader.rest();
+      assert.ok(text.includes('event: response.completed') && text.endsWith('data: [DONE]\n\n'), text.slice(-200));
+    } finally {
+      controls.appendGate = undefined;
+    }
+  });
+
   it('a slow commit finishes before the terminal event is sent', async () => {
     controls.saveDelayMs = 300;
     try {

@@ -25,6 +25,11 @@ export class RunLogWriter {
   #failingSince: number | undefined;
   /** The run's row: appends wait for it. */
   readonly #created: Promise<unknown>;
+  /** The log could not be written (no row, or the store failed too long): readers are not
+   * held back for it any more. */
+  #abandoned = false;
+  /** Called after each append that reached the store (and when the log is abandoned). */
+  onWritten: (() => void) | undefined;
 
   constructor(store: Store, runId: string, status: string, log: LogSource, created: Promise<unknown>) {
     this.#created = created;
@@ -33,6 +38,15 @@ export class RunLogWriter {
     this.#status = status;
     this.#log = log;
     this.#nextSeq = 0;
+  }
+
+  /** How many events the log holds (0..written-1): what may be shown to a reader. */
+  get written(): number {
+    return this.#nextSeq;
+  }
+
+  get abandoned(): boolean {
+    return this.#abandoned;
   }
 
   add(events: readonly string[]): void {
@@ -74,6 +88,7 @@ export class RunLogWriter {
     } catch {
       // The row could not be written: nothing can be appended to it.
       this.#pending = [];
+      this.#abandon();
       return true;
     }
     // One write at a time: sequence numbers are assigned in order.
@@ -88,6 +103,7 @@ export class RunLogWriter {
         () => {
           this.#nextSeq += batch.length;
           this.#failingSince = undefined;
+          this.onWritten?.();
         },
         (error: unknown) => {
           ok = false;
@@ -109,7 +125,14 @@ export class RunLogWriter {
     if (this.#failingSince === undefined || Date.now() - this.#failingSince < GIVE_UP_AFTER_MS) return false;
     this.#log().error({ run: this.#runId, events: this.#pending.length }, 'gave up writing a background response\'s events');
     this.#pending = [];
+    this.#abandon();
     return true;
+  }
+
+  #abandon(): void {
+    if (this.#abandoned) return;
+    this.#abandoned = true;
+    this.onWritten?.();
   }
 }
 

@@ -156,7 +156,24 @@ export class Run implements RelaySink {
   /** From now on the events also go to the store's log (the writer has those so far). */
   persistTo(writer: RunLogWriter): void {
     this.#logWriter = writer;
+    writer.onWritten = () => this.#pumpSubscribers();
     if (this.#events !== undefined && this.#events.length > 0) writer.add(this.#events);
+  }
+
+  /**
+   * How many of the kept events a subscriber may be given: those already in the store's
+   * log, when the run has one. A reader then never sees an event that a crash of this
+   * process would lose, so a resume (here or on another process) joins what it saw; all
+   * of them when there is no log, or it was given up.
+   */
+  deliverable(): number {
+    const kept = this.#events?.length ?? 0;
+    const writer = this.#logWriter;
+    return writer === undefined || writer.abandoned ? kept : Math.min(kept, writer.written);
+  }
+
+  #pumpSubscribers(): void {
+    if (this.#subscribers !== undefined) for (const subscription of this.#subscribers) subscription.pump();
   }
 
   /** Sends the request to vLLM. */
@@ -387,7 +404,7 @@ export class Run implements RelaySink {
     if (this.#agent !== undefined) this.#endClient();
     // What was stored says how it ended; nothing stored (a client's error answer) is a failure.
     this.status = this.status === 'cancelled' ? 'cancelled' : (this.plan.transformer.finalStatus ?? 'failed');
-    if (this.#subscribers !== undefined) for (const subscription of this.#subscribers) subscription.pump();
+    this.#pumpSubscribers();
     const writer = this.#logWriter;
     const ended = (): void => {
       this.#settled = true;
@@ -411,7 +428,7 @@ export class Run implements RelaySink {
     }
     if (events.length === first) return;
     this.#logWriter?.add(events.slice(first));
-    if (this.#subscribers !== undefined) for (const subscription of this.#subscribers) subscription.pump();
+    this.#pumpSubscribers();
   }
 
   /**
@@ -446,9 +463,10 @@ class Subscription {
   pump(): void {
     if (this.#waiting) return;
     const events = this.#run.events();
-    if (this.#next < events.length) {
-      const batch = events.slice(this.#next);
-      this.#next = events.length;
+    const deliverable = this.#run.deliverable();
+    if (this.#next < deliverable) {
+      const batch = events.slice(this.#next, deliverable);
+      this.#next = deliverable;
       if (!this.#subscriber.write(batch)) {
         this.#waiting = true;
         this.#subscriber.onceDrain(() => {
@@ -458,7 +476,8 @@ class Subscription {
         return;
       }
     }
-    if (this.#run.ended) {
+    // Ended, and every event given (the last ones wait for the log like the others).
+    if (this.#run.ended && this.#next >= events.length) {
       this.#remove();
       this.#subscriber.end();
     }

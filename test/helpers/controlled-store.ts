@@ -1,6 +1,6 @@
 // A Store that wraps a real one and can be told to be slow or to fail: for testing
-// read-your-writes (a slow commit must still come before the terminal event) and the
-// gateway's answer to a database that fails mid-request.
+// read-your-writes (a slow commit must still come before the terminal event, an event
+// before its log append) and the gateway's answer to a database that fails mid-request.
 import { storeFailure } from '../../src/store/store-error.ts';
 import type { Store } from '../../src/store/store.ts';
 
@@ -9,10 +9,12 @@ export interface StoreControls {
   saveDelayMs: number;
   /** Every operation fails as a lost database would. */
   failing: boolean;
+  /** While set, a background run's log appends wait for it. */
+  appendGate: Promise<void> | undefined;
 }
 
 export function controlledStore(inner: Store): { store: Store; controls: StoreControls } {
-  const controls: StoreControls = { saveDelayMs: 0, failing: false };
+  const controls: StoreControls = { saveDelayMs: 0, failing: false, appendGate: undefined };
   const handler: ProxyHandler<Store> = {
     get(target, property, receiver) {
       const value: unknown = Reflect.get(target, property, receiver);
@@ -23,6 +25,7 @@ export function controlledStore(inner: Store): { store: Store; controls: StoreCo
         if (property === 'saveResponse' && controls.saveDelayMs > 0) {
           await new Promise((resolve) => setTimeout(resolve, controls.saveDelayMs));
         }
+        if (property === 'appendRunEvents' && controls.appendGate !== undefined) await controls.appendGate;
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },

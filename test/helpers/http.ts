@@ -97,6 +97,11 @@ export class ChunkReader {
     return this.#error;
   }
 
+  /** Bytes received and not read yet. */
+  get buffered(): number {
+    return this.#chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  }
+
   next(): Promise<Buffer | null> {
     const chunk = this.#chunks.shift();
     if (chunk !== undefined) return Promise.resolve(chunk);
