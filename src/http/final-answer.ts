@@ -36,15 +36,16 @@ export class FinalAnswerSink implements RelaySink {
     const transformer = this.#run.plan.transformer;
     const failure = this.#run.failure;
     const streamFailure = transformer.streamNormalizer().failure;
-    const finalJson = transformer.finalJson;
+    const stored = transformer.stored;
     if (failure !== undefined && 'error' in failure) ctx.sendError(failure.error);
     // vLLM refused the request: its answer, as a proxy passes it on.
     else if (failure !== undefined) ctx.sendJson(failure.status, failure.body);
     // The stream failed half-way (vLLM gone, the store down): as the same failure without tools.
     else if (streamFailure !== undefined) ctx.sendError(streamFailure);
-    else if (finalJson !== undefined && transformer.finalStatus === 'failed') ctx.sendJson(502, upstreamErrorBody(finalJson));
-    else if (finalJson !== undefined) ctx.sendJson(200, finalJson);
-    else ctx.sendError(new GatewayError('store_unavailable', 'The response could not be stored.'));
+    else if (stored === undefined) ctx.sendError(new GatewayError('store_unavailable', 'The response could not be stored.'));
+    // vLLM reported an error in its stream: the failed response's error, as an error answer.
+    else if (stored.response['status'] === 'failed') ctx.sendJson(502, JSON.stringify({ error: upstreamError(stored.response['error']) }));
+    else ctx.sendJson(200, stored.json);
   }
 
   destroy(): void {
@@ -52,10 +53,13 @@ export class FinalAnswerSink implements RelaySink {
   }
 }
 
-/** vLLM reported an error in its stream: the failed response's error, as an error answer. */
-function upstreamErrorBody(responseJson: string): string {
-  const response = JSON.parse(responseJson) as { error?: { code?: unknown; message?: unknown } | null };
-  const code = typeof response.error?.code === 'string' ? response.error.code : 'server_error';
-  const message = typeof response.error?.message === 'string' ? response.error.message : 'The model server reported an error.';
-  return JSON.stringify({ error: { message, type: 'server_error', param: null, code } });
+/** A failed response's error (vLLM reported it in its stream), as the error answer. */
+function upstreamError(error: unknown): { message: string; type: string; param: null; code: string } {
+  const fields = typeof error === 'object' && error !== null ? (error as { code?: unknown; message?: unknown }) : {};
+  return {
+    message: typeof fields.message === 'string' ? fields.message : 'The model server reported an error.',
+    type: 'server_error',
+    param: null,
+    code: typeof fields.code === 'string' ? fields.code : 'server_error',
+  };
 }

@@ -98,15 +98,6 @@ export class McpSessions {
     this.#sweeper.unref();
   }
 
-  get callTimeoutMs(): number {
-    return this.#options.callTimeoutMs;
-  }
-
-  /** Sessions open now (metrics, tests). */
-  get openSessions(): number {
-    return this.#sessions.size;
-  }
-
   /** Every tool the server offers (all pages). */
   async listTools(target: McpTarget, signal: AbortSignal): Promise<McpToolInfo[]> {
     return this.#use(target, signal, async (client) => {

@@ -87,11 +87,6 @@ export class McpServerPolicy {
     this.#namedHosts = named;
   }
 
-  /** Labels the operator defined (for the startup line). */
-  get operatorLabels(): readonly string[] {
-    return [...this.#servers.keys()];
-  }
-
   /** The server a request's tool reaches; 400 when it may not reach any. */
   resolve(request: McpServerRequest): McpTarget {
     const operator = this.#servers.get(request.label);

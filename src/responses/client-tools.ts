@@ -11,7 +11,7 @@
 // MCP tools are the tool loop's (agent-plan.ts). Plain function tools pass as they are.
 import { GatewayError } from '../errors.ts';
 import type { Json } from './items.ts';
-import { toolFunctionName } from './mcp-items.ts';
+import { toolFunctionName, uniqueFunctionName } from './mcp-items.ts';
 import type { ToolRoute } from './output-items.ts';
 
 export type UnsupportedTools = 'drop' | 'reject';
@@ -76,9 +76,7 @@ export function planClientTools(tools: unknown, toolChoice: unknown, unsupported
     const name = tool['name'];
     if (typeof name !== 'string' || name.length === 0) throw invalid("Missing or invalid 'name': expected a string.", `${param}.name`);
     if (type !== 'function' && type !== 'custom') throw invalid(`A namespace holds function and custom tools, not '${String(type)}'.`, `${param}.type`);
-    let offered = namespace === undefined ? name : toolFunctionName(namespace, name);
-    for (let n = 2; names.has(offered); n++) offered = `${offered.slice(0, 60)}_${n}`;
-    names.add(offered);
+    const offered = uniqueFunctionName(namespace === undefined ? name : toolFunctionName(namespace, name), names);
     if (type === 'custom') upstream.push(customAsFunction(tool, offered));
     else upstream.push(namespace === undefined ? tool : { ...tool, name: offered });
     if (type === 'custom' || namespace !== undefined) {
@@ -118,7 +116,8 @@ export function planClientTools(tools: unknown, toolChoice: unknown, unsupported
     dropped.push(String(type));
     changed = true;
   });
-  if (!changed) return { ...NO_TOOLS, names };
+  // Listed, not spread (a spread copy costs about a microsecond per request).
+  if (!changed) return { upstreamTools: undefined, toolChoice: undefined, names, dropped: NO_TOOLS.dropped, route: NO_TOOLS.route };
   return { upstreamTools: upstream, toolChoice: translateChoice(toolChoice, routes, names), names, dropped, route: (name) => routes.get(name) };
 }
 

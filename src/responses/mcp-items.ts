@@ -15,6 +15,14 @@ export function toolFunctionName(serverLabel: string, toolName: string): string 
   return `${serverLabel}__${toolName}`.replace(FUNCTION_NAME_CHARS, '_').slice(0, MAX_FUNCTION_NAME);
 }
 
+/** `base`, or `base_2`, `base_3`... when another tool of the request has it; kept in `taken`. */
+export function uniqueFunctionName(base: string, taken: Set<string>): string {
+  let name = base;
+  for (let n = 2; taken.has(name); n++) name = `${base.slice(0, MAX_FUNCTION_NAME - 4)}_${n}`;
+  taken.add(name);
+  return name;
+}
+
 export interface McpCallFields {
   readonly id: string;
   readonly status: string;

@@ -77,8 +77,9 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
   #normalizer: StreamNormalizer | undefined;
   /** The status of the final response, once it was handed over to be stored. */
   finalStatus: string | undefined;
-  /** The final response's JSON (what a tool loop's non-streamed client gets). */
-  finalJson: string | undefined;
+  /** The final response and its JSON, once stored (what a tool loop's non-streamed client
+   * gets, what a WebSocket keeps of a `store: false` response). */
+  stored: { readonly response: Json; readonly json: string } | undefined;
   /** A tool loop's hooks, set before the run starts (runs/agent-loop.ts). */
   agent: AgentHooks | undefined;
 
@@ -119,9 +120,9 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
     this.finalStatus = String(response['status']);
     const saved = this.#save.finish(response, json);
     // Only what was stored is final (a failed save fails the response).
-    if (saved === undefined) this.finalJson = json;
+    if (saved === undefined) this.stored = { response, json };
     return saved?.then(() => {
-      this.finalJson = json;
+      this.stored = { response, json };
     });
   }
 }

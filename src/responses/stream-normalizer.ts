@@ -570,14 +570,16 @@ export class StreamNormalizer implements EventStreamTransform {
   /** The item as it is final: OpenAI's shape, the text and arguments the client saw. */
   #finalItem(item: ItemState, raw: Json, status: string): Json {
     const route = item.route;
-    if (route !== undefined && (route.kind === 'function_call' || route.kind === 'custom_tool_call')) {
-      return restoredCall(this.#finalItem({ ...item, route: undefined }, raw, status), route);
-    }
-    if (item.route !== undefined) {
+    if (route?.kind === 'mcp_call' || route?.kind === 'mcp_approval_request') {
       const args = item.finalArguments ?? (typeof raw['arguments'] === 'string' ? raw['arguments'] : '');
       const notRun = status === 'completed' ? null : { output: null, error: 'The call was not run: the response ended first.' };
       return this.#routedItemJson(item, args, status, notRun ?? undefined);
     }
+    // A client tool offered under another name: the function call, restored as its own.
+    return route === undefined ? this.#plainFinalItem(item, raw, status) : restoredCall(this.#plainFinalItem(item, raw, status), route);
+  }
+
+  #plainFinalItem(item: ItemState, raw: Json, status: string): Json {
     const final = normalizeOutputItem({ ...raw, status }, item.id, status, this.#facts.keepRawFields);
     if (item.type === 'message' || item.type === 'reasoning') {
       if (item.parts.length > 0 || !Array.isArray(final['content']) || final['content'].length === 0) {

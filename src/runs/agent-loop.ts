@@ -17,7 +17,7 @@ import type { McpSessions, McpToolInfo } from '../mcp/mcp-sessions.ts';
 import type { AgentPlan, ApprovedCall, ListedTool, PlannedServer } from '../responses/agent-plan.ts';
 import { turnRequestBody } from '../responses/agent-plan.ts';
 import { filterTakes, needsApproval } from '../responses/mcp-declarations.ts';
-import { mcpCallItem, toolFunctionName } from '../responses/mcp-items.ts';
+import { mcpCallItem, toolFunctionName, uniqueFunctionName } from '../responses/mcp-items.ts';
 import { NOT_SENT_UPSTREAM, storedOutputItem, type Json } from '../responses/items.ts';
 import type { ItemState, ToolRoute } from '../responses/output-items.ts';
 import type { PlannedTransform } from '../responses/responses-service.ts';
@@ -172,10 +172,7 @@ export class AgentLoop implements AgentHooks {
     for (const { server, tools } of listed) {
       for (const tool of tools) {
         if (!allowed(server, tool)) continue;
-        const base = toolFunctionName(server.label, tool.name);
-        let name = base;
-        for (let n = 2; taken.has(name); n++) name = `${base.slice(0, 60)}_${n}`;
-        taken.add(name);
+        const name = uniqueFunctionName(toolFunctionName(server.label, tool.name), taken);
         this.#routes.set(name, {
           kind: needsApproval(server.approval, tool) ? 'mcp_approval_request' : 'mcp_call',
           serverLabel: server.label,

@@ -15,6 +15,7 @@ import type { Json } from '../responses/items.ts';
 import { normalizeResponse } from '../responses/response-object.ts';
 import type { CreatePlan } from '../responses/responses-service.ts';
 import { asGatewayError, UpstreamRelay, type RelaySink, type RelayTarget } from '../upstream/relay.ts';
+import { upstreamErrorOf } from '../upstream/upstream-error.ts';
 import type { AgentLoop } from './agent-loop.ts';
 import type { RunLogWriter } from './run-log-writer.ts';
 
@@ -302,13 +303,7 @@ export class Run implements RelaySink {
   /** vLLM refused the request (an error status): the normalizer reads its error body as it
    * reads an error event, so the run fails with vLLM's message, stored like any failure. */
   #failWithUpstreamError(body: string): void {
-    let error: unknown;
-    try {
-      const parsed: unknown = JSON.parse(body);
-      error = typeof parsed === 'object' && parsed !== null && 'error' in parsed ? parsed.error : parsed;
-    } catch {
-      error = { message: body.slice(0, 1_000) || 'The model server refused the request.', code: 'upstream_error' };
-    }
+    const error = upstreamErrorOf(body);
     this.failure = { status: this.#relayTarget.record.upstreamStatus ?? 502, body };
     const event = Buffer.from(`event: error\ndata: ${JSON.stringify({ type: 'error', error })}\n\n`);
     const normalizer = this.plan.transformer.streamNormalizer();

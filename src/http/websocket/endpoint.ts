@@ -43,11 +43,6 @@ export class WebSocketEndpoint {
     this.#timer.unref();
   }
 
-  /** Open sockets (tests, the shutdown line). */
-  get size(): number {
-    return this.#open.size;
-  }
-
   /** Node's 'upgrade' event: a WebSocket for GET /v1/responses, a JSON refusal otherwise. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const refuse = (status: number, reason: string, error: GatewayError): void => {

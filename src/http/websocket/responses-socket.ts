@@ -154,9 +154,8 @@ export class ResponsesSocket {
 
   /** Keeps a `store: false` response's whole context, to continue it on this socket. */
   #hold(plan: CreatePlan, input: unknown): void {
-    const json = plan.transformer.finalJson;
-    if (json === undefined || plan.transformer.finalStatus === 'failed') return;
-    const response = JSON.parse(json) as Json;
+    const response = plan.transformer.stored?.response;
+    if (response === undefined || response['status'] === 'failed') return;
     const parts: string[] = [];
     if (plan.historyUpstream.length > 0) parts.push(plan.historyUpstream.toString());
     // A request sent as it came (no history, nothing to rewrite) was not planned item by item.

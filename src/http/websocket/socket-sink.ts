@@ -6,6 +6,7 @@
 import type { WebSocket } from 'ws';
 import { toErrorObject } from '../../errors.ts';
 import type { ExchangeRecord, RelaySink } from '../../upstream/relay.ts';
+import { upstreamErrorOf } from '../../upstream/upstream-error.ts';
 
 /** Bytes queued on the socket before the relay is asked to wait. */
 const HIGH_WATER_BYTES = 64 * 1024;
@@ -81,21 +82,15 @@ export class SocketSink implements RelaySink {
 
   /** vLLM refused the request: its error, as OpenAI's `error` event. */
   #sendRefusal(body: string): void {
-    let error: { type?: unknown; code?: unknown; message?: unknown; param?: unknown } = {};
-    try {
-      const parsed = JSON.parse(body) as { error?: typeof error } & typeof error;
-      error = typeof parsed.error === 'object' && parsed.error !== null ? parsed.error : parsed;
-    } catch {
-      error = { message: body.slice(0, 1_000) };
-    }
+    const error = upstreamErrorOf(body);
     this.#send(
       JSON.stringify({
         type: 'error',
         error: {
-          type: typeof error.type === 'string' ? error.type : 'invalid_request_error',
-          code: typeof error.code === 'string' ? error.code : String(this.#refusalStatus),
-          message: typeof error.message === 'string' ? error.message : 'The model server refused the request.',
-          param: typeof error.param === 'string' ? error.param : null,
+          type: typeof error['type'] === 'string' ? error['type'] : 'invalid_request_error',
+          code: typeof error['code'] === 'string' ? error['code'] : String(this.#refusalStatus),
+          message: typeof error['message'] === 'string' ? error['message'] : 'The model server refused the request.',
+          param: typeof error['param'] === 'string' ? error['param'] : null,
         },
       }),
     );
