@@ -18,6 +18,7 @@ import {
   toDeltas,
   vllmError,
   vllmInputProblem,
+  chatTemplateProblem,
   type JsonObject,
   type Quirks,
   type WireEvent,
@@ -467,7 +468,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
       }
       // vLLM refuses some inputs whoever answers: check them before a scripted reply too.
       if (req.method === 'POST' && recorded.url.split('?')[0] === '/v1/responses' && recorded.json !== undefined) {
-        const problem = vllmInputProblem(recorded.json['input']);
+        const problem = vllmInputProblem(recorded.json['input']) ?? chatTemplateProblem(recorded.json);
         if (problem !== undefined) {
           sendJson(res, 400, vllmError(400, problem));
           return;

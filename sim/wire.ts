@@ -418,6 +418,24 @@ export function vllmInputProblem(input: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * What Qwen3's chat templates refuse once vLLM has made messages of the request
+ * (`instructions` first, as a system message, then the input's messages with their roles):
+ * a system message anywhere but first, and (the stricter templates; the original one drops
+ * it without a word) a `developer` message. vLLM answers 400 with the template's words.
+ */
+export function chatTemplateProblem(body: JsonObject): string | undefined {
+  const roles: unknown[] = typeof body['instructions'] === 'string' ? ['system'] : [];
+  const input = body['input'];
+  if (Array.isArray(input)) {
+    for (const item of input) {
+      if (typeof item === 'object' && item !== null && ((item as JsonObject)['type'] ?? 'message') === 'message') roles.push((item as JsonObject)['role']);
+    }
+  }
+  if (roles.includes('developer')) return 'Unexpected message role.';
+  return roles.lastIndexOf('system') > 0 ? 'System message must be at the beginning.' : undefined;
+}
+
 /** vLLM's stream quirks, each on its own switch (x-sim: quirk=a,b). */
 export const STREAM_QUIRKS = [
   'unannounced-reasoning-part',

@@ -27,6 +27,7 @@ import type { NewItem } from '../store/store.ts';
 import type { ResponseFacts } from './response-object.ts';
 import { RequestParser } from './request-parser.ts';
 import { StreamNormalizer, type AgentHooks, type StreamHooks } from './stream-normalizer.ts';
+import { foldSystemMessages, inputHasSystemMessage } from './system-messages.ts';
 import { planClientTools, type ClientToolPlan, type UnsupportedTools } from './client-tools.ts';
 import type { ToolRoute } from './output-items.ts';
 
@@ -189,7 +190,8 @@ export class ResponsesService {
       request.previousResponseId === null &&
       request.conversationId === null &&
       clientTools.upstreamTools === undefined &&
-      !mentionsApproval(request.body['input'])
+      !mentionsApproval(request.body['input']) &&
+      !inputHasSystemMessage(request.body['input'])
     ) {
       return {
         body: request.rawBody,
@@ -213,8 +215,7 @@ export class ResponsesService {
     const agentInput = declarations.length > 0 || inputItems.some((item) => item.type === 'mcp_approval_response');
     if (agentInput) return this.#planAgent(tenant, request, facts, declarations, clientTools, history, inputItems, log);
 
-    const newParts: string[] = [];
-    for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) newParts.push(item.upstream);
+    const folded = foldSystemMessages(request.body['instructions'], history.upstream, upstreamParts(inputItems));
     const {
       input: _input,
       previous_response_id: _previous,
@@ -226,9 +227,10 @@ export class ResponsesService {
     // vLLM gets one stateless request: the history inline, and store: false so it keeps
     // nothing. A background response is read from vLLM as a stream: its run logs events.
     // Tools it cannot take as they are go as functions (client-tools.ts).
+    // `rest` is this request's own copy.
+    const fields: Record<string, unknown> = rest;
+    if (folded.instructions !== undefined) fields['instructions'] = folded.instructions;
     if (clientTools.upstreamTools !== undefined) {
-      // `rest` is this request's own copy.
-      const fields: Record<string, unknown> = rest;
       if (clientTools.upstreamTools.length > 0) fields['tools'] = clientTools.upstreamTools;
       else delete fields['tools'];
       if (clientTools.toolChoice === undefined || clientTools.upstreamTools.length === 0) delete fields['tool_choice'];
@@ -237,10 +239,10 @@ export class ResponsesService {
     const restJson = JSON.stringify(request.background ? { ...rest, stream: true, store: false } : { ...rest, store: false });
     // The history goes as the bytes the store handed over: a long one is neither decoded,
     // joined nor copied here.
-    const separator = history.upstream.length > 0 && newParts.length > 0 ? ',' : '';
-    const parts = [Buffer.from('{"input":['), history.upstream, Buffer.from(`${separator}${newParts.join(',')}],${restJson.slice(1)}`)];
+    const separator = folded.history.length > 0 && folded.newItems.length > 0 ? ',' : '';
+    const parts = [Buffer.from('{"input":['), folded.history, Buffer.from(`${separator}${folded.newItems.join(',')}],${restJson.slice(1)}`)];
     // One write for a usual body; a long history is sent as it is, in parts.
-    const body = history.upstream.length < SEND_IN_PARTS_FROM_BYTES ? Buffer.concat(parts) : parts;
+    const body = folded.history.length < SEND_IN_PARTS_FROM_BYTES ? Buffer.concat(parts) : parts;
 
     const pending = this.#pending(tenant, facts, history, inputItems);
     const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json) };
@@ -289,8 +291,8 @@ export class ResponsesService {
       }),
     );
     const approved = await this.#decideApprovals(tenant, inputItems);
-    const newParts: string[] = [];
-    for (const item of inputItems) if (item.upstream !== NOT_SENT_UPSTREAM) newParts.push(item.upstream);
+    const folded = foldSystemMessages(request.body['instructions'], history.upstream, upstreamParts(inputItems));
+    const body = folded.instructions === undefined ? request.body : { ...request.body, instructions: folded.instructions };
     const maxToolCalls = request.body['max_tool_calls'];
     if (maxToolCalls !== undefined && maxToolCalls !== null && (!Number.isSafeInteger(maxToolCalls) || (maxToolCalls as number) < 0)) {
       throw new GatewayError('invalid_request', "Invalid 'max_tool_calls': expected a whole number >= 0.", { param: 'max_tool_calls' });
@@ -310,7 +312,7 @@ export class ResponsesService {
         servers,
         approved,
         maxToolCalls: typeof maxToolCalls === 'number' ? maxToolCalls : undefined,
-        request: turnRequestParts(request.body, history.upstream, newParts, clientTools),
+        request: turnRequestParts(body, folded.history, folded.newItems, clientTools),
       },
       historyUpstream: history.upstream,
     };
@@ -471,6 +473,13 @@ export class ResponsesService {
     if (page === 'cursor_not_found') throw cursorNotFound(query);
     return renderList(page.items, page.hasMore);
   }
+}
+
+/** What vLLM gets of the items: their upstream forms, less those it must not get. */
+function upstreamParts(items: readonly NewItem[]): string[] {
+  const parts: string[] = [];
+  for (const item of items) if (item.upstream !== NOT_SENT_UPSTREAM) parts.push(item.upstream);
+  return parts;
 }
 
 /** Whether a stateless request's input may hold an approval response (a cheap look). */
