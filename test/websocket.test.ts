@@ -70,6 +70,26 @@ describe('WebSocket mode', () => {
     }
   });
 
+  it('generate: false prepares a response without calling vLLM; the next one continues it with only its input', async () => {
+    const ws = new ResponsesWS(client);
+    try {
+      const before = sim.requests.length;
+      const tools = [{ type: 'function', name: 'exec', parameters: { type: 'object', properties: {} } }];
+      const warm = await oneResponse(ws, { model: 'm', store: false, generate: false, instructions: 'Be brief.', input: [{ role: 'developer', content: 'Rule.' }], tools });
+      assert.deepEqual(warm.map((event) => event.type), ['response.created', 'response.completed']);
+      const prepared = checkStream(asSse(warm)).terminal;
+      assert.deepEqual([prepared.status, prepared.output, prepared.usage.total_tokens], ['completed', [], 0]);
+      assert.equal(sim.requests.length, before, 'vLLM was not called');
+      const next = checkStream(asSse(await oneResponse(ws, { model: 'm', store: false, previous_response_id: prepared.id, instructions: 'Be brief.', input: 'go', tools }))).terminal;
+      assert.equal(next.status, 'completed');
+      const sent = sim.requests.at(-1)?.json as AnyJson;
+      assert.equal(sent.instructions, 'Be brief.\n\nRule.', 'the warmed-up input comes first');
+      assert.deepEqual(sent.input.map((item: AnyJson) => item.role), ['user']);
+    } finally {
+      ws.close();
+    }
+  });
+
   it('continues a store: false response on the same socket, and not on another', async () => {
     const ws = new ResponsesWS(client);
     const other = new ResponsesWS(client);

@@ -68,6 +68,14 @@ function echoedTools(tools: readonly unknown[]): readonly unknown[] {
   });
 }
 
+const NAMED_TIERS = new Set(['default', 'flex', 'scale', 'priority']);
+
+/** The tier that served the request, as OpenAI reports it: `auto` (or none) is served by
+ * `default`; a named tier is echoed (vLLM has one queue, and says `auto` whatever was asked). */
+function servedTier(requested: unknown): string {
+  return typeof requested === 'string' && NAMED_TIERS.has(requested) ? requested : 'default';
+}
+
 export interface ResponseOverrides {
   readonly status?: string;
   readonly output: readonly Json[];
@@ -106,7 +114,7 @@ export function normalizeResponse(upstream: Readonly<Json>, facts: ResponseFacts
     prompt_cache_key: pick(request['prompt_cache_key']),
     reasoning: normalizeReasoning(request['reasoning']),
     safety_identifier: pick(request['safety_identifier']),
-    service_tier: pick(upstream['service_tier'], request['service_tier'], 'auto'),
+    service_tier: servedTier(request['service_tier']),
     store: facts.store,
     temperature: numberOr(pick(upstream['temperature'], request['temperature']), 1),
     text: normalizeText(request['text'], upstream['text']),

@@ -10,6 +10,7 @@ import type { WebSocket, RawData } from 'ws';
 import { GatewayError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { isReference, NOT_SENT_UPSTREAM, planInputItems, storedOutputItem, type Json } from '../../responses/items.ts';
+import { normalizeResponse } from '../../responses/response-object.ts';
 import type { CreatePlan } from '../../responses/responses-service.ts';
 import type { Run } from '../../runs/run.ts';
 import type { ExchangeRecord } from '../../upstream/relay.ts';
@@ -18,6 +19,8 @@ import { upstreamHeadersOf } from '../forward.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
 import { newRun } from '../response-run.ts';
 import { SocketSink } from './socket-sink.ts';
+
+const ZERO_USAGE = { input_tokens: 0, output_tokens: 0, total_tokens: 0 };
 
 /** How many `store: false` responses a socket keeps to continue from (the last ones). */
 const HELD_RESPONSES = 8;
@@ -124,6 +127,12 @@ export class ResponsesSocket {
       throw new GatewayError('upstream_starting', 'vLLM is still starting (loading its model); retry once GET /ready answers 200.');
     }
     const record: ExchangeRecord = { upstreamStatus: undefined, streamed: true, bytesOut: 0, errorCode: undefined };
+    if (request.body['generate'] === false) {
+      await this.#warmUp(plan, request.body['input'], record);
+      this.#hooks.logResponse(record, requestId, startedAt, 200);
+      this.#done();
+      return;
+    }
     const headers = upstreamHeadersOf(this.#rawHeaders, requestId, false, this.#deps, plan);
     const sink = new SocketSink(this.#ws, record);
     const run = newRun(this.#deps, state, {
@@ -150,6 +159,30 @@ export class ResponsesSocket {
     this.#run = run;
     run.attachClient(sink, (error) => sink.sendError(error));
     run.start();
+  }
+
+  /**
+   * `generate: false`: the response is prepared, not generated. It is created and completed
+   * with no output and no vLLM call, kept (stored, or held for `store: false`) so that the
+   * next `response.create` continues it with `previous_response_id` and only its new input:
+   * a client warms the socket up with its tools and instructions before the user speaks.
+   */
+  async #warmUp(plan: CreatePlan, input: unknown, record: ExchangeRecord): Promise<void> {
+    const facts = plan.facts;
+    const created = normalizeResponse({}, facts, { status: 'in_progress', output: [], usage: null });
+    const response = normalizeResponse({}, facts, { status: 'completed', output: [], usage: ZERO_USAGE });
+    const json = JSON.stringify(response);
+    await plan.transformer.finish(response, json);
+    const events = [
+      { type: 'response.created', response: created, sequence_number: 0 },
+      { type: 'response.completed', response, sequence_number: 1 },
+    ];
+    for (const event of events) {
+      const message = JSON.stringify(event);
+      record.bytesOut += Buffer.byteLength(message);
+      if (this.#ws.readyState === this.#ws.OPEN) this.#ws.send(message);
+    }
+    if (!facts.store) this.#hold(plan, input);
   }
 
   /** Keeps a `store: false` response's whole context, to continue it on this socket. */
