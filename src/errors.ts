@@ -32,6 +32,16 @@ export const ERROR_CODES = {
     type: 'invalid_request_error',
     description: 'A field of the request has the wrong type or an unsupported value.',
   },
+  invalid_encrypted_content: {
+    status: 400,
+    type: 'invalid_request_error',
+    description: "A reasoning item's encrypted_content does not open: altered, sealed for another tenant, or by a server that does not share this gateway's --state-secret.",
+  },
+  unsupported_content_encoding: {
+    status: 415,
+    type: 'invalid_request_error',
+    description: 'The request body has a Content-Encoding the gateway cannot decode (gzip, deflate, br and zstd are read; zstd needs Node.js 22.15 or later).',
+  },
   too_many_input_items: {
     status: 400,
     type: 'invalid_request_error',

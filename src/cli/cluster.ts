@@ -150,6 +150,8 @@ export async function startCluster(config: Config, log: Logger, rateLimiter: Loc
       [WORKER_PORT_ENV]: String(port),
       [UPSTREAM_STARTING_ENV]: upstreamStarting ? '1' : '0',
       [VIA_NAME_ENV]: config.upstream.via,
+      // A random state secret is drawn once, here: every worker must open what another sealed.
+      GATEWAY_STATE_SECRET: config.security.stateSecret,
     });
     const startedAt = Date.now();
     // A message sent to a worker that has just been killed fails later, on the IPC

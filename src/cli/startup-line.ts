@@ -65,6 +65,11 @@ export function startupFields(config: Config, guard: ApiKeyGuard, port: number):
     ...(config.output.passthroughRaw ? {} : { retention: retention(config) }),
     client_keys: clientKeys(config, guard),
     upstream_key: upstreamKey(config),
+    // Only where it came from: the secret itself is never logged.
+    state_secret:
+      config.security.stateSecretOrigin === 'random'
+        ? 'random for this start (set --state-secret to keep encrypted reasoning valid across restarts and gateways)'
+        : `from ${config.security.stateSecretOrigin === 'flag' ? '--state-secret' : 'GATEWAY_STATE_SECRET'}`,
     ...(limits === undefined ? {} : { rate_limits: limits }),
     ...(tools === undefined ? {} : { mcp: tools }),
   };

@@ -191,6 +191,14 @@ export const FLAG_SPECS = [
     group: 'security',
   },
   {
+    name: 'state-secret',
+    env: 'GATEWAY_STATE_SECRET',
+    kind: 'secret',
+    defaultValue: undefined,
+    help: 'Secret (16 characters or more) that seals the reasoning returned as encrypted_content to clients that ask for it (include: ["reasoning.encrypted_content"], as store: false agents do): AES-256-GCM under a key derived from it, bound to the tenant. Gateways sharing it accept each other\'s items. Unset: a random secret per start, shared by the workers; items sealed before a restart are then refused.',
+    group: 'security',
+  },
+  {
     name: 'rate-limit-rpm',
     env: 'GATEWAY_RATE_LIMIT_RPM',
     kind: 'positive-int',

@@ -66,6 +66,9 @@ export interface SecurityConfig {
   /** serve: vLLM's --api-key guards the gateway too when --api-keys is not given. */
   readonly apiKeysOrigin: KeyOrigin;
   readonly metricsAuth: boolean;
+  /** --state-secret, or a random one for this start (the primary hands it to its workers). */
+  readonly stateSecret: string;
+  readonly stateSecretOrigin: 'flag' | 'environment' | 'random';
   /** --rate-limit-rpm/-tpm: every tenant's limits unless its key entry sets its own. */
   readonly rateLimits: RateLimits;
 }
@@ -364,6 +367,7 @@ export function parseCommandLine(
     },
     security: {
       ...clientKeys(split, env),
+      ...stateSecret(split, env),
       metricsAuth: required(resolveFlag('metrics-auth', split, env), 'metrics-auth'),
       rateLimits: {
         requestsPerMinute: resolveFlag('rate-limit-rpm', split, env),
@@ -392,6 +396,18 @@ export function parseCommandLine(
  * `vllm serve --api-key X` expects the endpoint they call to require X), as the default
  * tenant's key; else nobody is asked for a key.
  */
+/** Shorter secrets are refused: the key derived from a secret is as strong as the secret. */
+const MIN_STATE_SECRET_CHARS = 16;
+
+function stateSecret(split: SplitArgv, env: Readonly<Record<string, string | undefined>>): Pick<SecurityConfig, 'stateSecret' | 'stateSecretOrigin'> {
+  const given = resolveFlag('state-secret', split, env);
+  if (given === undefined) return { stateSecret: randomBytes(32).toString('base64url'), stateSecretOrigin: 'random' };
+  if (given.length < MIN_STATE_SECRET_CHARS) {
+    throw new ConfigError(`invalid --state-secret: use ${MIN_STATE_SECRET_CHARS} characters or more (e.g. openssl rand -base64 32)`);
+  }
+  return { stateSecret: given, stateSecretOrigin: split.flagValues.has('state-secret') ? 'flag' : 'environment' };
+}
+
 function clientKeys(split: SplitArgv, env: Readonly<Record<string, string | undefined>>): Pick<SecurityConfig, 'apiKeys' | 'apiKeysOrigin'> {
   const given = split.flagValues.has('api-keys') || env['GATEWAY_API_KEYS'] !== undefined;
   const apiKeys = apiKeySource(resolveFlag('api-keys', split, env), given);

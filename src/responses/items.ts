@@ -69,7 +69,7 @@ function assistantUpstream(id: string, text: string): string {
   });
 }
 
-function reasoningUpstream(id: string, item: Json): string {
+export function reasoningUpstream(id: string, item: Readonly<Json>): string {
   const summary = Array.isArray(item['summary']) ? item['summary'] : [];
   const content = Array.isArray(item['content']) ? item['content'] : [];
   if (textOfParts(summary).length === 0 && textOfParts(content).length === 0) return NOT_SENT_UPSTREAM;

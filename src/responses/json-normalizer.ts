@@ -42,6 +42,7 @@ export class JsonNormalizer implements BufferedTransform {
         const type = typeof raw['type'] === 'string' ? raw['type'] : 'message';
         const route = type === 'function_call' && typeof raw['name'] === 'string' ? this.#route?.(raw['name']) : undefined;
         const item = normalizeOutputItem(raw, newId(itemIdPrefix(route?.kind ?? type)), status, this.#facts.keepRawFields);
+        if (type === 'reasoning' && this.#facts.sealReasoning !== undefined) item['encrypted_content'] = this.#facts.sealReasoning(item);
         return route === undefined ? item : restoredCall(item, route);
       });
     const response = normalizeResponse(upstream, this.#facts, { output });

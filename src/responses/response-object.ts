@@ -14,6 +14,8 @@ export interface ResponseFacts {
   readonly previousResponseId: string | null;
   readonly conversationId: string | null;
   readonly keepRawFields: boolean;
+  /** Set when the client asked for reasoning.encrypted_content: seals a reasoning item. */
+  readonly sealReasoning?: ((item: Readonly<Json>) => string) | undefined;
 }
 
 const RESPONSE_STATUSES = new Set(['completed', 'failed', 'in_progress', 'cancelled', 'queued', 'incomplete']);

@@ -9,8 +9,10 @@ import type { BufferedTransform, EventStreamTransform, ResponseTransformer, Upst
 import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
 import { checkIdShape, tooManyInputItems } from './create-request.ts';
 import { ID_PREFIX, newId } from './ids.ts';
+import type { ReasoningSeal } from './reasoning-seal.ts';
 import {
   NOT_SENT_UPSTREAM,
+  reasoningUpstream,
   planInputItems,
   referencedItemIds,
   resolveInputItems,
@@ -40,6 +42,8 @@ export interface ResponsesOptions {
   readonly mcp: McpServerPolicy;
   /** Hosted tools vLLM cannot run: left out of its request, or refused (--unsupported-tools). */
   readonly unsupportedTools: UnsupportedTools;
+  /** Seals reasoning for clients that carry it (include: reasoning.encrypted_content). */
+  readonly seal: ReasoningSeal;
 }
 
 /** What the forward step sends vLLM, and how the answer is normalized and stored. */
@@ -147,12 +151,14 @@ export class ResponsesService {
   readonly #parser: RequestParser;
   readonly #mcp: McpServerPolicy;
   readonly #unsupportedTools: UnsupportedTools;
+  readonly #seal: ReasoningSeal;
   /** Hosted tool types dropped so far (each is logged once). */
   readonly #droppedLogged = new Set<string>();
 
   constructor(options: ResponsesOptions) {
     this.#mcp = options.mcp;
     this.#unsupportedTools = options.unsupportedTools;
+    this.#seal = options.seal;
     this.#store = options.store;
     this.#keepRawFields = options.keepRawFields;
     this.#maxInputItems = options.limits.maxInputItems;
@@ -179,6 +185,7 @@ export class ResponsesService {
       previousResponseId: request.previousResponseId,
       conversationId: request.conversationId,
       keepRawFields: this.#keepRawFields,
+      sealReasoning: includes(request.body['include'], ENCRYPTED_REASONING) ? (item) => this.#seal.seal(tenant, item) : undefined,
     };
     const declarations = parseMcpDeclarations(request.body['tools']);
     const clientTools = planClientTools(request.body['tools'], request.body['tool_choice'], this.#unsupportedTools);
@@ -191,6 +198,7 @@ export class ResponsesService {
       request.conversationId === null &&
       clientTools.upstreamTools === undefined &&
       !mentionsApproval(request.body['input']) &&
+      !holdsSealedReasoning(request.body['input']) &&
       !inputHasSystemMessage(request.body['input'])
     ) {
       return {
@@ -211,6 +219,7 @@ export class ResponsesService {
     if (history.tooLong) throw tooManyInputItems(this.#maxInputItems);
     const planned = request.planned ?? planInputItems(request.body['input']);
     const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
+    this.#unsealReasoning(tenant, inputItems);
 
     const agentInput = declarations.length > 0 || inputItems.some((item) => item.type === 'mcp_approval_response');
     if (agentInput) return this.#planAgent(tenant, request, facts, declarations, clientTools, history, inputItems, log);
@@ -316,6 +325,18 @@ export class ResponsesService {
       },
       historyUpstream: history.upstream,
     };
+  }
+
+  /** Reasoning items that come back sealed go to vLLM with their reasoning unsealed (400 if
+   * a seal does not open). Items are in input order: their index names the bad one. */
+  #unsealReasoning(tenant: string, inputItems: NewItem[]): void {
+    for (const [index, item] of inputItems.entries()) {
+      if (item.type !== 'reasoning' || !item.payload.includes('"encrypted_content"')) continue;
+      const display = JSON.parse(item.payload) as Json;
+      if (typeof display['encrypted_content'] !== 'string') continue;
+      const reasoning = this.#seal.unseal(tenant, display['encrypted_content'], `input[${index}].encrypted_content`);
+      inputItems[index] = { id: item.id, type: item.type, payload: item.payload, upstream: reasoningUpstream(item.id, { summary: reasoning.summary, content: reasoning.content }) };
+    }
   }
 
   /** Each hosted tool type left out of vLLM's requests is logged once per process. */
@@ -480,6 +501,17 @@ function upstreamParts(items: readonly NewItem[]): string[] {
   const parts: string[] = [];
   for (const item of items) if (item.upstream !== NOT_SENT_UPSTREAM) parts.push(item.upstream);
   return parts;
+}
+
+const ENCRYPTED_REASONING = 'reasoning.encrypted_content';
+
+function includes(list: unknown, value: string): boolean {
+  return Array.isArray(list) && list.includes(value);
+}
+
+/** Whether a stateless request's input holds a sealed reasoning item (a cheap look). */
+function holdsSealedReasoning(input: unknown): boolean {
+  return Array.isArray(input) && input.some((item) => isObject(item) && item['type'] === 'reasoning' && typeof item['encrypted_content'] === 'string');
 }
 
 /** Whether a stateless request's input may hold an approval response (a cheap look). */

@@ -586,6 +586,7 @@ export class StreamNormalizer implements EventStreamTransform {
         final['content'] = item.parts.map(finishedPart);
       }
     }
+    if (item.type === 'reasoning' && this.#facts.sealReasoning !== undefined) final['encrypted_content'] = this.#facts.sealReasoning(final);
     if (item.type === 'function_call') {
       final['arguments'] = item.finalArguments ?? (typeof raw['arguments'] === 'string' ? raw['arguments'] : '');
       final['call_id'] = item.callId;
