@@ -5,11 +5,9 @@ import { GatewayError } from '../errors.ts';
 
 const EMPTY = Buffer.alloc(0);
 
-export function tooLargeError(maxBytes: number): GatewayError {
-  return new GatewayError(
-    'request_too_large',
-    `The request body is larger than the gateway accepts (${maxBytes} bytes).`,
-  );
+export function tooLargeError(maxBytes: number, decoded?: 'decoded'): GatewayError {
+  const what = decoded === undefined ? 'The request body is' : 'The request body, decoded, is';
+  return new GatewayError('request_too_large', `${what} larger than the gateway accepts (${maxBytes} bytes).`);
 }
 
 /** The declared Content-Length, or undefined for chunked or absent bodies. */

@@ -132,8 +132,10 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
   }
 }
 
-const DROP_FOR_RAW_BODY: ReadonlySet<string> = new Set(['accept-encoding']);
-const DROP_FOR_NEW_BODY: ReadonlySet<string> = new Set(['accept-encoding', 'content-type']);
+// The gateway reads vLLM's answer (so asks for it uncompressed) and sends a body it has
+// read: decoded, if the client compressed it.
+const DROP_FOR_RAW_BODY: ReadonlySet<string> = new Set(['accept-encoding', 'content-encoding']);
+const DROP_FOR_NEW_BODY: ReadonlySet<string> = new Set(['accept-encoding', 'content-encoding', 'content-type']);
 const JSON_CONTENT_TYPE = ['content-type', 'application/json'] as const;
 const NO_HOOK: StreamHooks = { finish: () => undefined };
 /** A history from this size on goes to vLLM as the store's bytes, not copied into one body. */

@@ -2,7 +2,7 @@
 import { parseJsonObject } from '../../responses/create-request.ts';
 import { parseListQuery } from '../../responses/list-query.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
-import { readBody } from '../read-body.ts';
+import { readRequestBody } from '../decode-body.ts';
 import type { RequestContext } from '../request-context.ts';
 import type { Params } from '../router.ts';
 import { searchParams } from './stored-responses.ts';
@@ -12,7 +12,7 @@ function conversations(deps: GatewayDeps): GatewayState['conversations'] {
 }
 
 async function jsonBody(ctx: RequestContext, deps: GatewayDeps, allowEmpty: boolean): Promise<Record<string, unknown>> {
-  const raw = await readBody(ctx.req, deps.config.server.maxBodyBytes);
+  const raw = await readRequestBody(ctx.req, deps.config.server.maxBodyBytes);
   return allowEmpty && raw.length === 0 ? {} : parseJsonObject(raw, deps.config.server.maxJsonDepth);
 }
 

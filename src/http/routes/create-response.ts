@@ -8,18 +8,21 @@ import { deliverEvents } from '../event-delivery.ts';
 import { forward, refuseWhileStarting, upstreamHeaders, usageScannerFor } from '../forward.ts';
 import { newRun } from '../response-run.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
+import { decodeBody, isEncoded } from '../decode-body.ts';
 import { readBody } from '../read-body.ts';
 import type { RequestContext } from '../request-context.ts';
 
 export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
   // receive: the whole body, bounded, before anything goes upstream
-  const rawBody = await readBody(ctx.req, deps.config.server.maxBodyBytes);
+  const received = await readBody(ctx.req, deps.config.server.maxBodyBytes);
   const state: GatewayState | undefined = deps.state;
   if (state === undefined) {
     // --passthrough-raw: vLLM's bytes both ways, no state
-    forward(ctx, deps, { body: rawBody });
+    forward(ctx, deps, { body: received });
     return;
   }
+  // A compressed body is read decoded (bounded by the same limit).
+  const rawBody = isEncoded(ctx.req.headers) ? await decodeBody(received, ctx.req.headers, deps.config.server.maxBodyBytes) : received;
   // decide: a body that is not a valid request never reaches vLLM
   const request = await state.responses.parseCreate(rawBody);
   // state: load the history, build the one stateless request vLLM gets, and the
