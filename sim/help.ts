@@ -39,6 +39,12 @@ Per request, the x-sim header (key=value;key=value) scripts the answer:
                         content-index-not-reset, text-done-extends, text-done-differs,
                         error-event, vllm-done
 
+The model's answer follows the last user message: it calls the declared tools the text names,
+in rounds separated by "then" ("use add and echo, then multiply"), and answers once every
+round is done. A tool's string argument is the text between a line "~~~<tool>" and a line
+"~~~" when the message has one (a patch, a command), else the message's start. Chat
+templates' rules apply: a system message only first, no developer message (vLLM's 400).
+
 As \`vllm serve\` (for the tests of responses-gateway serve), these variables script its life:
   SIM_STARTUP_DELAY_MS  unhealthy (GET /health 503) for that long
   SIM_UNHEALTHY=1       never healthy

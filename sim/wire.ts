@@ -163,19 +163,31 @@ export function planGeneration(body: JsonObject, options: PlanOptions = {}): Gen
   return { items, status: 'completed', inputTokens };
 }
 
+/** The text the user wrote for a tool in a block of its own ("~~~<tool>", lines, "~~~"):
+ * what a scripted client (the Codex test) makes the model pass, a patch or a command. */
+function scriptedText(userText: string, toolName: string): string | undefined {
+  const opening = `~~~${toolName}\n`;
+  const start = userText.indexOf(opening);
+  if (start === -1) return undefined;
+  const end = userText.indexOf('\n~~~', start + opening.length);
+  return end === -1 ? undefined : userText.slice(start + opening.length, end);
+}
+
 /** Arguments for the tool's required parameters, typed by its schema: numbers from the
- * numbers in the user's text (in order), booleans true, strings the text's start. */
+ * numbers in the user's text (in order), booleans true, strings the tool's scripted text
+ * (scriptedText) or the text's start. */
 function argumentsFor(tool: JsonObject, userText: string): JsonObject {
   const parameters = tool['parameters'] as JsonObject | undefined;
   const required = Array.isArray(parameters?.['required']) ? (parameters['required'] as string[]) : [];
   const properties = (parameters?.['properties'] ?? {}) as Record<string, JsonObject | undefined>;
   const numbers = (userText.match(/-?\d+(?:\.\d+)?/g) ?? []).map(Number);
+  const scripted = scriptedText(userText, String(tool['name']));
   const args: JsonObject = {};
   for (const name of required) {
     const type = properties[name]?.['type'];
     if (type === 'number' || type === 'integer') args[name] = numbers.shift() ?? 1;
     else if (type === 'boolean') args[name] = true;
-    else args[name] = userText.slice(0, 40) || name;
+    else args[name] = scripted ?? (userText.slice(0, 40) || name);
   }
   return args;
 }
