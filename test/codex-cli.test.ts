@@ -54,7 +54,7 @@ interface CodexRun {
 async function runCodex(gatewayUrl: string, websocket: boolean): Promise<CodexRun> {
   const home = await mkdtemp(join(tmpdir(), 'codex-home-'));
   const workdir = await mkdtemp(join(tmpdir(), 'codex-work-'));
-  const catalog = JSON.parse(await readFile(CATALOG, 'utf8')) as AnyJson;
+  const catalog = JSON.parse(await readFile(CATALOG, 'utf8'));
   catalog.models[0].prefer_websockets = websocket;
   await writeFile(join(home, 'catalog.json'), JSON.stringify(catalog));
   await writeFile(join(home, 'config.toml'), await readmeConfig(gatewayUrl, join(home, 'catalog.json'), websocket));
