@@ -12,7 +12,7 @@ import { loadMcpServers, McpServersFileError } from '../mcp/operator-servers.ts'
 import { McpServerPolicy } from '../mcp/server-policy.ts';
 import { parseApprovalRule, parseToolFilter } from '../responses/mcp-declarations.ts';
 import { ConversationsService } from '../responses/conversations-service.ts';
-import { ReasoningSeal } from '../responses/reasoning-seal.ts';
+import { StateSeal } from '../responses/state-seal.ts';
 import { ResponsesService } from '../responses/responses-service.ts';
 import { BackgroundResponses } from '../runs/background-responses.ts';
 import { RunRegistry } from '../runs/run-registry.ts';
@@ -139,7 +139,7 @@ function buildState(config: Config, store: Store, log: Logger): GatewayState {
     limits: { maxJsonDepth: config.server.maxJsonDepth, maxInputItems: config.server.maxInputItems },
     mcp: policy,
     unsupportedTools: config.tools.unsupportedTools,
-    seal: new ReasoningSeal(config.security.stateSecret),
+    seal: new StateSeal(config.security.stateSecret),
   });
   const tools = new McpSessions({
     policy,

@@ -13,6 +13,7 @@ import { RequestContext } from './request-context.ts';
 import { Router, type Params } from './router.ts';
 import { createResponse } from './routes/create-response.ts';
 import { health, metrics, ready } from './routes/gateway-endpoints.ts';
+import { compactResponse } from './routes/compact-response.ts';
 import {
   addConversationItems,
   createConversation,
@@ -80,6 +81,7 @@ function buildRouter(withState: boolean): Router<Handler> {
     .add('GET', '/metrics', metrics);
   if (withState) {
     router
+      .add('POST', '/v1/responses/compact', compactResponse)
       .add('GET', '/v1/responses/:id', getResponse)
       .add('DELETE', '/v1/responses/:id', deleteResponse)
       .add('POST', '/v1/responses/:id/cancel', cancelResponse)

@@ -146,3 +146,31 @@ export function parseCreateResponseRequest(rawBody: Buffer, limits: RequestLimit
   if (inputItemCount > limits.maxInputItems) throw tooManyInputItems(limits.maxInputItems, inputItemCount);
   return { rawBody, body, stream, store, background, previousResponseId, conversationId, inputItemCount };
 }
+
+/** A POST /v1/responses/compact body: a create request's conversation fields, no output ones. */
+export function parseCompactRequest(rawBody: Buffer, limits: RequestLimits): CreateResponseRequest {
+  const body = parseJsonObject(rawBody, limits.maxJsonDepth);
+  if (typeof body['model'] !== 'string' || body['model'].length === 0) {
+    throw invalid("Missing required parameter: 'model'.", 'model');
+  }
+  const input = body['input'];
+  if (input !== undefined && input !== null && typeof input !== 'string' && !Array.isArray(input)) {
+    throw invalid("Invalid 'input': expected a string or a list of items.", 'input');
+  }
+  const previous = body['previous_response_id'];
+  if (previous !== undefined && previous !== null && typeof previous !== 'string') {
+    throw invalid("Invalid type for 'previous_response_id': expected a string.", 'previous_response_id');
+  }
+  const inputItemCount = countInputItems(input);
+  if (inputItemCount > limits.maxInputItems) throw tooManyInputItems(limits.maxInputItems, inputItemCount);
+  return {
+    rawBody,
+    body,
+    stream: false,
+    store: false,
+    background: false,
+    previousResponseId: typeof previous === 'string' ? checkIdShape(previous, ID_PREFIX.response, 'previous_response_id') : null,
+    conversationId: null,
+    inputItemCount,
+  };
+}

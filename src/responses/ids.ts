@@ -32,6 +32,7 @@ const ITEM_PREFIXES: Record<string, string> = {
   mcp_approval_response: 'mcpa_',
   custom_tool_call: 'ctc_',
   custom_tool_call_output: 'ctco_',
+  compaction: 'cmp_',
 };
 
 const RANDOM_POOL_BYTES = 8 * 512;

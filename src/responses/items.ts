@@ -227,6 +227,11 @@ function planItem(raw: unknown, index: number): PlannedItem {
       display['status'] = 'completed';
       return stored(id, type, display, reasoningUpstream(id, raw));
     }
+    case 'compaction': {
+      // What it seals reaches vLLM once the service has opened it (compaction.ts).
+      const id = newId(itemIdPrefix(type));
+      return stored(id, type, { id, type, encrypted_content: requireString(raw, 'encrypted_content', param) }, NOT_SENT_UPSTREAM);
+    }
     case 'item_reference':
       return { reference: requireString(raw, 'id', param), param: `${param}.id` };
     case 'mcp_list_tools':

@@ -34,7 +34,7 @@ function numberOr(value: unknown, fallback: number): number {
 }
 
 /** usage with OpenAI's detail objects and nothing else (vLLM adds per-turn lists). */
-function normalizeUsage(raw: unknown): Json | null {
+export function normalizeUsage(raw: unknown): Json | null {
   if (!isObject(raw)) return null;
   const inputDetails = isObject(raw['input_tokens_details']) ? raw['input_tokens_details'] : {};
   const outputDetails = isObject(raw['output_tokens_details']) ? raw['output_tokens_details'] : {};

@@ -7,9 +7,10 @@ import type { LogSource } from '../observability/logger.ts';
 import type { History, PageQuery, SaveResponse, StoredItem, Store } from '../store/store.ts';
 import type { BufferedTransform, EventStreamTransform, ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
 import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
-import { checkIdShape, tooManyInputItems } from './create-request.ts';
+import { checkIdShape, parseCompactRequest, tooManyInputItems } from './create-request.ts';
+import { COMPACTION_PROMPT, compactedResponse, compactionUpstream, summaryOf, userMessagesOf } from './compaction.ts';
 import { ID_PREFIX, newId } from './ids.ts';
-import type { ReasoningSeal } from './reasoning-seal.ts';
+import type { StateSeal } from './state-seal.ts';
 import {
   NOT_SENT_UPSTREAM,
   reasoningUpstream,
@@ -43,7 +44,7 @@ export interface ResponsesOptions {
   /** Hosted tools vLLM cannot run: left out of its request, or refused (--unsupported-tools). */
   readonly unsupportedTools: UnsupportedTools;
   /** Seals reasoning for clients that carry it (include: reasoning.encrypted_content). */
-  readonly seal: ReasoningSeal;
+  readonly seal: StateSeal;
 }
 
 /** What the forward step sends vLLM, and how the answer is normalized and stored. */
@@ -63,6 +64,12 @@ export interface CreatePlan {
   /** The history the request continues, as vLLM got it (what a WebSocket keeps of a
    * `store: false` response, with its input and output, to continue it without storage). */
   readonly historyUpstream: Buffer;
+}
+
+/** A compaction, planned: vLLM's request, and the user messages the answer lists. */
+export interface CompactPlan {
+  readonly body: Buffer;
+  readonly userMessages: readonly Json[];
 }
 
 /** Histories a caller holds itself (a WebSocket's `store: false` responses), by response id. */
@@ -150,10 +157,11 @@ export class ResponsesService {
   readonly #store: Store;
   readonly #keepRawFields: boolean;
   readonly #maxInputItems: number;
+  readonly #limits: RequestLimits;
   readonly #parser: RequestParser;
   readonly #mcp: McpServerPolicy;
   readonly #unsupportedTools: UnsupportedTools;
-  readonly #seal: ReasoningSeal;
+  readonly #seal: StateSeal;
   /** Hosted tool types dropped so far (each is logged once). */
   readonly #droppedLogged = new Set<string>();
 
@@ -164,6 +172,7 @@ export class ResponsesService {
     this.#store = options.store;
     this.#keepRawFields = options.keepRawFields;
     this.#maxInputItems = options.limits.maxInputItems;
+    this.#limits = options.limits;
     this.#parser = new RequestParser(options.limits);
   }
 
@@ -187,7 +196,7 @@ export class ResponsesService {
       previousResponseId: request.previousResponseId,
       conversationId: request.conversationId,
       keepRawFields: this.#keepRawFields,
-      sealReasoning: includes(request.body['include'], ENCRYPTED_REASONING) ? (item) => this.#seal.seal(tenant, item) : undefined,
+      sealReasoning: includes(request.body['include'], ENCRYPTED_REASONING) ? (item) => this.#seal.seal(tenant, 'reasoning', { summary: item['summary'] ?? [], content: item['content'] ?? [] }) : undefined,
     };
     const declarations = parseMcpDeclarations(request.body['tools']);
     const clientTools = planClientTools(request.body['tools'], request.body['tool_choice'], this.#unsupportedTools);
@@ -200,7 +209,7 @@ export class ResponsesService {
       request.conversationId === null &&
       clientTools.upstreamTools === undefined &&
       !mentionsApproval(request.body['input']) &&
-      !holdsSealedReasoning(request.body['input']) &&
+      !holdsSealedItem(request.body['input']) &&
       !inputHasSystemMessage(request.body['input'])
     ) {
       return {
@@ -221,7 +230,7 @@ export class ResponsesService {
     if (history.tooLong) throw tooManyInputItems(this.#maxInputItems);
     const planned = request.planned ?? planInputItems(request.body['input']);
     const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
-    this.#unsealReasoning(tenant, inputItems);
+    this.#unsealItems(tenant, inputItems);
 
     const agentInput = declarations.length > 0 || inputItems.some((item) => item.type === 'mcp_approval_response');
     if (agentInput) return this.#planAgent(tenant, request, facts, declarations, clientTools, history, inputItems, log);
@@ -329,16 +338,50 @@ export class ResponsesService {
     };
   }
 
-  /** Reasoning items that come back sealed go to vLLM with their reasoning unsealed (400 if
-   * a seal does not open). Items are in input order: their index names the bad one. */
-  #unsealReasoning(tenant: string, inputItems: NewItem[]): void {
+  /** Items that come back sealed (reasoning, compaction) go to vLLM opened: 400 if a seal
+   * does not open. Items are in input order: their index names the bad one. */
+  #unsealItems(tenant: string, inputItems: NewItem[]): void {
     for (const [index, item] of inputItems.entries()) {
-      if (item.type !== 'reasoning' || !item.payload.includes('"encrypted_content"')) continue;
+      if ((item.type !== 'reasoning' && item.type !== 'compaction') || !item.payload.includes('"encrypted_content"')) continue;
       const display = JSON.parse(item.payload) as Json;
       if (typeof display['encrypted_content'] !== 'string') continue;
-      const reasoning = this.#seal.unseal(tenant, display['encrypted_content'], `input[${index}].encrypted_content`);
-      inputItems[index] = { id: item.id, type: item.type, payload: item.payload, upstream: reasoningUpstream(item.id, { summary: reasoning.summary, content: reasoning.content }) };
+      const param = `input[${index}].encrypted_content`;
+      const upstream =
+        item.type === 'reasoning'
+          ? reasoningUpstream(item.id, this.#seal.unseal(tenant, 'reasoning', display['encrypted_content'], param))
+          : compactionUpstream(String(this.#seal.unseal(tenant, 'compaction', display['encrypted_content'], param)['summary']));
+      inputItems[index] = { id: item.id, type: item.type, payload: item.payload, upstream };
     }
+  }
+
+  /**
+   * POST /v1/responses/compact, before vLLM: the conversation (a previous response's and
+   * the input), and the request that asks vLLM to summarise it.
+   */
+  async planCompact(tenant: string, rawBody: Buffer): Promise<CompactPlan> {
+    const request = parseCompactRequest(rawBody, this.#limits);
+    const history = await this.#loadHistory(tenant, request, this.#maxInputItems - request.inputItemCount);
+    if (history.tooLong) throw tooManyInputItems(this.#maxInputItems);
+    const planned = planInputItems(request.body['input']);
+    const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
+    this.#unsealItems(tenant, inputItems);
+    const newParts = upstreamParts(inputItems);
+    const conversation = [...(history.upstream.length > 0 ? (JSON.parse(`[${history.upstream.toString('utf8')}]`) as Json[]) : []), ...newParts.map((part) => JSON.parse(part) as Json)];
+    if (conversation.length === 0) throw new GatewayError('invalid_request', 'There is nothing to compact: send input, or a previous_response_id.', { param: 'input' });
+    const folded = foldSystemMessages(request.body['instructions'], history.upstream, newParts);
+    const fields: Json = { model: request.body['model'], store: false, stream: false };
+    const instructions = folded.instructions ?? request.body['instructions'];
+    if (typeof instructions === 'string') fields['instructions'] = instructions;
+    const separator = folded.history.length > 0 ? ',' : '';
+    const items = [...folded.newItems, JSON.stringify({ type: 'message', role: 'user', content: COMPACTION_PROMPT })].join(',');
+    const body = Buffer.concat([Buffer.from('{"input":['), folded.history, Buffer.from(`${separator}${items}],${JSON.stringify(fields).slice(1)}`)]);
+    return { body, userMessages: userMessagesOf(conversation) };
+  }
+
+  /** The compacted response from vLLM's answer: the user messages, then the summary sealed. */
+  finishCompact(tenant: string, plan: CompactPlan, upstream: Json): string {
+    const sealed = this.#seal.seal(tenant, 'compaction', { summary: summaryOf(upstream) });
+    return JSON.stringify(compactedResponse(plan.userMessages, sealed, upstream));
   }
 
   /** Each hosted tool type left out of vLLM's requests is logged once per process. */
@@ -511,9 +554,12 @@ function includes(list: unknown, value: string): boolean {
   return Array.isArray(list) && list.includes(value);
 }
 
-/** Whether a stateless request's input holds a sealed reasoning item (a cheap look). */
-function holdsSealedReasoning(input: unknown): boolean {
-  return Array.isArray(input) && input.some((item) => isObject(item) && item['type'] === 'reasoning' && typeof item['encrypted_content'] === 'string');
+/** Whether a stateless request's input holds a sealed item (a cheap look). */
+function holdsSealedItem(input: unknown): boolean {
+  return (
+    Array.isArray(input) &&
+    input.some((item) => isObject(item) && (item['type'] === 'compaction' || (item['type'] === 'reasoning' && typeof item['encrypted_content'] === 'string')))
+  );
 }
 
 /** Whether a stateless request's input may hold an approval response (a cheap look). */

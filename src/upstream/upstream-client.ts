@@ -70,6 +70,24 @@ export class UpstreamClient {
     );
   }
 
+  /**
+   * One request whose whole answer the gateway reads (a compaction's summary): the status
+   * and the body as text. Failures to reach vLLM come back as the gateway's errors.
+   */
+  async exchange(request: ForwardRequest): Promise<{ readonly status: number; readonly body: string }> {
+    try {
+      const response = await this.#pool.request({
+        method: request.method as Dispatcher.HttpMethod,
+        path: this.#basePath + request.path,
+        headers: request.headers as string[],
+        body: request.body as Buffer | null,
+      });
+      return { status: response.statusCode, body: await response.body.text() };
+    } catch (error) {
+      throw classifyUpstreamError(error, 'before-headers').error;
+    }
+  }
+
   /** GET /health on vLLM. Concurrent callers share the probe in flight. */
   checkHealth(): Promise<HealthResult> {
     this.#probeInFlight ??= this.#probe().finally(() => {
