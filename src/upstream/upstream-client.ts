@@ -77,7 +77,7 @@ export class UpstreamClient {
   async exchange(request: ForwardRequest): Promise<{ readonly status: number; readonly body: string }> {
     try {
       const response = await this.#pool.request({
-        method: request.method as Dispatcher.HttpMethod,
+        method: request.method,
         path: this.#basePath + request.path,
         headers: request.headers as string[],
         body: request.body as Buffer | null,
