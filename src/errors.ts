@@ -271,19 +271,28 @@ export interface ErrorObject {
 }
 
 /**
- * The SSE `error` event, in the nested form OpenAI sends and its SDKs accept:
- * event: error / data: {"type":"error","error":{type,code,message,param},"sequence_number":N}.
- * Every error event the gateway writes is rendered here; `sequenceNumber` is left out
- * where a stream has none (a stream relayed as vLLM sent it).
+ * An `error` event's data: OpenAI's published schema has the error's fields on the event
+ * itself ({type, code, message, param}), while OpenAI's servers send them nested under
+ * `error` (and the SDKs read either): the event carries both, so that a client reading
+ * either form, or validating against the schema, gets what it expects.
+ */
+export function errorEventPayload(error: ErrorObject, sequenceNumber: number | undefined): Record<string, unknown> {
+  const payload: Record<string, unknown> = { type: 'error', code: error.code, message: error.message, param: error.param ?? null, error };
+  if (sequenceNumber !== undefined) payload['sequence_number'] = sequenceNumber;
+  return payload;
+}
+
+/**
+ * The SSE `error` event (see errorEventPayload). Every error event the gateway writes is
+ * rendered here; `sequenceNumber` is left out where a stream has none (a stream relayed as
+ * vLLM sent it).
  */
 export function renderSseError(error: unknown, sequenceNumber: number | undefined): string {
   return renderSseErrorObject(toErrorObject(error), sequenceNumber);
 }
 
 export function renderSseErrorObject(error: ErrorObject, sequenceNumber: number | undefined): string {
-  const payload: Record<string, unknown> = { type: 'error', error };
-  if (sequenceNumber !== undefined) payload['sequence_number'] = sequenceNumber;
-  return `event: error\ndata: ${JSON.stringify(payload)}\n\n`;
+  return `event: error\ndata: ${JSON.stringify(errorEventPayload(error, sequenceNumber))}\n\n`;
 }
 
 export function statusOf(error: unknown): number {

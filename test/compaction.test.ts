@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson } from './helpers/http.ts';
+import { checkCompactedSchema } from './helpers/openai-schema.ts';
 import { create, type AnyJson } from './helpers/responses-api.ts';
 
 describe('remote compaction (POST /v1/responses/compact)', () => {
@@ -26,6 +27,7 @@ describe('remote compaction (POST /v1/responses/compact)', () => {
     const first = (await create(gw.url, { model: 'm', input: 'my name is Ada' })).json();
     const second = (await create(gw.url, { model: 'm', previous_response_id: first.id, input: 'I like tea' })).json();
     const compacted = await client.responses.compact({ model: 'm', previous_response_id: second.id, instructions: 'Be brief.' });
+    checkCompactedSchema(compacted, 'POST /v1/responses/compact');
     assert.equal(compacted.object, 'response.compaction');
     assert.match(compacted.id, /^resp_/);
     assert.equal(typeof compacted.created_at, 'number');
@@ -52,6 +54,7 @@ describe('remote compaction (POST /v1/responses/compact)', () => {
     ];
     const answer = await compact({ model: 'm', input: conversation });
     assert.equal(answer.status, 200, answer.text());
+    checkCompactedSchema(answer.json(), 'stateless compaction');
     const output = answer.json().output as AnyJson[];
     assert.equal(output.length, 3);
     const next = await create(gw.url, { model: 'm', store: false, input: [...output, { role: 'user', content: 'what next?' }] });

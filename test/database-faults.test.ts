@@ -8,7 +8,7 @@ import { after, before, it } from 'node:test';
 import pg from 'pg';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { killLeftovers, portOf, runCli, type CliRun } from './helpers/cli.ts';
-import { checkStream } from './helpers/conformance.ts';
+import { checkStream, assertFailedWith } from './helpers/conformance.ts';
 import { waitForMetric } from './helpers/gateway.ts';
 import { parseSse, postJson, send, type RawResponse } from './helpers/http.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
@@ -67,7 +67,7 @@ function assertCleanAnswer(res: RawResponse, what: string): 'ok' | 'unavailable'
     const events = parseSse(res.text()).filter((event) => event.data !== '[DONE]').map((event) => JSON.parse(event.data));
     const terminal = events.at(-1);
     if (terminal.type === 'response.failed') {
-      assert.equal(terminal.response.error.code, 'store_unavailable', what);
+      assertFailedWith(terminal.response, 'store_unavailable');
       return 'unavailable';
     }
     assert.equal(terminal.type, 'response.completed', what);

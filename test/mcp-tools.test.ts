@@ -571,7 +571,7 @@ describe('MCP tools: shutdown', () => {
       await reading;
       const failed = events.find((block) => block.startsWith('event: response.failed'));
       assert.ok(failed !== undefined, 'the stream ends with response.failed');
-      assert.match(failed, /"code":"server_shutting_down"/);
+      assert.match(failed, /"code":"server_error","message":"[^"]*\(server_shutting_down\)"/);
     } finally {
       await closeAll(sim, calc);
     }

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import { EventRenderer, DONE_LINE } from '../src/responses/event-renderer.ts';
 import { closingEvents, snapshotFromEvents } from '../src/responses/run-snapshot.ts';
 import type { Json } from '../src/responses/items.ts';
+import { responseError } from '../src/responses/response-object.ts';
 import { checkStream } from './helpers/conformance.ts';
 import type { AnyJson } from './helpers/responses-api.ts';
 
@@ -37,8 +38,6 @@ const base: Json = {
   top_logprobs: 0,
   top_p: 1,
   truncation: 'disabled',
-  usage: null,
-  user: null,
   metadata: {},
 };
 
@@ -68,7 +67,7 @@ function closed(upTo: 'listing' | 'calling'): { text: string; output: AnyJson[] 
   const snapshot = snapshotFromEvents(base, events);
   assert.equal(snapshot.terminal, false);
   const closing = closingEvents(snapshot, render);
-  const failed = { ...base, status: 'failed', error: { code: 'run_interrupted', message: 'gone' }, output: closing.output };
+  const failed = { ...base, status: 'failed', error: responseError('run_interrupted', 'gone'), output: closing.output };
   const tail = [render.error(new Error('gone')), render.responseEvent('response.failed', JSON.stringify(failed)), DONE_LINE];
   return { text: [...events, ...closing.events, ...tail].join(''), output: closing.output };
 }

@@ -28,6 +28,13 @@ export interface ClientToolPlan {
   readonly route: (functionName: string) => ToolRoute | undefined;
 }
 
+/** What OpenAI's schema requires of the hosted tools that have required fields. */
+const HOSTED_TOOL_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  file_search: ['vector_store_ids'],
+  computer_use_preview: ['display_height', 'display_width', 'environment'],
+  code_interpreter: ['container'],
+};
+
 const NO_TOOLS: ClientToolPlan = { upstreamTools: undefined, toolChoice: undefined, names: new Set(), dropped: [], route: () => undefined };
 
 function isObject(value: unknown): value is Json {
@@ -99,6 +106,7 @@ export function planClientTools(tools: unknown, toolChoice: unknown, unsupported
     if (type === 'namespace') {
       const namespace = tool['name'];
       if (typeof namespace !== 'string' || namespace.length === 0) throw invalid("Missing or invalid 'name': expected a string.", `${param}.name`);
+      if (typeof tool['description'] !== 'string') throw invalid("Missing required parameter: 'description'.", `${param}.description`);
       if (!Array.isArray(tool['tools'])) throw invalid("Missing or invalid 'tools': expected a list.", `${param}.tools`);
       (tool['tools'] as unknown[]).forEach((inner, innerIndex) => {
         if (!isObject(inner)) throw invalid('Invalid tool: expected an object.', `${param}.tools[${innerIndex}]`);
@@ -106,6 +114,10 @@ export function planClientTools(tools: unknown, toolChoice: unknown, unsupported
       });
       changed = true;
       return;
+    }
+    // Dropped or not, a hosted tool is refused as OpenAI refuses it when a field it needs is missing.
+    for (const field of HOSTED_TOOL_FIELDS[String(type)] ?? []) {
+      if (tool[field] === undefined || tool[field] === null) throw invalid(`Missing required parameter: '${param}.${field}'.`, `${param}.${field}`);
     }
     if (unsupported === 'reject') {
       throw invalid(

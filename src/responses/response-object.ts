@@ -42,7 +42,8 @@ export function normalizeUsage(raw: unknown): Json | null {
   const output = numberOr(raw['output_tokens'], 0);
   return {
     input_tokens: input,
-    input_tokens_details: { cached_tokens: numberOr(inputDetails['cached_tokens'], 0) },
+    // vLLM reports no cache writes (its prefix cache is not billed): 0, as the schema needs a number.
+    input_tokens_details: { cached_tokens: numberOr(inputDetails['cached_tokens'], 0), cache_write_tokens: numberOr(inputDetails['cache_write_tokens'], 0) },
     output_tokens: output,
     output_tokens_details: { reasoning_tokens: numberOr(outputDetails['reasoning_tokens'], 0) },
     total_tokens: numberOr(raw['total_tokens'], input + output),
@@ -59,15 +60,61 @@ function normalizeText(requested: unknown, upstream: unknown): Json {
   return { ...text, format: isObject(text['format']) ? text['format'] : { type: 'text' } };
 }
 
+/** Whether a tool is echoed as sent: not an MCP tool with secrets, not a function
+ * missing a field OpenAI fills. */
+function echoedAsSent(tool: unknown): boolean {
+  if (!isObject(tool)) return true;
+  if (tool['type'] === 'mcp') return !('headers' in tool || 'authorization' in tool);
+  if (tool['type'] === 'function') return 'strict' in tool && 'parameters' in tool;
+  return true;
+}
+
 /** The request's tools as the response shows them: an MCP tool's headers and
- * authorization are secrets, never returned (nor stored: the stored body is this). */
+ * authorization are secrets, never returned (nor stored: the stored body is this); a
+ * function tool has `strict` and `parameters` as OpenAI fills them (true, null). */
 function echoedTools(tools: readonly unknown[]): readonly unknown[] {
-  if (!tools.some((tool) => isObject(tool) && tool['type'] === 'mcp' && ('headers' in tool || 'authorization' in tool))) return tools;
+  if (tools.every(echoedAsSent)) return tools;
   return tools.map((tool) => {
-    if (!isObject(tool) || tool['type'] !== 'mcp') return tool;
+    if (echoedAsSent(tool) || !isObject(tool)) return tool;
+    if (tool['type'] === 'function') return { ...tool, parameters: tool['parameters'] ?? null, strict: tool['strict'] ?? true };
     const { headers: _headers, authorization: _authorization, ...shown } = tool;
     return shown;
   });
+}
+
+/** The codes a response's `error` may have (OpenAI's ResponseError); the gateway's own
+ * codes (upstream_timeout, store_unavailable, ...) are said in the stream's `error` event. */
+const RESPONSE_ERROR_CODES = new Set([
+  'server_error',
+  'rate_limit_exceeded',
+  'invalid_prompt',
+  'vector_store_timeout',
+  'invalid_image',
+  'invalid_image_format',
+  'invalid_base64_image',
+  'invalid_image_url',
+  'image_too_large',
+  'image_too_small',
+  'image_parse_error',
+  'image_content_policy_violation',
+  'invalid_image_mode',
+  'image_file_too_large',
+  'unsupported_image_media_type',
+  'empty_image_file',
+  'failed_to_download_image',
+  'image_file_not_found',
+]);
+
+/** A failed response's `error` as OpenAI's schema has it: {code, message}, the code one of OpenAI's. */
+export function responseError(code: unknown, message: unknown): Json {
+  const text = typeof message === 'string' ? message : 'The response failed.';
+  if (typeof code === 'string' && RESPONSE_ERROR_CODES.has(code)) return { code, message: text };
+  // The gateway's own code stays readable where the schema has no room for it.
+  return { code: 'server_error', message: typeof code === 'string' && code.length > 0 && !text.includes(`(${code})`) ? `${text} (${code})` : text };
+}
+
+function errorOf(value: unknown): Json | null {
+  return isObject(value) ? responseError(value['code'], value['message']) : null;
 }
 
 const NAMED_TIERS = new Set(['default', 'flex', 'scale', 'priority']);
@@ -102,7 +149,7 @@ export function normalizeResponse(upstream: Readonly<Json>, facts: ResponseFacts
   };
   if (facts.conversationId !== null) response['conversation'] = { id: facts.conversationId };
   Object.assign(response, {
-    error: overrides.error !== undefined ? overrides.error : pick(upstream['error']),
+    error: errorOf(overrides.error !== undefined ? overrides.error : upstream['error']),
     frequency_penalty: numberOr(pick(upstream['frequency_penalty'], request['frequency_penalty']), 0),
     incomplete_details: pick(upstream['incomplete_details']),
     instructions: pick(request['instructions']),
@@ -132,6 +179,9 @@ export function normalizeResponse(upstream: Readonly<Json>, facts: ResponseFacts
   if (facts.keepRawFields) {
     for (const [key, value] of Object.entries(upstream)) if (!(key in response)) response[key] = value;
   }
+  // Fields the schema has as optional but never null are left out rather than null.
+  if (response['usage'] === null) delete response['usage'];
+  if (response['user'] === null) delete response['user'];
   return response;
 }
 
@@ -143,7 +193,10 @@ export function addUsage(sum: unknown, next: unknown): Json | null {
   const detail = (usage: Json, object: string, field: string): number => numberOr((usage[object] as Json)[field], 0);
   return {
     input_tokens: numberOr(a['input_tokens'], 0) + numberOr(b['input_tokens'], 0),
-    input_tokens_details: { cached_tokens: detail(a, 'input_tokens_details', 'cached_tokens') + detail(b, 'input_tokens_details', 'cached_tokens') },
+    input_tokens_details: {
+      cached_tokens: detail(a, 'input_tokens_details', 'cached_tokens') + detail(b, 'input_tokens_details', 'cached_tokens'),
+      cache_write_tokens: detail(a, 'input_tokens_details', 'cache_write_tokens') + detail(b, 'input_tokens_details', 'cache_write_tokens'),
+    },
     output_tokens: numberOr(a['output_tokens'], 0) + numberOr(b['output_tokens'], 0),
     output_tokens_details: {
       reasoning_tokens: detail(a, 'output_tokens_details', 'reasoning_tokens') + detail(b, 'output_tokens_details', 'reasoning_tokens'),

@@ -40,7 +40,7 @@ import {
 } from './output-items.ts';
 import { customInput, restoredCall } from './client-tools.ts';
 import { mcpCallItem } from './mcp-items.ts';
-import { addUsage, normalizeResponse, type ResponseFacts } from './response-object.ts';
+import { addUsage, normalizeResponse, responseError, type ResponseFacts } from './response-object.ts';
 import { decodeParts, endsWithType, parseEventLines } from './vllm-events.ts';
 
 /** What the stream hands over when the response is done (to store it). */
@@ -760,7 +760,7 @@ export class StreamNormalizer implements EventStreamTransform {
       this.#log().error({ err: error }, 'storing the response failed');
       const failure = error instanceof GatewayError ? error : new GatewayError('store_unavailable', 'The response could not be stored.');
       this.failure = failure;
-      const failed = { ...response, status: 'failed', completed_at: null, error: toErrorObject(failure) };
+      const failed = { ...response, status: 'failed', completed_at: null, error: responseError(failure.code, failure.message) };
       const tail = [this.#errorEvent(failure)];
       tail.push(this.#render.responseEvent('response.failed', JSON.stringify(failed)), DONE_LINE);
       return tail;

@@ -10,6 +10,7 @@ import { EventRenderer } from '../responses/event-renderer.ts';
 import type { Json } from '../responses/items.ts';
 import type { ResponsesService } from '../responses/responses-service.ts';
 import { closingEvents, snapshotFromEvents } from '../responses/run-snapshot.ts';
+import { responseError } from '../responses/response-object.ts';
 import type { RunListener, RunState, Store } from '../store/store.ts';
 import type { Run } from './run.ts';
 import { readRunLog, RunLogWriter } from './run-log-writer.ts';
@@ -234,7 +235,7 @@ export class RunRegistry {
     // from the log's last event.
     const render = new EventRenderer(events.length);
     const closing = closingEvents(snapshot, render);
-    const failed: Json = { ...snapshot.response, status: 'failed', completed_at: null, output: closing.output, error: { code: error.code, message: error.message } };
+    const failed: Json = { ...snapshot.response, status: 'failed', completed_at: null, output: closing.output, error: responseError(error.code, error.message) };
     const json = JSON.stringify(failed);
     await this.#options.responses.saveInterrupted(run.pending, failed, json);
     const tail = [...closing.events, render.error(error), render.responseEvent('response.failed', json)];

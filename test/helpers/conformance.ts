@@ -3,6 +3,7 @@
 // fixes in vLLM's output"), not from the gateway's code. It throws an AssertionError
 // naming the broken rule.
 import assert from 'node:assert/strict';
+import { checkEventSchema, checkResponseSchema } from './openai-schema.ts';
 import type { AnyJson } from './responses-api.ts';
 
 const RESPONSE_STATUSES = new Set(['completed', 'failed', 'in_progress', 'cancelled', 'queued', 'incomplete']);
@@ -105,22 +106,26 @@ export function checkResponseObject(response: AnyJson, where = 'response', optio
   assert.ok(isNumber(response.top_p), `${where}.top_p`);
   assert.ok(isString(response.truncation), `${where}.truncation`);
   assert.ok(isObject(response.metadata), `${where}.metadata is an object`);
-  for (const field of ['user', 'safety_identifier', 'prompt_cache_key', 'service_tier', 'top_logprobs', 'max_tool_calls']) {
+  for (const field of ['safety_identifier', 'prompt_cache_key', 'service_tier', 'top_logprobs', 'max_tool_calls']) {
     assert.ok(field in response, `${where}.${field} present`);
   }
-  if (response.usage !== null) {
+  // OpenAI's schema has usage and user optional, never null: absent until known.
+  assert.ok(response.usage !== null && response.user !== null, `${where}: usage and user are absent rather than null`);
+  if (response.usage !== undefined) {
     const usage = response.usage;
     assert.ok(isNumber(usage.input_tokens) && isNumber(usage.output_tokens) && isNumber(usage.total_tokens), `${where}.usage counts`);
     assert.ok(isObject(usage.input_tokens_details) && isNumber(usage.input_tokens_details.cached_tokens), `${where}.usage.input_tokens_details`);
     assert.ok(isObject(usage.output_tokens_details) && isNumber(usage.output_tokens_details.reasoning_tokens), `${where}.usage.output_tokens_details`);
     if (options.rawFields !== true) {
-      assert.deepEqual(Object.keys(usage.input_tokens_details), ['cached_tokens'], `${where}.usage has no per-turn lists`);
+      assert.deepEqual(Object.keys(usage.input_tokens_details), ['cached_tokens', 'cache_write_tokens'], `${where}.usage has no per-turn lists`);
     }
   }
   if (options.rawFields !== true) {
     for (const field of VLLM_PRIVATE_FIELDS) assert.ok(!(field in response), `${where}: no vLLM field ${field}`);
   }
   (response.output as AnyJson[]).forEach((item, index) => checkItem(item, `${where}.output[${index}]`, options));
+  // And field by field as OpenAI's published schema says (vLLM's private fields aside).
+  if (options.rawFields !== true) checkResponseSchema(response, where);
 }
 
 interface ItemTrack {
@@ -157,6 +162,7 @@ export function checkStream(text: string, options: { rawFields?: boolean } = {})
     events.push({ event: eventLine.slice(7), data });
   }
   events.forEach(({ data }, index) => assert.equal(data.sequence_number, index, `sequence_number ${String(data.sequence_number)} at position ${index}`));
+  if (options.rawFields !== true) events.forEach(({ data }, index) => checkEventSchema(data, `event ${index}`));
   assert.equal(events[0]?.data.type, 'response.created', 'the stream opens with response.created');
 
   const items = new Map<number, ItemTrack>();
@@ -321,4 +327,11 @@ export function checkStream(text: string, options: { rawFields?: boolean } = {})
   }
   assert.equal(terminalCount, 1, 'exactly one terminal event');
   return { terminal, events };
+}
+
+/** A failed response's error: OpenAI's code (server_error for the gateway's own), the
+ * gateway's code said at the end of the message. */
+export function assertFailedWith(response: AnyJson, gatewayCode: string): void {
+  assert.equal(response?.error?.code, 'server_error', `error.code of ${JSON.stringify(response?.error)}`);
+  assert.ok(String(response.error.message).endsWith(`(${gatewayCode})`), `the message names ${gatewayCode}: ${String(response.error.message)}`);
 }

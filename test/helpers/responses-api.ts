@@ -27,7 +27,8 @@ export async function create(baseUrl: string, body: object, headers: OutgoingHtt
 export async function createStream(baseUrl: string, body: object, headers: OutgoingHttpHeaders = {}): Promise<StreamResult> {
   const res = await postJson(`${baseUrl}/v1/responses`, { ...body, stream: true }, headers);
   if (res.status === 200) checkStream(res.text());
-  const parsed = parseSse(res.text());
+  // A refusal is a JSON body, not a stream: no events.
+  const parsed = res.status === 200 ? parseSse(res.text()) : [];
   const endedWithDone = parsed.at(-1)?.data === '[DONE]';
   const events = parsed.filter((event) => event.data !== '[DONE]').map((event) => ({ event: event.event, data: JSON.parse(event.data) }));
   const terminal = events.find((event) => ['response.completed', 'response.incomplete', 'response.failed'].includes(event.data.type))?.data.response;

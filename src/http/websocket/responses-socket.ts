@@ -7,7 +7,7 @@
 // input continues one without storage; another socket does not know them (OpenAI's 404).
 import { randomUUID } from 'node:crypto';
 import type { WebSocket, RawData } from 'ws';
-import { GatewayError } from '../../errors.ts';
+import { errorEventPayload, GatewayError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { isReference, NOT_SENT_UPSTREAM, planInputItems, storedOutputItem, type Json } from '../../responses/items.ts';
 import { normalizeResponse } from '../../responses/response-object.ts';
@@ -207,7 +207,7 @@ export class ResponsesSocket {
     const gatewayError = error instanceof GatewayError ? error : undefined;
     if (gatewayError === undefined) this.#log.error({ err: error }, 'a WebSocket response failed');
     const object = gatewayError === undefined ? { type: 'server_error', code: 'internal_error', message: 'The gateway failed to process the request.', param: null } : errorFields(gatewayError);
-    this.#ws.send(JSON.stringify({ type: 'error', error: object }));
+    this.#ws.send(JSON.stringify(errorEventPayload(object, undefined)));
   }
 }
 

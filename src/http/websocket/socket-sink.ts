@@ -4,7 +4,7 @@
 // until it is written out: backpressure end to end, as for an HTTP client. vLLM's refusal
 // (an error status) and the gateway's errors become `error` messages.
 import type { WebSocket } from 'ws';
-import { toErrorObject } from '../../errors.ts';
+import { errorEventPayload, toErrorObject } from '../../errors.ts';
 import type { ExchangeRecord, RelaySink } from '../../upstream/relay.ts';
 import { upstreamErrorOf } from '../../upstream/upstream-error.ts';
 
@@ -76,7 +76,7 @@ export class SocketSink implements RelaySink {
   /** The gateway's own error, as an `error` event (the response ends with it). */
   sendError(error: unknown): void {
     const { type, code, message, param } = toErrorObject(error);
-    this.#send(JSON.stringify({ type: 'error', error: { type, code, message, param } }));
+    this.#send(JSON.stringify(errorEventPayload({ type, code, message, param }, undefined)));
     this.#finish();
   }
 
