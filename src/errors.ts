@@ -37,6 +37,11 @@ export const ERROR_CODES = {
     type: 'invalid_request_error',
     description: "A reasoning item's encrypted_content does not open: altered, sealed for another tenant, or by a server that does not share this gateway's --state-secret.",
   },
+  compaction_failed: {
+    status: 502,
+    type: 'server_error',
+    description: "The conversation crossed context_management's compact_threshold and the model server could not summarise it (its answer is quoted).",
+  },
   unsupported_content_encoding: {
     status: 415,
     type: 'invalid_request_error',

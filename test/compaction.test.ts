@@ -8,7 +8,7 @@ import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
 import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson } from './helpers/http.ts';
 import { checkCompactedSchema } from './helpers/openai-schema.ts';
-import { create, type AnyJson } from './helpers/responses-api.ts';
+import { create, createStream, type AnyJson } from './helpers/responses-api.ts';
 
 describe('remote compaction (POST /v1/responses/compact)', () => {
   let sim: SimVllm;
@@ -99,5 +99,75 @@ describe('remote compaction (POST /v1/responses/compact)', () => {
     const refused = await compact({ model: 'm', input: 'x' }, { 'x-sim': 'status=400' });
     assert.equal(refused.status, 400);
     assert.match(refused.json().error.message, /simulated error 400/);
+  });
+});
+
+describe('server-side compaction (context_management)', () => {
+  let sim: SimVllm;
+  let gw: TestGateway;
+  before(async () => {
+    sim = await startSimVllm();
+    gw = await startGateway(sim.url, { 'state-secret': 'compaction test secret!' });
+  });
+  after(() => closeAll(gw, sim));
+  const CONVERSATION = [
+    { role: 'developer', content: 'You are terse.' },
+    { role: 'user', content: 'we are fixing bug 42 in the parser, which drops trailing commas' },
+    { role: 'assistant', content: 'I found the loop that skips the last token; the fix is one line.' },
+    { role: 'user', content: 'apply it' },
+  ];
+  const MANAGED = [{ type: 'compaction', compact_threshold: 40 }];
+
+  it('over the threshold: the conversation is summarised first, the compaction item leads the output', async () => {
+    for (const stream of [false, true]) {
+      const from = sim.requests.length;
+      const body = { model: 'm', store: false, context_management: MANAGED, input: CONVERSATION };
+      const response = stream ? (await createStream(gw.url, body)).terminal : (await create(gw.url, body)).json();
+      assert.deepEqual((response.output as AnyJson[]).map((item) => item.type), ['compaction', 'message']);
+      assert.match(response.output[0].id, /^cmp_/);
+      const [summaryRequest, generation] = sim.requests.slice(from).map((request) => request.json as AnyJson);
+      assert.equal(summaryRequest.stream, false);
+      assert.match(summaryRequest.input.at(-1).content, /^Write a summary of the conversation above/);
+      assert.equal(summaryRequest.instructions, 'You are terse.');
+      assert.equal(generation.instructions, 'You are terse.', 'instructions are kept, not summarised away');
+      assert.deepEqual(generation.input.map((item: AnyJson) => item.role), ['user', 'user']);
+      assert.match(generation.input[0].content, /^Summary of the conversation so far \(compacted; it replaces every earlier message\):\nYou said: Write a summary/);
+      assert.equal(generation.input[1].content, 'apply it');
+      assert.equal(generation.context_management, undefined);
+    }
+  });
+
+  it('under the threshold: nothing is summarised', async () => {
+    const from = sim.requests.length;
+    const answer = await create(gw.url, { model: 'm', context_management: [{ type: 'compaction', compact_threshold: 100_000 }], input: CONVERSATION });
+    assert.deepEqual((answer.json().output as AnyJson[]).map((item) => item.type), ['message']);
+    assert.equal(sim.requests.length - from, 1);
+  });
+
+  it('continued, stored or stateless, from the compaction on: what it summarised is not sent again', async () => {
+    const first = (await create(gw.url, { model: 'm', context_management: MANAGED, input: CONVERSATION })).json();
+    await create(gw.url, { model: 'm', previous_response_id: first.id, input: 'and test it' });
+    const stored = sim.requests.at(-1)?.json as AnyJson;
+    assert.deepEqual(stored.input.map((item: AnyJson) => item.role), ['user', 'assistant', 'user']);
+    assert.match(stored.input[0].content, /^Summary of the conversation so far/);
+    assert.equal(stored.instructions, 'You are terse.', 'the developer message before the compaction is kept');
+
+    const stateless = (await create(gw.url, { model: 'm', store: false, context_management: MANAGED, input: CONVERSATION })).json();
+    await create(gw.url, { model: 'm', store: false, input: [...CONVERSATION, ...stateless.output, { role: 'user', content: 'and test it' }] });
+    const sent = sim.requests.at(-1)?.json as AnyJson;
+    assert.deepEqual(sent.input.map((item: AnyJson) => item.role), ['user', 'assistant', 'user']);
+    assert.equal(sent.instructions, 'You are terse.');
+  });
+
+  it('a context_management entry it cannot follow: 400 naming it', async () => {
+    for (const [entry, param] of [
+      [{ type: 'truncate' }, 'context_management[0].type'],
+      [{ type: 'compaction' }, 'context_management[0].compact_threshold'],
+      [{ type: 'compaction', compact_threshold: -1 }, 'context_management[0].compact_threshold'],
+    ] as const) {
+      const answer = await create(gw.url, { model: 'm', input: 'x', context_management: [entry] });
+      assert.equal(answer.status, 400, answer.text());
+      assert.equal(answer.json().error.param, param);
+    }
   });
 });

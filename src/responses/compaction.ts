@@ -71,3 +71,99 @@ export function compactedResponse(userMessages: readonly Json[], sealedSummary: 
     usage: normalizeUsage(upstream['usage']) ?? normalizeUsage({}),
   };
 }
+
+// --- server-side compaction (context_management on a create request) --------------------
+
+/** How a summary made by server-side compaction opens: it holds the whole conversation
+ * before it, so what came before it is not sent again. */
+export const SERVER_SUMMARY_OPENING = 'Summary of the conversation so far (compacted; it replaces every earlier message):\n';
+
+/** What a sealed compaction holds: `earlier` (POST /v1/responses/compact: the user
+ * messages are kept beside it) or `all` (server-side: it replaces everything before it). */
+export type CompactionScope = 'earlier' | 'all';
+
+/** The upstream form of an opened compaction item. */
+export function compactionUpstreamOf(summary: string, scope: CompactionScope): string {
+  return scope === 'all' ? JSON.stringify({ type: 'message', role: 'user', content: SERVER_SUMMARY_OPENING + summary }) : compactionUpstream(summary);
+}
+
+/** The upstream form's opening of a server-side compaction, as JSON.stringify writes it. */
+const SERVER_SUMMARY_PREFIX = JSON.stringify({ type: 'message', role: 'user', content: SERVER_SUMMARY_OPENING }).slice(0, -2);
+
+/** context_management's compaction threshold (rendered tokens), or undefined; 400 for a bad entry. */
+export function compactionThreshold(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw new GatewayError('invalid_request', "Invalid 'context_management': expected a list.", { param: 'context_management' });
+  let threshold: number | undefined;
+  value.forEach((entry: unknown, index) => {
+    const param = `context_management[${index}]`;
+    if (!isObject(entry) || entry['type'] !== 'compaction') {
+      throw new GatewayError('invalid_request', "Invalid context management entry: the supported type is 'compaction'.", { param: `${param}.type` });
+    }
+    const given = entry['compact_threshold'];
+    if (!Number.isSafeInteger(given) || (given as number) < 1) {
+      throw new GatewayError(
+        'invalid_request',
+        "Invalid 'compact_threshold': expected a whole number of tokens >= 1 (the gateway does not know the model's context window, so it needs the threshold).",
+        { param: `${param}.compact_threshold` },
+      );
+    }
+    threshold = given as number;
+  });
+  return threshold;
+}
+
+/** What the rendered input is estimated to weigh, in tokens: about four bytes a token. */
+export function estimatedTokens(history: Buffer, newItems: readonly string[], instructions: unknown): number {
+  let bytes = history.length + (typeof instructions === 'string' ? Buffer.byteLength(instructions) : 0);
+  for (const item of newItems) bytes += Buffer.byteLength(item);
+  return Math.ceil(bytes / 4);
+}
+
+function isSystemMessage(upstream: string): boolean {
+  return upstream.startsWith('{"type":"message","role":"system"') || upstream.startsWith('{"type":"message","role":"developer"');
+}
+
+/**
+ * The conversation from its latest server-side compaction on: what came before it is in its
+ * summary, except system and developer messages (instructions), which are kept in front.
+ * Cheap when there is none: the history's bytes are searched, not parsed.
+ */
+export function fromLatestCompaction(history: Buffer, newItems: readonly string[]): { history: Buffer; newItems: string[] } {
+  for (let index = newItems.length - 1; index >= 0; index--) {
+    if (!(newItems[index] as string).startsWith(SERVER_SUMMARY_PREFIX)) continue;
+    const kept = history.length > 0 ? keptSystemMessages(history) : [];
+    for (const item of newItems.slice(0, index)) if (isSystemMessage(item)) kept.push(item);
+    return { history: Buffer.alloc(0), newItems: [...kept, ...newItems.slice(index)] };
+  }
+  const at = history.lastIndexOf(SERVER_SUMMARY_PREFIX);
+  // Only an item's own opening counts (first in the history, or after an item's comma).
+  if (at === -1 || (at > 0 && history[at - 1] !== 0x2c)) return { history, newItems: [...newItems] };
+  const kept = keptSystemMessages(history.subarray(0, Math.max(0, at - 1)));
+  const rest = history.subarray(at);
+  return { history: kept.length === 0 ? rest : Buffer.concat([Buffer.from(`${kept.join(',')},`), rest]), newItems: [...newItems] };
+}
+
+function keptSystemMessages(history: Buffer): string[] {
+  if (history.length === 0 || !(history.includes('"role":"system"') || history.includes('"role":"developer"'))) return [];
+  const items = JSON.parse(`[${history.toString('utf8')}]`) as Json[];
+  return items.filter((item) => item['type'] === 'message' && (item['role'] === 'system' || item['role'] === 'developer')).map((item) => JSON.stringify(item));
+}
+
+/** What a compacted request keeps verbatim after the summary: the new items from the last
+ * user message on (the question being answered, and what followed it). */
+export function compactionTail(newItems: readonly string[]): string[] {
+  for (let index = newItems.length - 1; index >= 0; index--) {
+    if ((newItems[index] as string).startsWith('{"type":"message","role":"user"')) return newItems.slice(index);
+  }
+  return [...newItems];
+}
+
+/** vLLM's request for a summary of the conversation (history, then new items). */
+export function summaryRequestBody(model: unknown, instructions: unknown, history: Buffer, newItems: readonly string[]): Buffer {
+  const fields: Json = { model, store: false, stream: false };
+  if (typeof instructions === 'string') fields['instructions'] = instructions;
+  const separator = history.length > 0 ? ',' : '';
+  const items = [...newItems, JSON.stringify({ type: 'message', role: 'user', content: COMPACTION_PROMPT })].join(',');
+  return Buffer.concat([Buffer.from('{"input":['), history, Buffer.from(`${separator}${items}],${JSON.stringify(fields).slice(1)}`)]);
+}

@@ -384,6 +384,8 @@ export function storedOutputItem(item: Json): NewItem {
     case 'mcp_call':
       upstream = mcpCallUpstream(item);
       break;
+    // A compaction's summary is sealed: the service that opens it gives its upstream form.
+    case 'compaction':
     case 'mcp_list_tools':
     case 'mcp_approval_request':
       upstream = NOT_SENT_UPSTREAM;

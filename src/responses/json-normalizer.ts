@@ -45,7 +45,8 @@ export class JsonNormalizer implements BufferedTransform {
         if (type === 'reasoning' && this.#facts.sealReasoning !== undefined) item['encrypted_content'] = this.#facts.sealReasoning(item);
         return route === undefined ? item : restoredCall(item, route);
       });
-    const response = normalizeResponse(upstream, this.#facts, { output });
+    const leading = this.#facts.leadingItems;
+    const response = normalizeResponse(upstream, this.#facts, { output: leading === undefined || leading.length === 0 ? output : [...leading, ...output] });
     const json = JSON.stringify(response);
     await this.#hooks.finish(response, json);
     const headers: string[] = [];

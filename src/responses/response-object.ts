@@ -16,6 +16,8 @@ export interface ResponseFacts {
   readonly keepRawFields: boolean;
   /** Set when the client asked for reasoning.encrypted_content: seals a reasoning item. */
   readonly sealReasoning?: ((item: Readonly<Json>) => string) | undefined;
+  /** Items the gateway made before vLLM answers (a server-side compaction), output first. */
+  readonly leadingItems?: Json[];
 }
 
 const RESPONSE_STATUSES = new Set(['completed', 'failed', 'in_progress', 'cancelled', 'queued', 'incomplete']);

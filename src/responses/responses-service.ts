@@ -8,8 +8,18 @@ import type { History, PageQuery, SaveResponse, StoredItem, Store } from '../sto
 import type { BufferedTransform, EventStreamTransform, ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
 import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
 import { checkIdShape, parseCompactRequest, tooManyInputItems } from './create-request.ts';
-import { COMPACTION_PROMPT, compactedResponse, compactionUpstream, summaryOf, userMessagesOf } from './compaction.ts';
-import { ID_PREFIX, newId } from './ids.ts';
+import {
+  compactedResponse,
+  compactionTail,
+  compactionThreshold,
+  compactionUpstreamOf,
+  estimatedTokens,
+  fromLatestCompaction,
+  summaryOf,
+  summaryRequestBody,
+  userMessagesOf,
+} from './compaction.ts';
+import { ID_PREFIX, itemIdPrefix, newId } from './ids.ts';
 import type { StateSeal } from './state-seal.ts';
 import {
   NOT_SENT_UPSTREAM,
@@ -23,7 +33,7 @@ import {
 } from './items.ts';
 import { InvalidUpstreamReply, JsonNormalizer } from './json-normalizer.ts';
 import { cursorNotFound, renderList } from './list-query.ts';
-import { plannedServer, turnRequestParts, type AgentPlan, type ApprovedCall, type ListedTool, type PlannedServer } from './agent-plan.ts';
+import { plannedServer, turnRequestParts, type TurnRequestParts, type AgentPlan, type ApprovedCall, type ListedTool, type PlannedServer } from './agent-plan.ts';
 import { parseApprovalRule, parseMcpDeclarations, parseToolFilter, type McpDeclaration } from './mcp-declarations.ts';
 import { callPairUpstream, declinedOutput, toolFunctionName } from './mcp-items.ts';
 import type { NewItem } from '../store/store.ts';
@@ -64,6 +74,17 @@ export interface CreatePlan {
   /** The history the request continues, as vLLM got it (what a WebSocket keeps of a
    * `store: false` response, with its input and output, to continue it without storage). */
   readonly historyUpstream: Buffer;
+  /** Set when context_management's threshold is crossed: the conversation is summarised
+   * before the response runs (http/server-compaction.ts). */
+  readonly compaction?: PlannedCompaction | undefined;
+}
+
+/** A server-side compaction to run before the response: vLLM's summary request, and the
+ * plan's request once the summary is known (its upstream form first, then the new items
+ * from the last user message on). */
+export interface PlannedCompaction {
+  readonly request: Buffer;
+  apply(summaryUpstream: string): { readonly body: Buffer | readonly Buffer[]; readonly addHeaders: readonly string[] } | { readonly agentRequest: TurnRequestParts };
 }
 
 /** A compaction, planned: vLLM's request, and the user messages the answer lists. */
@@ -196,9 +217,11 @@ export class ResponsesService {
       previousResponseId: request.previousResponseId,
       conversationId: request.conversationId,
       keepRawFields: this.#keepRawFields,
+      leadingItems: [],
       sealReasoning: includes(request.body['include'], ENCRYPTED_REASONING) ? (item) => this.#seal.seal(tenant, 'reasoning', { summary: item['summary'] ?? [], content: item['content'] ?? [] }) : undefined,
     };
     const declarations = parseMcpDeclarations(request.body['tools']);
+    const threshold = compactionThreshold(request.body['context_management']);
     const clientTools = planClientTools(request.body['tools'], request.body['tool_choice'], this.#unsupportedTools);
     this.#logDropped(clientTools, log);
     // store: false without history: nothing to load or keep, and the client's bytes go
@@ -210,6 +233,7 @@ export class ResponsesService {
       clientTools.upstreamTools === undefined &&
       !mentionsApproval(request.body['input']) &&
       !holdsSealedItem(request.body['input']) &&
+      threshold === undefined &&
       !inputHasSystemMessage(request.body['input'])
     ) {
       return {
@@ -233,9 +257,11 @@ export class ResponsesService {
     this.#unsealItems(tenant, inputItems);
 
     const agentInput = declarations.length > 0 || inputItems.some((item) => item.type === 'mcp_approval_response');
-    if (agentInput) return this.#planAgent(tenant, request, facts, declarations, clientTools, history, inputItems, log);
+    if (agentInput) return this.#planAgent(tenant, request, facts, declarations, clientTools, history, inputItems, log, threshold);
 
-    const folded = foldSystemMessages(request.body['instructions'], history.upstream, upstreamParts(inputItems));
+    // What a server-side compaction summarised is not sent again.
+    const current = fromLatestCompaction(history.upstream, upstreamParts(inputItems));
+    const folded = foldSystemMessages(request.body['instructions'], current.history, current.newItems);
     const {
       input: _input,
       previous_response_id: _previous,
@@ -256,13 +282,21 @@ export class ResponsesService {
       if (clientTools.toolChoice === undefined || clientTools.upstreamTools.length === 0) delete fields['tool_choice'];
       else fields['tool_choice'] = clientTools.toolChoice;
     }
+    delete fields['context_management'];
     const restJson = JSON.stringify(request.background ? { ...rest, stream: true, store: false } : { ...rest, store: false });
-    // The history goes as the bytes the store handed over: a long one is neither decoded,
-    // joined nor copied here.
-    const separator = folded.history.length > 0 && folded.newItems.length > 0 ? ',' : '';
-    const parts = [Buffer.from('{"input":['), folded.history, Buffer.from(`${separator}${folded.newItems.join(',')}],${restJson.slice(1)}`)];
-    // One write for a usual body; a long history is sent as it is, in parts.
-    const body = folded.history.length < SEND_IN_PARTS_FROM_BYTES ? Buffer.concat(parts) : parts;
+    const build = (historyBytes: Buffer, newItems: readonly string[]): { body: Buffer | readonly Buffer[]; addHeaders: readonly string[] } => {
+      // The history goes as the bytes the store handed over: a long one is neither decoded,
+      // joined nor copied here.
+      const separator = historyBytes.length > 0 && newItems.length > 0 ? ',' : '';
+      const parts = [Buffer.from('{"input":['), historyBytes, Buffer.from(`${separator}${newItems.join(',')}],${restJson.slice(1)}`)];
+      return {
+        // One write for a usual body; a long history is sent as it is, in parts.
+        body: historyBytes.length < SEND_IN_PARTS_FROM_BYTES ? Buffer.concat(parts) : parts,
+        addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(parts.reduce((sum, part) => sum + part.length, 0))],
+      };
+    };
+    const { body, addHeaders } = build(folded.history, folded.newItems);
+    const compaction = plannedCompaction(threshold, request.body['model'], fields['instructions'], folded, (summary) => build(Buffer.alloc(0), [summary, ...compactionTail(folded.newItems)]));
 
     const pending = this.#pending(tenant, facts, history, inputItems);
     const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json) };
@@ -271,10 +305,11 @@ export class ResponsesService {
       facts,
       transformer: new PlannedTransform(request.stream || request.background, facts, hooks, log, clientTools.route),
       dropHeaders: DROP_FOR_NEW_BODY,
-      addHeaders: [...JSON_CONTENT_TYPE, 'content-length', String(parts.reduce((sum, part) => sum + part.length, 0))],
+      addHeaders,
       pending,
       agent: undefined,
       historyUpstream: history.upstream,
+      compaction,
     };
   }
 
@@ -293,6 +328,7 @@ export class ResponsesService {
     history: History,
     inputItems: NewItem[],
     log: LogSource,
+    threshold: number | undefined,
   ): Promise<CreatePlan> {
     const targets = declarations.map((declaration) =>
       this.#mcp.resolve({
@@ -311,8 +347,10 @@ export class ResponsesService {
       }),
     );
     const approved = await this.#decideApprovals(tenant, inputItems);
-    const folded = foldSystemMessages(request.body['instructions'], history.upstream, upstreamParts(inputItems));
-    const body = folded.instructions === undefined ? request.body : { ...request.body, instructions: folded.instructions };
+    const current = fromLatestCompaction(history.upstream, upstreamParts(inputItems));
+    const folded = foldSystemMessages(request.body['instructions'], current.history, current.newItems);
+    const { context_management: _contextManagement, ...fields } = request.body;
+    const body = folded.instructions === undefined ? fields : { ...fields, instructions: folded.instructions };
     const maxToolCalls = request.body['max_tool_calls'];
     if (maxToolCalls !== undefined && maxToolCalls !== null && (!Number.isSafeInteger(maxToolCalls) || (maxToolCalls as number) < 0)) {
       throw new GatewayError('invalid_request', "Invalid 'max_tool_calls': expected a whole number >= 0.", { param: 'max_tool_calls' });
@@ -335,6 +373,9 @@ export class ResponsesService {
         request: turnRequestParts(body, folded.history, folded.newItems, clientTools),
       },
       historyUpstream: history.upstream,
+      compaction: plannedCompaction(threshold, request.body['model'], body['instructions'], folded, (summary) => ({
+        agentRequest: turnRequestParts(body, Buffer.alloc(0), [summary, ...compactionTail(folded.newItems)], clientTools),
+      })),
     };
   }
 
@@ -349,7 +390,7 @@ export class ResponsesService {
       const upstream =
         item.type === 'reasoning'
           ? reasoningUpstream(item.id, this.#seal.unseal(tenant, 'reasoning', display['encrypted_content'], param))
-          : compactionUpstream(String(this.#seal.unseal(tenant, 'compaction', display['encrypted_content'], param)['summary']));
+          : openedCompaction(this.#seal.unseal(tenant, 'compaction', display['encrypted_content'], param));
       inputItems[index] = { id: item.id, type: item.type, payload: item.payload, upstream };
     }
   }
@@ -365,23 +406,38 @@ export class ResponsesService {
     const planned = planInputItems(request.body['input']);
     const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
     this.#unsealItems(tenant, inputItems);
-    const newParts = upstreamParts(inputItems);
-    const conversation = [...(history.upstream.length > 0 ? (JSON.parse(`[${history.upstream.toString('utf8')}]`) as Json[]) : []), ...newParts.map((part) => JSON.parse(part) as Json)];
+    const current = fromLatestCompaction(history.upstream, upstreamParts(inputItems));
+    const conversation = [...(current.history.length > 0 ? (JSON.parse(`[${current.history.toString('utf8')}]`) as Json[]) : []), ...current.newItems.map((part) => JSON.parse(part) as Json)];
     if (conversation.length === 0) throw new GatewayError('invalid_request', 'There is nothing to compact: send input, or a previous_response_id.', { param: 'input' });
-    const folded = foldSystemMessages(request.body['instructions'], history.upstream, newParts);
-    const fields: Json = { model: request.body['model'], store: false, stream: false };
-    const instructions = folded.instructions ?? request.body['instructions'];
-    if (typeof instructions === 'string') fields['instructions'] = instructions;
-    const separator = folded.history.length > 0 ? ',' : '';
-    const items = [...folded.newItems, JSON.stringify({ type: 'message', role: 'user', content: COMPACTION_PROMPT })].join(',');
-    const body = Buffer.concat([Buffer.from('{"input":['), folded.history, Buffer.from(`${separator}${items}],${JSON.stringify(fields).slice(1)}`)]);
+    const folded = foldSystemMessages(request.body['instructions'], current.history, current.newItems);
+    const body = summaryRequestBody(request.body['model'], folded.instructions ?? request.body['instructions'], folded.history, folded.newItems);
     return { body, userMessages: userMessagesOf(conversation) };
   }
 
   /** The compacted response from vLLM's answer: the user messages, then the summary sealed. */
   finishCompact(tenant: string, plan: CompactPlan, upstream: Json): string {
-    const sealed = this.#seal.seal(tenant, 'compaction', { summary: summaryOf(upstream) });
+    const sealed = this.#seal.seal(tenant, 'compaction', { summary: summaryOf(upstream), scope: 'earlier' });
     return JSON.stringify(compactedResponse(plan.userMessages, sealed, upstream));
+  }
+
+  /** A server-side compaction from vLLM's summary: the item the response shows first, and
+   * the summary's upstream form for the request that follows. */
+  serverCompaction(tenant: string, upstream: Json): { readonly item: Json; readonly upstream: string } {
+    const summary = summaryOf(upstream);
+    const item = { id: newId(itemIdPrefix('compaction')), type: 'compaction', encrypted_content: this.#seal.seal(tenant, 'compaction', { summary, scope: 'all' }) };
+    return { item, upstream: compactionUpstreamOf(summary, 'all') };
+  }
+
+  /** An output item's stored forms (a compaction's upstream form is its summary, opened). */
+  storedOutput(tenant: string, item: Json): NewItem {
+    return item['type'] === 'compaction' ? this.#storedCompaction(tenant, item) : storedOutputItem(item);
+  }
+
+  /** An output compaction item's stored forms: vLLM gets it again as its summary. */
+  #storedCompaction(tenant: string, item: Json): NewItem {
+    const opened = this.#seal.unseal(tenant, 'compaction', String(item['encrypted_content']), 'output');
+    const id = String(item['id']);
+    return { id, type: 'compaction', payload: JSON.stringify(item), upstream: compactionUpstreamOf(String(opened['summary']), opened['scope'] === 'all' ? 'all' : 'earlier') };
   }
 
   /** Each hosted tool type left out of vLLM's requests is logged once per process. */
@@ -481,7 +537,7 @@ export class ResponsesService {
         status: String(response['status']),
         model: typeof response['model'] === 'string' ? response['model'] : '',
         body: json,
-        outputItems: output.map(storedOutputItem),
+        outputItems: output.map((item) => this.storedOutput(pending.tenant, item)),
       })
       .then(() => undefined);
   }
@@ -539,6 +595,25 @@ export class ResponsesService {
     if (page === 'cursor_not_found') throw cursorNotFound(query);
     return renderList(page.items, page.hasMore);
   }
+}
+
+/** An opened compaction item's upstream form. */
+function openedCompaction(opened: Json): string {
+  return compactionUpstreamOf(String(opened['summary']), opened['scope'] === 'all' ? 'all' : 'earlier');
+}
+
+/** The compaction to run first when the conversation is estimated over the threshold and
+ * holds something to summarise before its last user message. */
+function plannedCompaction(
+  threshold: number | undefined,
+  model: unknown,
+  instructions: unknown,
+  folded: { readonly history: Buffer; readonly newItems: readonly string[] },
+  apply: PlannedCompaction['apply'],
+): PlannedCompaction | undefined {
+  if (threshold === undefined || estimatedTokens(folded.history, folded.newItems, instructions) <= threshold) return undefined;
+  if (folded.history.length === 0 && compactionTail(folded.newItems).length === folded.newItems.length) return undefined;
+  return { request: summaryRequestBody(model, instructions, folded.history, folded.newItems), apply };
 }
 
 /** What vLLM gets of the items: their upstream forms, less those it must not get. */

@@ -232,8 +232,10 @@ export class StreamNormalizer implements EventStreamTransform {
         if (type === 'response.created') this.#createdSent = true;
         else this.#ensureCreated(out);
         this.#sendResponseEvent(out, type, type === 'response.queued' ? 'queued' : 'in_progress');
+        if (type === 'response.in_progress') this.#sendLeadingItems(out);
         return undefined;
       case 'response.output_item.added':
+        this.#sendLeadingItems(out);
         this.#itemAdded(event, out);
         return undefined;
       case 'response.content_part.added':
@@ -277,6 +279,20 @@ export class StreamNormalizer implements EventStreamTransform {
       this.#inProgress = cached;
     }
     out.push(this.#render.responseEvent(type, cached.json));
+  }
+
+  #leadingSent = false;
+
+  /** The gateway's own items that come first (a server-side compaction), once, before vLLM's. */
+  #sendLeadingItems(out: string[]): void {
+    const leading = this.#facts.leadingItems;
+    if (this.#leadingSent || leading === undefined || leading.length === 0) return;
+    this.#leadingSent = true;
+    this.#ensureCreated(out);
+    for (const made of leading) {
+      const item = this.addGatewayItem(out, String(made['type']), (id) => ({ ...made, id }));
+      this.finishGatewayItem(out, item, { ...made, id: item.id });
+    }
   }
 
   /** A stream must open with response.created; vLLM's always does, but not every server's. */
@@ -655,6 +671,7 @@ export class StreamNormalizer implements EventStreamTransform {
 
   #terminal(type: string, event: Json, out: string[]): Promise<string[]> {
     this.#ensureCreated(out);
+    this.#sendLeadingItems(out);
     const upstream = isObject(event['response']) ? event['response'] : {};
     const status = type === 'response.completed' ? 'completed' : type === 'response.incomplete' ? 'incomplete' : 'failed';
     const output = this.#finalOutput(upstream['output'], status, out);
@@ -698,6 +715,7 @@ export class StreamNormalizer implements EventStreamTransform {
   open(out: string[]): void {
     this.#ensureCreated(out);
     this.#sendResponseEvent(out, 'response.in_progress', 'in_progress');
+    this.#sendLeadingItems(out);
   }
 
   /** An item the gateway makes (a tool list, an approved call), announced now. */

@@ -10,6 +10,7 @@ import { newRun } from '../response-run.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
 import { decodeBody, isEncoded } from '../decode-body.ts';
 import { readBody } from '../read-body.ts';
+import { compactIfOver } from '../server-compaction.ts';
 import type { RequestContext } from '../request-context.ts';
 
 export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
@@ -27,8 +28,10 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const request = await state.responses.parseCreate(rawBody);
   // state: load the history, build the one stateless request vLLM gets, and the
   // normalizer that stores the answer before its last event
-  const plan = await state.responses.planCreate(ctx.tenant, request, () => ctx.log);
+  const planned = await state.responses.planCreate(ctx.tenant, request, () => ctx.log);
   if (refuseWhileStarting(ctx, deps)) return;
+  // context_management: past its threshold, the conversation is summarised first
+  const plan = await compactIfOver(deps, state, ctx.tenant, planned, (addHeaders) => upstreamHeaders(ctx, deps, { dropHeaders: planned.dropHeaders, addHeaders }));
 
   // run: one response from start to terminal state, whoever reads it
   const headers = upstreamHeaders(ctx, deps, plan);

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket, RawData } from 'ws';
 import { errorEventPayload, GatewayError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { isReference, NOT_SENT_UPSTREAM, planInputItems, storedOutputItem, type Json } from '../../responses/items.ts';
+import { isReference, NOT_SENT_UPSTREAM, planInputItems, type Json } from '../../responses/items.ts';
 import { normalizeResponse } from '../../responses/response-object.ts';
 import type { CreatePlan } from '../../responses/responses-service.ts';
 import type { Run } from '../../runs/run.ts';
@@ -18,6 +18,7 @@ import { UsageScanner } from '../../upstream/usage-scanner.ts';
 import { upstreamHeadersOf } from '../forward.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
 import { newRun } from '../response-run.ts';
+import { compactIfOver } from '../server-compaction.ts';
 import { SocketSink } from './socket-sink.ts';
 
 const ZERO_USAGE = { input_tokens: 0, output_tokens: 0, total_tokens: 0 };
@@ -122,10 +123,13 @@ export class ResponsesSocket {
         param: 'background',
       });
     }
-    const plan = await state.responses.planCreate(this.#tenant, request, () => this.#log, (id) => this.#held.get(id));
+    const planned = await state.responses.planCreate(this.#tenant, request, () => this.#log, (id) => this.#held.get(id));
     if (this.#deps.upstreamStatus.starting) {
       throw new GatewayError('upstream_starting', 'vLLM is still starting (loading its model); retry once GET /ready answers 200.');
     }
+    const plan = await compactIfOver(this.#deps, state, this.#tenant, planned, (addHeaders) =>
+      upstreamHeadersOf(this.#rawHeaders, requestId, false, this.#deps, { dropHeaders: planned.dropHeaders, addHeaders }),
+    );
     const record: ExchangeRecord = { upstreamStatus: undefined, streamed: true, bytesOut: 0, errorCode: undefined };
     if (request.body['generate'] === false) {
       await this.#warmUp(plan, request.body['input'], record);
@@ -195,7 +199,7 @@ export class ResponsesSocket {
     const inputItems = plan.pending.inputItems.length > 0 ? plan.pending.inputItems : planInputItems(input).filter((item) => !isReference(item));
     for (const item of inputItems) if ('upstream' in item && item.upstream !== NOT_SENT_UPSTREAM) parts.push(item.upstream);
     for (const item of Array.isArray(response['output']) ? (response['output'] as Json[]) : []) {
-      const upstream = storedOutputItem(item).upstream;
+      const upstream = this.#state.responses.storedOutput(this.#tenant, item).upstream;
       if (upstream !== NOT_SENT_UPSTREAM) parts.push(upstream);
     }
     this.#held.set(String(response['id']), Buffer.from(parts.join(',')));

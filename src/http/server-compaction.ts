@@ -1,0 +1,31 @@
+// Server-side compaction (context_management on a create request): when the plan says the
+// conversation is over its threshold, vLLM summarises it (one non-streamed request, read
+// whole) before the response runs; the response then shows the sealed compaction item
+// first, and vLLM generates from the summary and the last user message on.
+import { GatewayError } from '../errors.ts';
+import type { CreatePlan } from '../responses/responses-service.ts';
+import type { GatewayDeps, GatewayState } from './gateway-deps.ts';
+
+const JSON_CONTENT_TYPE = ['content-type', 'application/json'];
+
+/** The plan to run: `plan` itself, or, past its threshold, the plan after the summary.
+ * `headers` are the request's upstream headers without a body's length. */
+export async function compactIfOver(deps: GatewayDeps, state: GatewayState, tenant: string, plan: CreatePlan, headers: (extra: readonly string[]) => string[]): Promise<CreatePlan> {
+  const compaction = plan.compaction;
+  if (compaction === undefined) return plan;
+  const answer = await deps.upstream.exchange({ method: 'POST', path: '/v1/responses', headers: headers(JSON_CONTENT_TYPE), body: compaction.request });
+  let upstream: unknown;
+  try {
+    upstream = answer.status >= 200 && answer.status < 300 ? JSON.parse(answer.body) : undefined;
+  } catch {
+    upstream = undefined;
+  }
+  if (typeof upstream !== 'object' || upstream === null || Array.isArray(upstream)) {
+    throw new GatewayError('compaction_failed', `The conversation crossed context_management's compact_threshold, and the model server could not summarise it (it answered ${answer.status}: ${answer.body.slice(0, 300)}).`);
+  }
+  const made = state.responses.serverCompaction(tenant, upstream as Record<string, unknown>);
+  plan.facts.leadingItems?.push(made.item);
+  const applied = compaction.apply(made.upstream);
+  if ('agentRequest' in applied) return { ...plan, compaction: undefined, agent: plan.agent === undefined ? undefined : { ...plan.agent, request: applied.agentRequest } };
+  return { ...plan, compaction: undefined, body: applied.body, addHeaders: applied.addHeaders };
+}
