@@ -119,6 +119,21 @@ function conversationIdOf(value: unknown): string | null {
   return checkIdShape(id, ID_PREFIX.conversation, 'conversation');
 }
 
+/** What a create request and a compaction share: the input, and the response it continues. */
+function conversationFields(body: Record<string, unknown>, limits: RequestLimits): { previousResponseId: string | null; inputItemCount: number } {
+  const input = body['input'];
+  if (input !== undefined && input !== null && typeof input !== 'string' && !Array.isArray(input)) {
+    throw invalid("Invalid 'input': expected a string or a list of items.", 'input');
+  }
+  const previous = body['previous_response_id'];
+  if (previous !== undefined && previous !== null && typeof previous !== 'string') {
+    throw invalid("Invalid type for 'previous_response_id': expected a string.", 'previous_response_id');
+  }
+  const inputItemCount = countInputItems(input);
+  if (inputItemCount > limits.maxInputItems) throw tooManyInputItems(limits.maxInputItems, inputItemCount);
+  return { previousResponseId: typeof previous === 'string' ? checkIdShape(previous, ID_PREFIX.response, 'previous_response_id') : null, inputItemCount };
+}
+
 export function parseCreateResponseRequest(rawBody: Buffer, limits: RequestLimits): CreateResponseRequest {
   const body = parseJsonObject(rawBody, limits.maxJsonDepth);
   const stream = optionalBoolean(body, 'stream', false);
@@ -128,22 +143,11 @@ export function parseCreateResponseRequest(rawBody: Buffer, limits: RequestLimit
     // OpenAI's rule: a background response is stored, or it could not be retrieved.
     throw invalid("'background': true requires 'store': true (a background response is retrieved from storage); remove 'store': false.", 'store');
   }
-  const input = body['input'];
-  if (input !== undefined && input !== null && typeof input !== 'string' && !Array.isArray(input)) {
-    throw invalid("Invalid 'input': expected a string or a list of items.", 'input');
-  }
-  const previous = body['previous_response_id'];
-  if (previous !== undefined && previous !== null && typeof previous !== 'string') {
-    throw invalid("Invalid type for 'previous_response_id': expected a string.", 'previous_response_id');
-  }
-  const previousResponseId =
-    typeof previous === 'string' ? checkIdShape(previous, ID_PREFIX.response, 'previous_response_id') : null;
+  const { previousResponseId, inputItemCount } = conversationFields(body, limits);
   const conversationId = conversationIdOf(body['conversation']);
   if (previousResponseId !== null && conversationId !== null) {
     throw invalid("'previous_response_id' and 'conversation' cannot be used together.", 'conversation');
   }
-  const inputItemCount = countInputItems(input);
-  if (inputItemCount > limits.maxInputItems) throw tooManyInputItems(limits.maxInputItems, inputItemCount);
   return { rawBody, body, stream, store, background, previousResponseId, conversationId, inputItemCount };
 }
 
@@ -153,24 +157,6 @@ export function parseCompactRequest(rawBody: Buffer, limits: RequestLimits): Cre
   if (typeof body['model'] !== 'string' || body['model'].length === 0) {
     throw invalid("Missing required parameter: 'model'.", 'model');
   }
-  const input = body['input'];
-  if (input !== undefined && input !== null && typeof input !== 'string' && !Array.isArray(input)) {
-    throw invalid("Invalid 'input': expected a string or a list of items.", 'input');
-  }
-  const previous = body['previous_response_id'];
-  if (previous !== undefined && previous !== null && typeof previous !== 'string') {
-    throw invalid("Invalid type for 'previous_response_id': expected a string.", 'previous_response_id');
-  }
-  const inputItemCount = countInputItems(input);
-  if (inputItemCount > limits.maxInputItems) throw tooManyInputItems(limits.maxInputItems, inputItemCount);
-  return {
-    rawBody,
-    body,
-    stream: false,
-    store: false,
-    background: false,
-    previousResponseId: typeof previous === 'string' ? checkIdShape(previous, ID_PREFIX.response, 'previous_response_id') : null,
-    conversationId: null,
-    inputItemCount,
-  };
+  const { previousResponseId, inputItemCount } = conversationFields(body, limits);
+  return { rawBody, body, stream: false, store: false, background: false, previousResponseId, conversationId: null, inputItemCount };
 }
