@@ -70,6 +70,22 @@ describe("OpenAI's published schema", () => {
     assert.ok(checked > 100, `${checked} responses checked`);
   });
 
+  it('echoes prompt_cache_key, safety_identifier, service_tier, parallel_tool_calls, truncation and verbosity as OpenAI does', async () => {
+    const body = { model: 'm', input: 'hi', prompt_cache_key: 'session-7', safety_identifier: 'user-42', parallel_tool_calls: false, truncation: 'auto', text: { verbosity: 'low' } };
+    for (const [tier, served] of [[undefined, 'default'], ['auto', 'default'], ['flex', 'flex'], ['priority', 'priority']] as const) {
+      const request = tier === undefined ? body : { ...body, service_tier: tier };
+      const json = (await create(gw.url, request)).json();
+      const streamed = (await createStream(gw.url, request)).terminal;
+      const stored = (await getJson(`${gw.url}/v1/responses/${json.id}`)).body;
+      for (const response of [json, streamed, stored]) {
+        assert.deepEqual(
+          [response.prompt_cache_key, response.safety_identifier, response.service_tier, response.parallel_tool_calls, response.truncation, response.text.verbosity],
+          ['session-7', 'user-42', served, false, 'auto', 'low'],
+        );
+      }
+    }
+  });
+
   it('a stored response, its input items and a conversation\'s items', async () => {
     const created = (await create(gw.url, { model: 'm', reasoning: {}, tools: [FUNCTION], input: [{ role: 'user', content: 'call get_weather for Paris' }] })).json();
     const call = (created.output as AnyJson[]).find((item) => item.type === 'function_call');
