@@ -40,7 +40,7 @@ import type { NewItem } from '../store/store.ts';
 import type { ResponseFacts } from './response-object.ts';
 import { RequestParser } from './request-parser.ts';
 import { StreamNormalizer, type AgentHooks, type StreamHooks } from './stream-normalizer.ts';
-import { foldSystemMessages, inputHasSystemMessage } from './system-messages.ts';
+import { foldSystemMessages } from './system-messages.ts';
 import { planClientTools, type ClientToolPlan, type UnsupportedTools } from './client-tools.ts';
 import type { ToolRoute } from './output-items.ts';
 
@@ -53,7 +53,7 @@ export interface ResponsesOptions {
   readonly mcp: McpServerPolicy;
   /** Hosted tools vLLM cannot run: left out of its request, or refused (--unsupported-tools). */
   readonly unsupportedTools: UnsupportedTools;
-  /** Seals reasoning for clients that carry it (include: reasoning.encrypted_content). */
+  /** Seals what clients carry for the gateway (encrypted reasoning, compaction items). */
   readonly seal: StateSeal;
 }
 
@@ -231,10 +231,8 @@ export class ResponsesService {
       request.previousResponseId === null &&
       request.conversationId === null &&
       clientTools.upstreamTools === undefined &&
-      !mentionsApproval(request.body['input']) &&
-      !holdsSealedItem(request.body['input']) &&
       threshold === undefined &&
-      !inputHasSystemMessage(request.body['input'])
+      !inputNeedsRewriting(request.body['input'])
     ) {
       return {
         body: request.rawBody,
@@ -629,17 +627,21 @@ function includes(list: unknown, value: string): boolean {
   return Array.isArray(list) && list.includes(value);
 }
 
-/** Whether a stateless request's input holds a sealed item (a cheap look). */
-function holdsSealedItem(input: unknown): boolean {
-  return (
-    Array.isArray(input) &&
-    input.some((item) => isObject(item) && (item['type'] === 'compaction' || (item['type'] === 'reasoning' && typeof item['encrypted_content'] === 'string')))
-  );
-}
-
-/** Whether a stateless request's input may hold an approval response (a cheap look). */
-function mentionsApproval(input: unknown): boolean {
-  return Array.isArray(input) && input.some((item) => isObject(item) && item['type'] === 'mcp_approval_response');
+/**
+ * Whether a stateless request's input holds an item vLLM cannot get as sent (one look over
+ * the parsed items): an approval response (decided by the gateway), a sealed item (opened
+ * by the gateway), a system or developer message (folded: system-messages.ts).
+ */
+function inputNeedsRewriting(input: unknown): boolean {
+  if (!Array.isArray(input)) return false;
+  for (const item of input) {
+    if (!isObject(item)) continue;
+    const type = item['type'];
+    if (type === 'mcp_approval_response' || type === 'compaction') return true;
+    if (type === 'reasoning' && typeof item['encrypted_content'] === 'string') return true;
+    if (item['role'] === 'system' || item['role'] === 'developer') return true;
+  }
+  return false;
 }
 
 function notFound(responseId: string): GatewayError {

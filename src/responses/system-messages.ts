@@ -19,17 +19,6 @@ export function mayHoldSystemMessage(upstream: string | Buffer): boolean {
   return false;
 }
 
-/** Whether a client's `input` holds a system or developer message (a cheap look at a parsed body). */
-export function inputHasSystemMessage(input: unknown): boolean {
-  if (!Array.isArray(input)) return false;
-  for (const item of input) {
-    if (typeof item !== 'object' || item === null) continue;
-    const role = (item as Json)['role'];
-    if (role === 'system' || role === 'developer') return true;
-  }
-  return false;
-}
-
 function isSystemMessage(item: Json): boolean {
   return (item['type'] === undefined || item['type'] === 'message') && (item['role'] === 'system' || item['role'] === 'developer');
 }
