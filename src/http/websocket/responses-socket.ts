@@ -127,16 +127,17 @@ export class ResponsesSocket {
     if (this.#deps.upstreamStatus.starting) {
       throw new GatewayError('upstream_starting', 'vLLM is still starting (loading its model); retry once GET /ready answers 200.');
     }
-    const plan = await compactIfOver(this.#deps, state, this.#tenant, planned, (addHeaders) =>
-      upstreamHeadersOf(this.#rawHeaders, requestId, false, this.#deps, { dropHeaders: planned.dropHeaders, addHeaders }),
-    );
     const record: ExchangeRecord = { upstreamStatus: undefined, streamed: true, bytesOut: 0, errorCode: undefined };
     if (request.body['generate'] === false) {
-      await this.#warmUp(plan, request.body['input'], record);
+      // Nothing is generated: nothing needs compacting either.
+      await this.#warmUp(planned, request.body['input'], record);
       this.#hooks.logResponse(record, requestId, startedAt, 200);
       this.#done();
       return;
     }
+    const plan = await compactIfOver(this.#deps, state, this.#tenant, planned, (addHeaders) =>
+      upstreamHeadersOf(this.#rawHeaders, requestId, false, this.#deps, { dropHeaders: planned.dropHeaders, addHeaders }),
+    );
     const headers = upstreamHeadersOf(this.#rawHeaders, requestId, false, this.#deps, plan);
     const sink = new SocketSink(this.#ws, record);
     const run = newRun(this.#deps, state, {
