@@ -157,6 +157,11 @@ describe('server-side compaction (context_management)', () => {
     const sent = sim.requests.at(-1)?.json as AnyJson;
     assert.deepEqual(sent.input.map((item: AnyJson) => item.role), ['user', 'assistant', 'user']);
     assert.equal(sent.instructions, 'You are terse.');
+
+    // Compacted again by POST /v1/responses/compact: the server's summary is no user message.
+    const compacted = await postJson(`${gw.url}/v1/responses/compact`, { model: 'm', input: [...CONVERSATION, ...stateless.output, { role: 'user', content: 'and test it' }] });
+    assert.equal(compacted.status, 200, compacted.text());
+    assert.deepEqual((compacted.json().output as AnyJson[]).map((item) => item.content?.[0]?.text ?? item.type), ['and test it', 'compaction']);
   });
 
   it('a context_management entry it cannot follow: 400 naming it', async () => {

@@ -14,18 +14,23 @@ export async function compactIfOver(deps: GatewayDeps, state: GatewayState, tena
   const compaction = plan.compaction;
   if (compaction === undefined) return plan;
   const answer = await deps.upstream.exchange({ method: 'POST', path: '/v1/responses', headers: headers(JSON_CONTENT_TYPE), body: compaction.request });
-  let upstream: unknown;
-  try {
-    upstream = answer.status >= 200 && answer.status < 300 ? JSON.parse(answer.body) : undefined;
-  } catch {
-    upstream = undefined;
-  }
-  if (typeof upstream !== 'object' || upstream === null || Array.isArray(upstream)) {
+  const upstream = answer.status >= 200 && answer.status < 300 ? responseObjectOf(answer.body) : undefined;
+  if (upstream === undefined) {
     throw new GatewayError('compaction_failed', `The conversation crossed context_management's compact_threshold, and the model server could not summarise it (it answered ${answer.status}: ${answer.body.slice(0, 300)}).`);
   }
-  const made = state.responses.serverCompaction(tenant, upstream as Record<string, unknown>);
+  const made = state.responses.serverCompaction(tenant, upstream);
   plan.facts.leadingItems?.push(made.item);
   const applied = compaction.apply(made.upstream);
   if ('agentRequest' in applied) return { ...plan, compaction: undefined, agent: plan.agent === undefined ? undefined : { ...plan.agent, request: applied.agentRequest } };
   return { ...plan, compaction: undefined, body: applied.body, addHeaders: applied.addHeaders };
+}
+
+/** vLLM's answer as a response object; undefined when it is not JSON describing an object. */
+export function responseObjectOf(body: string): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }

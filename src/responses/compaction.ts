@@ -7,6 +7,7 @@ import { GatewayError } from '../errors.ts';
 import { ID_PREFIX, itemIdPrefix, newId } from './ids.ts';
 import type { Json } from './items.ts';
 import { normalizeUsage } from './response-object.ts';
+import { isSystemMessage, isSystemUpstream, mayHoldSystemMessage } from './system-messages.ts';
 
 /** The request vLLM gets after the conversation, asking for the summary. */
 export const COMPACTION_PROMPT =
@@ -14,12 +15,25 @@ export const COMPACTION_PROMPT =
   "the user's goals and requests, the decisions made, what was done (files, commands and their results), " +
   'what is left to do, and every fact that will be needed later. Answer with the summary only.';
 
-/** How a compaction item's summary opens, as vLLM reads it (and how it is told from a user message). */
-export const SUMMARY_OPENING = 'Summary of the earlier conversation (compacted):\n';
+/** How a compaction item's summary opens, as vLLM reads it (and how it is told from a user
+ * message): `earlier` (POST /v1/responses/compact) keeps the user messages beside it,
+ * `all` (server-side) replaces everything before it. */
+const SUMMARY_OPENINGS = {
+  earlier: 'Summary of the earlier conversation (compacted):\n',
+  all: 'Summary of the conversation so far (compacted; it replaces every earlier message):\n',
+} as const;
+
+/** What a sealed compaction holds (see SUMMARY_OPENINGS). */
+export type CompactionScope = keyof typeof SUMMARY_OPENINGS;
 
 /** The upstream form of an opened compaction item: a message giving the model the summary. */
-export function compactionUpstream(summary: string): string {
-  return JSON.stringify({ type: 'message', role: 'user', content: SUMMARY_OPENING + summary });
+export function compactionUpstreamOf(summary: string, scope: CompactionScope): string {
+  return JSON.stringify({ type: 'message', role: 'user', content: SUMMARY_OPENINGS[scope] + summary });
+}
+
+/** Whether a message's text is a summary a compaction made. */
+function isSummary(text: string): boolean {
+  return text.startsWith(SUMMARY_OPENINGS.earlier) || text.startsWith(SUMMARY_OPENINGS.all);
 }
 
 function isObject(value: unknown): value is Json {
@@ -43,7 +57,7 @@ export function userMessagesOf(upstreamItems: readonly Json[]): Json[] {
   const messages: Json[] = [];
   for (const item of upstreamItems) {
     if (item['role'] !== 'user' || (item['type'] !== undefined && item['type'] !== 'message')) continue;
-    if (textOf(item['content']).startsWith(SUMMARY_OPENING)) continue;
+    if (isSummary(textOf(item['content']))) continue;
     const content = typeof item['content'] === 'string' ? [{ type: 'input_text', text: item['content'] }] : item['content'];
     messages.push({ id: newId(ID_PREFIX.message), type: 'message', status: 'completed', role: 'user', content });
   }
@@ -74,21 +88,9 @@ export function compactedResponse(userMessages: readonly Json[], sealedSummary: 
 
 // --- server-side compaction (context_management on a create request) --------------------
 
-/** How a summary made by server-side compaction opens: it holds the whole conversation
- * before it, so what came before it is not sent again. */
-export const SERVER_SUMMARY_OPENING = 'Summary of the conversation so far (compacted; it replaces every earlier message):\n';
-
-/** What a sealed compaction holds: `earlier` (POST /v1/responses/compact: the user
- * messages are kept beside it) or `all` (server-side: it replaces everything before it). */
-export type CompactionScope = 'earlier' | 'all';
-
-/** The upstream form of an opened compaction item. */
-export function compactionUpstreamOf(summary: string, scope: CompactionScope): string {
-  return scope === 'all' ? JSON.stringify({ type: 'message', role: 'user', content: SERVER_SUMMARY_OPENING + summary }) : compactionUpstream(summary);
-}
-
-/** The upstream form's opening of a server-side compaction, as JSON.stringify writes it. */
-const SERVER_SUMMARY_PREFIX = JSON.stringify({ type: 'message', role: 'user', content: SERVER_SUMMARY_OPENING }).slice(0, -2);
+/** The upstream form's opening of a server-side compaction, as JSON.stringify writes it:
+ * what came before such an item is in its summary, and is not sent again. */
+const SERVER_SUMMARY_PREFIX = compactionUpstreamOf('', 'all').slice(0, -2);
 
 /** context_management's compaction threshold (rendered tokens), or undefined; 400 for a bad entry. */
 export function compactionThreshold(value: unknown): number | undefined {
@@ -120,43 +122,39 @@ export function estimatedTokens(history: Buffer, newItems: readonly string[], in
   return Math.ceil(bytes / 4);
 }
 
-function isSystemMessage(upstream: string): boolean {
-  return upstream.startsWith('{"type":"message","role":"system"') || upstream.startsWith('{"type":"message","role":"developer"');
-}
-
 /**
  * The conversation from its latest server-side compaction on: what came before it is in its
  * summary, except system and developer messages (instructions), which are kept in front.
  * Cheap when there is none: the history's bytes are searched, not parsed.
  */
-export function fromLatestCompaction(history: Buffer, newItems: readonly string[]): { history: Buffer; newItems: string[] } {
+export function fromLatestCompaction(history: Buffer, newItems: readonly string[]): { history: Buffer; newItems: readonly string[] } {
   for (let index = newItems.length - 1; index >= 0; index--) {
     if (!(newItems[index] as string).startsWith(SERVER_SUMMARY_PREFIX)) continue;
-    const kept = history.length > 0 ? keptSystemMessages(history) : [];
-    for (const item of newItems.slice(0, index)) if (isSystemMessage(item)) kept.push(item);
+    const kept = keptSystemMessages(history);
+    for (const item of newItems.slice(0, index)) if (isSystemUpstream(item)) kept.push(item);
     return { history: Buffer.alloc(0), newItems: [...kept, ...newItems.slice(index)] };
   }
   const at = history.lastIndexOf(SERVER_SUMMARY_PREFIX);
   // Only an item's own opening counts (first in the history, or after an item's comma).
-  if (at === -1 || (at > 0 && history[at - 1] !== 0x2c)) return { history, newItems: [...newItems] };
+  if (at === -1 || (at > 0 && history[at - 1] !== 0x2c)) return { history, newItems };
   const kept = keptSystemMessages(history.subarray(0, Math.max(0, at - 1)));
   const rest = history.subarray(at);
-  return { history: kept.length === 0 ? rest : Buffer.concat([Buffer.from(`${kept.join(',')},`), rest]), newItems: [...newItems] };
+  return { history: kept.length === 0 ? rest : Buffer.concat([Buffer.from(`${kept.join(',')},`), rest]), newItems };
 }
 
+/** The system and developer messages of a history, in their upstream form. */
 function keptSystemMessages(history: Buffer): string[] {
-  if (history.length === 0 || !(history.includes('"role":"system"') || history.includes('"role":"developer"'))) return [];
-  const items = JSON.parse(`[${history.toString('utf8')}]`) as Json[];
-  return items.filter((item) => item['type'] === 'message' && (item['role'] === 'system' || item['role'] === 'developer')).map((item) => JSON.stringify(item));
+  if (history.length === 0 || !mayHoldSystemMessage(history)) return [];
+  return (JSON.parse(`[${history.toString('utf8')}]`) as Json[]).filter(isSystemMessage).map((item) => JSON.stringify(item));
 }
 
 /** What a compacted request keeps verbatim after the summary: the new items from the last
  * user message on (the question being answered, and what followed it). */
-export function compactionTail(newItems: readonly string[]): string[] {
+export function compactionTail(newItems: readonly string[]): readonly string[] {
   for (let index = newItems.length - 1; index >= 0; index--) {
     if ((newItems[index] as string).startsWith('{"type":"message","role":"user"')) return newItems.slice(index);
   }
-  return [...newItems];
+  return newItems;
 }
 
 /** vLLM's request for a summary of the conversation (history, then new items). */

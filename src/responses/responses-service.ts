@@ -91,6 +91,9 @@ export interface PlannedCompaction {
 export interface CompactPlan {
   readonly body: Buffer;
   readonly userMessages: readonly Json[];
+  /** The request's headers not to forward, and the body's own (as a create plan's). */
+  readonly dropHeaders: ReadonlySet<string>;
+  readonly addHeaders: readonly string[];
 }
 
 /** Histories a caller holds itself (a WebSocket's `store: false` responses), by response id. */
@@ -409,7 +412,7 @@ export class ResponsesService {
     if (conversation.length === 0) throw new GatewayError('invalid_request', 'There is nothing to compact: send input, or a previous_response_id.', { param: 'input' });
     const folded = foldSystemMessages(request.body['instructions'], current.history, current.newItems);
     const body = summaryRequestBody(request.body['model'], folded.instructions ?? request.body['instructions'], folded.history, folded.newItems);
-    return { body, userMessages: userMessagesOf(conversation) };
+    return { body, userMessages: userMessagesOf(conversation), dropHeaders: DROP_FOR_NEW_BODY, addHeaders: JSON_CONTENT_TYPE };
   }
 
   /** The compacted response from vLLM's answer: the user messages, then the summary sealed. */

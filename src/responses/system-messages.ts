@@ -19,7 +19,13 @@ export function mayHoldSystemMessage(upstream: string | Buffer): boolean {
   return false;
 }
 
-function isSystemMessage(item: Json): boolean {
+/** Whether an upstream item is a system or developer message (as items.ts writes them). */
+export function isSystemUpstream(upstream: string): boolean {
+  for (const opening of SYSTEM_OPENINGS) if (upstream.startsWith(opening)) return true;
+  return false;
+}
+
+export function isSystemMessage(item: Json): boolean {
   return (item['type'] === undefined || item['type'] === 'message') && (item['role'] === 'system' || item['role'] === 'developer');
 }
 
@@ -36,7 +42,7 @@ function textOf(content: unknown): string {
 export interface FoldedInput {
   /** The history's items, rewritten, or the history's bytes when it held nothing to rewrite. */
   readonly history: Buffer;
-  readonly newItems: string[];
+  readonly newItems: readonly string[];
   /** What vLLM gets as `instructions`; undefined: the request's own, unchanged. */
   readonly instructions: string | undefined;
 }
@@ -49,7 +55,7 @@ export function foldSystemMessages(instructions: unknown, history: Buffer, newIt
   const historyHolds = history.length > 0 && mayHoldSystemMessage(history);
   let newHolds = false;
   for (const item of newItems) if (mayHoldSystemMessage(item)) newHolds = true;
-  if (!historyHolds && !newHolds) return { history, newItems: [...newItems], instructions: undefined };
+  if (!historyHolds && !newHolds) return { history, newItems, instructions: undefined };
 
   const historyItems = historyHolds ? (JSON.parse(`[${history.toString('utf8')}]`) as Json[]) : [];
   const leading: string[] = typeof instructions === 'string' && instructions.length > 0 ? [instructions] : [];
