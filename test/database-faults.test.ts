@@ -4,6 +4,7 @@
 // connections (application_name), so only they are touched.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { after, before, it } from 'node:test';
 import pg from 'pg';
 import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
@@ -44,7 +45,16 @@ async function terminate(app: string): Promise<number> {
 }
 
 /** Freezes the server processes of the gateway's idle connections: TCP stays open, nothing answers. */
+/** Attempts at seeing every connection of `app` idle, 10 ms apart: a connection the gateway
+ * has just handed back reads as active until its backend waits for the next command. */
+const IDLE_ATTEMPTS = 300;
+
 async function freeze(app: string): Promise<number[]> {
+  for (let attempt = 0; attempt < IDLE_ATTEMPTS; attempt++) {
+    const busy = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'", [app]);
+    if (busy.rows[0]?.n === 0) break;
+    await delay(10);
+  }
   const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'", [app]);
   for (const { pid } of rows) {
     process.kill(pid, 'SIGSTOP');
