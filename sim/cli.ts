@@ -1,5 +1,6 @@
 // Runs the simulated vLLM as a process; `--help` lists every switch (sim/help.ts).
 import { writeFileSync } from 'node:fs';
+import { CHAT_DIALECTS, type ChatDialect } from './chat-wire.ts';
 import { SIM_HELP } from './help.ts';
 import { startSimVllm } from './vllm-sim.ts';
 
@@ -18,6 +19,11 @@ function flag(name: string): string | undefined {
 }
 
 const asVllm = argv[0] === 'serve';
+const dialect = flag('chat-dialect');
+if (dialect !== undefined && !(CHAT_DIALECTS as readonly string[]).includes(dialect)) {
+  process.stderr.write(`--chat-dialect: "${dialect}" is not one of ${CHAT_DIALECTS.join(', ')}\n`);
+  process.exit(2);
+}
 if (env['SIM_ARGS_FILE']) writeFileSync(env['SIM_ARGS_FILE'], JSON.stringify(argv));
 
 const sim = await startSimVllm({
@@ -28,6 +34,8 @@ const sim = await startSimVllm({
   coalesceEvents: argv.includes('--coalesce'),
   fast: argv.includes('--fast'),
   record: !argv.includes('--no-record'),
+  chatOnly: argv.includes('--chat-only'),
+  ...(dialect !== undefined ? { chatDialect: dialect as ChatDialect } : {}),
   ...(flag('api-key') !== undefined ? { apiKey: flag('api-key') as string } : {}),
 });
 
@@ -50,4 +58,4 @@ if (env['SIM_EXIT_CODE_ON_SIGUSR2'] !== undefined) {
   process.on('SIGUSR2', () => process.exit(Number(env['SIM_EXIT_CODE_ON_SIGUSR2'])));
 }
 process.on('SIGINT', () => stop('SIGINT'));
-process.stdout.write(`simulated vLLM listening on ${sim.url}\n`);
+process.stdout.write(`simulated ${argv.includes('--chat-only') ? `chat-only server (${dialect ?? 'vllm'})` : 'vLLM'} listening on ${sim.url}\n`);

@@ -15,6 +15,10 @@ Options:
   --chunk-delay-ms N    wait N ms between streamed events (default 0)
   --coalesce            write each event in one chunk (vLLM writes three)
   --fast                prepared answers, bodies not parsed (benchmarks)
+  --chat-only           a server with Chat Completions only (/v1/responses: 404), as
+                        llama.cpp, Ollama, SGLang, TGI and LM Studio are
+  --chat-dialect NAME   the chat format written: vllm (default), llama.cpp, ollama, sglang
+                        (reasoning field, tool-call chunking, usage placement)
   --no-record           keep no record of requests (long runs)
   -h, --help            this text
 
@@ -23,6 +27,7 @@ Per request, the x-sim header (key=value;key=value) scripts the answer:
   slow=MS               MS between streamed events
   reasoning             a reasoning item first (reasoning=0: none)
   tool=NAME             call this declared function tool
+  dialect=NAME          this chat answer's format (vllm, llama.cpp, ollama, sglang)
   status=CODE           answer with this HTTP status and vLLM's error body
   delay-headers=MS      wait MS before the response headers
   hang-after-headers    send headers, then nothing, ever
@@ -37,7 +42,12 @@ Per request, the x-sim header (key=value;key=value) scripts the answer:
   quirk=A,B             vLLM's stream quirks: unannounced-reasoning-part, fc-args-mismatch,
                         seq-out-of-order, seq-duplicate, no-terminal, end-after-item-added,
                         content-index-not-reset, text-done-extends, text-done-differs,
-                        error-event, vllm-done
+                        error-event, vllm-done; chat-error-chunk (a chat stream
+                        that ends with an error chunk instead of [DONE])
+
+Chat requests are answered by the same model (messages read as input items), and refused
+as templates refuse them: a system message not first, a developer message, a tool message
+answering no call.
 
 The model's answer follows the last user message: it calls the declared tools the text names,
 in rounds separated by "then" ("use add and echo, then multiply"), and answers once every

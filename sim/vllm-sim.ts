@@ -8,14 +8,12 @@ import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import {
   REAL_VLLM_QUIRKS,
   applyQuirks,
-  chatCompletionChunk,
   eventChunks,
   hex,
   makeIds,
   planGeneration,
   responseObject,
   streamEvents,
-  toDeltas,
   vllmError,
   vllmInputProblem,
   chatTemplateProblem,
@@ -23,6 +21,7 @@ import {
   type Quirks,
   type WireEvent,
 } from './wire.ts';
+import { CHAT_DIALECTS, chatChunks, chatCompletion, chatRequestProblem, forcedTool, planBodyOfChat, type ChatDialect } from './chat-wire.ts';
 
 /** How many events a stream without a delay writes before letting other streams run. */
 const YIELD_EVERY_EVENTS = 64;
@@ -47,6 +46,10 @@ export interface SimOptions {
   readonly record?: boolean;
   /** How long an idle keep-alive connection stays open (vLLM/uvicorn: 5 s). */
   readonly keepAliveTimeoutMs?: number;
+  /** A server that speaks only Chat Completions: /v1/responses answers 404. */
+  readonly chatOnly?: boolean;
+  /** Whose chat format /v1/chat/completions writes (default vllm); x-sim dialect=... per request. */
+  readonly chatDialect?: ChatDialect;
   /** For benchmarks: /v1/responses answers are built once per shape (stream, deltas) and
    * reused; bodies are not parsed, only searched for "stream": true. Costs next to nothing. */
   readonly fast?: boolean;
@@ -80,6 +83,8 @@ export interface SimDirectives {
   deltas?: number;
   reasoning?: boolean;
   tool?: string;
+  /** The chat format of this answer (vllm, llama.cpp, ollama, sglang). */
+  dialect?: ChatDialect;
   /** vLLM stream quirks to reproduce (see StreamQuirk in wire.ts). */
   quirks?: Set<string>;
 }
@@ -121,6 +126,9 @@ export const DIRECTIVES: Readonly<Record<string, (d: SimDirectives, value: strin
   deltas: (d, _v, n) => (d.deltas = n),
   reasoning: (d, value) => (d.reasoning = value !== '0'),
   tool: (d, value) => (d.tool = value),
+  dialect: (d, value) => {
+    if ((CHAT_DIALECTS as readonly string[]).includes(value ?? '')) d.dialect = value as ChatDialect;
+  },
   quirk: (d, value) => (d.quirks = new Set((value ?? '').split(',').map((quirk) => quirk.trim()))),
 };
 
@@ -252,51 +260,57 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
   }
 
   async function handleChat(res: ServerResponse, recorded: RecordedRequest, d: SimDirectives): Promise<void> {
-    const body = recorded.json ?? {};
-    const messages = Array.isArray(body['messages']) ? (body['messages'] as JsonObject[]) : [];
-    const last = messages[messages.length - 1];
-    const text = `You said: ${typeof last?.['content'] === 'string' ? last['content'] : ''}`;
-    const id = `chatcmpl-${hex()}`;
-    const created = Math.floor(Date.now() / 1000);
-    const chatModel = typeof body['model'] === 'string' ? body['model'] : model;
-    if (body['stream'] !== true) {
-      sendJson(res, 200, {
-        id,
-        object: 'chat.completion',
-        created,
-        model: chatModel,
-        choices: [{ index: 0, message: { role: 'assistant', content: text, tool_calls: [] }, logprobs: null, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 5, total_tokens: 5 + toDeltas(text).length, completion_tokens: toDeltas(text).length },
-      });
+    const body = recorded.json;
+    const problem = body === undefined ? 'Request body is not valid JSON' : chatRequestProblem(body);
+    if (body === undefined || problem !== undefined) {
+      sendJson(res, 400, vllmError(400, problem ?? 'Request body is not valid JSON'));
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
-    res.flushHeaders();
-    const deltas = toDeltas(text);
-    const chunks = [chatCompletionChunk(id, chatModel, created, { role: 'assistant', content: '' }, null)];
-    for (const delta of deltas) chunks.push(chatCompletionChunk(id, chatModel, created, { content: delta }, null));
-    chunks.push(chatCompletionChunk(id, chatModel, created, {}, 'stop'));
+    const dialect = d.dialect ?? options.chatDialect ?? 'vllm';
+    const planBody = planBodyOfChat(body);
+    const plan = planGeneration(planBody, { deltas: d.deltas, reasoning: d.reasoning, toolName: d.tool ?? forcedTool(body) });
+    const chatModel = typeof body['model'] === 'string' ? body['model'] : model;
+    if (body['stream'] !== true) {
+      await sleep(d.slowMs ?? 0, res);
+      sendJson(res, 200, chatCompletion(plan, chatModel, dialect));
+      return;
+    }
     // Like vLLM: stream_options.include_usage adds a last chunk with no choices and the
     // usage; continuous_usage_stats puts the usage so far on every chunk as well.
     const streamOptions = typeof body['stream_options'] === 'object' && body['stream_options'] !== null ? (body['stream_options'] as JsonObject) : {};
-    const usageAfter = (completion: number): JsonObject => ({ prompt_tokens: 5, total_tokens: 5 + completion, completion_tokens: completion });
-    if (streamOptions['include_usage'] === true) {
-      if (streamOptions['continuous_usage_stats'] === true) {
-        chunks.forEach((chunk, i) => {
-          chunk['usage'] = usageAfter(Math.min(i, deltas.length));
-        });
+    const chunks = chatChunks(plan, chatModel, dialect, streamOptions['include_usage'] === true);
+    if (streamOptions['include_usage'] === true && streamOptions['continuous_usage_stats'] === true) {
+      let completion = 0;
+      for (const chunk of chunks) {
+        if (chunk['usage'] !== undefined) continue;
+        chunk['usage'] = { prompt_tokens: plan.inputTokens, total_tokens: plan.inputTokens + completion, completion_tokens: completion };
+        completion += 1;
       }
-      chunks.push({ id, object: 'chat.completion.chunk', created, model: chatModel, choices: [], usage: usageAfter(deltas.length) });
     }
+    res.writeHead(200, { 'content-type': d.wrongContentType === true ? 'text/plain' : 'text/event-stream; charset=utf-8' });
+    res.flushHeaders();
+    const delay = d.slowMs ?? options.chunkDelayMs ?? 0;
     for (let i = 0; i < chunks.length; i++) {
       if (res.destroyed) return;
       if (d.resetAfterEvents === i) {
         res.socket?.end();
         return;
       }
-      res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
-      const delay = d.slowMs ?? options.chunkDelayMs ?? 0;
+      if (d.stallAfterEvents === i) return;
+      const line = `data: ${JSON.stringify(chunks[i])}\n\n`;
+      if (d.truncateAfterEvents === i) {
+        res.write(line.slice(0, Math.floor(line.length / 2)));
+        res.socket?.end();
+        return;
+      }
+      if (!res.write(line)) await drained(res);
       if (delay > 0) await sleep(delay, res);
+      else if (i % YIELD_EVERY_EVENTS === YIELD_EVERY_EVENTS - 1) await setImmediatePromise();
+    }
+    if (d.quirks?.has('chat-error-chunk') === true) {
+      // A server that fails mid-stream (llama.cpp, vLLM) sends its error as a chunk.
+      res.end(`data: ${JSON.stringify({ error: { message: 'the engine died', type: 'InternalServerError', code: 500 } })}\n\n`);
+      return;
     }
     res.end('data: [DONE]\n\n');
   }
@@ -330,6 +344,11 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     const path = recorded.url.split('?')[0];
     switch (`${req.method} ${path}`) {
       case 'POST /v1/responses':
+        // llama.cpp, Ollama, SGLang: a chat-only server has no such route.
+        if (options.chatOnly === true) {
+          sendJson(res, 404, { detail: 'Not Found' });
+          return;
+        }
         return handleResponses(req, res, recorded, d);
       case 'POST /v1/chat/completions':
         return handleChat(res, recorded, d);
@@ -467,7 +486,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
         return;
       }
       // vLLM refuses some inputs whoever answers: check them before a scripted reply too.
-      if (req.method === 'POST' && recorded.url.split('?')[0] === '/v1/responses' && recorded.json !== undefined) {
+      if (options.chatOnly !== true && req.method === 'POST' && recorded.url.split('?')[0] === '/v1/responses' && recorded.json !== undefined) {
         const problem = vllmInputProblem(recorded.json['input']) ?? chatTemplateProblem(recorded.json);
         if (problem !== undefined) {
           sendJson(res, 400, vllmError(400, problem));

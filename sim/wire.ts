@@ -377,16 +377,6 @@ export function vllmError(status: number, message: string): JsonObject {
   return { error: { message, type, param: null, code: status } };
 }
 
-export function chatCompletionChunk(id: string, model: string, created: number, delta: JsonObject, finish: string | null): JsonObject {
-  return {
-    id,
-    object: 'chat.completion.chunk',
-    created,
-    model,
-    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
-  };
-}
-
 const VLLM_INPUT_TYPES = new Set(['message', 'reasoning', 'function_call', 'function_call_output', 'item_reference']);
 const VLLM_ROLES = new Set(['user', 'assistant', 'system', 'developer']);
 
@@ -461,6 +451,7 @@ export const STREAM_QUIRKS = [
   'text-done-differs',
   'error-event',
   'vllm-done',
+  'chat-error-chunk',
 ] as const;
 export type StreamQuirk = (typeof STREAM_QUIRKS)[number];
 

@@ -37,6 +37,11 @@ export const ERROR_CODES = {
     type: 'invalid_request_error',
     description: "A reasoning item's encrypted_content does not open: altered, sealed for another tenant, or by a server that does not share this gateway's --state-secret.",
   },
+  unsupported_parameter: {
+    status: 400,
+    type: 'invalid_request_error',
+    description: 'The model server is reached through Chat Completions (--upstream-api chat) and the named parameter or input part has no Chat Completions form.',
+  },
   compaction_failed: {
     status: 502,
     type: 'server_error',

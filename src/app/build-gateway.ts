@@ -2,6 +2,7 @@
 // services, rate limiter, metrics, CORS policy) is made here once, never per request;
 // the store's migrations run before the port is listened on, and the expiry sweeper runs
 // while it is. The http layer gets what it serves with (GatewayDeps) and opens nothing.
+import { ModelBackend } from '../backend/model-backend.ts';
 import type { Config } from '../config/load-config.ts';
 import { GatewayError } from '../errors.ts';
 import { LocalRateLimiter, type RateLimiter } from '../limits/rate-limiter.ts';
@@ -66,6 +67,14 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
       }));
   const state = store === undefined ? undefined : buildState(config, store, log);
   const apiKeys = options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys, config.security.rateLimits);
+  const upstream = new UpstreamClient(config.upstream);
+  const backend = new ModelBackend({
+    upstream,
+    // --passthrough-raw relays /v1/responses as it is: there is nothing to choose.
+    setting: config.output.passthroughRaw ? 'responses' : config.upstream.api,
+    log,
+    maxAnswerBytes: config.server.maxUpstreamEventBytes,
+  });
   const deps: GatewayDeps = {
     config,
     log,
@@ -73,7 +82,8 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
     metricsSource: options.metricsSource ?? {
       render: async () => ({ contentType: metrics.contentType(), body: await metrics.render() }),
     },
-    upstream: new UpstreamClient(config.upstream),
+    upstream,
+    backend,
     upstreamStatus: options.upstreamStatus ?? new UpstreamStatus(false),
     cors: new CorsPolicy(config.server.corsOrigins),
     apiKeys,
@@ -101,7 +111,11 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
       // Runs a dead process left are ended before new ones start.
       await state?.runs.open();
       sweeper?.start();
-      return gateway.listen();
+      const address = await gateway.listen();
+      // --upstream-api auto: which API the server has is asked now, not waited for (the
+      // server may start later); requests wait for the answer in flight.
+      void backend.start();
+      return address;
     },
     async shutdown(graceMs) {
       // Everything ends within graceMs: requests and background runs get most of it, the

@@ -39,6 +39,14 @@ export const FLAG_SPECS = [
     group: 'upstream',
   },
   {
+    name: 'upstream-api',
+    env: 'GATEWAY_UPSTREAM_API',
+    kind: 'string',
+    defaultValue: 'auto',
+    help: "Which API the model server is reached through: responses (vLLM's /v1/responses), chat (/v1/chat/completions of any OpenAI-compatible server: llama.cpp, Ollama, SGLang, TGI, LM Studio; the gateway translates), or auto (asks the server at startup and after it was unreachable, and logs the choice). serve uses responses under auto.",
+    group: 'upstream',
+  },
+  {
     name: 'openai-api-key',
     env: 'OPENAI_API_KEY',
     kind: 'secret',

@@ -30,7 +30,12 @@ export interface UpstreamConfig {
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Which API the model server is reached through (auto: probed). */
+  readonly api: UpstreamApiSetting;
 }
+
+/** --upstream-api: vLLM's Responses API, any server's Chat Completions, or probe. */
+export type UpstreamApiSetting = 'responses' | 'chat' | 'auto';
 
 export interface ServerConfig {
   readonly host: string;
@@ -324,7 +329,15 @@ export function parseCommandLine(
 
   const config: Config = {
     mode: split.mode,
-    upstream: { via: viaName(env), origin: base.origin, basePath: base.basePath, apiKey, apiKeyOrigin, ...upstreamTimeouts },
+    upstream: {
+      via: viaName(env),
+      origin: base.origin,
+      basePath: base.basePath,
+      apiKey,
+      apiKeyOrigin,
+      ...upstreamTimeouts,
+      api: upstreamApi(required(resolveFlag('upstream-api', split, env), 'upstream-api'), split.mode),
+    },
     server: {
       host: required(resolveFlag('gateway-host', split, env), 'gateway-host'),
       port: required(resolveFlag('gateway-port', split, env), 'gateway-port'),
@@ -386,6 +399,9 @@ export function parseCommandLine(
       `--db-url sqlite::memory: cannot be shared by --workers ${config.server.workers}: use a file or PostgreSQL`,
     );
   }
+  if (config.output.passthroughRaw && config.upstream.api === 'chat') {
+    throw new ConfigError("--passthrough-raw relays vLLM's /v1/responses as it is; --upstream-api chat needs the gateway to translate: use one or the other");
+  }
   return { kind: 'run', config: deepFreeze(config) };
 }
 
@@ -431,6 +447,15 @@ function apiKeySource(raw: string | undefined, given: boolean): ApiKeySource {
   const keys = raw.split(',').map((key) => key.trim()).filter((key) => key.length > 0);
   if (keys.length === 0) throw new ConfigError('invalid --api-keys: no key given (only separators)');
   return { kind: 'list', keys };
+}
+
+/** --upstream-api; `serve` starts vLLM, whose Responses API needs no probe. */
+function upstreamApi(value: string, mode: 'standalone' | 'serve'): UpstreamApiSetting {
+  const lower = value.toLowerCase();
+  if (lower !== 'responses' && lower !== 'chat' && lower !== 'auto') {
+    throw new ConfigError(`invalid --upstream-api: "${value}" is not responses, chat or auto`);
+  }
+  return lower === 'auto' && mode === 'serve' ? 'responses' : lower;
 }
 
 function unsupportedTools(value: string): 'drop' | 'reject' {

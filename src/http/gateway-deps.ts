@@ -1,5 +1,6 @@
 // What the http layer is given to serve requests: built once at startup by the caller
 // (the CLI, a test, the benchmark), so nothing here is constructed per request.
+import type { ResponsesBackend } from '../backend/model-backend.ts';
 import type { Config } from '../config/load-config.ts';
 import type { RateLimiter } from '../limits/rate-limiter.ts';
 import type { McpSessions } from '../mcp/mcp-sessions.ts';
@@ -36,7 +37,10 @@ export interface GatewayDeps {
   readonly metrics: GatewayMetrics;
   /** Where GET /metrics reads from: this process, or all workers of a cluster. */
   readonly metricsSource: MetricsSource;
+  /** The model server, raw: the proxied routes, health probes. */
   readonly upstream: UpstreamClient;
+  /** The model server as Responses requests reach it (vLLM's API, or a chat server's, translated). */
+  readonly backend: ResponsesBackend;
   /** serve: whether vLLM is still starting. */
   readonly upstreamStatus: UpstreamStatus;
   readonly cors: CorsPolicy;

@@ -41,7 +41,7 @@ export function newRun(deps: GatewayDeps, state: GatewayState, request: RunReque
     keepEvents: request.keepEvents,
     agent,
     dispatch: (relay, body) =>
-      deps.upstream.dispatch({ method: 'POST', path: request.path, headers: request.headers, body: body ?? plan.body }, relay),
+      deps.backend.dispatch({ method: 'POST', path: request.path, headers: request.headers, body: body ?? plan.body }, relay),
     relay: {
       extraHeaders: request.extraHeaders,
       route: request.route,

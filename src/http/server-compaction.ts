@@ -13,7 +13,7 @@ const JSON_CONTENT_TYPE = ['content-type', 'application/json'];
 export async function compactIfOver(deps: GatewayDeps, state: GatewayState, tenant: string, plan: CreatePlan, headers: (extra: readonly string[]) => string[]): Promise<CreatePlan> {
   const compaction = plan.compaction;
   if (compaction === undefined) return plan;
-  const answer = await deps.upstream.exchange({ method: 'POST', path: '/v1/responses', headers: headers(JSON_CONTENT_TYPE), body: compaction.request });
+  const answer = await deps.backend.exchange({ method: 'POST', path: '/v1/responses', headers: headers(JSON_CONTENT_TYPE), body: compaction.request });
   const upstream = answer.status >= 200 && answer.status < 300 ? responseObjectOf(answer.body) : undefined;
   if (upstream === undefined) {
     throw new GatewayError('compaction_failed', `The conversation crossed context_management's compact_threshold, and the model server could not summarise it (it answered ${answer.status}: ${answer.body.slice(0, 300)}).`);

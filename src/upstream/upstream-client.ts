@@ -20,12 +20,19 @@ export interface ForwardRequest {
   readonly body: Buffer | readonly Buffer[] | null;
 }
 
+/** What a probe of the server's APIs found, and what it saw. */
+export interface ApiProbe {
+  readonly api: 'responses' | 'chat' | 'unknown';
+  readonly reason: string;
+}
+
 export type HealthResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 export class UpstreamClient {
   readonly origin: string;
   readonly #basePath: string;
   readonly #via: string;
+  readonly #apiKey: string | undefined;
   readonly #pool: Pool;
   readonly #probeClient: Client;
   #probeInFlight: Promise<HealthResult> | undefined;
@@ -34,6 +41,7 @@ export class UpstreamClient {
     this.origin = config.origin;
     this.#basePath = config.basePath;
     this.#via = config.via;
+    this.#apiKey = config.apiKey;
     this.#pool = new Pool(config.origin, {
       // No connection cap: a stream holds its connection for minutes, and a cap would
       // queue short requests behind long generations.
@@ -112,6 +120,28 @@ export class UpstreamClient {
     } catch (error) {
       const { error: said } = classifyUpstreamError(error, 'before-headers');
       return { ok: false, reason: `vLLM /health failed: ${said.message.replace(/\.$/, '')} (${said.code})` };
+    }
+  }
+
+  /**
+   * Whether the server has a Responses API: POST /v1/responses with an empty object, which
+   * a server that has it refuses as invalid (vLLM: 400) and one that has not answers 404
+   * (llama.cpp, Ollama, SGLang, TGI) or 405. Nothing is generated either way. `unknown`:
+   * unreachable, or an answer that does not tell (an authentication refusal).
+   */
+  async probeResponsesApi(): Promise<ApiProbe> {
+    try {
+      const headers: Record<string, string> = { 'content-type': 'application/json', via: `1.1 ${this.#via}` };
+      if (this.#apiKey !== undefined) headers['authorization'] = `Bearer ${this.#apiKey}`;
+      const response = await this.#probeClient.request({ method: 'POST', path: `${this.#basePath}/v1/responses`, headers, body: '{}' });
+      await response.body.dump();
+      const status = response.statusCode;
+      if (status === 404 || status === 405 || status === 501) return { api: 'chat', reason: `POST /v1/responses answered ${status}` };
+      if (status === 401 || status === 403 || status === 508) return { api: 'unknown', reason: `POST /v1/responses answered ${status}` };
+      return { api: 'responses', reason: `POST /v1/responses answered ${status}` };
+    } catch (error) {
+      const { error: said } = classifyUpstreamError(error, 'before-headers');
+      return { api: 'unknown', reason: `the model server did not answer: ${said.message.replace(/\.$/, '')} (${said.code})` };
     }
   }
 

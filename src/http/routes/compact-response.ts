@@ -13,7 +13,7 @@ export async function compactResponse(ctx: RequestContext, deps: GatewayDeps): P
   const plan = await state.responses.planCompact(ctx.tenant, rawBody);
   if (refuseWhileStarting(ctx, deps)) return;
   const headers = upstreamHeaders(ctx, deps, plan);
-  const answer = await deps.upstream.exchange({ method: 'POST', path: '/v1/responses', headers, body: plan.body });
+  const answer = await deps.backend.exchange({ method: 'POST', path: '/v1/responses', headers, body: plan.body });
   ctx.record.upstreamStatus = answer.status;
   // vLLM's own refusal (a context too long, a model it does not serve) passes through.
   if (answer.status < 200 || answer.status >= 300) {
