@@ -47,16 +47,11 @@ export function planBodyOfChat(body: JsonObject): JsonObject {
   const toolChoice = body['tool_choice'];
   const plan: JsonObject = { model: body['model'], input, tools, parallel_tool_calls: body['parallel_tool_calls'] };
   if (toolChoice === 'none') plan['tool_choice'] = 'none';
+  if (isObject(toolChoice) && isObject(toolChoice['function'])) plan['tool_choice'] = { type: 'function', name: toolChoice['function']['name'] };
   const maxTokens = body['max_completion_tokens'] ?? body['max_tokens'];
   if (typeof maxTokens === 'number') plan['max_output_tokens'] = maxTokens;
   if (typeof body['reasoning_effort'] === 'string') plan['reasoning'] = { effort: body['reasoning_effort'] };
   return plan;
-}
-
-/** The tool the chat request forces ({"type":"function","function":{"name"}}), if any. */
-export function forcedTool(body: JsonObject): string | undefined {
-  const choice = body['tool_choice'];
-  return isObject(choice) && isObject(choice['function']) && typeof choice['function']['name'] === 'string' ? choice['function']['name'] : undefined;
 }
 
 /**

@@ -21,7 +21,7 @@ import {
   type Quirks,
   type WireEvent,
 } from './wire.ts';
-import { CHAT_DIALECTS, chatChunks, chatCompletion, chatRequestProblem, forcedTool, planBodyOfChat, type ChatDialect } from './chat-wire.ts';
+import { CHAT_DIALECTS, chatChunks, chatCompletion, chatRequestProblem, planBodyOfChat, type ChatDialect } from './chat-wire.ts';
 
 /** How many events a stream without a delay writes before letting other streams run. */
 const YIELD_EVERY_EVENTS = 64;
@@ -268,7 +268,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     }
     const dialect = d.dialect ?? options.chatDialect ?? 'vllm';
     const planBody = planBodyOfChat(body);
-    const plan = planGeneration(planBody, { deltas: d.deltas, reasoning: d.reasoning, toolName: d.tool ?? forcedTool(body) });
+    const plan = planGeneration(planBody, { deltas: d.deltas, reasoning: d.reasoning, toolName: d.tool });
     const chatModel = typeof body['model'] === 'string' ? body['model'] : model;
     if (body['stream'] !== true) {
       await sleep(d.slowMs ?? 0, res);

@@ -138,7 +138,10 @@ export function planGeneration(body: JsonObject, options: PlanOptions = {}): Gen
   }
   const tools = Array.isArray(body['tools']) ? (body['tools'] as JsonObject[]) : [];
   const since = itemsSinceUser(body['input']);
-  const calls = body['tool_choice'] === 'none' ? [] : toolsToCall(tools, userText, since, options.toolName);
+  // A named tool_choice ({"type": "function", "name"}) forces that tool, as vLLM's guided decoding does.
+  const choice = body['tool_choice'];
+  const named = typeof choice === 'object' && choice !== null && typeof (choice as JsonObject)['name'] === 'string' ? String((choice as JsonObject)['name']) : undefined;
+  const calls = choice === 'none' ? [] : toolsToCall(tools, userText, since, options.toolName ?? named);
   const parallel = body['parallel_tool_calls'] !== false;
   for (const tool of parallel ? calls : calls.slice(0, 1)) {
     const args = JSON.stringify(argumentsFor(tool, userText));

@@ -38,7 +38,7 @@ export function responseFromChatCompletion(completion: unknown): JsonObject | un
     const fn = isObject(call['function']) ? call['function'] : {};
     const args = typeof fn['arguments'] === 'string' ? fn['arguments'] : JSON.stringify(fn['arguments'] ?? {});
     const callId = typeof call['id'] === 'string' && call['id'].length > 0 ? call['id'] : upstreamId('call_');
-    output.push(functionCallItem(upstreamId('fc_'), callId, String(fn['name'] ?? ''), args, 'completed'));
+    output.push(functionCallItem(upstreamId('fc_'), callId, typeof fn['name'] === 'string' ? fn['name'] : '', args, 'completed'));
   }
   return responseObject(
     typeof completion['id'] === 'string' ? completion['id'] : upstreamId('resp_'),

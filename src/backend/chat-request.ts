@@ -200,7 +200,7 @@ class MessageList {
   assistantText(text: string): void {
     const open = this.#assistant;
     if (open !== undefined && open['tool_calls'] === undefined) {
-      open['content'] = String(open['content'] ?? '') + text;
+      open['content'] = (typeof open['content'] === 'string' ? open['content'] : '') + text;
       return;
     }
     this.#openAssistant(text);
@@ -253,7 +253,7 @@ function chatMessages(instructions: unknown, input: unknown): JsonObject[] {
         return;
       }
       default:
-        throw refuse(`${param}.type`, `An input item of type ${String(type)}`);
+        throw refuse(`${param}.type`, `An input item of type ${JSON.stringify(type)}`);
     }
   });
   return list.messages;
@@ -283,7 +283,7 @@ function assistantText(content: unknown, param: string): string {
   return content
     .map((part: unknown, index) => {
       if (isObject(part) && (part['type'] === 'output_text' || part['type'] === 'input_text' || part['type'] === 'refusal')) {
-        return String(part['text'] ?? part['refusal'] ?? '');
+        return typeof part['text'] === 'string' ? part['text'] : typeof part['refusal'] === 'string' ? part['refusal'] : '';
       }
       throw refuse(`${param}[${index}].type`, `An assistant content part of type ${isObject(part) ? String(part['type']) : typeof part}`);
     })

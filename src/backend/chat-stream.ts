@@ -132,7 +132,8 @@ export class ChatStreamTranslator {
     if (chunk['error'] !== undefined || chunk['object'] === 'error') {
       const error = isObject(chunk['error']) ? chunk['error'] : chunk;
       const message = typeof error['message'] === 'string' ? error['message'] : typeof chunk['error'] === 'string' ? chunk['error'] : 'The model server failed.';
-      this.#fail(error['code'] === undefined || error['code'] === null ? 'upstream_error' : String(error['code']), message);
+      const code = error['code'];
+      this.#fail(typeof code === 'string' || typeof code === 'number' ? String(code) : 'upstream_error', message);
       return;
     }
     this.#chunk(chunk);

@@ -34,6 +34,9 @@ export interface ResponsesBackend {
   dispatch(request: ForwardRequest, handler: Dispatcher.DispatchHandler): void;
   /** The same, read whole. */
   exchange(request: ForwardRequest): Promise<Exchange>;
+  /** Why this request body cannot go to the backend (a 400), found before a run starts
+   * (a background response is refused at once rather than failed later). */
+  refusal(body: ForwardRequest['body']): GatewayError | undefined;
 }
 
 const CHAT_PATH = '/v1/chat/completions';
@@ -99,6 +102,17 @@ export class ModelBackend implements ResponsesBackend {
     return translatedAnswer(answer.body) ?? { status: 502, body: unreadableAnswer() };
   }
 
+  refusal(body: ForwardRequest['body']): GatewayError | undefined {
+    if (this.#api !== 'chat') return undefined;
+    try {
+      toChatRequest(parseBody(body));
+      return undefined;
+    } catch (error) {
+      if (error instanceof GatewayError) return error;
+      throw error;
+    }
+  }
+
   #send(request: ForwardRequest, handler: Dispatcher.DispatchHandler): void {
     if (this.#api === 'chat') {
       let chat: ChatRequest;
@@ -111,7 +125,25 @@ export class ModelBackend implements ResponsesBackend {
       this.#upstream.dispatch(chatRequest(request, chat), new ChatAnswerHandler(handler, this.#maxAnswerBytes, this.#watch()));
       return;
     }
-    this.#upstream.dispatch(request, this.#setting === 'auto' ? new WatchedHandler(handler, this.#watch()) : handler);
+    if (this.#setting !== 'auto') {
+      this.#upstream.dispatch(request, handler);
+      return;
+    }
+    // auto: a 404 may mean the server was replaced by a chat-only one. The answer is held
+    // while the server is asked again; the request goes through chat if it now should.
+    const watched = new WatchedHandler(handler, this.#watch(), () =>
+      this.#recheck().then((api) => {
+        if (api !== 'chat') return false;
+        this.#send(request, handler);
+        return true;
+      }),
+    );
+    this.#upstream.dispatch(request, watched);
+  }
+
+  #recheck(): Promise<BackendApi | undefined> {
+    this.#stale = true;
+    return this.#ask().then(() => this.#api);
   }
 
   /** What an answer tells auto mode: unreachable, or no Responses API (any more). */
@@ -122,7 +154,7 @@ export class ModelBackend implements ResponsesBackend {
         this.#stale = true;
       },
       status: (status) => {
-        if (status === 404 && this.#api === 'responses') this.#stale = true;
+        if (status === 404 && this.#api === 'chat') this.#stale = true;
       },
     };
   }
@@ -163,7 +195,7 @@ function tellUnreachable(watch: Watch | undefined, error: Error): void {
 }
 
 function parseBody(body: ForwardRequest['body']): Record<string, unknown> {
-  const bytes = body === null ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.concat(body as readonly Buffer[]);
+  const bytes = body === null ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.concat(body);
   const parsed: unknown = JSON.parse(bytes.toString('utf8'));
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new GatewayError('invalid_json', 'The request body is not a JSON object.');
   return parsed as Record<string, unknown>;
@@ -281,15 +313,20 @@ function answerLocally(handler: Dispatcher.DispatchHandler, error: GatewayError)
   });
 }
 
-/** Passes an answer through, telling auto mode what it shows. */
+/** Passes an answer through, telling auto mode what it shows; a 404 is held while the
+ * server is asked again (`retry`: true when the request was sent another way). */
 class WatchedHandler implements Dispatcher.DispatchHandler {
   readonly #inner: Dispatcher.DispatchHandler;
   readonly #watch: Watch | undefined;
+  readonly #retry: () => Promise<boolean>;
   #started = false;
+  /** A 404 being held: its head and body, delivered if the retry does not happen. */
+  #held: { status: number; headers: Record<string, string | string[] | undefined>; message: string | undefined; body: Buffer[] } | undefined;
 
-  constructor(inner: Dispatcher.DispatchHandler, watch: Watch | undefined) {
+  constructor(inner: Dispatcher.DispatchHandler, watch: Watch | undefined, retry: () => Promise<boolean>) {
     this.#inner = inner;
     this.#watch = watch;
+    this.#retry = retry;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -299,15 +336,35 @@ class WatchedHandler implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>, message?: string): void {
     this.#started = true;
     this.#watch?.status(status);
+    if (status === 404) {
+      this.#held = { status, headers, message, body: [] };
+      return;
+    }
     this.#inner.onResponseStart?.(controller, status, headers, message);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.#inner.onResponseData?.(controller, chunk);
+    if (this.#held !== undefined) this.#held.body.push(chunk);
+    else this.#inner.onResponseData?.(controller, chunk);
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
-    this.#inner.onResponseEnd?.(controller, trailers);
+    const held = this.#held;
+    if (held === undefined) {
+      this.#inner.onResponseEnd?.(controller, trailers);
+      return;
+    }
+    const deliver = (): void => {
+      this.#inner.onResponseStart?.(controller, held.status, held.headers, held.message);
+      for (const chunk of held.body) this.#inner.onResponseData?.(controller, chunk);
+      this.#inner.onResponseEnd?.(controller, trailers);
+    };
+    this.#retry().then(
+      (retried) => {
+        if (!retried) deliver();
+      },
+      () => deliver(),
+    );
   }
 
   onResponseError(controller: Dispatcher.DispatchController, error: Error): void {

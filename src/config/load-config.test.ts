@@ -130,3 +130,18 @@ describe('command line', () => {
     assert.deepEqual(parseCommandLine(['--version'], {}), { kind: 'version' });
   });
 });
+
+describe('--upstream-api', () => {
+  it('is auto by default, responses under serve, and takes responses or chat', () => {
+    assert.equal(run(['--llm-api-base', 'http://h:8000']).upstream.api, 'auto');
+    assert.equal(run(['serve', 'some/model']).upstream.api, 'responses', 'serve starts vLLM: no need to ask');
+    assert.equal(run(['serve', 'some/model', '--upstream-api', 'chat']).upstream.api, 'chat');
+    assert.equal(run(['--llm-api-base', 'http://h:8000', '--upstream-api', 'CHAT']).upstream.api, 'chat');
+    assert.equal(run(['--llm-api-base', 'http://h:8000'], { GATEWAY_UPSTREAM_API: 'responses' }).upstream.api, 'responses');
+  });
+
+  it('refuses other values, and chat with --passthrough-raw', () => {
+    assert.match(problem(['--llm-api-base', 'http://h:8000', '--upstream-api', 'completions']), /invalid --upstream-api: "completions" is not responses, chat or auto/);
+    assert.match(problem(['--llm-api-base', 'http://h:8000', '--upstream-api', 'chat', '--passthrough-raw']), /--passthrough-raw .* --upstream-api chat/);
+  });
+});

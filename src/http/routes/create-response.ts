@@ -37,6 +37,11 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const headers = upstreamHeaders(ctx, deps, plan);
   const usage = usageScannerFor(ctx);
   const background = request.background;
+  // A background response is answered at once: what the backend cannot take is refused now.
+  if (background && plan.body !== undefined) {
+    const refused = deps.backend.refusal(plan.body);
+    if (refused !== undefined) throw refused;
+  }
   const detachable = !background && deps.config.state.detachOnDisconnect && request.stream && request.store;
   // A background run's exchange with vLLM is not this request's (which ends at once).
   const record: ExchangeRecord = background ? { upstreamStatus: undefined, streamed: false, bytesOut: 0, errorCode: undefined } : ctx.record;
