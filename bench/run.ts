@@ -85,7 +85,10 @@ interface Case {
   readonly gatewayBody: string;
   readonly directBody: string;
   readonly headers: Record<string, string>;
-  readonly db: 'sqlite' | 'postgres';
+  /** Which gateway: SQLite, PostgreSQL, or SQLite in front of a chat-only server (--upstream-api chat). */
+  readonly db: 'sqlite' | 'postgres' | 'chat';
+  /** Where the direct side sends directBody (a chat server: its chat endpoint). */
+  readonly directPath?: string;
   /** Also measured through nginx (stateless cases only). */
   readonly nginx: boolean;
 }
@@ -123,20 +126,20 @@ interface Round {
   simCpuUsPerRequest: number;
 }
 
-function c1(url: string, body: string, headers: Record<string, string>): { latencyUs: number[]; ttfbUs: number[] } {
+function c1(url: string, body: string, headers: Record<string, string>, path: string): { latencyUs: number[]; ttfbUs: number[] } {
   const parsed = new URL(url);
-  const job = { origin: parsed.origin, path: '/v1/responses', body, headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
+  const job = { origin: parsed.origin, path, body, headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
   const out = spawnSync(process.execPath, ['--import', 'tsx', 'bench/c1-client.ts', JSON.stringify(job)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (out.status !== 0) throw new Error(`c1 client failed: ${out.stderr}`);
   return JSON.parse(out.stdout) as { latencyUs: number[]; ttfbUs: number[] };
 }
 
-function measure(tool: LoadTool, url: string, body: string, headers: Record<string, string>, measuredPids: number[], simPid: number): Round {
+function measure(tool: LoadTool, url: string, body: string, headers: Record<string, string>, measuredPids: number[], simPid: number, path = '/v1/responses'): Round {
   const cpu = (): number => measuredPids.reduce((sum, pid) => sum + cpuNs(pid), 0);
   const cpuBefore = cpu();
   const simBefore = cpuNs(simPid);
-  const single = c1(url, body, headers);
-  const load = runLoad(tool, { url: `${url}/v1/responses`, body, headers, connections: LOAD_CONNECTIONS, seconds: LOAD_SECONDS, scratchDir: scratch });
+  const single = c1(url, body, headers, path);
+  const load = runLoad(tool, { url: `${url}${path}`, body, headers, connections: LOAD_CONNECTIONS, seconds: LOAD_SECONDS, scratchDir: scratch });
   if (load.errors > 0) throw new Error(`${load.errors} failed requests under load at ${url}`);
   const requests = C1_REQUESTS + C1_WARMUP + load.requests;
   return {
@@ -212,6 +215,9 @@ if (pgUrl !== undefined && !quick) {
 } else if (!quick) {
   log('PostgreSQL cases skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
 }
+// A chat-only server (llama.cpp, Ollama, ...) and a gateway translating for it.
+const chatSim = await startSim(['--chat-only']);
+const gatewayChat = await startBenchGateway(chatSim.url, scratch, ['--db-url', `sqlite:${join(scratch, 'chat.db')}`, '--max-concurrent', '4096', '--upstream-api', 'chat']);
 const references: Reference[] = [];
 if (baselineDir !== undefined) {
   const proc = await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, baselineDir);
@@ -232,6 +238,8 @@ if (nginx !== undefined) {
 const cases: Case[] = [
   { name: 'json-1k', description: 'non-streamed, 1 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: true },
   { name: 'stream-100', description: '100-delta stream, store: false', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: true },
+  // The Responses stream made from a chat server's 100-delta stream; direct = that chat stream.
+  { name: 'chat-stream-100', description: '100-delta stream from a Chat Completions server (--upstream-api chat), store: false; direct = its chat stream', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), directBody: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } }), directPath: '/v1/chat/completions', headers: { 'x-sim': 'deltas=100' }, db: 'chat', nginx: false },
 ];
 if (!quick) {
   cases.push(
@@ -262,14 +270,15 @@ if (!quick) {
 const selected = option('cases')?.split(',');
 const results: CaseResult[] = [];
 for (const testCase of cases.filter((c) => selected === undefined || selected.includes(c.name))) {
-  const gateway = testCase.db === 'sqlite' ? gatewaySqlite : (gatewayPg as Proc);
+  const gateway = testCase.db === 'sqlite' ? gatewaySqlite : testCase.db === 'chat' ? gatewayChat : (gatewayPg as Proc);
+  const upstream = testCase.db === 'chat' ? chatSim : sim;
   const result: CaseResult = { testCase, direct: [], gateway: [], references: new Map() };
   const applicable = references.filter((reference) => reference.applies(testCase));
   for (const reference of applicable) result.references.set(reference.label, []);
   for (let round = 0; round < ROUNDS; round++) {
     log(`${testCase.name}: round ${round + 1}/${ROUNDS}`);
-    result.direct.push(measure(tool, sim.url, testCase.directBody, testCase.headers, [], sim.pid));
-    result.gateway.push(measure(tool, gateway.url, testCase.gatewayBody, testCase.headers, [gateway.pid], sim.pid));
+    result.direct.push(measure(tool, upstream.url, testCase.directBody, testCase.headers, [], upstream.pid, testCase.directPath));
+    result.gateway.push(measure(tool, gateway.url, testCase.gatewayBody, testCase.headers, [gateway.pid], upstream.pid));
     for (const reference of applicable) {
       const body = reference.directBody ? testCase.directBody : testCase.gatewayBody;
       result.references.get(reference.label)?.push(measure(tool, reference.proc.url, body, testCase.headers, reference.pids(), sim.pid));

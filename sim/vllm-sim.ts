@@ -104,6 +104,8 @@ export interface SimVllm {
   setHealthy(healthy: boolean): void;
   /** GET /health probes received so far. */
   readonly healthProbes: number;
+  /** API probes (POST /v1/responses with {}) received so far; they are not in `requests`. */
+  readonly apiProbes: number;
   /** Holds /health answers until the returned function is called. */
   holdHealth(): () => void;
   close(): Promise<void>;
@@ -190,6 +192,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
   const custom: CustomHandler[] = [];
   let healthy = true;
   let healthProbes = 0;
+  let probes = 0;
   let healthGate: Promise<void> | undefined;
 
   const noteArrival = (recorded: RecordedRequest): void => {
@@ -430,13 +433,35 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     res.once('close', () => clearInterval(timer));
   };
 
+  /** fast mode, chat: the chunks of a `deltas=N` stream, made once per N (vLLM's dialect). */
+  const preparedChat = new Map<string, Buffer>();
+  const fastChat = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
+    const stream = body.includes('"stream":true') || body.includes('"stream": true');
+    const deltas = parseDirectives(req.headers['x-sim']).deltas;
+    const key = `${String(stream)}:${String(deltas)}`;
+    let answer = preparedChat.get(key);
+    if (answer === undefined) {
+      const plan = planGeneration({ model, input: 'benchmark' }, { deltas });
+      answer = stream
+        ? Buffer.from(`${chatChunks(plan, model, 'vllm', true).map((chunk) => `data: ${JSON.stringify(chunk)}\n\n`).join('')}data: [DONE]\n\n`)
+        : Buffer.from(JSON.stringify(chatCompletion(plan, model, 'vllm')));
+      preparedChat.set(key, answer);
+    }
+    res.writeHead(200, stream ? { 'content-type': 'text/event-stream; charset=utf-8' } : { 'content-type': 'application/json', 'content-length': answer.length });
+    res.end(answer);
+  };
+
   const server = createServer({ noDelay: true }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
       const body = Buffer.concat(chunks);
-      if (options.fast === true && req.method === 'POST' && req.url === '/v1/responses') {
+      if (options.fast === true && req.method === 'POST' && req.url === '/v1/responses' && options.chatOnly !== true) {
         fastResponses(req, res, body);
+        return;
+      }
+      if (options.fast === true && req.method === 'POST' && req.url === '/v1/chat/completions') {
+        fastChat(req, res, body);
         return;
       }
       let json: JsonObject | undefined;
@@ -478,6 +503,14 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
         };
         if (healthGate === undefined) answer();
         else void healthGate.then(answer);
+        return;
+      }
+      if (req.method === 'POST' && recorded.url === '/v1/responses' && body.length === 2 && body.toString() === '{}') {
+        // A gateway asking which API this server has (--upstream-api auto): answered as
+        // vLLM (400: no input) or a chat-only server (404) answers it, counted, not recorded.
+        probes += 1;
+        if (options.chatOnly === true) sendJson(res, 404, { detail: 'Not Found' });
+        else sendJson(res, 400, vllmError(400, "1 validation error for ResponsesRequest\ninput\n  Field required [type=missing, input_value={}, input_type=dict]"));
         return;
       }
       noteArrival(recorded);
@@ -528,6 +561,9 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     },
     get healthProbes() {
       return healthProbes;
+    },
+    get apiProbes() {
+      return probes;
     },
     holdHealth() {
       let release: () => void = () => {};

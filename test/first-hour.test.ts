@@ -181,7 +181,8 @@ describe('a gateway pointed at itself', () => {
 
   it('with --workers 2, every worker knows the name: 508 whichever worker the request comes back to', { timeout: 30_000 }, async () => {
     const port = await freePort();
-    const run = runCli(['--llm-api-base', `http://127.0.0.1:${port}`, '--gateway-port', String(port), '--gateway-host', '127.0.0.1', '--workers', '2']);
+    // --upstream-api responses: no startup probe among the requests counted (auto's probe of itself: test/upstream-api.test.ts).
+    const run = runCli(['--llm-api-base', `http://127.0.0.1:${port}`, '--gateway-port', String(port), '--gateway-host', '127.0.0.1', '--workers', '2', '--upstream-api', 'responses']);
     await run.waitForLog('gateway listening');
     for (let n = 0; n < 6; n++) {
       const answer = await postJson(`http://127.0.0.1:${port}/v1/responses`, { model: 'm', input: `x ${n}`, store: false });
@@ -195,8 +196,8 @@ describe('a gateway pointed at itself', () => {
 
   it('and two gateways pointed at each other: 508, each request forwarded once each way', async () => {
     const [portA, portB] = [await freePort(), await freePort()];
-    const a = await startGateway(`http://127.0.0.1:${portB}`, { 'gateway-port': String(portA) });
-    const b = await startGateway(`http://127.0.0.1:${portA}`, { 'gateway-port': String(portB) });
+    const a = await startGateway(`http://127.0.0.1:${portB}`, { 'gateway-port': String(portA), 'upstream-api': 'responses' });
+    const b = await startGateway(`http://127.0.0.1:${portA}`, { 'gateway-port': String(portB), 'upstream-api': 'responses' });
     try {
       const answer = await postJson(`${a.url}/v1/responses`, { model: 'm', input: 'x', store: false });
       assert.equal(answer.status, 508);

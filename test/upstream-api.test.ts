@@ -26,8 +26,9 @@ describe('--upstream-api auto', () => {
       assert.deepEqual(choices(toVllm.logs), ['responses']);
       assert.deepEqual(choices(toChat.logs), ['chat']);
       assert.match(JSON.stringify(toChat.logs), /POST \/v1\/responses answered 404/);
-      assert.deepEqual(vllm.requests.map((request) => request.url), ['/v1/responses', '/v1/responses'], 'the probe, then the request');
-      assert.deepEqual(chatOnly.requests.map((request) => request.url), ['/v1/responses', '/v1/chat/completions']);
+      assert.deepEqual(vllm.requests.map((request) => request.url), ['/v1/responses']);
+      assert.deepEqual(chatOnly.requests.map((request) => request.url), ['/v1/chat/completions']);
+      assert.deepEqual([vllm.apiProbes, chatOnly.apiProbes], [1, 1], 'each asked once');
     } finally {
       await closeAll(toVllm, toChat, vllm, chatOnly);
     }
@@ -46,7 +47,7 @@ describe('--upstream-api auto', () => {
       assert.equal(up.status, 200, up.text());
       assert.equal(up.json().output[0].content[0].text, 'You said: now?');
       assert.equal(gw.gateway.deps.backend.api, 'chat');
-      assert.ok(gw.logs.some((line) => line['msg'] === 'could not tell which API the model server has; asking again before the next request'));
+      assert.ok(gw.logs.some((line) => line['msg'] === 'the model server did not answer which API it has; asking again before the next request'));
     } finally {
       await closeAll(gw, sim);
     }
@@ -64,7 +65,8 @@ describe('--upstream-api auto', () => {
       const after = await createStream(gw.url, { model: 'm', input: 'two' });
       assert.equal(after.status, 200);
       assert.equal(after.terminal.output[0].content[0].text, 'You said: two');
-      assert.deepEqual(chatOnly.requests.map((request) => request.url), ['/v1/responses', '/v1/responses', '/v1/chat/completions'], 'the 404, the probe, the request again');
+      assert.deepEqual(chatOnly.requests.map((request) => request.url), ['/v1/responses', '/v1/chat/completions'], 'the 404, then the request again through chat');
+      assert.equal(chatOnly.apiProbes, 1, 'asked once, after the 404');
       assert.deepEqual(choices(gw.logs), ['responses', 'chat']);
     } finally {
       await closeAll(gw, chatOnly);
@@ -83,6 +85,19 @@ describe('--upstream-api auto', () => {
       await closeAll(gw, vllm);
     }
   });
+
+  it('a gateway pointed at itself is asked once (508: it cannot tell) and answers 508 as before', async () => {
+    const port = await freePort();
+    const gw = await startGateway(`http://127.0.0.1:${port}`, { 'gateway-port': String(port) }, { captureLogs: true, logLevel: 'info' });
+    try {
+      for (let n = 0; n < 3; n++) assert.equal((await create(gw.url, { model: 'm', input: `x ${n}` })).status, 508);
+      assert.equal(gw.gateway.deps.backend.api, 'responses');
+      assert.deepEqual(choices(gw.logs), ['responses'], 'one choice, logged once');
+      assert.match(JSON.stringify(gw.logs), /answered 508, which does not tell/);
+    } finally {
+      await gw.close();
+    }
+  });
 });
 
 describe('--upstream-api chat', () => {
@@ -92,6 +107,7 @@ describe('--upstream-api chat', () => {
     try {
       assert.equal((await create(gw.url, { model: 'm', input: 'hi' })).status, 200);
       assert.deepEqual(vllm.requests.map((request) => request.url), ['/v1/chat/completions']);
+      assert.equal(vllm.apiProbes, 0, 'not asked');
       // Other routes are proxied as they are.
       assert.equal((await postJson(`${gw.url}/v1/chat/completions`, { model: 'm', messages: [{ role: 'user', content: 'raw' }] })).json().choices[0].message.content, 'You said: raw');
     } finally {

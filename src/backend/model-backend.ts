@@ -166,7 +166,7 @@ export class ModelBackend implements ResponsesBackend {
         if (probe.api === 'unknown') {
           // Requests go on with the last choice (Responses at first) and fail as the server does.
           this.#api ??= 'responses';
-          this.#log.warn({ api: this.#api, reason: probe.reason }, 'could not tell which API the model server has; asking again before the next request');
+          this.#log.warn({ api: this.#api, reason: probe.reason }, 'the model server did not answer which API it has; asking again before the next request');
           return;
         }
         this.#stale = false;

@@ -127,7 +127,7 @@ export class UpstreamClient {
    * Whether the server has a Responses API: POST /v1/responses with an empty object, which
    * a server that has it refuses as invalid (vLLM: 400) and one that has not answers 404
    * (llama.cpp, Ollama, SGLang, TGI) or 405. Nothing is generated either way. `unknown`:
-   * unreachable, or an answer that does not tell (an authentication refusal).
+   * the server did not answer (asked again later).
    */
   async probeResponsesApi(): Promise<ApiProbe> {
     try {
@@ -137,7 +137,11 @@ export class UpstreamClient {
       await response.body.dump();
       const status = response.statusCode;
       if (status === 404 || status === 405 || status === 501) return { api: 'chat', reason: `POST /v1/responses answered ${status}` };
-      if (status === 401 || status === 403 || status === 508) return { api: 'unknown', reason: `POST /v1/responses answered ${status}` };
+      // 401/403: the server guards every route, so the answer does not tell; 508: the
+      // upstream is a gateway (this one). Responses, as before --upstream-api existed.
+      if (status === 401 || status === 403 || status === 508) {
+        return { api: 'responses', reason: `POST /v1/responses answered ${status}, which does not tell: assuming Responses (--upstream-api chat for a chat-only server)` };
+      }
       return { api: 'responses', reason: `POST /v1/responses answered ${status}` };
     } catch (error) {
       const { error: said } = classifyUpstreamError(error, 'before-headers');
