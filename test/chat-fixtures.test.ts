@@ -154,13 +154,18 @@ describe('chat answers of every server, translated', () => {
 
   for (const fixture of fixtures) {
     const expected = fixture.expect ?? expectationOfRecording(fixture);
-    const pieces = fixture.stream === undefined ? [undefined] : [undefined, 5];
-    for (const piece of pieces) {
-      it(`${fixture.name}${piece === undefined ? '' : `, cut every ${piece} bytes`}`, async () => {
+    // A stream whole and cut in pieces; a completion asked for as JSON, and as a stream (a
+    // server that answers a streamed request whole: the client still gets a stream).
+    const variants: { piece?: number; streamAsked: boolean; label: string }[] =
+      fixture.stream !== undefined
+        ? [{ streamAsked: true, label: '' }, { piece: 5, streamAsked: true, label: ', cut every 5 bytes' }]
+        : [{ streamAsked: false, label: '' }, { streamAsked: true, label: ', answered whole to a streamed request' }];
+    for (const { piece, streamAsked, label } of variants) {
+      it(`${fixture.name}${label}`, async () => {
         sim.enqueue(serve(fixture, piece));
         const arrived = sim.nextRequest();
         let response: AnyJson;
-        if (fixture.stream !== undefined) {
+        if (streamAsked) {
           const streamed = await createStream(gw.url, fixture.request); // conformance and schema checked
           assert.equal(streamed.status, 200);
           response = streamed.terminal;
@@ -176,7 +181,7 @@ describe('chat answers of every server, translated', () => {
         assertSays(response, expected, fixture.name);
         const sent = await arrived;
         assert.equal(sent.url, '/v1/chat/completions');
-        assert.equal(sent.json?.['stream'] === true, fixture.stream !== undefined, 'streamed as the client asked');
+        assert.equal(sent.json?.['stream'] === true, streamAsked, 'streamed as the client asked');
         // The stored response reads the same.
         const stored = await getJson(`${gw.url}/v1/responses/${response.id}`);
         assert.equal(stored.status, 200);

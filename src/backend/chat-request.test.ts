@@ -123,6 +123,7 @@ describe('toChatRequest', () => {
       type: 'json_schema',
       json_schema: { name: 'r', schema, strict: true },
     });
+    assert.equal(toChatRequest({ input: 'x', text: { format: { type: 'json_schema', name: 'r', schema }, verbosity: 'low' } }).body['verbosity'], 'low');
     assert.deepEqual(toChatRequest({ input: 'x', text: { format: { type: 'json_object' } } }).body['response_format'], { type: 'json_object' });
     assert.equal(toChatRequest({ input: 'x', text: { format: { type: 'text' } } }).body['response_format'], undefined);
   });

@@ -157,9 +157,17 @@ function chatToolChoice(choice: unknown, tools: JsonObject[]): { tools: JsonObje
 
 // --- text.format ------------------------------------------------------------------------
 
+/** text.format as response_format; text.verbosity as chat's verbosity (servers that do
+ * not know it ignore it, as vLLM ignores it in a Responses request). */
 function responseFormat(text: unknown): JsonObject {
-  if (!isObject(text) || !isObject(text['format'])) return {};
+  if (!isObject(text)) return {};
+  const verbosity = typeof text['verbosity'] === 'string' ? { verbosity: text['verbosity'] } : {};
+  if (!isObject(text['format'])) return verbosity;
   const format = text['format'];
+  return { ...verbosity, ...formatOf(format) };
+}
+
+function formatOf(format: JsonObject): JsonObject {
   switch (format['type']) {
     case 'text':
       return {};

@@ -315,3 +315,20 @@ function nextBoundary(text: string): { at: number; length: number } | undefined 
   if (crlf !== -1 && (lf === -1 || crlf < lf)) return { at: crlf, length: 4 };
   return { at: lf, length: 2 };
 }
+
+/**
+ * A whole chat completion as the one chunk of a stream (then [DONE]): what a server that
+ * answers a streamed request whole (some do, with tools) is read as, so the client that
+ * asked for a stream gets one. Undefined when `completion` is not one.
+ */
+export function streamOfCompletion(completion: unknown): string | undefined {
+  if (!isObject(completion) || !Array.isArray(completion['choices'])) return undefined;
+  const choice = (completion['choices'] as unknown[]).find((entry) => isObject(entry) && (entry['index'] === undefined || entry['index'] === 0));
+  if (!isObject(choice) || !isObject(choice['message'])) return undefined;
+  const message = choice['message'];
+  const calls = Array.isArray(message['tool_calls']) ? (message['tool_calls'] as unknown[]) : [];
+  const delta: JsonObject = { ...message, tool_calls: calls.map((call, index) => (isObject(call) ? { ...call, index } : call)) };
+  const chunk = { ...completion, choices: [{ index: 0, delta, logprobs: choice['logprobs'] ?? null, finish_reason: choice['finish_reason'] ?? 'stop' }] };
+  const translator = new ChatStreamTranslator();
+  return translator.push(Buffer.from(`data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`)) + translator.end();
+}

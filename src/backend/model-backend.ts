@@ -16,7 +16,7 @@ import { classifyUpstreamError } from '../upstream/classify-error.ts';
 import type { ForwardRequest, UpstreamClient } from '../upstream/upstream-client.ts';
 import { responseFromChatCompletion } from './chat-answer.ts';
 import { toChatRequest, type ChatRequest } from './chat-request.ts';
-import { ChatStreamTranslator } from './chat-stream.ts';
+import { ChatStreamTranslator, streamOfCompletion } from './chat-stream.ts';
 
 export type BackendApi = 'responses' | 'chat';
 
@@ -81,7 +81,9 @@ export class ModelBackend implements ResponsesBackend {
 
   dispatch(request: ForwardRequest, handler: Dispatcher.DispatchHandler): void {
     if (this.#stale) {
-      void this.#ask().then(() => this.#send(request, handler));
+      this.#ask()
+        .then(() => this.#send(request, handler))
+        .catch((error: unknown) => handler.onResponseError?.(new ControllerView(undefined), error instanceof Error ? error : new Error(String(error))));
       return;
     }
     this.#send(request, handler);
@@ -122,7 +124,7 @@ export class ModelBackend implements ResponsesBackend {
         answerLocally(handler, error instanceof GatewayError ? error : new GatewayError('invalid_request', 'The request could not be translated for the chat backend.'));
         return;
       }
-      this.#upstream.dispatch(chatRequest(request, chat), new ChatAnswerHandler(handler, this.#maxAnswerBytes, this.#watch()));
+      this.#upstream.dispatch(chatRequest(request, chat), new ChatAnswerHandler(handler, chat.stream, this.#maxAnswerBytes, this.#watch()));
       return;
     }
     if (this.#setting !== 'auto') {
@@ -216,14 +218,16 @@ function unreadableAnswer(): string {
   return renderErrorBody(new GatewayError('upstream_invalid_response', "The model server's chat completion could not be read as one."));
 }
 
-function translatedAnswer(text: string): Exchange | undefined {
-  let completion: unknown;
+function parseOrUndefined(text: string): unknown {
   try {
-    completion = JSON.parse(text);
+    return JSON.parse(text);
   } catch {
     return undefined;
   }
-  const response = responseFromChatCompletion(completion);
+}
+
+function translatedAnswer(text: string): Exchange | undefined {
+  const response = responseFromChatCompletion(parseOrUndefined(text));
   return response === undefined ? undefined : { status: 200, body: JSON.stringify(response) };
 }
 
@@ -379,6 +383,8 @@ type AnswerMode = 'pass' | 'stream' | 'whole';
  * a stream event by event, a whole completion at its end; error answers as they are. */
 class ChatAnswerHandler implements Dispatcher.DispatchHandler {
   readonly #inner: Dispatcher.DispatchHandler;
+  /** The client asked for a stream (a whole answer to it is made one). */
+  readonly #streamAsked: boolean;
   readonly #maxAnswerBytes: number;
   readonly #watch: Watch | undefined;
   #view: ControllerView | undefined;
@@ -390,8 +396,9 @@ class ChatAnswerHandler implements Dispatcher.DispatchHandler {
   #wholeBytes = 0;
   #started = false;
 
-  constructor(inner: Dispatcher.DispatchHandler, maxAnswerBytes: number, watch: Watch | undefined) {
+  constructor(inner: Dispatcher.DispatchHandler, streamAsked: boolean, maxAnswerBytes: number, watch: Watch | undefined) {
     this.#inner = inner;
+    this.#streamAsked = streamAsked;
     this.#maxAnswerBytes = maxAnswerBytes;
     this.#watch = watch;
   }
@@ -452,6 +459,20 @@ class ChatAnswerHandler implements Dispatcher.DispatchHandler {
     if (this.#mode === 'stream') {
       const events = (this.#translator as ChatStreamTranslator).end();
       if (events.length > 0) this.#inner.onResponseData?.(view, Buffer.from(events));
+    } else if (this.#mode === 'whole' && this.#streamAsked) {
+      // Some servers answer a streamed request whole (Ollama with tools, once): as a stream.
+      const events = streamOfCompletion(parseOrUndefined(Buffer.concat(this.#whole).toString('utf8')));
+      this.#whole = [];
+      if (events === undefined) {
+        const body = Buffer.from(unreadableAnswer());
+        view.rawHeaders = ['content-type', 'application/json', 'content-length', String(body.length)];
+        this.#inner.onResponseStart?.(view, 502, { 'content-type': 'application/json' }, 'Bad Gateway');
+        this.#inner.onResponseData?.(view, body);
+      } else {
+        view.rawHeaders = keptHeaders(view.rawHeaders, 'text/event-stream; charset=utf-8');
+        this.#inner.onResponseStart?.(view, this.#status, { 'content-type': 'text/event-stream; charset=utf-8' }, this.#message);
+        this.#inner.onResponseData?.(view, Buffer.from(events));
+      }
     } else if (this.#mode === 'whole') {
       const translated = translatedAnswer(Buffer.concat(this.#whole).toString('utf8'));
       const status = translated === undefined ? 502 : this.#status;

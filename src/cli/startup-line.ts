@@ -60,6 +60,12 @@ export function startupFields(config: Config, guard: ApiKeyGuard, port: number):
   return {
     url: `http://${config.server.host}:${port}`,
     upstream: config.upstream.origin + config.upstream.basePath,
+    upstream_api:
+      config.upstream.api === 'auto' && !config.output.passthroughRaw
+        ? 'auto (asked at startup: the choice is logged)'
+        : config.upstream.api === 'chat'
+          ? 'chat (/v1/chat/completions, translated)'
+          : 'responses',
     workers: config.server.workers,
     store: config.output.passthroughRaw ? 'none (--passthrough-raw)' : describeLocation(config.state.location),
     ...(config.output.passthroughRaw ? {} : { retention: retention(config) }),
