@@ -1,4 +1,4 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-100|json-1k-store] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-100|json-1k-store|stream-100-store|chat-stream-100] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
@@ -18,21 +18,23 @@ const { argv, option } = toolArgs();
 const [labelA = 'A', flagsA = '', labelB = 'B', flagsB = ''] = argv;
 const ROUNDS = Number(option('rounds') ?? 5);
 const SECONDS = Number(option('seconds') ?? 3);
-const CASES: Record<string, { body: object; headers: Record<string, string> }> = {
+/** `chat`: both gateways translate for a chat-only simulator (--upstream-api chat). */
+const CASES: Record<string, { body: object; headers: Record<string, string>; chat?: boolean }> = {
   'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
   'json-1k-store': { body: { model: 'm', input: 'lorem ipsum '.repeat(80) }, headers: {} },
   'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
   'stream-100-store': { body: { model: 'm', input: 'x', stream: true }, headers: { 'x-sim': 'deltas=100' } },
+  'chat-stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' }, chat: true },
 };
 const job = CASES[option('case') ?? 'json-1k'];
 if (job === undefined) throw new Error('unknown --case');
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const logDir = mkdtempSync(join(tmpdir(), 'rg-ab-'));
-const sim = await startBenchSim(logDir);
+const sim = await startBenchSim(logDir, job.chat === true ? ['--chat-only'] : []);
 // --node-a/--node-b BIN: run that side's gateway on another Node (the same build).
 const gateway = (flags: string, root: string, nodeBin = process.execPath): Promise<Started> =>
-  startBenchGateway(sim.url, logDir, ['--db-url', 'sqlite::memory:', ...flags.split(' ').filter(Boolean)], root, [], nodeBin);
+  startBenchGateway(sim.url, logDir, ['--db-url', 'sqlite::memory:', ...(job.chat === true ? ['--upstream-api', 'chat'] : []), ...flags.split(' ').filter(Boolean)], root, [], nodeBin);
 // --entry-a FILE: run that script as A (e.g. bench/minimal-proxy.ts, the floor).
 const entryA = option('entry-a');
 const a =

@@ -33,6 +33,8 @@ interface OpenText {
   readonly parts: JsonObject[];
   /** The part being streamed: its type, its text so far, its logprobs. */
   partType: 'output_text' | 'refusal' | 'reasoning_text' | undefined;
+  /** `{"item_id":…,"output_index":…,"content_index":…,"delta":` of this part's deltas. */
+  deltaPrefix: string;
   text: string;
   logprobs: unknown[] | undefined;
 }
@@ -61,6 +63,7 @@ const DONE_OF_PART = {
 export class ChatStreamTranslator {
   readonly #decoder = new StringDecoder('utf8');
   #buffer = '';
+  #crlf = false;
   #out = '';
   #seq = 0;
   #created = false;
@@ -81,14 +84,17 @@ export class ChatStreamTranslator {
 
   /** The Responses events for this chunk of the chat stream (possibly none yet). */
   push(chunk: Buffer): string {
-    this.#buffer += this.#decoder.write(chunk);
-    let boundary = nextBoundary(this.#buffer);
+    // CRLF framing is looked for only once a CR was seen: most servers frame with LF alone.
+    if (!this.#crlf && chunk.includes(13)) this.#crlf = true;
+    const text = this.#buffer + this.#decoder.write(chunk);
+    let start = 0;
+    let boundary = nextBoundary(text, start, this.#crlf);
     while (boundary !== undefined) {
-      const block = this.#buffer.slice(0, boundary.at);
-      this.#buffer = this.#buffer.slice(boundary.at + boundary.length);
-      this.#block(block);
-      boundary = nextBoundary(this.#buffer);
+      this.#block(text.slice(start, boundary.at));
+      start = boundary.at + boundary.length;
+      boundary = nextBoundary(text, start, this.#crlf);
     }
+    this.#buffer = start === 0 ? text : text.slice(start);
     return this.#take();
   }
 
@@ -111,10 +117,13 @@ export class ChatStreamTranslator {
   #block(block: string): void {
     if (this.#over) return;
     let data: string | undefined;
-    for (const line of block.split(/\r?\n/)) {
-      if (!line.startsWith('data:')) continue; // comments (": ping"), event names
-      const value = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
-      data = data === undefined ? value : `${data}\n${value}`;
+    if (block.startsWith('data: ') && !block.includes('\n')) data = block.slice(6); // nearly every chunk
+    else {
+      for (const line of block.split(/\r?\n/)) {
+        if (!line.startsWith('data:')) continue; // comments (": ping"), event names
+        const value = line.slice(line.charCodeAt(5) === 32 ? 6 : 5);
+        data = data === undefined ? value : `${data}\n${value}`;
+      }
     }
     if (data === undefined) return;
     if (data.trim() === '[DONE]') {
@@ -176,17 +185,16 @@ export class ChatStreamTranslator {
       this.#openPart(open, partType);
     }
     open.text += text;
-    const fields: JsonObject = { item_id: open.id, output_index: open.index, content_index: open.parts.length, delta: text };
-    if (partType === 'output_text') {
-      fields['logprobs'] = logprobs ?? [];
-      if (logprobs !== undefined) (open.logprobs ??= []).push(...logprobs);
-    }
-    this.#event(DELTA_OF_PART[partType], fields);
+    if (logprobs !== undefined) (open.logprobs ??= []).push(...logprobs);
+    // Deltas are nearly the whole stream: their fixed part is rendered once per part.
+    const type = DELTA_OF_PART[partType];
+    const logprobsJson = partType !== 'output_text' ? '' : logprobs === undefined ? ',"logprobs":[]' : `,"logprobs":${JSON.stringify(logprobs)}`;
+    this.#out += `event: ${type}\ndata: ${open.deltaPrefix}${JSON.stringify(text)}${logprobsJson},"type":"${type}","sequence_number":${this.#seq++}}\n\n`;
   }
 
   #openText(kind: 'reasoning' | 'message'): OpenText {
     const id = upstreamId(kind === 'reasoning' ? 'rs_' : 'msg_');
-    const open: OpenText = { kind, id, index: this.#nextIndex++, parts: [], partType: undefined, text: '', logprobs: undefined };
+    const open: OpenText = { kind, id, index: this.#nextIndex++, parts: [], partType: undefined, deltaPrefix: '', text: '', logprobs: undefined };
     const item = kind === 'reasoning' ? { id, type: 'reasoning', summary: [], status: 'in_progress' } : messageItem(id, [], 'in_progress');
     this.#event('response.output_item.added', { output_index: open.index, item });
     this.#open = open;
@@ -195,6 +203,7 @@ export class ChatStreamTranslator {
 
   #openPart(open: OpenText, partType: 'output_text' | 'refusal' | 'reasoning_text'): void {
     open.partType = partType;
+    open.deltaPrefix = `{"item_id":${JSON.stringify(open.id)},"output_index":${open.index},"content_index":${open.parts.length},"delta":`;
     open.text = '';
     open.logprobs = undefined;
     const part = partType === 'output_text' ? textPart('', undefined) : partType === 'refusal' ? { type: 'refusal', refusal: '' } : { type: 'reasoning_text', text: '' };
@@ -307,12 +316,12 @@ export class ChatStreamTranslator {
   }
 }
 
-/** Where the first event of `text` ends: its blank line (LF or CRLF). */
-function nextBoundary(text: string): { at: number; length: number } | undefined {
-  const lf = text.indexOf('\n\n');
-  const crlf = text.indexOf('\r\n\r\n');
-  if (lf === -1 && crlf === -1) return undefined;
-  if (crlf !== -1 && (lf === -1 || crlf < lf)) return { at: crlf, length: 4 };
+/** Where the next event of `text` from `start` ends: its blank line (LF, or CRLF once seen). */
+function nextBoundary(text: string, start: number, crlf: boolean): { at: number; length: number } | undefined {
+  const lf = text.indexOf('\n\n', start);
+  const cr = crlf ? text.indexOf('\r\n\r\n', start) : -1;
+  if (lf === -1 && cr === -1) return undefined;
+  if (cr !== -1 && (lf === -1 || cr < lf)) return { at: cr, length: 4 };
   return { at: lf, length: 2 };
 }
 
