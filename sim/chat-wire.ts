@@ -5,7 +5,7 @@
 // servers are documented and reported to have (the reasoning field's name, how tool calls
 // are chunked, where the usage goes). The same differences, as bytes, are in
 // test/fixtures/chat/ for the gateway's replay tests.
-import { hex, joined, type GenerationPlan, type JsonObject } from './wire.ts';
+import { hex, joined, plannedTokens, type GenerationPlan, type JsonObject } from './wire.ts';
 
 export const CHAT_DIALECTS = ['vllm', 'llama.cpp', 'ollama', 'sglang'] as const;
 export type ChatDialect = (typeof CHAT_DIALECTS)[number];
@@ -86,14 +86,8 @@ interface Usage {
 }
 
 function usageOf(plan: GenerationPlan): Usage {
-  let completion = 0;
-  let reasoning = 0;
-  for (const item of plan.items) {
-    const n = item.type === 'function_call' ? item.argumentDeltas.length : item.deltas.length;
-    completion += n;
-    if (item.type === 'reasoning') reasoning += n;
-  }
-  const usage: Usage = { prompt_tokens: plan.inputTokens, completion_tokens: completion, total_tokens: plan.inputTokens + completion };
+  const { output, reasoning } = plannedTokens(plan);
+  const usage: Usage = { prompt_tokens: plan.inputTokens, completion_tokens: output, total_tokens: plan.inputTokens + output };
   return reasoning > 0 ? { ...usage, completion_tokens_details: { reasoning_tokens: reasoning } } : usage;
 }
 

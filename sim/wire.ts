@@ -201,7 +201,8 @@ function splitEvery(text: string, size: number): string[] {
   return parts.length > 0 ? parts : [''];
 }
 
-function plannedTokens(plan: GenerationPlan): { output: number; reasoning: number } {
+/** Output tokens of a plan (one per delta), and how many of them are reasoning. */
+export function plannedTokens(plan: GenerationPlan): { output: number; reasoning: number } {
   let output = 0;
   let reasoning = 0;
   for (const item of plan.items) {

@@ -1,6 +1,6 @@
-// What a Chat Completions answer means in Responses terms, shared by the streamed and the
-// whole translation: the status a finish_reason gives, the usage field by field, the
-// reasoning text under either of its names, and the output items.
+// What a Chat Completions answer means in Responses terms (chat-stream.ts reads streams
+// and whole completions with them): the status a finish_reason gives, the usage field by
+// field, the reasoning text under either of its names, and the output items.
 import { randomBytes } from 'node:crypto';
 
 export type JsonObject = Record<string, unknown>;

@@ -81,6 +81,13 @@ export class ChatStreamTranslator {
   #usage: unknown = undefined;
   /** [DONE], an error or the terminal event was handled: what follows is ignored. */
   #over = false;
+  /** The response the terminal event carried, once sent. */
+  #response: JsonObject | undefined;
+
+  /** The final response, once the terminal event was made (not for a failed stream). */
+  get response(): JsonObject | undefined {
+    return this.#response;
+  }
 
   /** The Responses events for this chunk of the chat stream (possibly none yet). */
   push(chunk: Buffer): string {
@@ -154,7 +161,7 @@ export class ChatStreamTranslator {
       if (typeof chunk['created'] === 'number') this.#createdAt = chunk['created'];
       this.#model = chunk['model'] ?? null;
       this.#created = true;
-      this.#event('response.created', { response: this.#response('in_progress', [], null, null) });
+      this.#event('response.created', { response: this.#responseOf('in_progress', [], null, null) });
     }
     if (chunk['usage'] !== undefined && chunk['usage'] !== null) this.#usage = chunk['usage'];
     const choices = chunk['choices'];
@@ -291,13 +298,14 @@ export class ChatStreamTranslator {
     this.#over = true;
     if (!this.#created) {
       this.#created = true;
-      this.#event('response.created', { response: this.#response('in_progress', [], null, null) });
+      this.#event('response.created', { response: this.#responseOf('in_progress', [], null, null) });
     }
     const ending = endingOf(this.#finishReason);
     this.#closeOpen(ending.status);
     // A call whose name never came cannot be shown; its arguments alone say nothing.
     const type = ending.status === 'completed' ? 'response.completed' : 'response.incomplete';
-    this.#event(type, { response: this.#response(ending.status, this.#items, responsesUsage(this.#usage), ending.incompleteDetails) });
+    this.#response = this.#responseOf(ending.status, this.#items, responsesUsage(this.#usage), ending.incompleteDetails);
+    this.#event(type, { response: this.#response });
   }
 
   #fail(code: string, message: string): void {
@@ -305,7 +313,7 @@ export class ChatStreamTranslator {
     this.#event('error', { code, message, param: null });
   }
 
-  #response(status: string, output: readonly JsonObject[], usage: JsonObject | null, incompleteDetails: JsonObject | null): JsonObject {
+  #responseOf(status: string, output: readonly JsonObject[], usage: JsonObject | null, incompleteDetails: JsonObject | null): JsonObject {
     return responseObject(this.#id, this.#createdAt, this.#model, status, output, usage, incompleteDetails);
   }
 
@@ -326,11 +334,13 @@ function nextBoundary(text: string, start: number, crlf: boolean): { at: number;
 }
 
 /**
- * A whole chat completion as the one chunk of a stream (then [DONE]): what a server that
- * answers a streamed request whole (some do, with tools) is read as, so the client that
- * asked for a stream gets one. Undefined when `completion` is not one.
+ * A whole chat completion (`chat.completion`), read as the one chunk of a stream: the
+ * events a client that asked for a stream gets (some servers answer a streamed request
+ * whole), and the response they end with (what a client that asked for JSON gets). One
+ * reading for both, so a whole answer says exactly what the same answer streamed says.
+ * Undefined when `completion` is not one.
  */
-export function streamOfCompletion(completion: unknown): string | undefined {
+export function translateCompletion(completion: unknown): { readonly events: string; readonly response: JsonObject } | undefined {
   if (!isObject(completion) || !Array.isArray(completion['choices'])) return undefined;
   const choice = (completion['choices'] as unknown[]).find((entry) => isObject(entry) && (entry['index'] === undefined || entry['index'] === 0));
   if (!isObject(choice) || !isObject(choice['message'])) return undefined;
@@ -339,5 +349,7 @@ export function streamOfCompletion(completion: unknown): string | undefined {
   const delta: JsonObject = { ...message, tool_calls: calls.map((call, index) => (isObject(call) ? { ...call, index } : call)) };
   const chunk = { ...completion, choices: [{ index: 0, delta, logprobs: choice['logprobs'] ?? null, finish_reason: choice['finish_reason'] ?? 'stop' }] };
   const translator = new ChatStreamTranslator();
-  return translator.push(Buffer.from(`data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`)) + translator.end();
+  const events = translator.push(Buffer.from(`data: ${JSON.stringify(chunk)}\n\ndata: [DONE]\n\n`)) + translator.end();
+  const response = translator.response;
+  return response === undefined ? undefined : { events, response };
 }

@@ -2,7 +2,7 @@
 // stream of vLLM's events, or vLLM's response object) out. Two implementations behind
 // one `dispatch`: vLLM's /v1/responses, reached as it is, and any server's
 // /v1/chat/completions, reached through a translation both ways (chat-request.ts,
-// chat-stream.ts, chat-answer.ts). Everything above (state, normalizers, runs, tool
+// chat-stream.ts). Everything above (state, normalizers, runs, tool
 // loops, background, WebSocket) is the same for both.
 //
 // --upstream-api auto asks the server which it has (UpstreamClient.probeResponsesApi) at
@@ -14,9 +14,8 @@ import { GatewayError, renderErrorBody } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { classifyUpstreamError } from '../upstream/classify-error.ts';
 import type { ForwardRequest, UpstreamClient } from '../upstream/upstream-client.ts';
-import { responseFromChatCompletion } from './chat-answer.ts';
 import { toChatRequest, type ChatRequest } from './chat-request.ts';
-import { ChatStreamTranslator, streamOfCompletion } from './chat-stream.ts';
+import { ChatStreamTranslator, translateCompletion } from './chat-stream.ts';
 
 export type BackendApi = 'responses' | 'chat';
 
@@ -227,7 +226,7 @@ function parseOrUndefined(text: string): unknown {
 }
 
 function translatedAnswer(text: string): Exchange | undefined {
-  const response = responseFromChatCompletion(parseOrUndefined(text));
+  const response = translateCompletion(parseOrUndefined(text))?.response;
   return response === undefined ? undefined : { status: 200, body: JSON.stringify(response) };
 }
 
@@ -461,9 +460,9 @@ class ChatAnswerHandler implements Dispatcher.DispatchHandler {
       if (events.length > 0) this.#inner.onResponseData?.(view, Buffer.from(events));
     } else if (this.#mode === 'whole' && this.#streamAsked) {
       // Some servers answer a streamed request whole (Ollama with tools, once): as a stream.
-      const events = streamOfCompletion(parseOrUndefined(Buffer.concat(this.#whole).toString('utf8')));
+      const translated = translateCompletion(parseOrUndefined(Buffer.concat(this.#whole).toString('utf8')));
       this.#whole = [];
-      if (events === undefined) {
+      if (translated === undefined) {
         const body = Buffer.from(unreadableAnswer());
         view.rawHeaders = ['content-type', 'application/json', 'content-length', String(body.length)];
         this.#inner.onResponseStart?.(view, 502, { 'content-type': 'application/json' }, 'Bad Gateway');
@@ -471,7 +470,7 @@ class ChatAnswerHandler implements Dispatcher.DispatchHandler {
       } else {
         view.rawHeaders = keptHeaders(view.rawHeaders, 'text/event-stream; charset=utf-8');
         this.#inner.onResponseStart?.(view, this.#status, { 'content-type': 'text/event-stream; charset=utf-8' }, this.#message);
-        this.#inner.onResponseData?.(view, Buffer.from(events));
+        this.#inner.onResponseData?.(view, Buffer.from(translated.events));
       }
     } else if (this.#mode === 'whole') {
       const translated = translatedAnswer(Buffer.concat(this.#whole).toString('utf8'));
