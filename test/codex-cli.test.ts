@@ -3,7 +3,8 @@
 // gives and the model catalog it points to: over HTTP and over WebSocket, one turn that
 // edits a file with apply_patch (a custom tool with a grammar) and runs a shell command
 // (exec_command), with the encrypted reasoning, developer messages and hosted tools Codex
-// sends. The simulated model follows the prompt's script (sim/help.ts).
+// sends; and once more over HTTP in front of a chat-only server (llama.cpp's dialect,
+// --upstream-api chat). The simulated model follows the prompt's script (sim/help.ts).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -120,4 +121,38 @@ describe('the real Codex CLI through the gateway', () => {
       }
     });
   }
+});
+
+describe('the real Codex CLI through the gateway, in front of a chat-only server (llama.cpp)', () => {
+  let sim: SimVllm;
+  let gw: TestGateway;
+  before(async () => {
+    sim = await startSimVllm({ chatOnly: true, chatDialect: 'llama.cpp' });
+    gw = await startGateway(sim.url, { 'api-keys': API_KEY, 'state-secret': 'codex test secret, long enough', 'upstream-api': 'chat' });
+  });
+  after(() => closeAll(gw, sim));
+
+  it('HTTP: a turn that applies a patch and runs a command, every model call a chat completion', async () => {
+    const run = await runCodex(gw.url, false);
+    try {
+      assert.equal(run.code, 0, run.output);
+      assert.equal(await readFile(join(run.workdir, 'hello.txt'), 'utf8'), 'hello from the patch\n', 'apply_patch edited the file');
+      assert.match(run.output, /Tool results:[\s\S]*hello from the patch/, 'the command ran and the model read its output');
+      const turns = sim.requests.map((request) => request.json as AnyJson);
+      assert.deepEqual(sim.requests.map((request) => request.url), Array(3).fill('/v1/chat/completions'), 'three model calls, all chat');
+      for (const turn of turns) {
+        assert.equal(turn.messages[0].role, 'system', "Codex's instructions and developer messages as the one system message");
+        assert.ok(!turn.messages.slice(1).some((message: AnyJson) => message.role === 'system' || message.role === 'developer'));
+        assert.ok(turn.tools.every((tool: AnyJson) => tool.type === 'function' && typeof tool.function.name === 'string'));
+      }
+      const last = turns[2].messages as AnyJson[];
+      const patchCall = last.flatMap((message) => message.tool_calls ?? []).find((call: AnyJson) => call.function.name === 'apply_patch');
+      assert.ok(patchCall !== undefined, 'the custom tool call went back as a tool call');
+      assert.match(JSON.parse(patchCall.function.arguments).input, /^\*\*\* Begin Patch/);
+      assert.ok(last.some((message) => message.role === 'tool' && message.tool_call_id === patchCall.id), "the patch's output answers its call");
+      assert.ok(last.some((message) => typeof message.reasoning_content === 'string' && message.reasoning_content.startsWith('The user wrote')), 'the reasoning went back, unsealed');
+    } finally {
+      await rm(run.workdir, { recursive: true, force: true });
+    }
+  });
 });
