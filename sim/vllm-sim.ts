@@ -46,6 +46,8 @@ export interface SimOptions {
   readonly record?: boolean;
   /** How long an idle keep-alive connection stays open (vLLM/uvicorn: 5 s). */
   readonly keepAliveTimeoutMs?: number;
+  /** A server without a /health route (Ollama, LM Studio): 404 there. */
+  readonly noHealthRoute?: boolean;
   /** A server that speaks only Chat Completions: /v1/responses answers 404. */
   readonly chatOnly?: boolean;
   /** Whose chat format /v1/chat/completions writes (default vllm); x-sim dialect=... per request. */
@@ -492,6 +494,10 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
       if (recorded.url === '/_sim/stats') {
         // For load tests: how many connections are open (this one included).
         server.getConnections((_error, count) => sendJson(res, 200, { connections: count }));
+        return;
+      }
+      if (options.noHealthRoute === true && recorded.url === '/health') {
+        sendJson(res, 404, '404 page not found', 'text/plain');
         return;
       }
       if (recorded.url === '/health' || recorded.url === '/ping') {

@@ -7,7 +7,7 @@ import { startSimVllm } from '../sim/vllm-sim.ts';
 import { freePort } from './helpers/cli.ts';
 import { assertFailedWith } from './helpers/conformance.ts';
 import { closeAll, startGateway } from './helpers/gateway.ts';
-import { postJson } from './helpers/http.ts';
+import { postJson, send } from './helpers/http.ts';
 import { create, createStream, type AnyJson } from './helpers/responses-api.ts';
 
 const choices = (logs: readonly Record<string, unknown>[]): unknown[] => logs.filter((line) => typeof line['api'] === 'string').map((line) => line['api']);
@@ -151,6 +151,20 @@ describe('--upstream-api chat', () => {
       assert.equal(chatOnly.requests.length, 0, 'the model server never saw them');
     } finally {
       await closeAll(gw, chatOnly);
+    }
+  });
+
+  it('/ready follows a server without /health (Ollama) by its model list', async () => {
+    const ollama = await startSimVllm({ chatOnly: true, chatDialect: 'ollama', noHealthRoute: true });
+    const gw = await startGateway(ollama.url, { 'upstream-api': 'chat' });
+    try {
+      assert.equal((await send(`${gw.url}/ready`)).status, 200);
+      assert.equal(ollama.requests.at(-1)?.url, '/v1/models', 'asked for its models after the 404');
+      await ollama.close();
+      const down = await send(`${gw.url}/ready`);
+      assert.equal(down.status, 503);
+    } finally {
+      await closeAll(gw);
     }
   });
 

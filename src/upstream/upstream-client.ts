@@ -114,6 +114,8 @@ export class UpstreamClient {
       });
       await response.body.dump();
       if (response.statusCode === 508) return { ok: false, reason: 'the upstream is this gateway (a request comes back to it: a loop)' };
+      // A server with no /health route (Ollama, LM Studio) is ready when it lists its models.
+      if (response.statusCode === 404) return await this.#modelsListed();
       return response.statusCode === 200
         ? { ok: true }
         : { ok: false, reason: `vLLM /health answered ${response.statusCode}` };
@@ -121,6 +123,14 @@ export class UpstreamClient {
       const { error: said } = classifyUpstreamError(error, 'before-headers');
       return { ok: false, reason: `vLLM /health failed: ${said.message.replace(/\.$/, '')} (${said.code})` };
     }
+  }
+
+  async #modelsListed(): Promise<HealthResult> {
+    const headers: Record<string, string> = { via: `1.1 ${this.#via}` };
+    if (this.#apiKey !== undefined) headers['authorization'] = `Bearer ${this.#apiKey}`;
+    const response = await this.#probeClient.request({ method: 'GET', path: `${this.#basePath}/v1/models`, headers });
+    await response.body.dump();
+    return response.statusCode === 200 ? { ok: true } : { ok: false, reason: `the model server has no /health, and GET /v1/models answered ${response.statusCode}` };
   }
 
   /**
