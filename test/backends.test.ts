@@ -77,8 +77,8 @@ for (const backend of BACKENDS) {
     let client: OpenAI;
     before(async () => {
       sim = await startSimVllm(backend.chat === undefined ? {} : { chatOnly: true, chatDialect: backend.chat });
-      gw = await startGateway(sim.url, backend.flags);
-      client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      gw = await startGateway(sim.url, { ...backend.flags, 'api-keys': 'key-alice alice, key-bob bob' });
+      client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'key-alice', maxRetries: 0 });
     });
     after(() => closeAll(gw, sim));
 
@@ -134,6 +134,13 @@ for (const backend of BACKENDS) {
       assert.deepEqual(named.output.filter((item) => item.type === 'function_call').map((item) => item.name), ['mul']);
     });
 
+    it("tenants: another tenant's key finds neither the response nor its chain", async () => {
+      const mine = await client.responses.create({ model: 'm', input: 'private' });
+      const bob = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'key-bob', maxRetries: 0 });
+      await assert.rejects(bob.responses.retrieve(mine.id), (error: unknown) => error instanceof OpenAI.NotFoundError);
+      await assert.rejects(bob.responses.create({ model: 'm', input: 'next', previous_response_id: mine.id }), (error: unknown) => error instanceof OpenAI.NotFoundError);
+    });
+
     it('a conversation over two turns keeps its items', async () => {
       const conversation = await client.conversations.create({ metadata: { topic: 'backends' } });
       await client.responses.create({ model: 'm', input: 'first', conversation: conversation.id });
@@ -148,7 +155,7 @@ for (const backend of BACKENDS) {
     });
 
     it('reasoning, structured output and max_output_tokens, conformant and schema-exact', async () => {
-      const reasoned = await createStream(gw.url, { model: 'm', input: 'think then use add with 1 and 2', tools: [ADD], reasoning: { effort: 'low' } });
+      const reasoned = await createStream(gw.url, { model: 'm', input: 'think then use add with 1 and 2', tools: [ADD], reasoning: { effort: 'low' } }, { authorization: 'Bearer key-alice' });
       assert.equal(reasoned.status, 200);
       assert.deepEqual(reasoned.terminal.output.map((item: AnyJson) => item.type), ['reasoning', 'function_call']);
       assert.ok(reasoned.terminal.usage.output_tokens_details.reasoning_tokens > 0);
