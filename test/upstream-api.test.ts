@@ -135,6 +135,29 @@ describe('--upstream-api chat', () => {
     }
   });
 
+  it('bounds what it holds of a chat chunk not yet complete, and of a whole answer', async () => {
+    const chatOnly = await startSimVllm({ chatOnly: true });
+    const gw = await startGateway(chatOnly.url, { 'upstream-api': 'chat', 'max-upstream-event-size': '64KiB' });
+    try {
+      chatOnly.enqueue((_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: {"choices":[{"index":0,"delta":{"content":"');
+        res.write('a'.repeat(128 * 1024)); // no end in sight
+      });
+      const endless = await createStream(gw.url, { model: 'm', input: 'hi' });
+      assertFailedWith(endless.terminal, 'upstream_invalid_response');
+      chatOnly.enqueue((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'b'.repeat(128 * 1024) } }] }));
+      });
+      const whole = await create(gw.url, { model: 'm', input: 'hi' });
+      assert.equal(whole.status, 502);
+      assert.equal(whole.json().error.code, 'upstream_invalid_response');
+    } finally {
+      await closeAll(gw, chatOnly);
+    }
+  });
+
   it('refuses what has no chat form with a 400 naming it: JSON, streamed and background alike, nothing sent', async () => {
     const chatOnly = await startSimVllm({ chatOnly: true });
     const gw = await startGateway(chatOnly.url, { 'upstream-api': 'chat' });

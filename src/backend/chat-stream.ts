@@ -84,6 +84,11 @@ export class ChatStreamTranslator {
   /** The response the terminal event carried, once sent. */
   #response: JsonObject | undefined;
 
+  /** Characters held of an event not yet complete (bounded by the caller). */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+
   /** The final response, once the terminal event was made (not for a failed stream). */
   get response(): JsonObject | undefined {
     return this.#response;

@@ -439,14 +439,19 @@ class ChatAnswerHandler implements Dispatcher.DispatchHandler {
         this.#inner.onResponseData?.(view, chunk);
         return;
       case 'stream': {
-        const events = (this.#translator as ChatStreamTranslator).push(chunk);
+        const translator = this.#translator as ChatStreamTranslator;
+        const events = translator.push(chunk);
         if (events.length > 0) this.#inner.onResponseData?.(view, Buffer.from(events));
+        // A chunk that never ends would grow without bound before the relay sees it.
+        if (translator.pending > this.#maxAnswerBytes) {
+          controller.abort(new GatewayError('upstream_invalid_response', 'A chat chunk from the model server is larger than the gateway accepts (--max-upstream-event-size).'));
+        }
         return;
       }
       case 'whole':
         this.#wholeBytes += chunk.length;
         if (this.#wholeBytes > this.#maxAnswerBytes) {
-          controller.abort(new GatewayError('upstream_invalid_response', 'The model server’s answer is larger than the gateway accepts (--max-upstream-event-size).'));
+          controller.abort(new GatewayError('upstream_invalid_response', "The model server's answer is larger than the gateway accepts (--max-upstream-event-size)."));
           return;
         }
         this.#whole.push(chunk);
