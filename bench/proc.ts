@@ -20,6 +20,11 @@ function statusField(pid: number, field: string): number {
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
 }
 
+/** The most resident memory the process ever had (VmHWM), in MiB. */
+export function hwmMiB(pid: number): number {
+  return statusField(pid, 'VmHWM') / 1024;
+}
+
 /** Resident memory now, in MiB. */
 export function rssMiB(pid: number): number {
   return statusField(pid, 'VmRSS') / 1024;

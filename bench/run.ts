@@ -5,11 +5,12 @@
 // the compiled gateway (its own process) are driven by load generators in their own
 // processes, pipelining 1. Each case alternates direct and through-gateway rounds
 // (A B A B ...). Results: a markdown table on stdout and in bench/results/.
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { cpuNs, rssMiB } from './proc.ts';
+import { measureOpenStreams } from './open-streams.ts';
+import { cpuNs } from './proc.ts';
 import { median, percentile } from './stats.ts';
 import { findLoadTool, runLoad, type LoadTool } from './load.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
@@ -287,23 +288,11 @@ for (const testCase of cases.filter((c) => selected === undefined || selected.in
   results.push(result);
 }
 
-// Peak RSS with many open streams: a fresh gateway, a vLLM that emits slowly.
+// Memory with many streams open at once: a fresh gateway, a vLLM that emits slowly.
 log(`open streams: ${OPEN_STREAMS} at once`);
 const slowSim = await startSim(['--chunk-delay-ms', '100']);
 const freshGateway = await startGateway(slowSim.url, `sqlite:${join(scratch, 'streams.db')}`);
-const idleRss = rssMiB(freshGateway.pid);
-const holder = fork(join(ROOT, 'bench/streams-client.ts'), [JSON.stringify({ url: `${freshGateway.url}/v1/responses`, body: JSON.stringify({ model: 'm', input: 'x', stream: true }), streams: OPEN_STREAMS })], {
-  execArgv: ['--import', 'tsx'],
-  cwd: ROOT,
-});
-started.push(holder);
-await new Promise<void>((resolve) => holder.once('message', () => resolve()));
-let peakRss = 0;
-for (let i = 0; i < 20; i++) {
-  peakRss = Math.max(peakRss, rssMiB(freshGateway.pid));
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
-holder.send('close');
+const memory = await measureOpenStreams(freshGateway, OPEN_STREAMS, started);
 
 for (const child of started) child.kill('SIGTERM');
 
@@ -362,7 +351,7 @@ const report = [
   ...referenceRows,
   '',
   ...(ratioLines.length > 0 ? ['Medians of per-round ratios (same rounds)' + (baselineDir === undefined ? ':' : `; baseline: the build in ${baselineDir}:`), '', ...ratioLines, ''] : []),
-  `Peak RSS of a fresh gateway with ${OPEN_STREAMS} open streams (vLLM emitting one event per 100 ms): ${peakRss.toFixed(1)} MB (idle before: ${idleRss.toFixed(1)} MB).`,
+  `Memory of a fresh gateway with ${memory.streams} streams open at once (vLLM emitting one event per 100 ms, each stream a minute long; gateway_open_streams read ${memory.openSeen.min}–${memory.openSeen.max} while sampling): idle ${memory.idleMiB.toFixed(1)} MB, peak VmRSS ${memory.peakRssMiB.toFixed(1)} MB, VmHWM ${memory.hwmMiB.toFixed(1)} MB, ${memory.perStreamKiB.toFixed(1)} KiB per open stream; after they ended ${memory.afterMiB.toFixed(1)} MB (${((memory.afterMiB / memory.idleMiB - 1) * 100).toFixed(0)}% over idle).`,
   '',
   '| target | goal | measured (median) | |',
   '| --- | --- | ---: | --- |',
@@ -373,7 +362,11 @@ const report = [
   target('store: true over store: false, non-streaming, p50', vs('json-1k-store', 'json-1k'), 500),
   target('continuation over 100 items vs store: false, p50 (SQLite)', vs('continue-100-sqlite', 'json-1k'), 1000),
   target('continuation over 100 items vs store: false, p50 (PostgreSQL)', vs('continue-100-postgres', 'json-1k'), 3000),
-  OPEN_STREAMS === 1000 ? target('RSS with 1000 open streams', [peakRss], 150, 'MB') : `| RSS with 1000 open streams | ≤ 150 MB | ${peakRss.toFixed(1)} MB with ${OPEN_STREAMS} | – |`,
+  OPEN_STREAMS === 1000 ? target('RSS with 1000 open streams', [memory.peakRssMiB], 150, 'MB') : `| RSS with 1000 open streams | ≤ 150 MB | ${memory.peakRssMiB.toFixed(1)} MB with ${OPEN_STREAMS} | – |`,
+  memory.openSeen.min === memory.streams
+    ? target(`RSS per open stream (${memory.streams} open)`, [memory.perStreamKiB], 30, 'KiB')
+    : `| RSS per open stream | ≤ 30 KiB | ${memory.perStreamKiB.toFixed(1)} KiB, but only ${memory.openSeen.min} of ${memory.streams} streams were open throughout | – |`,
+  target('RSS after the streams ended, over idle', [((memory.afterMiB / memory.idleMiB) - 1) * 100], 10, '%'),
   '',
 ].join('\n');
 process.stdout.write(report);

@@ -6,6 +6,8 @@ interface Job {
   readonly url: string;
   readonly body: string;
   readonly streams: number;
+  /** Extra request headers (x-sim: deltas=N makes the streams last). */
+  readonly headers?: Record<string, string>;
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as Job;
@@ -15,7 +17,7 @@ let started = 0;
 
 await new Promise<void>((resolve, reject) => {
   for (let i = 0; i < job.streams; i++) {
-    const req = request(job.url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } });
+    const req = request(job.url, { method: 'POST', agent, headers: { 'content-type': 'application/json', ...job.headers } });
     req.on('response', (res) => {
       res.once('data', () => {
         started += 1;
