@@ -9,9 +9,9 @@ import OpenAI from 'openai';
 import { ResponsesWS } from 'openai/resources/responses/ws';
 import type { ChatDialect } from '../sim/chat-wire.ts';
 import { startMcpServer, type TestMcpServer } from '../sim/mcp-server.ts';
-import { startSimVllm, type RecordedRequest, type SimVllm } from '../sim/vllm-sim.ts';
+import type { RecordedRequest, SimVllm } from '../sim/vllm-sim.ts';
 import { checkStream } from './helpers/conformance.ts';
-import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { createStream, type AnyJson } from './helpers/responses-api.ts';
 
 interface Backend {
@@ -76,8 +76,10 @@ for (const backend of BACKENDS) {
     let gw: TestGateway;
     let client: OpenAI;
     before(async () => {
-      sim = await startSimVllm(backend.chat === undefined ? {} : { chatOnly: true, chatDialect: backend.chat });
-      gw = await startGateway(sim.url, { ...backend.flags, 'api-keys': 'key-alice alice, key-bob bob' });
+      ({ sim, gw } = await startSimAndGateway(
+        { ...backend.flags, 'api-keys': 'key-alice alice, key-bob bob' },
+        backend.chat === undefined ? {} : { chatOnly: true, chatDialect: backend.chat },
+      ));
       client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'key-alice', maxRetries: 0 });
     });
     after(() => closeAll(gw, sim));

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson } from './helpers/http.ts';
 import { checkCompactedSchema } from './helpers/openai-schema.ts';
 import { create, createStream, type AnyJson } from './helpers/responses-api.ts';
@@ -15,8 +15,7 @@ describe('remote compaction (POST /v1/responses/compact)', () => {
   let gw: TestGateway;
   let client: OpenAI;
   before(async () => {
-    sim = await startSimVllm();
-    gw = await startGateway(sim.url, { 'state-secret': 'compaction test secret!' });
+    ({ sim, gw } = await startSimAndGateway({ 'state-secret': 'compaction test secret!' }));
     client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   });
   after(() => closeAll(gw, sim));
@@ -105,10 +104,7 @@ describe('remote compaction (POST /v1/responses/compact)', () => {
 describe('server-side compaction (context_management)', () => {
   let sim: SimVllm;
   let gw: TestGateway;
-  before(async () => {
-    sim = await startSimVllm();
-    gw = await startGateway(sim.url, { 'state-secret': 'compaction test secret!' });
-  });
+  before(async () => ({ sim, gw } = await startSimAndGateway({ 'state-secret': 'compaction test secret!' })));
   after(() => closeAll(gw, sim));
   const CONVERSATION = [
     { role: 'developer', content: 'You are terse.' },

@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { send } from './helpers/http.ts';
 import { checkResponseObject } from './helpers/conformance.ts';
 
@@ -21,10 +21,7 @@ const ENCODERS: Record<string, ((input: Buffer) => Buffer) | undefined> = {
 describe('compressed request bodies', () => {
   let sim: SimVllm;
   let gw: TestGateway;
-  before(async () => {
-    sim = await startSimVllm();
-    gw = await startGateway(sim.url, { 'max-body-size': '1mb' });
-  });
+  before(async () => ({ sim, gw } = await startSimAndGateway({ 'max-body-size': '1mb' })));
   after(() => closeAll(gw, sim));
   const post = (body: Buffer, encoding: string, path = '/v1/responses') =>
     send(`${gw.url}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'content-encoding': encoding } });

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { generateSchema, SCHEMA_FILE } from '../scripts/openai-schema.ts';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { postJson } from './helpers/http.ts';
 import { checkConversationItemSchema, checkResponseSchema, checkStoredItemSchema } from './helpers/openai-schema.ts';
 import { create, createStream, getJson, type AnyJson } from './helpers/responses-api.ts';
@@ -33,10 +33,7 @@ const REASONINGS: readonly unknown[] = [undefined, { effort: 'low', summary: 'au
 describe("OpenAI's published schema", () => {
   let sim: SimVllm;
   let gw: TestGateway;
-  before(async () => {
-    sim = await startSimVllm();
-    gw = await startGateway(sim.url);
-  });
+  before(async () => ({ sim, gw } = await startSimAndGateway()));
   after(() => closeAll(gw, sim));
 
   it('the schema file is the one the installed openai SDK gives (npm run schema:openai)', async () => {

@@ -3,8 +3,8 @@
 // first, a developer message), as a coding agent's first request would meet it.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startSimVllm, type SimVllm } from '../sim/vllm-sim.ts';
-import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
+import type { SimVllm } from '../sim/vllm-sim.ts';
+import { closeAll, startSimAndGateway, type TestGateway } from './helpers/gateway.ts';
 import { create, createStream, type AnyJson } from './helpers/responses-api.ts';
 import { postJson } from './helpers/http.ts';
 
@@ -16,10 +16,7 @@ const roles = (input: AnyJson[]): string[] => input.map((item) => item.role ?? i
 describe('instructions, system and developer messages', () => {
   let sim: SimVllm;
   let gw: TestGateway;
-  before(async () => {
-    sim = await startSimVllm();
-    gw = await startGateway(sim.url);
-  });
+  before(async () => ({ sim, gw } = await startSimAndGateway()));
   after(() => closeAll(gw, sim));
   const lastSent = (): AnyJson => sim.requests[sim.requests.length - 1]?.json as AnyJson;
 
