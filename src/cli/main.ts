@@ -223,7 +223,10 @@ async function runPrimary(config: Config): Promise<number> {
     } catch (error) {
       if (!(error instanceof StartupError)) throw error;
       printError(error.message);
-      await Promise.all([vllm.stop(), serving.shutdown(Math.min(GRACE_AFTER_VLLM_EXIT_MS, config.server.shutdownTimeoutMs))]);
+      const stopped = vllm.hasExited ? undefined : vllm.stop();
+      const [exit] = await Promise.all([stopped, serving.shutdown(Math.min(GRACE_AFTER_VLLM_EXIT_MS, config.server.shutdownTimeoutMs))]);
+      // What the stop did (SIGTERM honoured, or SIGKILL after --vllm-stop-timeout) is worth a line.
+      if (exit !== undefined) log.info({ status: describeExit(exit) }, 'vLLM stopped');
       return 1;
     } finally {
       await probe.close();
