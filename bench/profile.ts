@@ -14,7 +14,8 @@ import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
 
 const argv = process.argv.slice(2);
 const caseName = argv[0] ?? 'json-1k';
-const seconds = Number(argv[argv.indexOf('--seconds') + 1] || 10);
+const secondsAt = argv.indexOf('--seconds');
+const seconds = secondsAt === -1 ? 10 : Number(argv[secondsAt + 1]);
 const dir = mkdtempSync(join(tmpdir(), 'rg-profile-'));
 
 const BODIES: Record<string, { body: object; headers: Record<string, string> }> = {

@@ -535,20 +535,38 @@ export function asGatewayError(error: unknown): GatewayError {
 export class ResponseSink implements RelaySink {
   readonly #res: ServerResponse;
   readonly #record: ExchangeRecord;
+  /** The head of a stream, written but not yet on the socket: see head(). */
+  #headWaiting = false;
+  readonly #flushHead = (): void => {
+    if (!this.#headWaiting) return;
+    this.#headWaiting = false;
+    if (!this.#res.destroyed) this.#res.flushHeaders();
+  };
 
   constructor(res: ServerResponse, record: ExchangeRecord) {
     this.#res = res;
     this.#record = record;
   }
 
+  /**
+   * A stream's head must not wait for its first event, but it need not leave alone either:
+   * vLLM's headers and first events usually arrive in one read, and then the head leaves
+   * with them in the first write (one syscall, where flushing it at once took two). What
+   * arrived alone is flushed at the end of this turn of the event loop (setImmediate:
+   * after the read's callbacks and their microtasks, where the relay writes).
+   */
   head(status: number, headers: readonly string[], statusMessage: string | undefined, flush: boolean): void {
     if (statusMessage) this.#res.writeHead(status, statusMessage, headers as string[]);
     else this.#res.writeHead(status, headers as string[]);
-    if (flush) this.#res.flushHeaders();
+    if (flush) {
+      this.#headWaiting = true;
+      setImmediate(this.#flushHead);
+    }
   }
 
   /** One res.write for the tick (see UpstreamRelay#write). */
   write(parts: readonly (string | Buffer)[]): boolean {
+    this.#headWaiting = false;
     // Not cork()/uncork(): on Node 24 a ServerResponse written under cork never emits
     // 'drain', which would stall backpressure for good.
     const joined =
@@ -566,6 +584,7 @@ export class ResponseSink implements RelaySink {
   }
 
   end(body?: string | Buffer): void {
+    this.#headWaiting = false;
     if (body === undefined) this.#res.end();
     else this.#res.end(body);
   }
