@@ -20,7 +20,7 @@
 // three fields; only the few structural events are parsed.
 import { GatewayError, toErrorObject } from '../errors.ts';
 import type { LogSource } from '../observability/logger.ts';
-import type { Emit, EventStreamTransform } from '../upstream/relay.ts';
+import type { Emit, EventStreamTransform, ReportedUsage } from '../upstream/relay.ts';
 import { DONE_LINE, EventRenderer } from './event-renderer.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
 import { decodeJsonString, field, integerSpan, stringSpan, type Replacement } from './json-fields.ts';
@@ -104,6 +104,8 @@ export class StreamNormalizer implements EventStreamTransform {
   #betweenTurns = false;
   /** The usage of the vLLM calls so far (a tool loop's response reports their sum). */
   #usage: unknown = undefined;
+  /** The usage of the vLLM call in progress, once its terminal event came (takeUsage). */
+  #bodyUsage: ReportedUsage | undefined = undefined;
   /** The emit of the events being handled (a tool's result is sent through it). */
   #emit: Emit | undefined;
   /** The gateway's error that failed the stream, when one did (vLLM gone, a store failure). */
@@ -153,6 +155,12 @@ export class StreamNormalizer implements EventStreamTransform {
       'The model server ended the stream without completing the response.',
     );
     return this.#fail(failure, emit);
+  }
+
+  takeUsage(): ReportedUsage | undefined {
+    const usage = this.#bodyUsage;
+    this.#bodyUsage = undefined;
+    return usage;
   }
 
   onFailure(error: GatewayError, emit: Emit): void | Promise<void> {
@@ -673,6 +681,7 @@ export class StreamNormalizer implements EventStreamTransform {
     this.#ensureCreated(out);
     this.#sendLeadingItems(out);
     const upstream = isObject(event['response']) ? event['response'] : {};
+    this.#bodyUsage = { usage: upstream['usage'], model: upstream['model'] };
     const status = type === 'response.completed' ? 'completed' : type === 'response.incomplete' ? 'incomplete' : 'failed';
     const output = this.#finalOutput(upstream['output'], status, out);
     if (this.#agent !== undefined) return this.#turnEnd(this.#agent, type, upstream, status);

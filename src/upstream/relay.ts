@@ -39,6 +39,19 @@ export interface EventStreamTransform {
   onEnd(emit: Emit): void | Promise<void>;
   /** vLLM failed mid-stream; `error` is what the client must be told. */
   onFailure(error: GatewayError, emit: Emit): void | Promise<void>;
+  /**
+   * The token usage and model vLLM reported in the body that just ended (its terminal
+   * event's response), taken once. A transform that reads the terminal event anyway offers
+   * them: the usage meter then need not keep the body's last chunks (16 KiB of small
+   * buffers a stream, each pinning its own socket read) to search them at the end.
+   */
+  takeUsage?(): ReportedUsage | undefined;
+}
+
+/** What a body reported of itself: vLLM's usage object and model name, as sent. */
+export interface ReportedUsage {
+  readonly usage: unknown;
+  readonly model: unknown;
 }
 
 export interface BufferedReply {
@@ -119,7 +132,10 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #mode: Mode = 'head';
   #head: UpstreamHead | undefined;
+  /** Meters the token usage by the body's bytes (what passes untransformed). */
   #usage: UsageScanner | undefined;
+  /** Meters it by what the event transform reports (see EventStreamTransform.takeUsage). */
+  #usageReport: UsageScanner | undefined;
   #filteredHeaders: string[] = [];
   #clientGone = false;
   #boundary: SseBoundary | undefined;
@@ -184,10 +200,12 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const head: UpstreamHead = { status, rawHeaders, isEventStream };
     this.#head = head;
     target.record.upstreamStatus = status;
-    // Errors carry no usage; only a successful answer's body is scanned.
-    if (status < 300) this.#usage = target.usage;
-
     const transform = this.#transformer?.select(head);
+    // Errors carry no usage; only a successful answer's is metered.
+    if (status < 300) {
+      if (transform?.kind === 'events' && transform.takeUsage !== undefined) this.#usageReport = target.usage;
+      else this.#usage = target.usage;
+    }
     if (transform?.kind === 'buffered') {
       this.#buffered = transform;
       this.#filteredHeaders = filterResponseHeaders(rawHeaders, false);
@@ -341,7 +359,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         this.#pending = [];
         this.#pendingBytes = 0;
         const done = (): void | Promise<void> => {
-          const result = (this.#events as EventStreamTransform).onEnd(this.#emit);
+          const events = this.#events as EventStreamTransform;
+          // Every event is in: the body's usage is known (before the sink ends, where the
+          // response is accounted).
+          this.#usageReport?.report(events.takeUsage?.());
+          const result = events.onEnd(this.#emit);
           if (result instanceof Promise) return result.then(() => this.#endResponse());
           this.#endResponse();
         };

@@ -52,6 +52,13 @@ export class UsageScanner {
     this.#usageSearched = false;
   }
 
+  /** The body's usage and model as its reader found them (then nothing is pushed). */
+  report(reported: { readonly usage: unknown; readonly model: unknown } | undefined): void {
+    this.#usage = normalizeUsage(reported?.usage);
+    this.#usageSearched = true;
+    if (this.#model === undefined && typeof reported?.model === 'string') this.#model = reported.model;
+  }
+
   /** The last usage of the body so far, normalized; undefined when it holds none. */
   get usage(): TokenUsage | undefined {
     if (!this.#usageSearched) {
