@@ -10,6 +10,8 @@ interface Job {
   readonly method?: 'GET' | 'POST';
   readonly path: string;
   readonly body: string;
+  /** Bodies sent in turn instead of `body` (continuations of many chains). */
+  readonly bodies?: readonly string[];
   readonly headers?: Record<string, string>;
   readonly requests: number;
   readonly warmup: number;
@@ -19,6 +21,9 @@ const job = JSON.parse(process.argv[2] ?? '{}') as Job;
 const client = new Client(job.origin, { pipelining: 1, keepAliveTimeout: 60_000 });
 const headers = ['content-type', 'application/json'];
 for (const [name, value] of Object.entries(job.headers ?? {})) headers.push(name, value);
+
+const bodies = job.bodies !== undefined && job.bodies.length > 0 ? job.bodies : [job.body];
+let turn = 0;
 
 function once(): Promise<{ latencyUs: number; ttfbUs: number; status: number }> {
   return new Promise((resolve, reject) => {
@@ -47,7 +52,7 @@ function once(): Promise<{ latencyUs: number; ttfbUs: number; status: number }> 
       },
     };
     const method = job.method ?? 'POST';
-    client.dispatch({ origin: job.origin, method, path: job.path, headers, body: method === 'GET' ? null : job.body }, handler);
+    client.dispatch({ origin: job.origin, method, path: job.path, headers, body: method === 'GET' ? null : bodies[turn++ % bodies.length] }, handler);
   });
 }
 

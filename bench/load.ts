@@ -40,6 +40,8 @@ export interface LoadResult {
 export interface LoadJob {
   readonly url: string;
   readonly body: string;
+  /** Bodies sent in turn instead of `body` (continuations of many chains); wrk only. */
+  readonly bodies?: readonly string[] | undefined;
   readonly headers: Record<string, string>;
   readonly connections: number;
   readonly seconds: number;
@@ -55,13 +57,24 @@ export function runLoad(tool: LoadTool, job: LoadJob): LoadResult {
     const headerLines = Object.entries({ 'Content-Type': 'application/json', ...job.headers })
       .map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`)
       .join('\n');
-    writeFileSync(script, `wrk.method = "POST"\nlocal f = io.open(${JSON.stringify(bodyFile)}, "rb")\nwrk.body = f:read("*a")\nf:close()\n${headerLines}\n`);
+    if (job.bodies !== undefined && job.bodies.length > 1) {
+      // One JSON body a line (JSON.stringify writes none inside); each request takes the next.
+      writeFileSync(bodyFile, `${job.bodies.join('\n')}\n`);
+      writeFileSync(
+        script,
+        `wrk.method = "POST"\n${headerLines}\nlocal bodies = {}\nfor line in io.lines(${JSON.stringify(bodyFile)}) do bodies[#bodies + 1] = line end\n` +
+          'local turn = 0\nrequest = function()\n  turn = turn % #bodies + 1\n  return wrk.format(nil, nil, nil, bodies[turn])\nend\n',
+      );
+    } else {
+      writeFileSync(script, `wrk.method = "POST"\nlocal f = io.open(${JSON.stringify(bodyFile)}, "rb")\nwrk.body = f:read("*a")\nf:close()\n${headerLines}\n`);
+    }
     const out = execFileSync(tool.path, ['-t1', `-c${job.connections}`, `-d${Math.max(1, Math.round(job.seconds))}s`, '-s', script, job.url], { encoding: 'utf8' });
     const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
     const seconds = Number(/requests in ([\d.]+)s/.exec(out)?.[1] ?? job.seconds);
     const errors = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0) + Number(/Socket errors:.*?read (\d+)/.exec(out)?.[1] ?? 0);
     return { requests, seconds, rps: requests / seconds, errors };
   }
+  if (job.bodies !== undefined && job.bodies.length > 1) throw new Error('bodies in turn need wrk (apt-get install wrk)');
   const args = ['autocannon', '--json', '-c', String(job.connections), '-d', String(job.seconds), '-m', 'POST', '-i', bodyFile, '-H', 'content-type=application/json'];
   for (const [name, value] of Object.entries(job.headers)) args.push('-H', `${name}=${value}`);
   args.push(job.url);

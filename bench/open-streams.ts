@@ -40,7 +40,19 @@ async function openStreams(baseUrl: string): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function measureOpenStreams(gateway: { readonly url: string; readonly pid: number }, streams: number, started: ChildProcess[]): Promise<OpenStreamsResult> {
+/**
+ * `counted`: the process reports gateway_open_streams (the gateway). The node floor does
+ * not: what is open is what the holding client saw start, and its streams outlast the
+ * sampling by a minute.
+ */
+export async function measureOpenStreams(
+  gateway: { readonly url: string; readonly pid: number },
+  streams: number,
+  started: ChildProcess[],
+  counted = true,
+): Promise<OpenStreamsResult> {
+  const openNow = async (): Promise<number> => (counted ? openStreams(gateway.url) : opened);
+  let opened = 0;
   await sleep(500);
   const idleSamples: number[] = [];
   for (let i = 0; i < 5; i++) {
@@ -51,21 +63,27 @@ export async function measureOpenStreams(gateway: { readonly url: string; readon
   const job = { url: `${gateway.url}/v1/responses`, body: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), streams, headers: { 'x-sim': `deltas=${DELTAS_PER_STREAM}` } };
   const holder = fork(join(ROOT, 'bench/streams-client.ts'), [JSON.stringify(job)], { execArgv: ['--import', 'tsx'], cwd: ROOT });
   started.push(holder);
-  await new Promise<void>((resolve) => holder.once('message', () => resolve()));
+  await new Promise<void>((resolve) =>
+    holder.once('message', (message: { open?: number }) => {
+      opened = message.open ?? 0;
+      resolve();
+    }),
+  );
   let peakRssMiB = 0;
   let min = Number.POSITIVE_INFINITY;
   let max = 0;
   for (let i = 0; i < SAMPLES; i++) {
     peakRssMiB = Math.max(peakRssMiB, rssMiB(gateway.pid));
-    const open = await openStreams(gateway.url);
+    const open = await openNow();
     min = Math.min(min, open);
     max = Math.max(max, open);
     await sleep(SAMPLE_MS);
   }
   const hwm = hwmMiB(gateway.pid);
   holder.send('close');
+  await new Promise((resolve) => holder.once('exit', resolve));
   const deadline = Date.now() + CLOSE_WAIT_MS;
-  while (Date.now() < deadline && (await openStreams(gateway.url)) > 0) await sleep(SAMPLE_MS);
+  while (counted && Date.now() < deadline && (await openStreams(gateway.url)) > 0) await sleep(SAMPLE_MS);
   let afterMiB = Number.POSITIVE_INFINITY;
   for (let waited = 0; waited < AFTER_WINDOW_MS; waited += SAMPLE_MS) {
     afterMiB = Math.min(afterMiB, rssMiB(gateway.pid));

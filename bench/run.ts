@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--rounds N] [--cases a,b] [--nginx] [--floor] [--baseline DIR]
+// npm run bench [-- --quick] [--rounds N] [--cases a,b] [--nginx] [--floor] [--workers] [--baseline DIR]
 //
 // What the gateway adds to latency, CPU and memory, side by side with vLLM called
 // directly. The simulated vLLM (its own process, --fast: prepared answers, no delay) and
@@ -71,8 +71,8 @@ http {
   return { child, url: `http://127.0.0.1:${port}`, pid: child.pid as number };
 }
 
-/** nginx's worker is a child of its master; CPU is summed over both. */
-function nginxPids(master: number): number[] {
+/** nginx's worker is a child of its master (and --workers' of the primary); CPU is summed over all. */
+function childPids(master: number): number[] {
   const children = spawnSync('pgrep', ['-P', String(master)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
   return [master, ...children];
 }
@@ -92,6 +92,10 @@ interface Case {
   readonly directPath?: string;
   /** Also measured through nginx (stateless cases only). */
   readonly nginx: boolean;
+  /** Also measured through the node floor (bench/minimal-proxy.ts). */
+  readonly floor: boolean;
+  /** Gateway bodies sent in turn instead of gatewayBody (continuations of many chains). */
+  readonly gatewayBodies?: readonly string[];
 }
 
 const filler = (bytes: number): string => 'lorem ipsum dolor sit amet '.repeat(Math.ceil(bytes / 27)).slice(0, bytes);
@@ -104,6 +108,10 @@ function historyItems(count: number): object[] {
   items.push({ type: 'message', role: 'assistant', id: 'msg_0', status: 'completed', content: [{ type: 'output_text', text: 'You said: benchmark', annotations: [] }] });
   return items;
 }
+
+/** Continuations are spread over this many chains: one base for all would measure
+ * contention on one stored row, not what a continuation costs. */
+const CHAINS = 32;
 
 async function continuationBase(gatewayUrl: string, items: number): Promise<string> {
   const input = historyItems(items).slice(0, -1);
@@ -127,20 +135,20 @@ interface Round {
   simCpuUsPerRequest: number;
 }
 
-function c1(url: string, body: string, headers: Record<string, string>, path: string): { latencyUs: number[]; ttfbUs: number[] } {
+function c1(url: string, bodies: readonly string[], headers: Record<string, string>, path: string): { latencyUs: number[]; ttfbUs: number[] } {
   const parsed = new URL(url);
-  const job = { origin: parsed.origin, path, body, headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
+  const job = { origin: parsed.origin, path, body: bodies[0], bodies, headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
   const out = spawnSync(process.execPath, ['--import', 'tsx', 'bench/c1-client.ts', JSON.stringify(job)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (out.status !== 0) throw new Error(`c1 client failed: ${out.stderr}`);
   return JSON.parse(out.stdout) as { latencyUs: number[]; ttfbUs: number[] };
 }
 
-function measure(tool: LoadTool, url: string, body: string, headers: Record<string, string>, measuredPids: number[], simPid: number, path = '/v1/responses'): Round {
+function measure(tool: LoadTool, url: string, bodies: readonly string[], headers: Record<string, string>, measuredPids: number[], simPid: number, path = '/v1/responses'): Round {
   const cpu = (): number => measuredPids.reduce((sum, pid) => sum + cpuNs(pid), 0);
   const cpuBefore = cpu();
   const simBefore = cpuNs(simPid);
-  const single = c1(url, body, headers, path);
-  const load = runLoad(tool, { url: `${url}${path}`, body, headers, connections: LOAD_CONNECTIONS, seconds: LOAD_SECONDS, scratchDir: scratch });
+  const single = c1(url, bodies, headers, path);
+  const load = runLoad(tool, { url: `${url}${path}`, body: bodies[0] as string, bodies, headers, connections: LOAD_CONNECTIONS, seconds: LOAD_SECONDS, scratchDir: scratch });
   if (load.errors > 0) throw new Error(`${load.errors} failed requests under load at ${url}`);
   const requests = C1_REQUESTS + C1_WARMUP + load.requests;
   return {
@@ -165,6 +173,7 @@ const REFERENCE_NOTES: Record<string, string> = {
   'node floor': '"via node floor" is bench/minimal-proxy.ts, the least a node:http + undici proxy does (no routing, logging, metrics or normalization)',
   nginx: '"via nginx" is nginx as a plain reverse proxy (keep-alive upstream, no buffering), one worker',
   baseline: '"via baseline" is the gateway built from the --baseline checkout',
+  'workers 2': '"via workers 2" is the same gateway with --workers 2 (a primary and two workers; CPU summed over the three), sharing the 2 cores with the simulator and the load generator',
 };
 
 /** A proxy measured beside the gateway, in the same rounds, for comparison. */
@@ -227,43 +236,54 @@ if (baselineDir !== undefined) {
 if (!quick || argv.includes('--floor')) {
   // The least a node:http + undici proxy costs on this machine: what Node itself takes.
   const proc = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', scratch);
-  references.push({ label: 'node floor', proc, pids: () => [proc.pid], directBody: true, applies: (c) => c.nginx });
+  references.push({ label: 'node floor', proc, pids: () => [proc.pid], directBody: true, applies: (c) => c.floor });
+}
+let floorProxy: Proc | undefined = references.find((reference) => reference.label === 'node floor')?.proc;
+if (!quick || argv.includes('--workers')) {
+  const proc = await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${join(scratch, 'workers.db')}`, '--max-concurrent', '4096', '--workers', '2']);
+  references.push({ label: 'workers 2', proc, pids: () => childPids(proc.pid), directBody: false, applies: (c) => c.name === 'stream-100' || c.name === 'json-1k' });
 }
 const nginx = argv.includes('--nginx') || !quick ? startNginx(sim.url) : undefined;
 if (nginx === undefined && !quick) log('nginx reference row skipped: nginx is not installed (apt-get install nginx-light)');
 if (nginx !== undefined) {
   await new Promise((resolve) => setTimeout(resolve, 500)); // nginx has no readiness line
-  references.push({ label: 'nginx', proc: nginx, pids: () => nginxPids(nginx.pid), directBody: true, applies: (c) => c.nginx });
+  references.push({ label: 'nginx', proc: nginx, pids: () => childPids(nginx.pid), directBody: true, applies: (c) => c.nginx });
 }
 
 const cases: Case[] = [
-  { name: 'json-1k', description: 'non-streamed, 1 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: true },
-  { name: 'stream-100', description: '100-delta stream, store: false', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: true },
+  { name: 'json-1k', description: 'non-streamed, 1 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: true, floor: true },
+  { name: 'stream-100', description: '100-delta stream, store: false', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: true, floor: true },
   // The Responses stream made from a chat server's 100-delta stream; direct = that chat stream.
-  { name: 'chat-stream-100', description: '100-delta stream from a Chat Completions server (--upstream-api chat), store: false; direct = its chat stream', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), directBody: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } }), directPath: '/v1/chat/completions', headers: { 'x-sim': 'deltas=100' }, db: 'chat', nginx: false },
+  { name: 'chat-stream-100', description: '100-delta stream from a Chat Completions server (--upstream-api chat), store: false; direct = its chat stream', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), directBody: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } }), directPath: '/v1/chat/completions', headers: { 'x-sim': 'deltas=100' }, db: 'chat', nginx: false, floor: false },
 ];
 if (!quick) {
   cases.push(
-    { name: 'json-100k', description: 'non-streamed, 100 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false },
-    { name: 'json-1k-store', description: 'non-streamed, 1 KiB body, store: true (default)', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false },
-    { name: 'stream-100-store', description: '100-delta stream, store: true (default)', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: false },
+    { name: 'json-100k', description: 'non-streamed, 100 KiB body, store: false', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), directBody: JSON.stringify({ model: 'm', input: HUNDRED_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false, floor: true },
+    { name: 'json-1k-store', description: 'non-streamed, 1 KiB body, store: true (default)', stream: false, gatewayBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT }), directBody: JSON.stringify({ model: 'm', input: ONE_KIB_INPUT, store: false }), headers: {}, db: 'sqlite', nginx: false, floor: false },
+    { name: 'stream-100-store', description: '100-delta stream, store: true (default)', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: false, floor: false },
     // A background stream: the run keeps its events and appends them to the store's log
     // (20 ms batches) while the client reads them live.
-    { name: 'stream-100-background', description: '100-delta stream, background: true', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, background: true }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: false },
+    { name: 'stream-100-background', description: '100-delta stream, background: true', stream: true, gatewayBody: JSON.stringify({ model: 'm', input: 'x', stream: true, background: true }), directBody: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), headers: { 'x-sim': 'deltas=100' }, db: 'sqlite', nginx: false, floor: false },
   );
-  for (const db of gatewayPg === undefined ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const)) {
+  const dbs = tool.kind !== 'wrk' ? [] : gatewayPg === undefined ? (['sqlite'] as const) : (['sqlite', 'postgres'] as const);
+  if (tool.kind !== 'wrk') log('continuation cases skipped: they send many chains in turn, which needs wrk');
+  for (const db of dbs) {
     for (const items of [10, 100]) {
       const gatewayUrl = db === 'sqlite' ? gatewaySqlite.url : (gatewayPg as Proc).url;
-      const base = await continuationBase(gatewayUrl, items);
+      const bases: string[] = [];
+      for (let chain = 0; chain < CHAINS; chain++) bases.push(await continuationBase(gatewayUrl, items));
+      const bodies = bases.map((base) => JSON.stringify({ model: 'm', input: 'and now?', previous_response_id: base }));
       cases.push({
         name: `continue-${items}-${db}`,
-        description: `continuation over ${items} prior items (${db}); direct = the whole history resent`,
+        description: `continuation over ${items} prior items (${db}), ${CHAINS} chains in turn; direct = the whole history resent`,
         stream: false,
-        gatewayBody: JSON.stringify({ model: 'm', input: 'and now?', previous_response_id: base }),
+        gatewayBody: bodies[0] as string,
+        gatewayBodies: bodies,
         directBody: JSON.stringify({ model: 'm', input: [...historyItems(items), { type: 'message', role: 'user', content: 'and now?' }], store: false }),
         headers: {},
         db,
         nginx: false,
+        floor: false,
       });
     }
   }
@@ -278,11 +298,12 @@ for (const testCase of cases.filter((c) => selected === undefined || selected.in
   for (const reference of applicable) result.references.set(reference.label, []);
   for (let round = 0; round < ROUNDS; round++) {
     log(`${testCase.name}: round ${round + 1}/${ROUNDS}`);
-    result.direct.push(measure(tool, upstream.url, testCase.directBody, testCase.headers, [], upstream.pid, testCase.directPath));
-    result.gateway.push(measure(tool, gateway.url, testCase.gatewayBody, testCase.headers, [gateway.pid], upstream.pid));
+    const gatewayBodies = testCase.gatewayBodies ?? [testCase.gatewayBody];
+    result.direct.push(measure(tool, upstream.url, [testCase.directBody], testCase.headers, [], upstream.pid, testCase.directPath));
+    result.gateway.push(measure(tool, gateway.url, gatewayBodies, testCase.headers, [gateway.pid], upstream.pid));
     for (const reference of applicable) {
-      const body = reference.directBody ? testCase.directBody : testCase.gatewayBody;
-      result.references.get(reference.label)?.push(measure(tool, reference.proc.url, body, testCase.headers, reference.pids(), sim.pid));
+      const bodies = reference.directBody ? [testCase.directBody] : gatewayBodies;
+      result.references.get(reference.label)?.push(measure(tool, reference.proc.url, bodies, testCase.headers, reference.pids(), sim.pid));
     }
   }
   results.push(result);
@@ -293,6 +314,12 @@ log(`open streams: ${OPEN_STREAMS} at once`);
 const slowSim = await startSim(['--chunk-delay-ms', '100']);
 const freshGateway = await startGateway(slowSim.url, `sqlite:${join(scratch, 'streams.db')}`);
 const memory = await measureOpenStreams(freshGateway, OPEN_STREAMS, started);
+// What Node itself takes per open stream: the node floor, fresh, holding as many.
+let floorMemory: Awaited<ReturnType<typeof measureOpenStreams>> | undefined;
+if (floorProxy !== undefined) {
+  floorProxy = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', slowSim.url], '--gateway-port', scratch);
+  floorMemory = await measureOpenStreams(floorProxy, OPEN_STREAMS, started, false);
+}
 
 for (const child of started) child.kill('SIGTERM');
 
@@ -318,22 +345,41 @@ const ratioLines = results.flatMap(({ testCase, gateway, references: measured })
 );
 
 const byName = new Map(results.map((r) => [r.testCase.name, r]));
-const p50 = (name: string, side: 'direct' | 'gateway'): number[] => byName.get(name)?.[side].map((r) => r.p50Us) ?? [];
-const vs = (a: string, b: string): number[] => {
-  const x = p50(a, 'gateway');
-  const y = p50(b, 'gateway');
-  return x.length > 0 && y.length > 0 ? x.map((value, i) => value - (y[i] ?? Number.NaN)) : [];
-};
-const target = (label: string, values: number[], limitUs: number, unit = 'µs'): string => {
-  if (values.length === 0) return `| ${label} | ≤ ${limitUs}${unit === 'µs' ? ' µs' : unit} | n/a | – |`;
+/** One row of the targets table: the median of `values` against the goal. */
+const target = (label: string, values: number[], limit: number, unit = 'µs', at: 'most' | 'least' = 'most'): string => {
+  const digits = unit === 'x' ? 2 : unit === 'MB' || unit === 'KiB' ? 1 : 0;
+  const show = (value: number): string => (unit === 'x' ? `${value.toFixed(digits)}x` : `${value.toFixed(digits)} ${unit}`);
+  const goal = `${at === 'most' ? '≤' : '≥'} ${show(limit)}`;
+  if (values.length === 0 || values.some((value) => Number.isNaN(value))) return `| ${label} | ${goal} | n/a | – |`;
   const median = stats(values).median;
-  return `| ${label} | ≤ ${limitUs} ${unit} | ${median.toFixed(unit === 'MB' ? 1 : 0)} ${unit} | ${median <= limitUs ? 'met' : '**not met**'} |`;
+  const met = at === 'most' ? median <= limit : median >= limit;
+  return `| ${label} | ${goal} | ${show(median)} | ${met ? 'met' : '**not met**'} |`;
 };
 const added = (name: string): number[] => {
   const r = byName.get(name);
   return r === undefined ? [] : differences(r.gateway, r.direct, (round) => round.p50Us);
 };
 const cpuOf = (name: string): number[] => byName.get(name)?.gateway.map((r) => r.cpuUsPerRequest) ?? [];
+/** Per round, the gateway's figure over a reference's (the same rounds). */
+const against = (name: string, label: string, pick: (round: Round) => number): number[] => {
+  const result = byName.get(name);
+  const rounds = result?.references.get(label);
+  if (result === undefined || rounds === undefined) return [];
+  return result.gateway.map((round, i) => pick(round) / pick(rounds[i] as Round));
+};
+/** Per round, a reference's figure over the gateway's (--workers 2 over one process). */
+const referenceOver = (name: string, label: string, pick: (round: Round) => number): number[] => against(name, label, pick).map((ratio) => 1 / ratio);
+/** The median CPU of case a minus that of case b (different rounds of one run). */
+const cpuOver = (a: string, b: string): number[] => {
+  const x = cpuOf(a);
+  const y = cpuOf(b);
+  return x.length > 0 && y.length > 0 ? [stats(x).median - stats(y).median] : [];
+};
+const afterOverIdle = (result: { afterMiB: number; idleMiB: number }): number => (result.afterMiB / result.idleMiB - 1) * 100;
+const perStreamRow = (label: string, result: typeof memory): string =>
+  result.openSeen.min === result.streams
+    ? target(`${label}: RSS per open stream (${result.streams} open)`, [result.perStreamKiB], 30, 'KiB')
+    : `| ${label}: RSS per open stream | ≤ 30 KiB | ${result.perStreamKiB.toFixed(1)} KiB, but only ${result.openSeen.min} of ${result.streams} streams were open throughout | – |`;
 
 const date = new Date();
 const report = [
@@ -351,22 +397,33 @@ const report = [
   ...referenceRows,
   '',
   ...(ratioLines.length > 0 ? ['Medians of per-round ratios (same rounds)' + (baselineDir === undefined ? ':' : `; baseline: the build in ${baselineDir}:`), '', ...ratioLines, ''] : []),
-  `Memory of a fresh gateway with ${memory.streams} streams open at once (vLLM emitting one event per 100 ms, each stream a minute long; gateway_open_streams read ${memory.openSeen.min}–${memory.openSeen.max} while sampling): idle ${memory.idleMiB.toFixed(1)} MB, peak VmRSS ${memory.peakRssMiB.toFixed(1)} MB, VmHWM ${memory.hwmMiB.toFixed(1)} MB, ${memory.perStreamKiB.toFixed(1)} KiB per open stream; after they ended ${memory.afterMiB.toFixed(1)} MB (${((memory.afterMiB / memory.idleMiB - 1) * 100).toFixed(0)}% over idle).`,
+  `Memory of a fresh gateway with ${memory.streams} streams open at once (vLLM emitting one event per 100 ms, each stream a minute long; gateway_open_streams read ${memory.openSeen.min}–${memory.openSeen.max} while sampling): idle ${memory.idleMiB.toFixed(1)} MB, peak VmRSS ${memory.peakRssMiB.toFixed(1)} MB, VmHWM ${memory.hwmMiB.toFixed(1)} MB, ${memory.perStreamKiB.toFixed(1)} KiB per open stream; after they ended ${memory.afterMiB.toFixed(1)} MB (${afterOverIdle(memory).toFixed(0)}% over idle).`,
+  ...(floorMemory === undefined
+    ? []
+    : [
+        '',
+        `The node floor, fresh, holding as many (all ${floorMemory.openSeen.min} started, a minute long): idle ${floorMemory.idleMiB.toFixed(1)} MB, peak VmRSS ${floorMemory.peakRssMiB.toFixed(1)} MB, VmHWM ${floorMemory.hwmMiB.toFixed(1)} MB, ${floorMemory.perStreamKiB.toFixed(1)} KiB per open stream; after they ended ${floorMemory.afterMiB.toFixed(1)} MB (${afterOverIdle(floorMemory).toFixed(0)}% over idle).`,
+      ]),
   '',
   '| target | goal | measured (median) | |',
   '| --- | --- | ---: | --- |',
-  target('added p50 latency, c=1, non-streaming 1 KiB', added('json-1k'), 60),
-  target('added p50 latency, c=1, 100-delta stream', added('stream-100'), 150),
-  target('gateway CPU per request, non-streaming, store: false', cpuOf('json-1k'), 100),
-  target('gateway CPU per 100-delta stream, store: false', cpuOf('stream-100'), 300),
-  target('store: true over store: false, non-streaming, p50', vs('json-1k-store', 'json-1k'), 500),
-  target('continuation over 100 items vs store: false, p50 (SQLite)', vs('continue-100-sqlite', 'json-1k'), 1000),
-  target('continuation over 100 items vs store: false, p50 (PostgreSQL)', vs('continue-100-postgres', 'json-1k'), 3000),
-  OPEN_STREAMS === 1000 ? target('RSS with 1000 open streams', [memory.peakRssMiB], 150, 'MB') : `| RSS with 1000 open streams | ≤ 150 MB | ${memory.peakRssMiB.toFixed(1)} MB with ${OPEN_STREAMS} | – |`,
-  memory.openSeen.min === memory.streams
-    ? target(`RSS per open stream (${memory.streams} open)`, [memory.perStreamKiB], 30, 'KiB')
-    : `| RSS per open stream | ≤ 30 KiB | ${memory.perStreamKiB.toFixed(1)} KiB, but only ${memory.openSeen.min} of ${memory.streams} streams were open throughout | – |`,
-  target('RSS after the streams ended, over idle', [((memory.afterMiB / memory.idleMiB) - 1) * 100], 10, '%'),
+  target('100-delta stream: gateway CPU / node floor CPU', against('stream-100', 'node floor', (r) => r.cpuUsPerRequest), 2, 'x'),
+  target('100-delta stream: throughput at c=32 / node floor\'s', against('stream-100', 'node floor', (r) => r.rps), 0.5, 'x', 'least'),
+  target('100-delta stream: added p50, c=1', added('stream-100'), 150),
+  target('JSON 1 KiB: gateway CPU / node floor CPU', against('json-1k', 'node floor', (r) => r.cpuUsPerRequest), 1.5, 'x'),
+  target('JSON 1 KiB: added p50, c=1', added('json-1k'), 100),
+  target('JSON 100 KiB: gateway CPU / node floor CPU', against('json-100k', 'node floor', (r) => r.cpuUsPerRequest), 1.5, 'x'),
+  target('JSON 100 KiB: added p50, c=1', added('json-100k'), 100),
+  target('store: true over store: false, CPU, JSON 1 KiB (SQLite)', cpuOver('json-1k-store', 'json-1k'), 100),
+  target('store: true over store: false, CPU, 100-delta stream (SQLite)', cpuOver('stream-100-store', 'stream-100'), 100),
+  target(`continuation over 100 items (${CHAINS} chains): added p50, SQLite`, added('continue-100-sqlite'), 1000),
+  target(`continuation over 100 items (${CHAINS} chains): added p50, PostgreSQL`, added('continue-100-postgres'), 1000),
+  perStreamRow('gateway', memory),
+  ...(floorMemory === undefined ? [] : [`| node floor, for comparison: RSS per open stream (${floorMemory.streams} open) | – | ${floorMemory.perStreamKiB.toFixed(1)} KiB | – |`]),
+  target('gateway: RSS after the streams ended, over idle', [afterOverIdle(memory)], 10, '%'),
+  ...(floorMemory === undefined ? [] : [`| node floor, for comparison: RSS after the streams ended, over idle | – | ${afterOverIdle(floorMemory).toFixed(0)} % | – |`]),
+  target('--workers 2 over one process: throughput at c=32, 100-delta stream', referenceOver('stream-100', 'workers 2', (r) => r.rps), 1.6, 'x', 'least'),
+  target('--workers 2 over one process: throughput at c=32, JSON 1 KiB', referenceOver('json-1k', 'workers 2', (r) => r.rps), 1.6, 'x', 'least'),
   '',
 ].join('\n');
 process.stdout.write(report);
