@@ -25,7 +25,8 @@ export class JsonNormalizer implements BufferedTransform {
     this.#route = route;
   }
 
-  async finish(body: Buffer, head: UpstreamHead, filteredHeaders: readonly string[]): Promise<BufferedReply> {
+  /** Synchronous unless the response is stored (the relay then waits for the store). */
+  finish(body: Buffer, head: UpstreamHead, filteredHeaders: readonly string[]): BufferedReply | Promise<BufferedReply> {
     let upstream: unknown;
     try {
       upstream = JSON.parse(body.toString('utf8'));
@@ -48,13 +49,14 @@ export class JsonNormalizer implements BufferedTransform {
     const leading = this.#facts.leadingItems;
     const response = normalizeResponse(upstream, this.#facts, { output: leading === undefined || leading.length === 0 ? output : [...leading, ...output] });
     const json = JSON.stringify(response);
-    await this.#hooks.finish(response, json);
+    const stored = this.#hooks.finish(response, json);
     const headers: string[] = [];
     for (let i = 0; i < filteredHeaders.length; i += 2) {
       if ((filteredHeaders[i] as string).toLowerCase() !== 'content-type') headers.push(filteredHeaders[i] as string, filteredHeaders[i + 1] as string);
     }
     headers.push('content-type', 'application/json');
-    return { status: head.status, headers, body: json };
+    const reply: BufferedReply = { status: head.status, headers, body: json };
+    return stored === undefined ? reply : stored.then(() => reply);
   }
 }
 

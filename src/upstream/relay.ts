@@ -383,21 +383,32 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#mode = 'finished';
   }
 
-  async #finishBuffered(): Promise<void> {
-    const target = this.#target;
+  /** Synchronous when the transform is (nothing to store): no promise, no pause of vLLM's socket. */
+  #finishBuffered(): void | Promise<void> {
     const body = this.#pending.length === 1 ? (this.#pending[0] as Buffer) : Buffer.concat(this.#pending);
     this.#pending = [];
-    let reply: BufferedReply;
+    let reply: BufferedReply | Promise<BufferedReply>;
     try {
-      reply = await (this.#buffered as BufferedTransform).finish(
-        body,
-        this.#head as UpstreamHead,
-        this.#filteredHeaders,
-      );
+      reply = (this.#buffered as BufferedTransform).finish(body, this.#head as UpstreamHead, this.#filteredHeaders);
     } catch (error) {
-      if (!this.#clientGone) target.sendError(asGatewayError(error));
+      this.#bufferedFailed(error);
       return;
     }
+    if (reply instanceof Promise) {
+      return reply.then(
+        (later) => this.#sendBuffered(later),
+        (error: unknown) => this.#bufferedFailed(error),
+      );
+    }
+    this.#sendBuffered(reply);
+  }
+
+  #bufferedFailed(error: unknown): void {
+    if (!this.#clientGone) this.#target.sendError(asGatewayError(error));
+  }
+
+  #sendBuffered(reply: BufferedReply): void {
+    const target = this.#target;
     if (this.#clientGone) return;
     const headers = [...reply.headers, 'content-length', String(Buffer.byteLength(reply.body))];
     for (const part of target.extraHeaders) headers.push(part);
