@@ -137,7 +137,8 @@ interface Round {
 
 function c1(url: string, bodies: readonly string[], headers: Record<string, string>, path: string): { latencyUs: number[]; ttfbUs: number[] } {
   const parsed = new URL(url);
-  const job = { origin: parsed.origin, path, body: bodies[0], bodies, headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
+  // One argument holds the job, and Linux allows 128 KiB an argument: a 100 KiB body is sent once.
+  const job = { origin: parsed.origin, path, body: bodies[0], ...(bodies.length > 1 ? { bodies } : {}), headers, requests: C1_REQUESTS, warmup: C1_WARMUP };
   const out = spawnSync(process.execPath, ['--import', 'tsx', 'bench/c1-client.ts', JSON.stringify(job)], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (out.status !== 0) throw new Error(`c1 client failed: ${out.stderr}`);
   return JSON.parse(out.stdout) as { latencyUs: number[]; ttfbUs: number[] };
