@@ -1,33 +1,42 @@
-// npm run bench:syscalls -- [--baseline DIR] [--streams N]
+// npm run bench:syscalls -- [--case stream-100|json-1k] [--baseline DIR] [--floor] [--requests N] [-- gateway flags]
 //
-// System calls the gateway makes per 100-delta stream (store: false, c=1, one
-// keep-alive connection): `strace -c -f` attached to the compiled gateway for N streams
-// after a warm-up, per call and per stream. A syscall saved is a figure that does not
-// drown in this machine's noise the way CPU time does. --baseline: the same for the
-// gateway built in DIR (an earlier checkout), first.
+// System calls the gateway makes per request (store: false, c=1, one keep-alive
+// connection): `strace -c -f` attached to the compiled gateway for N requests after a
+// warm-up, per call and per request. A syscall saved is a figure that does not drown in
+// this machine's noise the way CPU time does. --baseline: the same for the gateway built
+// in DIR (an earlier checkout), first; --floor: for the node floor (bench/minimal-proxy.ts).
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
+import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 
 const argv = process.argv.slice(2);
 const valueOf = (name: string): string | undefined => {
   const at = argv.indexOf(name);
   return at === -1 ? undefined : argv[at + 1];
 };
-const streams = Number(valueOf('--streams') ?? 500);
+const requests = Number(valueOf('--requests') ?? 500);
 const baseline = valueOf('--baseline');
+const caseName = valueOf('--case') ?? 'stream-100';
+const dashes = argv.indexOf('--');
+const gatewayFlags = dashes === -1 ? [] : argv.slice(dashes + 1);
+const CASES: Record<string, { body: object; headers: Record<string, string> }> = {
+  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
+  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
+};
+const job = CASES[caseName];
+if (job === undefined) throw new Error(`--case: one of ${Object.keys(CASES).join(', ')}`);
 if (spawnSync('strace', ['-V']).status !== 0) throw new Error('strace is not installed (apt-get install strace)');
 
 const dir = mkdtempSync(join(tmpdir(), 'rg-syscalls-'));
 const sim = await startBenchSim(dir);
-const body = JSON.stringify({ model: 'm', input: 'x', stream: true, store: false });
-const headers = { 'content-type': 'application/json', 'x-sim': 'deltas=100' };
+const body = JSON.stringify(job.body);
+const headers = { 'content-type': 'application/json', ...job.headers };
 
-async function countFor(root: string, label: string): Promise<void> {
-  const gateway = await startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, `${label}.db`)}`], root);
+async function countFor(start: () => Promise<Started>, label: string): Promise<void> {
+  const gateway = await start();
   const agent = new Agent({ connections: 1 });
   const one = async (): Promise<void> => {
     const response = await request(`${gateway.url}/v1/responses`, { method: 'POST', body, headers, dispatcher: agent });
@@ -38,22 +47,27 @@ async function countFor(root: string, label: string): Promise<void> {
   const tracer = spawn('strace', ['-c', '-f', '-o', out, '-p', String(gateway.pid)], { stdio: 'ignore' });
   // strace prints nothing when attached; its attach takes a moment, then the count starts.
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  for (let i = 0; i < streams; i++) await one();
+  for (let i = 0; i < requests; i++) await one();
   tracer.kill('SIGINT');
   await new Promise((resolve) => tracer.once('exit', resolve));
   await agent.close();
   gateway.child.kill('SIGTERM');
-  console.log(`\n${label}: ${streams} streams of 100 deltas at c=1 (calls, per stream)`);
+  console.log(`\n${label}: ${requests} requests of ${caseName} at c=1 (calls, per request)`);
   for (const line of readFileSync(out, 'utf8').split('\n')) {
     const fields = line.trim().split(/\s+/);
     const name = fields[fields.length - 1] ?? '';
     const calls = Number(fields[3]);
     if (!/^\d/.test(fields[0] ?? '') || !Number.isFinite(calls)) continue;
-    console.log(`  ${name.padEnd(16)} ${String(calls).padStart(7)}  ${(calls / streams).toFixed(2).padStart(6)}`);
+    console.log(`  ${name.padEnd(16)} ${String(calls).padStart(7)}  ${(calls / requests).toFixed(2).padStart(6)}`);
   }
 }
 
-if (baseline !== undefined) await countFor(baseline, `baseline (${baseline})`);
-await countFor(ROOT, 'this checkout');
+const gatewayIn = (root: string, label: string) => (): Promise<Started> =>
+  startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, `${label}.db`)}`, ...gatewayFlags], root);
+if (argv.includes('--floor')) {
+  await countFor(() => startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', dir), 'node floor');
+}
+if (baseline !== undefined) await countFor(gatewayIn(baseline, 'baseline'), `baseline (${baseline})`);
+await countFor(gatewayIn(ROOT, 'this'), `this checkout${gatewayFlags.length > 0 ? ` (${gatewayFlags.join(' ')})` : ''}`);
 sim.child.kill('SIGTERM');
 process.exit(0);
