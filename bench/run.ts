@@ -174,6 +174,7 @@ const REFERENCE_NOTES: Record<string, string> = {
   'node floor': '"via node floor" is bench/minimal-proxy.ts, the least a node:http + undici proxy does (no routing, logging, metrics or normalization)',
   nginx: '"via nginx" is nginx as a plain reverse proxy (keep-alive upstream, no buffering), one worker',
   baseline: '"via baseline" is the gateway built from the --baseline checkout',
+  'baseline on PostgreSQL': '"via baseline on PostgreSQL" is that build on the gateway\'s own PostgreSQL schema, continuing the same chains',
   'workers 2': '"via workers 2" is the same gateway with --workers 2 (a primary and two workers; CPU summed over the three), sharing the 2 cores with the simulator and the load generator',
 };
 
@@ -213,6 +214,8 @@ const pgUrl = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_UR
 const sim = await startSim();
 const gatewaySqlite = await startGateway(sim.url, `sqlite:${join(scratch, 'bench.db')}`);
 let gatewayPg: Proc | undefined;
+/** The PostgreSQL URL the gateway uses (its own schema), which a baseline build shares. */
+let pgGatewayUrl: string | undefined;
 if (pgUrl !== undefined && !quick) {
   const schema = `bench_${Date.now()}`;
   spawnSync(process.execPath, ['-e', `const pg=require('pg');const c=new pg.Client({connectionString:process.env.U});c.connect().then(()=>c.query('CREATE SCHEMA ${schema}')).then(()=>c.end())`], {
@@ -222,7 +225,8 @@ if (pgUrl !== undefined && !quick) {
   });
   const url = new URL(pgUrl);
   url.searchParams.set('options', `-c search_path=${schema}`);
-  gatewayPg = await startGateway(sim.url, url.toString());
+  pgGatewayUrl = url.toString();
+  gatewayPg = await startGateway(sim.url, pgGatewayUrl);
 } else if (!quick) {
   log('PostgreSQL cases skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
 }
@@ -233,6 +237,12 @@ const references: Reference[] = [];
 if (baselineDir !== undefined) {
   const proc = await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, baselineDir);
   references.push({ label: 'baseline', proc, pids: () => [proc.pid], directBody: false, applies: (c) => c.db === 'sqlite' && !c.name.startsWith('continue') });
+  if (pgGatewayUrl !== undefined) {
+    // On the gateway's own database: two gateways share one PostgreSQL, so the baseline
+    // continues the very chains the gateway does.
+    const onPg = await startGateway(sim.url, pgGatewayUrl, baselineDir);
+    references.push({ label: 'baseline on PostgreSQL', proc: onPg, pids: () => [onPg.pid], directBody: false, applies: (c) => c.db === 'postgres' });
+  }
 }
 if (!quick || argv.includes('--floor')) {
   // The least a node:http + undici proxy costs on this machine: what Node itself takes.

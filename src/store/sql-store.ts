@@ -52,6 +52,8 @@ interface CheckpointBase {
   readonly depth: number;
   /** How many seqs of the new turn's history the base's context already holds. */
   readonly covers: number;
+  /** The reference the new response holds on the base was taken while reading it. */
+  readonly held: boolean;
 }
 
 /** A response's checkpoint, resolved along its bases: its whole context. */
@@ -195,16 +197,18 @@ export class SqlStore implements Store {
    */
   *#checkpointBase(record: SaveResponse, lastConversationResponse: string | null): Work<CheckpointBase | undefined> {
     if (record.previousResponseId !== null) {
-      const row = yield* first(this.#sql.checkpointDepth, record.previousResponseId, record.tenant);
+      // The response continued is always held by the new one: the reference is taken in
+      // the statement that reads its depth (and locks its row), one round trip instead of two.
+      const row = yield* first(this.#sql.holdPrevious, record.previousResponseId, record.tenant);
       if (row === undefined) return undefined; // removed meanwhile: this turn's checkpoint is whole
-      return { id: record.previousResponseId, depth: Number(row['checkpoint_depth']), covers: record.historySeqs.length };
+      return { id: record.previousResponseId, depth: Number(row['checkpoint_depth']), covers: record.historySeqs.length, held: true };
     }
     if (lastConversationResponse === null) return undefined;
     // Any state will do: the base only has to exist, and the reference taken on it keeps it.
     const base = yield* this.#context(record.tenant, lastConversationResponse, undefined);
     if (base === undefined || base.seqs.length > record.historySeqs.length) return undefined;
     for (let i = 0; i < base.seqs.length; i++) if (base.seqs[i] !== record.historySeqs[i]) return undefined;
-    return { id: lastConversationResponse, depth: base.depth, covers: base.seqs.length };
+    return { id: lastConversationResponse, depth: base.depth, covers: base.seqs.length, held: false };
   }
 
   saveResponse(record: SaveResponse): Promise<SaveOutcome> {
@@ -252,7 +256,7 @@ export class SqlStore implements Store {
         buildsOn === undefined ? 0 : buildsOn.depth + 1,
         holds,
       );
-      if (holds !== null) yield* exec('UPDATE responses SET refs = refs + 1 WHERE id = ?', holds);
+      if (holds !== null && !(holds === base?.id && base.held)) yield* exec('UPDATE responses SET refs = refs + 1 WHERE id = ?', holds);
       if (conversation !== undefined) {
         yield* exec('UPDATE conversations SET last_response_id = ? WHERE id = ?', record.id, record.conversationId);
       }
@@ -515,7 +519,7 @@ function statements(backend: SqlBackend) {
     /** The same for any stored response of this tenant, deleted (but still held) or expired. */
     anyChain: chain('tenant = ?'),
     body: 'SELECT body FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?',
-    checkpointDepth: `SELECT checkpoint_depth FROM responses WHERE id = ? AND tenant = ?${d.forUpdate}`,
+    holdPrevious: 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ? RETURNING checkpoint_depth',
     historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
     historyItemsOfType: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value WHERE i.tenant = ? AND i.type = ? ORDER BY j.key`,
