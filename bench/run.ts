@@ -249,7 +249,6 @@ if (!quick || argv.includes('--floor')) {
   const proc = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', scratch);
   references.push({ label: 'node floor', proc, pids: () => [proc.pid], directBody: true, applies: (c) => c.floor });
 }
-let floorProxy: Proc | undefined = references.find((reference) => reference.label === 'node floor')?.proc;
 if (!quick || argv.includes('--workers')) {
   const proc = await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${join(scratch, 'workers.db')}`, '--max-concurrent', '4096', '--workers', '2']);
   references.push({ label: 'workers 2', proc, pids: () => childPids(proc.pid), directBody: false, applies: (c) => c.name === 'stream-100' || c.name === 'json-1k' });
@@ -327,8 +326,8 @@ const freshGateway = await startGateway(slowSim.url, `sqlite:${join(scratch, 'st
 const memory = await measureOpenStreams(freshGateway, OPEN_STREAMS, started);
 // What Node itself takes per open stream: the node floor, fresh, holding as many.
 let floorMemory: Awaited<ReturnType<typeof measureOpenStreams>> | undefined;
-if (floorProxy !== undefined) {
-  floorProxy = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', slowSim.url], '--gateway-port', scratch);
+if (references.some((reference) => reference.label === 'node floor')) {
+  const floorProxy = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', slowSim.url], '--gateway-port', scratch);
   floorMemory = await measureOpenStreams(floorProxy, OPEN_STREAMS, started, false);
 }
 
@@ -347,15 +346,22 @@ const rows = results.map(({ testCase, direct, gateway }) => row(testCase.name, t
 const referenceRows = results.flatMap(({ testCase, direct, references: measured }) =>
   [...measured].map(([label, rounds]) => row(`${testCase.name} via ${label}`, testCase, direct, rounds, false)),
 );
-const ratioLines = results.flatMap(({ testCase, gateway, references: measured }) =>
-  [...measured].map(([label, rounds]) => {
-    const cpu = stats(gateway.map((r, i) => r.cpuUsPerRequest / (rounds[i] as Round).cpuUsPerRequest)).median;
-    const rps = stats(gateway.map((r, i) => r.rps / (rounds[i] as Round).rps)).median;
+const byName = new Map(results.map((r) => [r.testCase.name, r]));
+/** Per round, the gateway's figure over a reference's (the same rounds). */
+const against = (name: string, label: string, pick: (round: Round) => number): number[] => {
+  const result = byName.get(name);
+  const rounds = result?.references.get(label);
+  if (result === undefined || rounds === undefined) return [];
+  return result.gateway.map((round, i) => pick(round) / pick(rounds[i] as Round));
+};
+const ratioLines = results.flatMap(({ testCase, references: measured }) =>
+  [...measured.keys()].map((label) => {
+    const cpu = stats(against(testCase.name, label, (r) => r.cpuUsPerRequest)).median;
+    const rps = stats(against(testCase.name, label, (r) => r.rps)).median;
     return `- ${testCase.name}, gateway against ${label}: CPU/request ${cpu.toFixed(2)}x, throughput ${rps.toFixed(2)}x`;
   }),
 );
 
-const byName = new Map(results.map((r) => [r.testCase.name, r]));
 /** One row of the targets table: the median of `values` against the goal. */
 const target = (label: string, values: number[], limit: number, unit = 'µs', at: 'most' | 'least' = 'most'): string => {
   const digits = unit === 'x' ? 2 : unit === 'MB' || unit === 'KiB' ? 1 : 0;
@@ -371,13 +377,6 @@ const added = (name: string): number[] => {
   return r === undefined ? [] : differences(r.gateway, r.direct, (round) => round.p50Us);
 };
 const cpuOf = (name: string): number[] => byName.get(name)?.gateway.map((r) => r.cpuUsPerRequest) ?? [];
-/** Per round, the gateway's figure over a reference's (the same rounds). */
-const against = (name: string, label: string, pick: (round: Round) => number): number[] => {
-  const result = byName.get(name);
-  const rounds = result?.references.get(label);
-  if (result === undefined || rounds === undefined) return [];
-  return result.gateway.map((round, i) => pick(round) / pick(rounds[i] as Round));
-};
 /** Per round, a reference's figure over the gateway's (--workers 2 over one process). */
 const referenceOver = (name: string, label: string, pick: (round: Round) => number): number[] => against(name, label, pick).map((ratio) => 1 / ratio);
 /** The median CPU of case a minus that of case b (different rounds of one run). */

@@ -244,6 +244,12 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
       // loop until it ends; vLLM's server yields between writes, and so does this.
       else if (seq % YIELD_EVERY_EVENTS === YIELD_EVERY_EVENTS - 1) await setImmediatePromise();
     }
+    // reset-after=<every event>: the whole stream arrives, then the connection breaks
+    // where its end would have been.
+    if (d.resetAfterEvents === events.length) {
+      res.socket?.end();
+      return;
+    }
     res.end(trailer);
   }
 

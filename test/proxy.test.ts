@@ -77,6 +77,28 @@ describe('streamed passthrough', () => {
     assert.equal(await reader.rest(), 'event: last\ndata: {"n":2}\n\n');
   });
 
+  it('sends a stream\'s head as soon as vLLM sent its own, before any event', { timeout: 10_000 }, async () => {
+    let releaseEvent: () => void = () => {};
+    const event = new Promise<void>((resolve) => {
+      releaseEvent = resolve;
+    });
+    sim.enqueue((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      // The event is only sent once the client has shown it holds the head.
+      void event.then(() => res.end('event: only\ndata: {"n":1}\n\n'));
+    });
+    const res = await openRequest(`${gw.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"model":"m","input":"x","stream":true}',
+    });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-type'], 'text/event-stream');
+    releaseEvent();
+    assert.equal((await readAll(res)).toString('utf8'), 'event: only\ndata: {"n":1}\n\n');
+  });
+
   it('pauses reading from vLLM while the client does not read (backpressure)', { timeout: 60_000 }, async () => {
     const eventBytes = 64 * 1024;
     const totalEvents = 4096; // 256 MiB: far more than socket buffers can hold

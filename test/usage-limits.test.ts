@@ -67,6 +67,19 @@ describe('token usage metrics', () => {
     assert.equal(Object.keys(counters).filter((key) => key.includes('/alice/') && key.startsWith('model-b')).length, 0);
   });
 
+  it('count a stream whose connection broke after its terminal event: the response was complete', async () => {
+    const direct = await postJson(`${sim.url}/v1/responses`, { model: 'model-d', input: 'x', stream: true }, { 'x-sim': 'deltas=3' });
+    const upstreamEvents = parseSse(direct.text()).filter((event) => event.data !== '[DONE]').length;
+    const before = await tokenCounters(gw.url);
+    const streamed = await createStream(gw.url, { model: 'model-d', input: 'x' }, { ...bearer('key-alice'), 'x-sim': `deltas=3;reset-after=${upstreamEvents}` });
+    assert.equal(streamed.status, 200);
+    assert.equal(streamed.terminal.status, 'completed');
+    const counters = await tokenCounters(gw.url);
+    assert.equal(before['model-d/alice/output'], undefined);
+    assert.equal(counters['model-d/alice/output'], streamed.terminal.usage.output_tokens);
+    assert.equal(counters['model-d/alice/input'], streamed.terminal.usage.input_tokens);
+  });
+
   it('count nothing for an answer that failed', async () => {
     const before = await tokenCounters(gw.url);
     const failed = await postJson(`${gw.url}/v1/responses`, { model: 'model-c', input: 'x' }, { ...bearer('key-alice'), 'x-sim': 'status=500' });

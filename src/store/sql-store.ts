@@ -52,8 +52,6 @@ interface CheckpointBase {
   readonly depth: number;
   /** How many seqs of the new turn's history the base's context already holds. */
   readonly covers: number;
-  /** The reference the new response holds on the base was taken while reading it. */
-  readonly held: boolean;
 }
 
 /** A response's checkpoint, resolved along its bases: its whole context. */
@@ -201,14 +199,14 @@ export class SqlStore implements Store {
       // the statement that reads its depth (and locks its row), one round trip instead of two.
       const row = yield* first(this.#sql.holdPrevious, record.previousResponseId, record.tenant);
       if (row === undefined) return undefined; // removed meanwhile: this turn's checkpoint is whole
-      return { id: record.previousResponseId, depth: Number(row['checkpoint_depth']), covers: record.historySeqs.length, held: true };
+      return { id: record.previousResponseId, depth: Number(row['checkpoint_depth']), covers: record.historySeqs.length };
     }
     if (lastConversationResponse === null) return undefined;
     // Any state will do: the base only has to exist, and the reference taken on it keeps it.
     const base = yield* this.#context(record.tenant, lastConversationResponse, undefined);
     if (base === undefined || base.seqs.length > record.historySeqs.length) return undefined;
     for (let i = 0; i < base.seqs.length; i++) if (base.seqs[i] !== record.historySeqs[i]) return undefined;
-    return { id: lastConversationResponse, depth: base.depth, covers: base.seqs.length, held: false };
+    return { id: lastConversationResponse, depth: base.depth, covers: base.seqs.length };
   }
 
   saveResponse(record: SaveResponse): Promise<SaveOutcome> {
@@ -256,7 +254,8 @@ export class SqlStore implements Store {
         buildsOn === undefined ? 0 : buildsOn.depth + 1,
         holds,
       );
-      if (holds !== null && !(holds === base?.id && base.held)) yield* exec('UPDATE responses SET refs = refs + 1 WHERE id = ?', holds);
+      // A continuation's reference was taken with its base's depth (holdPrevious).
+      if (holds !== null && record.previousResponseId === null) yield* exec('UPDATE responses SET refs = refs + 1 WHERE id = ?', holds);
       if (conversation !== undefined) {
         yield* exec('UPDATE conversations SET last_response_id = ? WHERE id = ?', record.id, record.conversationId);
       }

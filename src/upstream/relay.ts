@@ -359,11 +359,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         this.#pending = [];
         this.#pendingBytes = 0;
         const done = (): void | Promise<void> => {
-          const events = this.#events as EventStreamTransform;
-          // Every event is in: the body's usage is known (before the sink ends, where the
-          // response is accounted).
-          this.#usageReport?.report(events.takeUsage?.());
-          const result = events.onEnd(this.#emit);
+          this.#reportUsage();
+          const result = (this.#events as EventStreamTransform).onEnd(this.#emit);
           if (result instanceof Promise) return result.then(() => this.#endResponse());
           this.#endResponse();
         };
@@ -453,9 +450,17 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       this.#endResponse();
       return;
     }
+    // A failure after the terminal event (the connection cut before its end) still used tokens.
+    this.#reportUsage();
     const result = (this.#events as EventStreamTransform).onFailure(classified.error, this.#emit);
     if (result instanceof Promise) return result.then(() => this.#endResponse());
     this.#endResponse();
+  }
+
+  /** Every event of the body is in: its usage is known (before the sink ends, where the
+   * response is accounted). */
+  #reportUsage(): void {
+    this.#usageReport?.report(this.#events?.takeUsage?.());
   }
 
   #endResponse(): void {
