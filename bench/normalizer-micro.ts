@@ -1,27 +1,48 @@
-// npm run bench:normalizer: the stream normalizer alone, in this process, no sockets.
-// A 100-delta vLLM stream (three chunks per event, as vLLM writes them) is framed and
-// normalized many times; prints µs of CPU per stream. For quick iterations on the
+// npm run bench:normalizer [-- --reasoning] [--baseline DIR]: the stream normalizer alone,
+// in this process, no sockets. A 100-delta vLLM stream is framed and normalized many times,
+// cut three ways: three chunks per event (as vLLM writes them), one chunk per event (one
+// read per event: a quiet gateway), the whole stream in one chunk (one read holding many
+// events: a busy one). Prints µs of CPU per stream.
+//
+// --baseline DIR: the normalizer of an earlier checkout (DIR, with node_modules) is loaded
+// beside this one and both run in alternating rounds, so machine noise falls on both: the
+// medians, their min–max and the median of per-round ratios. For quick iterations on the
 // per-event work; the real figures come from npm run bench.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { StreamNormalizer } from '../src/responses/stream-normalizer.ts';
 import { SseBoundary } from '../src/upstream/sse-boundary.ts';
 import { REAL_VLLM_QUIRKS, eventChunks, makeIds, planGeneration, streamEvents } from '../sim/wire.ts';
+import { median } from './stats.ts';
+
+const argv = process.argv.slice(2);
+const baselineAt = argv.indexOf('--baseline');
+const baselineDir = baselineAt === -1 ? undefined : resolve(argv[baselineAt + 1] ?? '.');
 
 const body = { model: 'm', input: 'x', stream: true };
-const plan = planGeneration(body, { deltas: 100, reasoning: process.argv.includes('--reasoning') });
-const chunks = streamEvents(body, plan, makeIds(plan, REAL_VLLM_QUIRKS), 1).flatMap((event, seq) => eventChunks(event, seq).map((part) => Buffer.from(part)));
+const plan = planGeneration(body, { deltas: 100, reasoning: argv.includes('--reasoning') });
+const events = streamEvents(body, plan, makeIds(plan, REAL_VLLM_QUIRKS), 1).map((event, seq) => eventChunks(event, seq));
+const CUTS: Record<string, Buffer[]> = {
+  'three chunks per event': events.flatMap((chunks) => chunks.map((chunk) => Buffer.from(chunk))),
+  'one chunk per event': events.map((chunks) => Buffer.from(chunks.join(''))),
+  'one chunk per stream': [Buffer.from(events.map((chunks) => chunks.join('')).join(''))],
+};
 const facts = { id: 'resp_x', request: body, store: false, background: false, previousResponseId: null, conversationId: null, keepRawFields: false };
 const log = (): never => {
   throw new Error('no logging expected');
 };
 
-function oneStream(): number {
-  const normalizer = new StreamNormalizer(facts, { finish: () => undefined }, log);
+type Normalizer = typeof StreamNormalizer;
+
+/** One stream through a new normalizer, framed as the relay frames it; the bytes emitted. */
+function oneStream(Normalizer: Normalizer, chunks: readonly Buffer[]): number {
+  const normalizer = new Normalizer(facts, { finish: () => undefined }, log);
   const boundary = new SseBoundary();
   let pending: Buffer[] = [];
   let bytes = 0;
   const emit = (output: unknown): void => {
-    if (typeof output === 'string') bytes += output.length;
-    else if (Array.isArray(output)) for (const part of output as string[]) bytes += part.length;
+    if (typeof output === 'string' || Buffer.isBuffer(output)) bytes += output.length;
+    else if (Array.isArray(output)) for (const part of output as (string | Buffer)[]) bytes += part.length;
   };
   for (const chunk of chunks) {
     const end = boundary.push(chunk);
@@ -37,11 +58,32 @@ function oneStream(): number {
   return bytes;
 }
 
-for (let i = 0; i < 500; i++) oneStream();
-const runs = 3000;
-const cpuBefore = process.cpuUsage();
-const started = process.hrtime.bigint();
-for (let i = 0; i < runs; i++) oneStream();
-const wallUs = Number(process.hrtime.bigint() - started) / 1000 / runs;
-const cpu = process.cpuUsage(cpuBefore);
-console.log(`${chunks.length} chunks per stream: ${wallUs.toFixed(1)} µs wall, ${((cpu.user + cpu.system) / runs).toFixed(1)} µs CPU per stream (node ${process.version})`);
+/** µs of CPU per stream over `streams` streams. */
+function round(Normalizer: Normalizer, chunks: readonly Buffer[], streams: number): number {
+  const before = process.cpuUsage();
+  for (let i = 0; i < streams; i++) oneStream(Normalizer, chunks);
+  const cpu = process.cpuUsage(before);
+  return (cpu.user + cpu.system) / streams;
+}
+
+const range = (values: number[]): string => `${median(values).toFixed(0)} µs (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+
+const candidates: [string, Normalizer][] = [['this checkout', StreamNormalizer]];
+if (baselineDir !== undefined) {
+  const module = (await import(pathToFileURL(resolve(baselineDir, 'src/responses/stream-normalizer.ts')).href)) as { StreamNormalizer: Normalizer };
+  candidates.unshift(['baseline', module.StreamNormalizer]);
+}
+const ROUNDS = 15;
+const STREAMS = 300;
+console.log(`node ${process.version}, ${events.length} events per stream, ${ROUNDS} rounds of ${STREAMS} streams${baselineDir === undefined ? '' : `, baseline ${baselineDir}`}`);
+for (const [cut, chunks] of Object.entries(CUTS)) {
+  for (const [, Normalizer] of candidates) for (let i = 0; i < STREAMS; i++) oneStream(Normalizer, chunks); // warm-up
+  const rounds = candidates.map((): number[] => []);
+  for (let r = 0; r < ROUNDS; r++) candidates.forEach(([, Normalizer], i) => rounds[i]?.push(round(Normalizer, chunks, STREAMS)));
+  const cells = candidates.map(([label], i) => `${label} ${range(rounds[i] as number[])}`);
+  if (candidates.length === 2) {
+    const [before, after] = rounds as [number[], number[]];
+    cells.push(`ratio ${median(after.map((value, i) => value / (before[i] as number))).toFixed(2)}`);
+  }
+  console.log(`${cut}: ${cells.join(', ')} CPU per stream`);
+}

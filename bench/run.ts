@@ -172,6 +172,8 @@ interface CaseResult {
 
 const REFERENCE_NOTES: Record<string, string> = {
   'node floor': '"via node floor" is bench/minimal-proxy.ts, the least a node:http + undici proxy does (no routing, logging, metrics or normalization)',
+  'normalizing floor':
+    '"via normalizing floor" is bench/minimal-proxy.ts --normalize, the least a normalizing proxy adds to that (the request read as JSON; each event\'s item id and sequence number spliced in bytes; a JSON answer parsed, its ids replaced, serialized)',
   nginx: '"via nginx" is nginx as a plain reverse proxy (keep-alive upstream, no buffering), one worker',
   baseline: '"via baseline" is the gateway built from the --baseline checkout',
   'baseline on PostgreSQL': '"via baseline on PostgreSQL" is that build on the gateway\'s own PostgreSQL schema, continuing the same chains',
@@ -248,6 +250,9 @@ if (!quick || argv.includes('--floor')) {
   // The least a node:http + undici proxy costs on this machine: what Node itself takes.
   const proc = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', scratch);
   references.push({ label: 'node floor', proc, pids: () => [proc.pid], directBody: true, applies: (c) => c.floor });
+  // The least any Node.js proxy that normalizes pays on top: the bound of the CPU targets.
+  const normalizing = await startProcess(['bench/minimal-proxy.ts', '--normalize', '--llm-api-base', sim.url], '--gateway-port', scratch);
+  references.push({ label: 'normalizing floor', proc: normalizing, pids: () => [normalizing.pid], directBody: true, applies: (c) => c.floor });
 }
 if (!quick || argv.includes('--workers')) {
   const proc = await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${join(scratch, 'workers.db')}`, '--max-concurrent', '4096', '--workers', '2']);
@@ -354,6 +359,26 @@ const against = (name: string, label: string, pick: (round: Round) => number): n
   if (result === undefined || rounds === undefined) return [];
   return result.gateway.map((round, i) => pick(round) / pick(rounds[i] as Round));
 };
+/** Per round, one reference's figure over another's (the normalizing floor over the node floor). */
+const referenceAgainst = (name: string, label: string, base: string, pick: (round: Round) => number): number[] => {
+  const result = byName.get(name);
+  const rounds = result?.references.get(label);
+  const baseRounds = result?.references.get(base);
+  if (rounds === undefined || baseRounds === undefined) return [];
+  return rounds.map((round, i) => pick(round) / pick(baseRounds[i] as Round));
+};
+/** Per round, a reference's p50 over the direct one. */
+const referenceAdded = (name: string, label: string): number[] => {
+  const result = byName.get(name);
+  const rounds = result?.references.get(label);
+  return result === undefined || rounds === undefined ? [] : differences(rounds, result.direct, (round) => round.p50Us);
+};
+/** A row showing what a reference measured where a target applies, for comparison. */
+const comparison = (label: string, values: number[], unit: 'x' | 'µs'): string[] => {
+  if (values.length === 0) return [];
+  const median = stats(values).median;
+  return [`| ${label} | – | ${unit === 'x' ? `${median.toFixed(2)}x` : `${median.toFixed(0)} µs`} | – |`];
+};
 const ratioLines = results.flatMap(({ testCase, references: measured }) =>
   [...measured.keys()].map((label) => {
     const cpu = stats(against(testCase.name, label, (r) => r.cpuUsPerRequest)).median;
@@ -419,11 +444,18 @@ const report = [
   '| --- | --- | ---: | --- |',
   target('100-delta stream: gateway CPU / node floor CPU', against('stream-100', 'node floor', (r) => r.cpuUsPerRequest), 2, 'x'),
   target('100-delta stream: throughput at c=32 / node floor\'s', against('stream-100', 'node floor', (r) => r.rps), 0.5, 'x', 'least'),
+  ...comparison('normalizing floor, for comparison: its CPU / node floor CPU', referenceAgainst('stream-100', 'normalizing floor', 'node floor', (r) => r.cpuUsPerRequest), 'x'),
+  ...comparison('normalizing floor, for comparison: its throughput / node floor\'s', referenceAgainst('stream-100', 'normalizing floor', 'node floor', (r) => r.rps), 'x'),
   target('100-delta stream: added p50, c=1', added('stream-100'), 150),
+  ...comparison('normalizing floor, for comparison: its added p50', referenceAdded('stream-100', 'normalizing floor'), 'µs'),
   target('JSON 1 KiB: gateway CPU / node floor CPU', against('json-1k', 'node floor', (r) => r.cpuUsPerRequest), 1.5, 'x'),
+  ...comparison('normalizing floor, for comparison: its CPU / node floor CPU', referenceAgainst('json-1k', 'normalizing floor', 'node floor', (r) => r.cpuUsPerRequest), 'x'),
   target('JSON 1 KiB: added p50, c=1', added('json-1k'), 100),
+  ...comparison('normalizing floor, for comparison: its added p50', referenceAdded('json-1k', 'normalizing floor'), 'µs'),
   target('JSON 100 KiB: gateway CPU / node floor CPU', against('json-100k', 'node floor', (r) => r.cpuUsPerRequest), 1.5, 'x'),
+  ...comparison('normalizing floor, for comparison: its CPU / node floor CPU', referenceAgainst('json-100k', 'normalizing floor', 'node floor', (r) => r.cpuUsPerRequest), 'x'),
   target('JSON 100 KiB: added p50, c=1', added('json-100k'), 100),
+  ...comparison('normalizing floor, for comparison: its added p50', referenceAdded('json-100k', 'normalizing floor'), 'µs'),
   target('store: true over store: false, CPU, JSON 1 KiB (SQLite)', cpuOver('json-1k-store', 'json-1k'), 100),
   target('store: true over store: false, CPU, 100-delta stream (SQLite)', cpuOver('stream-100-store', 'stream-100'), 100),
   target(`continuation over 100 items (${CHAINS} chains): added p50, SQLite`, added('continue-100-sqlite'), 1000),
