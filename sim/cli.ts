@@ -31,6 +31,7 @@ const sim = await startSimVllm({
   host: flag('host') ?? '127.0.0.1',
   model: asVllm ? argv[1] : flag('model'),
   chunkDelayMs: Number(flag('chunk-delay-ms') ?? 0),
+  prefillUsPerToken: Number(flag('prefill-us-per-token') ?? 0),
   coalesceEvents: argv.includes('--coalesce'),
   fast: argv.includes('--fast'),
   record: !argv.includes('--no-record'),

@@ -13,6 +13,9 @@ Options:
   --model NAME          the model it reports (default sim-model)
   --api-key KEY         require "Authorization: Bearer KEY" on /v1/*, like vllm serve --api-key
   --chunk-delay-ms N    wait N ms between streamed events (default 0)
+  --prefill-us-per-token N
+                        before answering /v1/responses, wait N µs per input token not
+                        in the prefix cache (default 0; GET /metrics counts its hits)
   --coalesce            write each event in one chunk (vLLM writes three)
   --fast                prepared answers, bodies not parsed (benchmarks)
   --chat-only           a server with Chat Completions only (/v1/responses: 404), as

@@ -22,6 +22,7 @@ import {
   type WireEvent,
 } from './wire.ts';
 import { CHAT_DIALECTS, chatChunks, chatCompletion, chatRequestProblem, planBodyOfChat, type ChatDialect } from './chat-wire.ts';
+import { PrefixCache } from './prefix-cache.ts';
 
 /** How many events a stream without a delay writes before letting other streams run. */
 const YIELD_EVERY_EVENTS = 64;
@@ -37,6 +38,9 @@ export interface SimOptions {
   readonly model?: string;
   /** Delay between streamed events (ms); 0 writes them back to back. */
   readonly chunkDelayMs?: number;
+  /** Prefill time per input token not found in the prefix cache (µs), before a
+   * /v1/responses answer starts: what affinity saves on a real vLLM. 0: none. */
+  readonly prefillUsPerToken?: number;
   readonly quirks?: Partial<Quirks>;
   /** Like `vllm serve --api-key`: /v1/* requires this bearer key. */
   readonly apiKey?: string;
@@ -110,6 +114,8 @@ export interface SimVllm {
   readonly apiProbes: number;
   /** Holds /health answers until the returned function is called. */
   holdHealth(): () => void;
+  /** Input tokens of /v1/responses requests looked up in the prefix cache, and found. */
+  readonly prefixCache: { readonly queries: number; readonly hits: number };
   close(): Promise<void>;
 }
 
@@ -196,6 +202,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
   let healthProbes = 0;
   let probes = 0;
   let healthGate: Promise<void> | undefined;
+  const prefixCache = new PrefixCache();
 
   const noteArrival = (recorded: RecordedRequest): void => {
     if (!record) return;
@@ -360,7 +367,16 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
           sendJson(res, 404, { detail: 'Not Found' });
           return;
         }
+        if (recorded.json !== undefined) {
+          const uncached = prefixCache.serve(recorded.json['input'], planGeneration(recorded.json, { deltas: d.deltas, reasoning: d.reasoning, toolName: d.tool }).items);
+          if ((options.prefillUsPerToken ?? 0) > 0) await sleep((uncached * (options.prefillUsPerToken as number)) / 1000, res);
+          if (res.destroyed) return;
+        }
         return handleResponses(req, res, recorded, d);
+      case 'GET /metrics':
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+        res.end(prefixCache.metrics(model));
+        return;
       case 'POST /v1/chat/completions':
         return handleChat(res, recorded, d);
       case 'POST /v1/completions': {
@@ -577,6 +593,7 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     get apiProbes() {
       return probes;
     },
+    prefixCache,
     holdHealth() {
       let release: () => void = () => {};
       healthGate = new Promise((resolve) => {

@@ -68,6 +68,10 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
   const state = store === undefined ? undefined : buildState(config, store, log);
   const apiKeys = options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys, config.security.rateLimits);
   const upstream = new UpstreamClient(config.upstream);
+  if (upstream.replicated) {
+    metrics.watchReplicas(() => upstream.states(), () => upstream.affinity);
+    upstream.startHealthChecks(log);
+  }
   const backend = new ModelBackend({
     upstream,
     // --passthrough-raw relays /v1/responses as it is: there is nothing to choose.

@@ -210,7 +210,7 @@ function chatRequest(request: ForwardRequest, chat: ChatRequest): ForwardRequest
   }
   // The translation reads the answer: it must come uncompressed.
   headers.push('content-type', 'application/json', 'accept-encoding', 'identity');
-  return { method: 'POST', path: CHAT_PATH, headers, body: Buffer.from(JSON.stringify(chat.body)) };
+  return { method: 'POST', path: CHAT_PATH, headers, body: Buffer.from(JSON.stringify(chat.body)), affinity: request.affinity, onReplica: request.onReplica };
 }
 
 function unreadableAnswer(): string {

@@ -3,7 +3,7 @@
 // so a setting is added in one place.
 
 export type FlagKind =
-  | 'url'
+  | 'urls'
   | 'string'
   | 'secret'
   | 'port'
@@ -33,9 +33,33 @@ export const FLAG_SPECS = [
   {
     name: 'llm-api-base',
     env: 'GATEWAY_LLM_API_BASE',
-    kind: 'url',
+    kind: 'urls',
     defaultValue: undefined,
-    help: 'Base URL of a running vLLM server (standalone mode). A trailing /v1 or / is optional.',
+    help: 'Base URL of a running vLLM server (standalone mode). A trailing /v1 or / is optional. Several replicas of one model: repeat the flag or separate URLs with commas; requests go to the least busy healthy replica, and a continuation to the replica that served its previous turn.',
+    group: 'upstream',
+  },
+  {
+    name: 'upstream-health-interval',
+    env: 'GATEWAY_UPSTREAM_HEALTH_INTERVAL',
+    kind: 'duration',
+    defaultValue: '5s',
+    help: "With several --llm-api-base replicas: how often each replica's /health is asked. A replica that fails it, or refuses a connection, takes no requests until it passes again.",
+    group: 'upstream',
+  },
+  {
+    name: 'upstream-slow-start',
+    env: 'GATEWAY_UPSTREAM_SLOW_START',
+    kind: 'duration',
+    defaultValue: '30s',
+    help: 'With several replicas: a replica back from being down gets a share of new requests that grows from a tenth to its full share over this time (its caches are cold).',
+    group: 'upstream',
+  },
+  {
+    name: 'upstream-affinity',
+    env: 'GATEWAY_UPSTREAM_AFFINITY',
+    kind: 'boolean',
+    defaultValue: 'on',
+    help: "With several replicas: send a continuation (previous_response_id, conversation, prompt_cache_key) to the replica that served the chain before, so that vLLM's prefix cache is hit, unless that replica is down or busier than 1.25x the average (then the least busy). off: least busy only.",
     group: 'upstream',
   },
   {

@@ -23,8 +23,17 @@ export interface UpstreamConfig {
   /** This gateway's name in the Via header of what it forwards (RFC 9110 §7.6.3): a
    * request that comes back with it is a loop. One per gateway, its workers included. */
   readonly via: string;
+  /** The first replica's (the only one's, for most gateways, and serve's vLLM). */
   readonly origin: string;
   readonly basePath: string;
+  /** Every replica of the model, in the order given (--llm-api-base). */
+  readonly replicas: readonly ParsedUrl[];
+  /** How often each replica's /health is asked (with more than one). */
+  readonly healthIntervalMs: number;
+  /** How long a recovered replica's share of new requests takes to grow back. */
+  readonly slowStartMs: number;
+  /** Continuations go to the replica that served their chain (vLLM's prefix cache). */
+  readonly affinity: boolean;
   readonly apiKey: string | undefined;
   readonly apiKeyOrigin: KeyOrigin;
   readonly connectTimeoutMs: number;
@@ -217,7 +226,9 @@ function splitArgv(argv: readonly string[]): SplitArgv {
         continue;
       }
       const { value, next } = takeValue(argv, index, inline, `--${name}`);
-      split.flagValues.set(name, value);
+      // A list of URLs may be given one flag per URL.
+      const earlier = spec.kind === 'urls' ? split.flagValues.get(name) : undefined;
+      split.flagValues.set(name, earlier === undefined ? value : `${earlier},${value}`);
       index = next;
       continue;
     }
@@ -288,7 +299,7 @@ export function parseCommandLine(
   let apiKey = resolveFlag('openai-api-key', split, env);
   let apiKeyOrigin: KeyOrigin = apiKey === undefined ? 'none' : split.flagValues.has('openai-api-key') ? 'flag' : 'environment';
 
-  let base: ParsedUrl;
+  let replicas: readonly ParsedUrl[];
   let serve: ServeConfig | undefined;
   if (split.mode === 'serve') {
     if (split.model === undefined) {
@@ -302,7 +313,7 @@ export function parseCommandLine(
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
       throw new ConfigError(`invalid --port: "${portRaw}" is not a port number (1-65535)`);
     }
-    base = { origin: `http://${vllmUpstreamHost(split.vllmHost)}:${port}`, basePath: '' };
+    replicas = [{ origin: `http://${vllmUpstreamHost(split.vllmHost)}:${port}`, basePath: '' }];
     // vLLM started with --api-key requires it: use it unless a key was given explicitly.
     if (apiKey === undefined && split.vllmApiKey !== undefined) {
       apiKey = split.vllmApiKey;
@@ -324,8 +335,9 @@ export function parseCommandLine(
         'no upstream: pass --llm-api-base URL (a running vLLM) or use: serve <model> (see --help)',
       );
     }
-    base = resolved;
+    replicas = resolved;
   }
+  const base = replicas[0] as ParsedUrl;
 
   const config: Config = {
     mode: split.mode,
@@ -333,6 +345,10 @@ export function parseCommandLine(
       via: viaName(env),
       origin: base.origin,
       basePath: base.basePath,
+      replicas,
+      healthIntervalMs: required(resolveFlag('upstream-health-interval', split, env), 'upstream-health-interval'),
+      slowStartMs: required(resolveFlag('upstream-slow-start', split, env), 'upstream-slow-start'),
+      affinity: required(resolveFlag('upstream-affinity', split, env), 'upstream-affinity'),
       apiKey,
       apiKeyOrigin,
       ...upstreamTimeouts,

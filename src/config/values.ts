@@ -84,8 +84,23 @@ export function parseApiBase(raw: string): ParsedUrl | string {
   return { origin: url.origin, basePath };
 }
 
+/** One or more base URLs, comma-separated (a repeated flag is joined with commas): the
+ * replicas of one model. The same server twice is refused: it would be weighted double. */
+function parseApiBases(raw: string): { value: readonly ParsedUrl[] } | string {
+  const parts = raw.split(',').map((part) => part.trim()).filter((part) => part.length > 0);
+  if (parts.length === 0) return 'must name at least one URL';
+  const bases: ParsedUrl[] = [];
+  for (const part of parts) {
+    const base = parseApiBase(part);
+    if (typeof base === 'string') return base;
+    if (bases.some((seen) => seen.origin === base.origin && seen.basePath === base.basePath)) return `"${part}" is named twice`;
+    bases.push(base);
+  }
+  return { value: bases };
+}
+
 const kindSchemas = {
-  url: refineString((raw) => parseApiBase(raw)),
+  urls: refineString((raw) => parseApiBases(raw)).transform((wrapped) => wrapped.value),
   string: refineString((raw) => (raw.length === 0 ? 'must not be empty' : { value: raw })).transform(
     (wrapped) => wrapped.value,
   ),

@@ -41,7 +41,18 @@ export function newRun(deps: GatewayDeps, state: GatewayState, request: RunReque
     keepEvents: request.keepEvents,
     agent,
     dispatch: (relay, body) =>
-      deps.backend.dispatch({ method: 'POST', path: request.path, headers: request.headers, body: body ?? plan.body }, relay),
+      deps.backend.dispatch(
+        {
+          method: 'POST',
+          path: request.path,
+          headers: request.headers,
+          body: body ?? plan.body,
+          affinity: plan.affinity,
+          // Several replicas: the one that answers is stored with the response (affinity).
+          onReplica: deps.upstream.replicated ? (replica) => (plan.transformer.servedBy = replica) : undefined,
+        },
+        relay,
+      ),
     relay: {
       extraHeaders: request.extraHeaders,
       route: request.route,

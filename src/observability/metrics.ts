@@ -43,6 +43,18 @@ export type UpstreamErrorKind =
   | 'invalid_response'
   | 'other';
 
+/** What /metrics shows of one model server replica (several --llm-api-base). */
+export interface ReplicaReading {
+  readonly id: string;
+  readonly up: boolean;
+  readonly inFlight: number;
+  readonly requests: number;
+  readonly errors: number;
+}
+
+/** How requests with a chain were placed: on its replica (kept), elsewhere (moved), none asked. */
+export type AffinityReading = Readonly<Record<'kept' | 'moved' | 'none', number>>;
+
 const LATENCY_BUCKETS_S = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 ];
@@ -153,6 +165,52 @@ export class GatewayMetrics {
   /** Where the in-flight gauge reads its value when scraped. */
   readInFlightFrom(source: () => number): void {
     this.#inFlight = source;
+  }
+
+  /**
+   * Per-replica series, read when scraped (several --llm-api-base). Label values are the
+   * replicas' URLs, a fixed set the operator gave. In a cluster, workers' figures add up
+   * (up: the number of workers that see the replica up).
+   */
+  watchReplicas(read: () => readonly ReplicaReading[], affinity: () => AffinityReading): void {
+    const gauge = (name: string, help: string, value: (replica: ReplicaReading) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['replica'],
+        registers: [this.registry],
+        collect(this: Gauge<'replica'>) {
+          for (const replica of read()) this.set({ replica: replica.id }, value(replica));
+        },
+      });
+    };
+    gauge('gateway_upstream_replica_up', 'Whether the replica takes requests (1) or is marked down (0): by its /health, or a refused connection.', (r) => (r.up ? 1 : 0));
+    gauge('gateway_upstream_replica_in_flight', 'Requests sent to the replica and not yet ended.', (r) => r.inFlight);
+    const counter = (name: string, help: string, value: (replica: ReplicaReading) => number): void => {
+      new Counter({
+        name,
+        help,
+        labelNames: ['replica'],
+        registers: [this.registry],
+        collect(this: Counter<'replica'>) {
+          this.reset();
+          for (const replica of read()) this.inc({ replica: replica.id }, value(replica));
+        },
+      });
+    };
+    counter('gateway_upstream_replica_requests_total', 'Requests sent to the replica (a failover counts on both).', (r) => r.requests);
+    counter('gateway_upstream_replica_errors_total', 'Requests the replica failed before answering (refused, reset, timed out).', (r) => r.errors);
+    new Counter({
+      name: 'gateway_upstream_affinity_total',
+      help: "Requests by where their chain's affinity put them: kept (the chain's replica), moved (it was down or over the load bound), none (no chain).",
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect(this: Counter<'outcome'>) {
+        this.reset();
+        const counts = affinity();
+        for (const outcome of ['kept', 'moved', 'none'] as const) this.inc({ outcome }, counts[outcome]);
+      },
+    });
   }
 
   countUpstreamError(kind: UpstreamErrorKind): void {

@@ -6,6 +6,7 @@ import type { McpServerPolicy } from '../mcp/server-policy.ts';
 import type { LogSource } from '../observability/logger.ts';
 import type { History, PageQuery, SaveResponse, StoredItem, Store } from '../store/store.ts';
 import type { BufferedTransform, EventStreamTransform, ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
+import type { Affinity } from '../upstream/upstream-client.ts';
 import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
 import { checkIdShape, parseCompactRequest, tooManyInputItems } from './create-request.ts';
 import {
@@ -77,6 +78,8 @@ export interface CreatePlan {
   /** Set when context_management's threshold is crossed: the conversation is summarised
    * before the response runs (http/server-compaction.ts). */
   readonly compaction?: PlannedCompaction | undefined;
+  /** Which model server replica the request belongs to, when it continues a chain. */
+  readonly affinity?: Affinity | undefined;
 }
 
 /** A server-side compaction to run before the response: vLLM's summary request, and the
@@ -118,6 +121,9 @@ export class PlannedTransform implements ResponseTransformer, StreamHooks {
   stored: { readonly response: Json; readonly json: string } | undefined;
   /** A tool loop's hooks, set before the run starts (runs/agent-loop.ts). */
   agent: AgentHooks | undefined;
+  /** The model server replica that answered (several --llm-api-base), stored with the
+   * response so that its chain's next turn goes there too. */
+  servedBy: string | undefined;
 
   constructor(
     stream: boolean,
@@ -172,6 +178,19 @@ const NO_HOOK: StreamHooks = { finish: () => undefined };
 /** A history from this size on goes to vLLM as the store's bytes, not copied into one body. */
 const SEND_IN_PARTS_FROM_BYTES = 256 * 1024;
 const NO_HISTORY: History = { seqs: [], upstream: Buffer.alloc(0), tooLong: false };
+
+/**
+ * The replica a request belongs to (several --llm-api-base; vLLM's prefix cache holds its
+ * chain there): the one that answered the response it continues, as stored; else a key
+ * every gateway hashes alike: its prompt_cache_key, its conversation, the response it
+ * continues (answered before replicas were recorded).
+ */
+function affinityOf(request: CreateResponseRequest, history: History): Affinity | undefined {
+  const cacheKey = request.body['prompt_cache_key'];
+  const key = typeof cacheKey === 'string' && cacheKey.length > 0 ? cacheKey : (request.conversationId ?? request.previousResponseId ?? undefined);
+  const replica = history.replica ?? undefined;
+  return replica === undefined && key === undefined ? undefined : { replica, key };
+}
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -246,6 +265,7 @@ export class ResponsesService {
         pending: this.#pending(tenant, facts, NO_HISTORY, []),
         agent: undefined,
         historyUpstream: NO_HISTORY.upstream,
+        affinity: affinityOf(request, NO_HISTORY),
       };
     }
 
@@ -300,17 +320,19 @@ export class ResponsesService {
     const compaction = plannedCompaction(threshold, request.body['model'], fields['instructions'], folded, (summary) => build(Buffer.alloc(0), [summary, ...compactionTail(folded.newItems)]));
 
     const pending = this.#pending(tenant, facts, history, inputItems);
-    const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json) };
+    const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json, transformer.servedBy) };
+    const transformer = new PlannedTransform(request.stream || request.background, facts, hooks, log, clientTools.route);
     return {
       body,
       facts,
-      transformer: new PlannedTransform(request.stream || request.background, facts, hooks, log, clientTools.route),
+      transformer,
       dropHeaders: DROP_FOR_NEW_BODY,
       addHeaders,
       pending,
       agent: undefined,
       historyUpstream: history.upstream,
       compaction,
+      affinity: affinityOf(request, history),
     };
   }
 
@@ -357,13 +379,15 @@ export class ResponsesService {
       throw new GatewayError('invalid_request', "Invalid 'max_tool_calls': expected a whole number >= 0.", { param: 'max_tool_calls' });
     }
     const pending = this.#pending(tenant, facts, history, inputItems);
-    const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json) };
+    const hooks: StreamHooks = { finish: (response, json) => this.#save(pending, response, json, transformer.servedBy) };
+    // vLLM's answers are read as streams whatever the client asked: events are how the
+    // loop sees calls as they come.
+    const transformer = new PlannedTransform(true, facts, hooks, log, clientTools.route);
     return {
+      affinity: affinityOf(request, history),
       body: Buffer.alloc(0),
       facts,
-      // vLLM's answers are read as streams whatever the client asked: events are how the
-      // loop sees calls as they come.
-      transformer: new PlannedTransform(true, facts, hooks, log, clientTools.route),
+      transformer,
       dropHeaders: DROP_FOR_NEW_BODY,
       addHeaders: [...JSON_CONTENT_TYPE],
       pending,
@@ -518,7 +542,7 @@ export class ResponsesService {
 
   /** Stores a finished response: what the normalizers call before its terminal event, and
    * what ends a run whose process died (`pending` then comes from the run's row). */
-  #save(pending: PendingSave, response: Json, json: string): Promise<void> | undefined {
+  #save(pending: PendingSave, response: Json, json: string, replica?: string): Promise<void> | undefined {
     const output = Array.isArray(response['output']) ? response['output'].filter(isObject) : [];
     // A failed turn is kept as a response but not added to its conversation.
     const conversationId = response['status'] === 'failed' || response['status'] === 'cancelled' ? null : pending.conversationId;
@@ -539,6 +563,7 @@ export class ResponsesService {
         model: typeof response['model'] === 'string' ? response['model'] : '',
         body: json,
         outputItems: output.map((item) => this.storedOutput(pending.tenant, item)),
+        replica: replica ?? null,
       })
       .then(() => undefined);
   }

@@ -112,6 +112,12 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: thirdMigration('INTEGER'),
     postgres: thirdMigration('BIGINT'),
   },
+  {
+    version: 4,
+    description: 'the model server replica that answered each response (affinity across gateways)',
+    sqlite: ['ALTER TABLE responses ADD COLUMN replica TEXT'],
+    postgres: ['ALTER TABLE responses ADD COLUMN replica TEXT'],
+  },
 ];
 
 /** A run's row lives from its start until its event log expires (--background-event-ttl);

@@ -59,6 +59,8 @@ interface Context {
   readonly seqs: number[];
   readonly inputCount: number;
   readonly depth: number;
+  /** The model server replica that answered the response (several --llm-api-base). */
+  readonly replica: string | null;
 }
 
 export class SqlStore implements Store {
@@ -99,7 +101,7 @@ export class SqlStore implements Store {
     for (let i = rows.length - 1; i >= 0; i--) {
       for (const seq of decodeCheckpoint((rows[i] as Row)['checkpoint'] as Buffer)) seqs.push(seq);
     }
-    return { seqs, inputCount: Number(head['input_count']), depth: Number(head['checkpoint_depth']) };
+    return { seqs, inputCount: Number(head['input_count']), depth: Number(head['checkpoint_depth']), replica: (head['replica'] as string | null) ?? null };
   }
 
   loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
@@ -108,7 +110,7 @@ export class SqlStore implements Store {
       if (context === undefined) return undefined;
       if (context.seqs.length > maxItems) return TOO_LONG;
       const row = yield* first(this.#sql.historyBySeq, this.#backend.dialect.list(context.seqs));
-      return { seqs: context.seqs, upstream: historyBytes(row?.['upstream']), tooLong: false };
+      return { seqs: context.seqs, upstream: historyBytes(row?.['upstream']), tooLong: false, replica: context.replica };
     }.bind(this));
   }
 
@@ -253,6 +255,7 @@ export class SqlStore implements Store {
         buildsOn?.id ?? null,
         buildsOn === undefined ? 0 : buildsOn.depth + 1,
         holds,
+        record.replica ?? null,
       );
       // A continuation's reference was taken with its base's depth (holdPrevious).
       if (holds !== null && record.previousResponseId === null) yield* exec('UPDATE responses SET refs = refs + 1 WHERE id = ?', holds);
@@ -498,14 +501,14 @@ export class SqlStore implements Store {
 
 /** A response's row and the rows its checkpoint builds on, head first (hop 0). */
 function chain(headCondition: string): string {
-  return `WITH RECURSIVE chain(checkpoint, checkpoint_base, checkpoint_depth, input_count, hop) AS (
-      SELECT checkpoint, checkpoint_base, checkpoint_depth, input_count, 0 FROM responses WHERE id = ? AND ${headCondition}
+  return `WITH RECURSIVE chain(checkpoint, checkpoint_base, checkpoint_depth, input_count, replica, hop) AS (
+      SELECT checkpoint, checkpoint_base, checkpoint_depth, input_count, replica, 0 FROM responses WHERE id = ? AND ${headCondition}
       UNION ALL
-      SELECT r.checkpoint, r.checkpoint_base, r.checkpoint_depth, r.input_count, c.hop + 1
+      SELECT r.checkpoint, r.checkpoint_base, r.checkpoint_depth, r.input_count, r.replica, c.hop + 1
       FROM responses r JOIN chain c ON r.id = c.checkpoint_base
       WHERE c.checkpoint_depth > 0 AND c.hop < ${CHECKPOINT_SNAPSHOT_EVERY}
     )
-    SELECT checkpoint, checkpoint_depth, input_count FROM chain ORDER BY hop`;
+    SELECT checkpoint, checkpoint_depth, input_count, replica FROM chain ORDER BY hop`;
 }
 
 /** The statements whose text depends on the dialect, built once. */
@@ -524,8 +527,8 @@ function statements(backend: SqlBackend) {
     historyItemsOfType: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value WHERE i.tenant = ? AND i.type = ? ORDER BY j.key`,
     itemsById: `SELECT ${ITEM_COLUMNS} FROM ${d.orderedList('j', 'text')} JOIN items i ON i.id = j.value WHERE i.tenant = ? ORDER BY j.key`,
     insertResponse: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
-        input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, FALSE, ?, ?, ?, ?)`,
+        input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id, replica)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, FALSE, ?, ?, ?, ?, ?)`,
     markDeleted: `UPDATE responses SET deleted = TRUE, body = '' WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ? RETURNING id`,
     due: `SELECT id FROM responses WHERE deleted = FALSE AND created_at <= ? ORDER BY created_at LIMIT ?${d.forUpdateSkipLocked}`,
     conversation: 'SELECT id, created_at, metadata FROM conversations WHERE id = ? AND tenant = ?',

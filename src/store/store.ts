@@ -38,6 +38,8 @@ export interface History {
   /** True when the context has more than the items asked for at most: then seqs and
    * upstream are left empty (nothing is read that would be refused anyway). */
   readonly tooLong: boolean;
+  /** The replica that answered the response continued, when it is known (affinity). */
+  readonly replica?: string | null | undefined;
 }
 
 export interface SaveResponse {
@@ -58,6 +60,9 @@ export interface SaveResponse {
   readonly outputItems: readonly NewItem[];
   /** Whether the response itself is kept (store: true) or only its conversation items. */
   readonly storeResponse: boolean;
+  /** The model server replica that answered (several --llm-api-base): the next turn of the
+   * chain goes there, from whichever gateway, for vLLM's prefix cache. */
+  readonly replica?: string | null | undefined;
 }
 
 export interface SaveOutcome {

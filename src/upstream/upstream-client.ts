@@ -1,170 +1,310 @@
-// The connection to vLLM: one undici Pool for traffic, built once at startup, and one
-// separate Client for health probes so that a pool busy with long generations never
-// makes /ready report a healthy server as down.
-import { Client, Pool, type Dispatcher } from 'undici';
-import { classifyUpstreamError } from './classify-error.ts';
+// The model servers, as the rest of the gateway reaches them: one or several replicas of
+// one model (--llm-api-base, repeated). With one, requests go to it as they always did.
+// With several:
+// - each request goes to a replica chosen by the router (replica-router.ts): the least
+//   busy healthy one, or the one its chain belongs to (affinity);
+// - a replica that refuses the connection or resets it before answering is marked down and
+//   the request is sent once to another (nothing had reached the client); after an answer
+//   began, a failure ends the response as with one replica;
+// - every replica's /health is asked each --upstream-health-interval; one that fails is
+//   down until it passes, then takes a growing share of requests (--upstream-slow-start);
+// - /ready is ready while any replica is.
+import type { Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/load-config.ts';
+import type { Logger } from '../observability/logger.ts';
+import { classifyUpstreamError, type ClassifiedUpstreamError } from './classify-error.ts';
+import { Replica, type ApiProbe, type ForwardRequest, type HealthResult } from './replica.ts';
+import { ReplicaRouter, type AffinityOutcome } from './replica-router.ts';
 
-/** vLLM (uvicorn) closes idle keep-alive connections after 5 s; closing ours first means
- * the gateway never sends a request on a connection the server is closing. */
-const KEEP_ALIVE_MS = 4_000;
-const PROBE_TIMEOUT_MS = 5_000;
+export type { Affinity, ApiProbe, ForwardRequest, HealthResult } from './replica.ts';
 
-export interface ForwardRequest {
-  readonly method: string;
-  /** Path and query as the client sent them (starting with /v1/). */
-  readonly path: string;
-  /** Flat [name, value, ...] list, already filtered. */
-  readonly headers: readonly string[];
-  /** Bytes, or bytes in parts (written one after another, with the content-length the caller sets). */
-  readonly body: Buffer | readonly Buffer[] | null;
+/** Failures before an answer that say the replica is not there to take requests. */
+const FAILOVER_KINDS: ReadonlySet<string> = new Set(['connect_refused', 'connect_timeout', 'unreachable', 'dns_failure', 'tls', 'reset']);
+
+/** What /metrics shows of one replica. */
+export interface ReplicaState {
+  readonly id: string;
+  readonly up: boolean;
+  readonly inFlight: number;
+  readonly requests: number;
+  readonly errors: number;
 }
-
-/** What a probe of the server's APIs found, and what it saw. */
-export interface ApiProbe {
-  readonly api: 'responses' | 'chat' | 'unknown';
-  readonly reason: string;
-}
-
-export type HealthResult = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 export class UpstreamClient {
+  /** The first replica's origin (the only one's, for most gateways). */
   readonly origin: string;
-  readonly #basePath: string;
-  readonly #via: string;
-  readonly #apiKey: string | undefined;
-  readonly #pool: Pool;
-  readonly #probeClient: Client;
-  #probeInFlight: Promise<HealthResult> | undefined;
+  readonly #replicas: readonly Replica[];
+  readonly #router = new ReplicaRouter();
+  readonly #config: UpstreamConfig;
+  #log: Logger | undefined;
+  #healthTimer: NodeJS.Timeout | undefined;
+  /** How often affinity was kept, moved, or not asked for (metrics). */
+  readonly affinity: Record<AffinityOutcome, number> = { kept: 0, moved: 0, none: 0 };
 
   constructor(config: UpstreamConfig) {
-    this.origin = config.origin;
-    this.#basePath = config.basePath;
-    this.#via = config.via;
-    this.#apiKey = config.apiKey;
-    this.#pool = new Pool(config.origin, {
-      // No connection cap: a stream holds its connection for minutes, and a cap would
-      // queue short requests behind long generations.
-      connections: null,
-      pipelining: 1,
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      keepAliveMaxTimeout: KEEP_ALIVE_MS,
-      headersTimeout: config.headersTimeoutMs,
-      bodyTimeout: config.idleTimeoutMs,
-      connect: { timeout: config.connectTimeoutMs },
-    });
-    this.#probeClient = new Client(config.origin, {
-      pipelining: 1,
-      keepAliveTimeout: KEEP_ALIVE_MS,
-      keepAliveMaxTimeout: KEEP_ALIVE_MS,
-      headersTimeout: PROBE_TIMEOUT_MS,
-      bodyTimeout: PROBE_TIMEOUT_MS,
-      connect: { timeout: Math.min(config.connectTimeoutMs, PROBE_TIMEOUT_MS) },
-    });
+    this.#config = config;
+    this.#replicas = config.replicas.map((base) => new Replica(base, config));
+    this.origin = (this.#replicas[0] as Replica).origin;
   }
 
-  /** Sends the request to vLLM; the handler receives the response. */
+  /** More than one replica: routing, health checks and failover are on. */
+  get replicated(): boolean {
+    return this.#replicas.length > 1;
+  }
+
+  states(): ReplicaState[] {
+    return this.#replicas.map((replica) => ({ id: replica.id, up: replica.up, inFlight: replica.inFlight, requests: replica.requests, errors: replica.errors }));
+  }
+
+  /** Starts asking every replica's /health on the interval (with several; once at once). */
+  startHealthChecks(log: Logger): void {
+    this.#log = log;
+    if (!this.replicated || this.#healthTimer !== undefined) return;
+    void this.checkHealth();
+    this.#healthTimer = setInterval(() => void this.checkHealth(), this.#config.healthIntervalMs);
+    this.#healthTimer.unref();
+  }
+
+  /** Sends the request to a replica; the handler receives the response. */
   dispatch(request: ForwardRequest, handler: Dispatcher.DispatchHandler): void {
-    this.#pool.dispatch(
-      {
-        method: request.method,
-        path: this.#basePath + request.path,
-        headers: request.headers as string[],
-        // undici writes an iterable body chunk by chunk (lib/core/request.js accepts any
-        // iterable; its types list only the single-chunk kinds).
-        body: request.body as Buffer | null,
-      },
-      handler,
-    );
+    if (!this.replicated) {
+      // One server: nothing to choose or fail over to, and nothing in the way of the hot path.
+      (this.#replicas[0] as Replica).dispatch(request, handler);
+      return;
+    }
+    const index = this.#choose(request, undefined);
+    new FailoverHandler(this, request, handler, this.#replicas[index] as Replica, 1).send();
   }
 
   /**
    * One request whose whole answer the gateway reads (a compaction's summary): the status
-   * and the body as text. Failures to reach vLLM come back as the gateway's errors.
+   * and the body as text. Failures to reach vLLM come back as the gateway's errors; with
+   * several replicas, a replica that cannot be reached is marked down and another asked once.
    */
   async exchange(request: ForwardRequest): Promise<{ readonly status: number; readonly body: string }> {
-    try {
-      const response = await this.#pool.request({
-        method: request.method,
-        path: this.#basePath + request.path,
-        headers: request.headers as string[],
-        body: request.body as Buffer | null,
-      });
-      return { status: response.statusCode, body: await response.body.text() };
-    } catch (error) {
-      throw classifyUpstreamError(error, 'before-headers').error;
-    }
-  }
-
-  /** GET /health on vLLM. Concurrent callers share the probe in flight. */
-  checkHealth(): Promise<HealthResult> {
-    this.#probeInFlight ??= this.#probe().finally(() => {
-      this.#probeInFlight = undefined;
-    });
-    return this.#probeInFlight;
-  }
-
-  async #probe(): Promise<HealthResult> {
-    try {
-      const response = await this.#probeClient.request({
-        method: 'GET',
-        path: `${this.#basePath}/health`,
-        // A gateway pointed at itself answers its own probe with 508: not ready.
-        headers: { via: `1.1 ${this.#via}` },
-      });
-      await response.body.dump();
-      if (response.statusCode === 508) return { ok: false, reason: 'the upstream is this gateway (a request comes back to it: a loop)' };
-      // A server with no /health route (Ollama, LM Studio) is ready when it lists its models.
-      if (response.statusCode === 404) return await this.#modelsListed();
-      return response.statusCode === 200
-        ? { ok: true }
-        : { ok: false, reason: `vLLM /health answered ${response.statusCode}` };
-    } catch (error) {
-      const { error: said } = classifyUpstreamError(error, 'before-headers');
-      return { ok: false, reason: `vLLM /health failed: ${said.message.replace(/\.$/, '')} (${said.code})` };
-    }
-  }
-
-  async #modelsListed(): Promise<HealthResult> {
-    const headers: Record<string, string> = { via: `1.1 ${this.#via}` };
-    if (this.#apiKey !== undefined) headers['authorization'] = `Bearer ${this.#apiKey}`;
-    const response = await this.#probeClient.request({ method: 'GET', path: `${this.#basePath}/v1/models`, headers });
-    await response.body.dump();
-    return response.statusCode === 200 ? { ok: true } : { ok: false, reason: `the model server has no /health, and GET /v1/models answered ${response.statusCode}` };
-  }
-
-  /**
-   * Whether the server has a Responses API: POST /v1/responses with an empty object, which
-   * a server that has it refuses as invalid (vLLM: 400) and one that has not answers 404
-   * (llama.cpp, Ollama, SGLang, TGI) or 405. Nothing is generated either way. `unknown`:
-   * the server did not answer (asked again later).
-   */
-  async probeResponsesApi(): Promise<ApiProbe> {
-    try {
-      const headers: Record<string, string> = { 'content-type': 'application/json', via: `1.1 ${this.#via}` };
-      if (this.#apiKey !== undefined) headers['authorization'] = `Bearer ${this.#apiKey}`;
-      const response = await this.#probeClient.request({ method: 'POST', path: `${this.#basePath}/v1/responses`, headers, body: '{}' });
-      await response.body.dump();
-      const status = response.statusCode;
-      if (status === 404 || status === 405 || status === 501) return { api: 'chat', reason: `POST /v1/responses answered ${status}` };
-      // 401/403: the server guards every route, so the answer does not tell; 508: the
-      // upstream is a gateway (this one). Responses, as before --upstream-api existed.
-      if (status === 401 || status === 403 || status === 508) {
-        return { api: 'responses', reason: `POST /v1/responses answered ${status}, which does not tell: assuming Responses (--upstream-api chat for a chat-only server)` };
+    const tried = new Set<number>();
+    for (;;) {
+      const index = this.replicated ? this.#choose(request, tried) : 0;
+      const replica = this.#replicas[index] as Replica;
+      tried.add(index);
+      replica.inFlight += 1;
+      replica.requests += 1;
+      try {
+        const answer = await replica.exchange(request);
+        if (this.replicated) request.onReplica?.(replica.id);
+        return answer;
+      } catch (error) {
+        replica.errors += 1;
+        const classified = classifyUpstreamError(error, 'before-headers');
+        if (!this.failedOver(replica, classified) || tried.size >= this.#replicas.length || tried.size > 1) throw classified.error;
+      } finally {
+        replica.inFlight -= 1;
       }
-      return { api: 'responses', reason: `POST /v1/responses answered ${status}` };
-    } catch (error) {
-      const { error: said } = classifyUpstreamError(error, 'before-headers');
-      return { api: 'unknown', reason: `the model server did not answer: ${said.message.replace(/\.$/, '')} (${said.code})` };
     }
+  }
+
+  /** The replica for a request (indices in `tried` excluded). */
+  #choose(request: ForwardRequest, tried: ReadonlySet<number> | undefined): number {
+    const now = Date.now();
+    const slowStartMs = this.#config.slowStartMs;
+    const candidates = this.#replicas.map((replica) => ({ id: replica.id, up: replica.up, inFlight: replica.inFlight, weight: replica.weight(now, slowStartMs) }));
+    const affinity = this.#config.affinity ? request.affinity : undefined;
+    const choice = this.#router.choose(candidates, affinity?.replica ?? undefined, affinity?.key, tried) ?? { index: 0, outcome: 'none' };
+    if (tried === undefined || tried.size === 0) this.affinity[choice.outcome] += 1;
+    return choice.index;
+  }
+
+  /** The next replica after `failed` (marked down): undefined when none is left to try. */
+  nextAfter(request: ForwardRequest, tried: ReadonlySet<number>): Replica | undefined {
+    if (tried.size >= this.#replicas.length) return undefined;
+    return this.#replicas[this.#choose(request, tried)];
+  }
+
+  indexOf(replica: Replica): number {
+    return this.#replicas.indexOf(replica);
+  }
+
+  /** A failure before any answer: whether it marks the replica down and allows another try. */
+  failedOver(replica: Replica, classified: ClassifiedUpstreamError): boolean {
+    if (!this.replicated || !FAILOVER_KINDS.has(classified.kind)) return false;
+    if (replica.markDown(`${classified.error.message} (${classified.kind})`)) {
+      this.#log?.warn({ replica: replica.id, reason: classified.kind }, 'replica marked down; its requests go to the others until /health passes');
+    }
+    return true;
+  }
+
+  /** Whether any replica is ready: each one's /health (shared with calls in flight). */
+  async checkHealth(): Promise<HealthResult> {
+    if (!this.replicated) return (this.#replicas[0] as Replica).checkHealth();
+    const results = await Promise.all(this.#replicas.map((replica) => replica.checkHealth()));
+    const now = Date.now();
+    results.forEach((result, i) => {
+      const replica = this.#replicas[i] as Replica;
+      if (result.ok) {
+        if (replica.markUp(now)) this.#log?.info({ replica: replica.id, slow_start_ms: this.#config.slowStartMs }, 'replica is up again; its share of requests grows back over the slow start');
+      } else if (replica.markDown(result.reason)) {
+        this.#log?.warn({ replica: replica.id, reason: result.reason }, 'replica marked down; its requests go to the others until /health passes');
+      }
+    });
+    if (results.some((result) => result.ok)) return { ok: true };
+    const reasons = results.map((result, i) => `${(this.#replicas[i] as Replica).id}: ${result.ok ? 'ok' : result.reason}`);
+    return { ok: false, reason: `no replica is ready (${reasons.join('; ')})` };
+  }
+
+  /** Which API the servers have: asked of the replicas in turn (those up first) until one answers. */
+  async probeResponsesApi(): Promise<ApiProbe> {
+    const order = [...this.#replicas.filter((replica) => replica.up), ...this.#replicas.filter((replica) => !replica.up)];
+    let probe: ApiProbe = { api: 'unknown', reason: 'no replica' };
+    for (const replica of order) {
+      probe = await replica.probeResponsesApi();
+      if (probe.api !== 'unknown') return probe;
+    }
+    return probe;
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.#pool.close(), this.#probeClient.close()]);
+    clearInterval(this.#healthTimer);
+    await Promise.all(this.#replicas.map((replica) => replica.close()));
   }
 
   /** Closes at once, failing requests in flight (after the shutdown grace period). */
   async destroy(): Promise<void> {
-    await Promise.all([this.#pool.destroy(), this.#probeClient.destroy()]);
+    clearInterval(this.#healthTimer);
+    await Promise.all(this.#replicas.map((replica) => replica.destroy()));
+  }
+}
+
+/**
+ * One request's handler while it is with a replica: counts it in flight, tells which
+ * replica answered, and, when the replica fails before answering, sends the request to the
+ * next replica (`tries` left) instead of telling the client. The client's handler sees one
+ * controller throughout (a view onto whichever attempt is current).
+ */
+class FailoverHandler implements Dispatcher.DispatchHandler {
+  readonly #set: UpstreamClient;
+  readonly #request: ForwardRequest;
+  readonly #inner: Dispatcher.DispatchHandler;
+  readonly #view = new SwitchingController();
+  readonly #tried = new Set<number>();
+  #replica: Replica;
+  #triesLeft: number;
+  #started = false;
+  #answered = false;
+  #ended = false;
+
+  constructor(set: UpstreamClient, request: ForwardRequest, inner: Dispatcher.DispatchHandler, replica: Replica, tries: number) {
+    this.#set = set;
+    this.#request = request;
+    this.#inner = inner;
+    this.#replica = replica;
+    this.#triesLeft = tries;
+    this.#begin(replica);
+  }
+
+  #begin(replica: Replica): void {
+    this.#replica = replica;
+    this.#tried.add(this.#set.indexOf(replica));
+    replica.inFlight += 1;
+    replica.requests += 1;
+  }
+
+  send(): void {
+    this.#replica.dispatch(this.#request, this);
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#replica.inFlight -= 1;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
+    this.#view.use(controller);
+    if (this.#started) return;
+    this.#started = true;
+    this.#inner.onRequestStart?.(this.#view, context);
+  }
+
+  onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: unknown): void {
+    this.#inner.onRequestUpgrade?.(this.#view, statusCode, headers, socket as never);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
+    this.#answered = true;
+    this.#view.rawHeaders = controller.rawHeaders ?? null;
+    this.#request.onReplica?.(this.#replica.id);
+    this.#inner.onResponseStart?.(this.#view, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#inner.onResponseData?.(this.#view, chunk);
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    this.#end();
+    this.#inner.onResponseEnd?.(this.#view, trailers);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.#end();
+    if (!this.#answered) this.#replica.errors += 1;
+    if (!this.#answered && !this.#view.aborted && this.#triesLeft > 0) {
+      const failed = this.#replica;
+      if (this.#set.failedOver(failed, classifyUpstreamError(error, 'before-headers'))) {
+        const next = this.#set.nextAfter(this.#request, this.#tried);
+        if (next !== undefined) {
+          this.#triesLeft -= 1;
+          this.#ended = false;
+          this.#begin(next);
+          this.send();
+          return;
+        }
+      }
+    }
+    this.#inner.onResponseError?.(this.#view, error);
+  }
+}
+
+/** The controller a handler keeps across attempts: it acts on the current attempt's, and
+ * an abort or pause asked between attempts carries over to the next. */
+class SwitchingController implements Dispatcher.DispatchController {
+  rawHeaders: Dispatcher.DispatchController['rawHeaders'] = null;
+  #current: Dispatcher.DispatchController | undefined;
+  #aborted = false;
+  #reason: Error | null = null;
+  #paused = false;
+
+  use(controller: Dispatcher.DispatchController): void {
+    this.#current = controller;
+    if (this.#aborted) controller.abort(this.#reason ?? new Error('aborted'));
+    else if (this.#paused) controller.pause();
+  }
+
+  get aborted(): boolean {
+    return this.#aborted || (this.#current?.aborted ?? false);
+  }
+
+  get paused(): boolean {
+    return this.#current?.paused ?? this.#paused;
+  }
+
+  get reason(): Error | null {
+    return this.#reason ?? this.#current?.reason ?? null;
+  }
+
+  abort(reason: Error): void {
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#current?.abort(reason);
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#current?.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#current?.resume();
   }
 }
