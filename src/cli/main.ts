@@ -2,6 +2,7 @@
 // line, (serve) start vLLM and wait for it, start the gateway (one process or a cluster),
 // and on SIGINT/SIGTERM drain requests, stop vLLM and exit 0.
 import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import { connect, type AddressInfo } from 'node:net';
 import { renderHelp } from '../config/help.ts';
 import { ConfigError, parseCommandLine, type Config } from '../config/load-config.ts';
@@ -313,7 +314,7 @@ async function runWorker(given: Config): Promise<number> {
 export async function runCli(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   let command;
   try {
-    command = parseCommandLine(argv, env);
+    command = parseCommandLine(argv, env, (path) => readFileSync(path, 'utf8'));
   } catch (error) {
     if (error instanceof ConfigError) {
       printError(error.message);

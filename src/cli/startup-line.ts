@@ -8,6 +8,7 @@ import type { ApiKeyGuard } from '../http/api-key-guard.ts';
 const ORIGIN: Record<Exclude<KeyOrigin, 'none'>, string> = {
   flag: 'a command-line flag',
   environment: 'the environment',
+  'config-file': 'the --config file',
   'vllm-api-key': "vLLM's --api-key",
 };
 
@@ -75,7 +76,7 @@ export function startupFields(config: Config, guard: ApiKeyGuard, port: number):
     state_secret:
       config.security.stateSecretOrigin === 'random'
         ? 'random for this start (set --state-secret to keep encrypted reasoning valid across restarts and gateways)'
-        : `from ${config.security.stateSecretOrigin === 'flag' ? '--state-secret' : 'GATEWAY_STATE_SECRET'}`,
+        : `from ${config.security.stateSecretOrigin === 'flag' ? '--state-secret' : config.security.stateSecretOrigin === 'config-file' ? 'the --config file' : 'GATEWAY_STATE_SECRET'}`,
     ...(limits === undefined ? {} : { rate_limits: limits }),
     ...(tools === undefined ? {} : { mcp: tools }),
   };

@@ -31,6 +31,14 @@ export interface FlagSpec {
 
 export const FLAG_SPECS = [
   {
+    name: 'config',
+    env: 'GATEWAY_CONFIG',
+    kind: 'string',
+    defaultValue: undefined,
+    help: 'A file of settings, YAML (.yaml, .yml, .json) or TOML (.toml), keyed by flag name (llm-api-base: [url, url], db-url: ..., max-concurrent: 512): every flag can be set there. Flags and environment variables win over it.',
+    group: 'server',
+  },
+  {
     name: 'llm-api-base',
     env: 'GATEWAY_LLM_API_BASE',
     kind: 'urls',

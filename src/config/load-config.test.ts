@@ -145,3 +145,94 @@ describe('--upstream-api', () => {
     assert.match(problem(['--llm-api-base', 'http://h:8000', '--upstream-api', 'chat', '--passthrough-raw']), /--passthrough-raw .* --upstream-api chat/);
   });
 });
+
+describe('several replicas', () => {
+  it('takes --llm-api-base repeated or as a comma list, in order, and refuses one named twice', () => {
+    const repeated = run(['--llm-api-base', 'http://a:8000', '--llm-api-base', 'http://b:8000/v1']);
+    assert.deepEqual(repeated.upstream.replicas, [
+      { origin: 'http://a:8000', basePath: '' },
+      { origin: 'http://b:8000', basePath: '' },
+    ]);
+    assert.equal(repeated.upstream.origin, 'http://a:8000');
+    assert.deepEqual(run(['--llm-api-base', 'http://a:8000, http://c:8000/p']).upstream.replicas, [
+      { origin: 'http://a:8000', basePath: '' },
+      { origin: 'http://c:8000', basePath: '/p' },
+    ]);
+    assert.equal(problem(['--llm-api-base', 'http://a:8000,http://a:8000/v1']), 'invalid --llm-api-base: "http://a:8000/v1" is named twice');
+    assert.match(problem(['--llm-api-base', 'http://a:8000,ftp://b']), /must use http/);
+  });
+
+  it('has health checks every 5 s, a 30 s slow start and affinity on by default', () => {
+    const { upstream } = run(['--llm-api-base', 'http://a:8000,http://b:8000']);
+    assert.equal(upstream.healthIntervalMs, 5_000);
+    assert.equal(upstream.slowStartMs, 30_000);
+    assert.equal(upstream.affinity, true);
+    assert.equal(run(['--llm-api-base', 'http://a:8000', '--upstream-affinity', 'off']).upstream.affinity, false);
+  });
+});
+
+describe('--config', () => {
+  const files: Record<string, string> = {
+    '/etc/gw.yaml': ['llm-api-base:', '  - http://gpu1:8000', '  - http://gpu2:8000', 'max-concurrent: 512', 'upstream-affinity: false', 'cors-origins: [https://a.example, https://b.example]', 'log-level:'].join('\n'),
+    '/etc/gw.toml': ['llm_api_base = ["http://gpu1:8000"]', 'db_url = "postgres://u@db/x"', 'workers = 2', 'store_ttl = "7d"'].join('\n'),
+    '/etc/gw.json': JSON.stringify({ 'llm-api-base': 'http://gpu1:8000', 'api-keys': 'sk-a sk-b' }),
+    '/etc/unknown.yaml': 'llm-api-bsae: http://x',
+    '/etc/bad-value.yaml': 'llm-api-base: http://x\nmax-concurrent: many',
+    '/etc/nested.yaml': 'llm-api-base: {url: http://x}',
+    '/etc/list.yaml': '- llm-api-base',
+    '/etc/broken.yaml': 'llm-api-base: [http://x',
+    '/etc/gw.ini': 'llm-api-base=http://x',
+  };
+  const readFile = (path: string): string => {
+    const text = files[path];
+    if (text === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
+    return text;
+  };
+  const load = (argv: string[], env: Record<string, string> = {}): Config => {
+    const command = parseCommandLine(argv, env, readFile);
+    assert.equal(command.kind, 'run');
+    return (command as { config: Config }).config;
+  };
+  const refused = (argv: string[], env: Record<string, string> = {}): string => {
+    try {
+      parseCommandLine(argv, env, readFile);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.ok(!error.message.includes('\n'), error.message);
+      return error.message;
+    }
+    return assert.fail('expected a ConfigError');
+  };
+
+  it('reads YAML, TOML and JSON files with the flags\' names (or snake_case) and values', () => {
+    const yaml = load(['--config', '/etc/gw.yaml']);
+    assert.deepEqual(yaml.upstream.replicas.map((replica) => replica.origin), ['http://gpu1:8000', 'http://gpu2:8000']);
+    assert.equal(yaml.server.maxConcurrent, 512);
+    assert.equal(yaml.upstream.affinity, false);
+    assert.deepEqual(yaml.server.corsOrigins, ['https://a.example', 'https://b.example']);
+    assert.equal(yaml.logLevel, 'info', 'an empty setting keeps its default');
+    const toml = load(['--config', '/etc/gw.toml']);
+    assert.equal(toml.server.workers, 2);
+    assert.equal(toml.state.ttlMs, 7 * 86_400_000);
+    assert.equal(toml.state.location.kind, 'postgres');
+    const json = load([], { GATEWAY_CONFIG: '/etc/gw.json' });
+    assert.equal(json.security.apiKeysOrigin, 'config-file');
+  });
+
+  it('lets flags and environment variables win over the file', () => {
+    assert.equal(load(['--config', '/etc/gw.yaml', '--max-concurrent', '8']).server.maxConcurrent, 8);
+    assert.equal(load(['--config', '/etc/gw.yaml'], { GATEWAY_MAX_CONCURRENT: '9' }).server.maxConcurrent, 9);
+    assert.equal(load(['--config', '/etc/gw.json', '--api-keys', 'sk-c']).security.apiKeysOrigin, 'flag');
+  });
+
+  it('says what is wrong with a file, and where, in one line', () => {
+    assert.equal(refused(['--config', '/etc/missing.yaml']), "cannot read --config /etc/missing.yaml: ENOENT: no such file, open '/etc/missing.yaml'");
+    assert.equal(refused(['--config', '/etc/unknown.yaml']), '--config /etc/unknown.yaml: unknown setting "llm-api-bsae" (did you mean llm-api-base?)');
+    assert.equal(refused(['--config', '/etc/bad-value.yaml']), 'invalid --max-concurrent (from /etc/bad-value.yaml): "many" is not a whole number >= 1');
+    assert.equal(refused(['--config', '/etc/nested.yaml']), '--config /etc/nested.yaml: llm-api-base must be a string, a number, a boolean or a list of them');
+    assert.match(refused(['--config', '/etc/list.yaml']), /expected settings by flag name/);
+    assert.match(refused(['--config', '/etc/broken.yaml']), /^--config \/etc\/broken.yaml is not valid YAML: /);
+    assert.equal(refused(['--config', '/etc/gw.ini']), '--config /etc/gw.ini: the file must end in .yaml, .yml, .json or .toml');
+    assert.match(refused(['serve', 'm', '--config', '/etc/gw.yaml']), /--llm-api-base \(in \/etc\/gw.yaml\) cannot be combined with serve/);
+  });
+});

@@ -7,17 +7,17 @@ import type { StoreLocation } from './db-url.ts';
 import type { RateLimits } from './rate-limits.ts';
 import { unknownFlagMessage } from './suggest-flag.ts';
 import { DEFAULT_TENANT } from './tenants.ts';
+import { parseConfigFile } from './config-file.ts';
+import { ConfigError } from './config-error.ts';
 import { parseKind, type KindValue, type LogFormat, type LogLevel, type ParsedUrl } from './values.ts';
 
 /** The words a boolean flag takes as its value when they follow it (values.ts reads them). */
 const BOOLEAN_WORDS = new Set(['true', 'false', 'on', 'off', 'yes', 'no', '1', '0']);
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
+export { ConfigError } from './config-error.ts';
 
 /** Where a key came from, for the startup line (never the key itself). */
-export type KeyOrigin = 'flag' | 'environment' | 'vllm-api-key' | 'none';
+export type KeyOrigin = 'flag' | 'environment' | 'config-file' | 'vllm-api-key' | 'none';
 
 export interface UpstreamConfig {
   /** This gateway's name in the Via header of what it forwards (RFC 9110 §7.6.3): a
@@ -82,7 +82,7 @@ export interface SecurityConfig {
   readonly metricsAuth: boolean;
   /** --state-secret, or a random one for this start (the primary hands it to its workers). */
   readonly stateSecret: string;
-  readonly stateSecretOrigin: 'flag' | 'environment' | 'random';
+  readonly stateSecretOrigin: 'flag' | 'environment' | 'config-file' | 'random';
   /** --rate-limit-rpm/-tpm: every tenant's limits unless its key entry sets its own. */
   readonly rateLimits: RateLimits;
 }
@@ -157,6 +157,10 @@ const VLLM_DEFAULT_PORT = 8000;
 interface SplitArgv {
   mode: 'standalone' | 'serve';
   model: string | undefined;
+  /** Values from the --config file, by flag name (under flags and the environment). */
+  fileValues: Map<string, string>;
+  /** The --config file's path, for messages. */
+  configFile: string | undefined;
   /** Values given as gateway flags, by flag name. */
   flagValues: Map<string, string>;
   vllmArgs: string[];
@@ -180,6 +184,8 @@ function splitArgv(argv: readonly string[]): SplitArgv {
   const split: SplitArgv = {
     mode: argv[0] === 'serve' ? 'serve' : 'standalone',
     model: undefined,
+    fileValues: new Map(),
+    configFile: undefined,
     flagValues: new Map(),
     vllmArgs: [],
     vllmPort: undefined,
@@ -261,14 +267,21 @@ function resolveFlag<N extends FlagName>(
   const spec = FLAGS_BY_NAME.get(name) as FlagSpec;
   const fromFlag = split.flagValues.get(name);
   const fromEnv = env[spec.env];
-  const raw = fromFlag ?? fromEnv ?? spec.defaultValue;
+  const fromFile = split.fileValues.get(name);
+  const raw = fromFlag ?? fromEnv ?? fromFile ?? spec.defaultValue;
   if (raw === undefined) return undefined;
   const parsed = parseKind(spec.kind, raw);
   if (!parsed.ok) {
-    const source = fromFlag !== undefined ? '' : fromEnv !== undefined ? ` (from ${spec.env})` : '';
+    const source = fromFlag !== undefined ? '' : fromEnv !== undefined ? ` (from ${spec.env})` : fromFile !== undefined ? ` (from ${split.configFile ?? 'the config file'})` : '';
     throw new ConfigError(`invalid --${name}${source}: ${parsed.problem}`);
   }
   return parsed.value as never;
+}
+
+/** Where a setting that was given came from: the flag wins over the environment, which wins over the file. */
+function originOf(name: FlagName, split: SplitArgv, env: Readonly<Record<string, string | undefined>>): 'flag' | 'environment' | 'config-file' {
+  if (split.flagValues.has(name)) return 'flag';
+  return env[(FLAGS_BY_NAME.get(name) as FlagSpec).env] !== undefined ? 'environment' : 'config-file';
 }
 
 function required<T>(value: T | undefined, name: FlagName): T {
@@ -283,13 +296,30 @@ function vllmUpstreamHost(host: string | undefined): string {
   return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
 }
 
+/** Reads a --config file's text (the command's I/O, handed in: this module does none). */
+export type ReadConfigFile = (path: string) => string;
+
 export function parseCommandLine(
   argv: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
+  readFile: ReadConfigFile = () => {
+    throw new Error('no file reader was given');
+  },
 ): CliCommand {
   const split = splitArgv(argv);
   if (split.wantsHelp) return { kind: 'help' };
   if (split.wantsVersion) return { kind: 'version' };
+  const configFile = split.flagValues.get('config') ?? env['GATEWAY_CONFIG'];
+  if (configFile !== undefined) {
+    split.configFile = configFile;
+    let text: string;
+    try {
+      text = readFile(configFile);
+    } catch (error) {
+      throw new ConfigError(`cannot read --config ${configFile}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    split.fileValues = parseConfigFile(configFile, text);
+  }
 
   const upstreamTimeouts = {
     connectTimeoutMs: required(resolveFlag('upstream-connect-timeout', split, env), 'upstream-connect-timeout'),
@@ -297,7 +327,7 @@ export function parseCommandLine(
     idleTimeoutMs: required(resolveFlag('upstream-idle-timeout', split, env), 'upstream-idle-timeout'),
   };
   let apiKey = resolveFlag('openai-api-key', split, env);
-  let apiKeyOrigin: KeyOrigin = apiKey === undefined ? 'none' : split.flagValues.has('openai-api-key') ? 'flag' : 'environment';
+  let apiKeyOrigin: KeyOrigin = apiKey === undefined ? 'none' : originOf('openai-api-key', split, env);
 
   let replicas: readonly ParsedUrl[];
   let serve: ServeConfig | undefined;
@@ -305,8 +335,8 @@ export function parseCommandLine(
     if (split.model === undefined) {
       throw new ConfigError('serve needs a model: responses-gateway serve <model> [options]');
     }
-    if (split.flagValues.has('llm-api-base')) {
-      throw new ConfigError('--llm-api-base cannot be combined with serve (serve starts its own vLLM)');
+    if (split.flagValues.has('llm-api-base') || split.fileValues.has('llm-api-base')) {
+      throw new ConfigError(`--llm-api-base${split.flagValues.has('llm-api-base') ? '' : ` (in ${split.configFile ?? 'the config file'})`} cannot be combined with serve (serve starts its own vLLM)`);
     }
     const portRaw = split.vllmPort ?? String(VLLM_DEFAULT_PORT);
     const port = /^\d+$/.test(portRaw) ? Number(portRaw) : Number.NaN;
@@ -437,13 +467,13 @@ function stateSecret(split: SplitArgv, env: Readonly<Record<string, string | und
   if (given.length < MIN_STATE_SECRET_CHARS) {
     throw new ConfigError(`invalid --state-secret: use ${MIN_STATE_SECRET_CHARS} characters or more (e.g. openssl rand -base64 32)`);
   }
-  return { stateSecret: given, stateSecretOrigin: split.flagValues.has('state-secret') ? 'flag' : 'environment' };
+  return { stateSecret: given, stateSecretOrigin: originOf('state-secret', split, env) };
 }
 
 function clientKeys(split: SplitArgv, env: Readonly<Record<string, string | undefined>>): Pick<SecurityConfig, 'apiKeys' | 'apiKeysOrigin'> {
-  const given = split.flagValues.has('api-keys') || env['GATEWAY_API_KEYS'] !== undefined;
+  const given = split.flagValues.has('api-keys') || env['GATEWAY_API_KEYS'] !== undefined || split.fileValues.has('api-keys');
   const apiKeys = apiKeySource(resolveFlag('api-keys', split, env), given);
-  if (apiKeys.kind !== 'none') return { apiKeys, apiKeysOrigin: split.flagValues.has('api-keys') ? 'flag' : 'environment' };
+  if (apiKeys.kind !== 'none') return { apiKeys, apiKeysOrigin: originOf('api-keys', split, env) };
   if (split.mode === 'serve' && split.vllmApiKey !== undefined) {
     return { apiKeys: { kind: 'list', keys: [`${split.vllmApiKey} ${DEFAULT_TENANT}`] }, apiKeysOrigin: 'vllm-api-key' };
   }
