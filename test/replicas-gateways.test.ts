@@ -36,11 +36,11 @@ describeUnlessSkipped('three gateway processes on one PostgreSQL, three replicas
     schema = await createTestSchema(testDatabaseUrl());
     sims = await Promise.all([startSimVllm(), startSimVllm(), startSimVllm()]);
     const base = sims.map((sim) => sim.url).join(',');
-    // One after another: the first applies the migrations.
-    for (let i = 0; i < 3; i++) {
-      const run = runCli(['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', base, '--db-url', schema.url, '--upstream-health-interval', '60s']);
-      gateways.push({ run, url: `http://127.0.0.1:${portOf(await run.waitForLog('gateway listening'))}` });
-    }
+    // All at once, as a deployment starts them: the migrations are applied once, under a lock.
+    const runs = [0, 1, 2].map(() =>
+      runCli(['--gateway-port', '0', '--gateway-host', '127.0.0.1', '--llm-api-base', base, '--db-url', schema.url, '--upstream-health-interval', '60s']),
+    );
+    for (const run of runs) gateways.push({ run, url: `http://127.0.0.1:${portOf(await run.waitForLog('gateway listening'))}` });
   });
   after(async () => {
     for (const gateway of gateways) gateway.run.child.kill('SIGTERM');

@@ -11,7 +11,7 @@ export function health(ctx: RequestContext): void {
   ctx.sendJson(200, HEALTHY_BODY);
 }
 
-/** GET /ready: 200 only while vLLM answers its /health with 200. */
+/** GET /ready: 200 only while vLLM answers its /health with 200 (with several replicas, any one of them). */
 export async function ready(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
   if (deps.upstreamStatus.starting) {
     ctx.sendError(new GatewayError('upstream_starting', 'vLLM is starting: it is loading its model.'));
