@@ -169,14 +169,15 @@ export class GatewayMetrics {
 
   /**
    * Per-replica series, read when scraped (several --llm-api-base). Label values are the
-   * replicas' URLs, a fixed set the operator gave. In a cluster, workers' figures add up
-   * (up: the number of workers that see the replica up).
+   * replicas' URLs, a fixed set the operator gave. In a cluster, workers' figures add up,
+   * but `up` is the lowest of them: 0 once any worker has marked the replica down.
    */
   watchReplicas(read: () => readonly ReplicaReading[], affinity: () => AffinityReading): void {
-    const gauge = (name: string, help: string, value: (replica: ReplicaReading) => number): void => {
+    const gauge = (name: string, help: string, aggregator: 'min' | 'sum', value: (replica: ReplicaReading) => number): void => {
       new Gauge({
         name,
         help,
+        aggregator,
         labelNames: ['replica'],
         registers: [this.registry],
         collect(this: Gauge<'replica'>) {
@@ -184,8 +185,8 @@ export class GatewayMetrics {
         },
       });
     };
-    gauge('gateway_upstream_replica_up', 'Whether the replica takes requests (1) or is marked down (0): by its /health, or a refused connection.', (r) => (r.up ? 1 : 0));
-    gauge('gateway_upstream_replica_in_flight', 'Requests sent to the replica and not yet ended.', (r) => r.inFlight);
+    gauge('gateway_upstream_replica_up', 'Whether the replica takes requests (1) or is marked down (0): by its /health, or a refused connection.', 'min', (r) => (r.up ? 1 : 0));
+    gauge('gateway_upstream_replica_in_flight', 'Requests sent to the replica and not yet ended.', 'sum', (r) => r.inFlight);
     const counter = (name: string, help: string, value: (replica: ReplicaReading) => number): void => {
       new Counter({
         name,
