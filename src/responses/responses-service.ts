@@ -384,7 +384,6 @@ export class ResponsesService {
     // loop sees calls as they come.
     const transformer = new PlannedTransform(true, facts, hooks, log, clientTools.route);
     return {
-      affinity: affinityOf(request, history),
       body: Buffer.alloc(0),
       facts,
       transformer,
@@ -398,6 +397,7 @@ export class ResponsesService {
         request: turnRequestParts(body, folded.history, folded.newItems, clientTools),
       },
       historyUpstream: history.upstream,
+      affinity: affinityOf(request, history),
       compaction: plannedCompaction(threshold, request.body['model'], body['instructions'], folded, (summary) => ({
         agentRequest: turnRequestParts(body, Buffer.alloc(0), [summary, ...compactionTail(folded.newItems)], clientTools),
       })),
