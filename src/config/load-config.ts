@@ -309,7 +309,7 @@ export function parseCommandLine(
   const split = splitArgv(argv);
   if (split.wantsHelp) return { kind: 'help' };
   if (split.wantsVersion) return { kind: 'version' };
-  const configFile = split.flagValues.get('config') ?? env['GATEWAY_CONFIG'];
+  const configFile = resolveFlag('config', split, env);
   if (configFile !== undefined) {
     split.configFile = configFile;
     let text: string;

@@ -62,8 +62,6 @@ export class Replica {
   errors = 0;
   /** False from a failed probe or a refused connection until a probe passes. */
   up = true;
-  /** Why it was last marked down (for /ready and the log). */
-  downReason = '';
   /** When it came back (slow start), if it did. */
   #upSince: number | undefined;
 
@@ -94,9 +92,20 @@ export class Replica {
     });
   }
 
+  /** A request was sent to it. */
+  began(): void {
+    this.inFlight += 1;
+    this.requests += 1;
+  }
+
+  /** A request sent to it ended; `failed`: before any answer. */
+  ended(failed: boolean): void {
+    this.inFlight -= 1;
+    if (failed) this.errors += 1;
+  }
+
   /** Marks it down (a failed probe, a refused connection); true if it was up. */
-  markDown(reason: string): boolean {
-    this.downReason = reason;
+  markDown(): boolean {
     if (!this.up) return false;
     this.up = false;
     this.#upSince = undefined;
@@ -107,7 +116,6 @@ export class Replica {
   markUp(now: number): boolean {
     if (this.up) return false;
     this.up = true;
-    this.downReason = '';
     this.#upSince = now;
     return true;
   }

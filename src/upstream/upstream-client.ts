@@ -12,6 +12,7 @@
 import type { Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/load-config.ts';
 import type { Logger } from '../observability/logger.ts';
+import type { ReplicaReading } from '../observability/metrics.ts';
 import { classifyUpstreamError, type ClassifiedUpstreamError } from './classify-error.ts';
 import { Replica, type ApiProbe, type ForwardRequest, type HealthResult } from './replica.ts';
 import { ReplicaRouter, type AffinityOutcome } from './replica-router.ts';
@@ -21,14 +22,8 @@ export type { Affinity, ApiProbe, ForwardRequest, HealthResult } from './replica
 /** Failures before an answer that say the replica is not there to take requests. */
 const FAILOVER_KINDS: ReadonlySet<string> = new Set(['connect_refused', 'connect_timeout', 'unreachable', 'dns_failure', 'tls', 'reset']);
 
-/** What /metrics shows of one replica. */
-export interface ReplicaState {
-  readonly id: string;
-  readonly up: boolean;
-  readonly inFlight: number;
-  readonly requests: number;
-  readonly errors: number;
-}
+/** A request goes to at most this many replicas more when the one it went to fails before answering. */
+const FAILOVER_RETRIES = 1;
 
 export class UpstreamClient {
   /** The first replica's origin (the only one's, for most gateways). */
@@ -52,8 +47,9 @@ export class UpstreamClient {
     return this.#replicas.length > 1;
   }
 
-  states(): ReplicaState[] {
-    return this.#replicas.map((replica) => ({ id: replica.id, up: replica.up, inFlight: replica.inFlight, requests: replica.requests, errors: replica.errors }));
+  /** The replicas as /metrics reads them (each holds its own counts). */
+  states(): readonly ReplicaReading[] {
+    return this.#replicas;
   }
 
   /** Starts asking every replica's /health on the interval (with several; once at once). */
@@ -73,7 +69,7 @@ export class UpstreamClient {
       return;
     }
     const index = this.#choose(request, undefined);
-    new FailoverHandler(this, request, handler, this.#replicas[index] as Replica, 1).send();
+    new FailoverHandler(this, request, handler, this.#replicas[index] as Replica, FAILOVER_RETRIES).send();
   }
 
   /**
@@ -87,19 +83,19 @@ export class UpstreamClient {
       const index = this.replicated ? this.#choose(request, tried) : 0;
       const replica = this.#replicas[index] as Replica;
       tried.add(index);
-      replica.inFlight += 1;
-      replica.requests += 1;
+      replica.began();
+      let answer: { readonly status: number; readonly body: string };
       try {
-        const answer = await replica.exchange(request);
-        if (this.replicated) request.onReplica?.(replica.id);
-        return answer;
+        answer = await replica.exchange(request);
       } catch (error) {
-        replica.errors += 1;
+        replica.ended(true);
         const classified = classifyUpstreamError(error, 'before-headers');
-        if (!this.failedOver(replica, classified) || tried.size >= this.#replicas.length || tried.size > 1) throw classified.error;
-      } finally {
-        replica.inFlight -= 1;
+        if (tried.size > FAILOVER_RETRIES || !this.failedOver(replica, classified)) throw classified.error;
+        continue;
       }
+      replica.ended(false);
+      if (this.replicated) request.onReplica?.(replica.id);
+      return answer;
     }
   }
 
@@ -114,7 +110,7 @@ export class UpstreamClient {
     return choice.index;
   }
 
-  /** The next replica after `failed` (marked down): undefined when none is left to try. */
+  /** The replica to try next, none of `tried`: undefined when none is left. */
   nextAfter(request: ForwardRequest, tried: ReadonlySet<number>): Replica | undefined {
     if (tried.size >= this.#replicas.length) return undefined;
     return this.#replicas[this.#choose(request, tried)];
@@ -127,10 +123,12 @@ export class UpstreamClient {
   /** A failure before any answer: whether it marks the replica down and allows another try. */
   failedOver(replica: Replica, classified: ClassifiedUpstreamError): boolean {
     if (!this.replicated || !FAILOVER_KINDS.has(classified.kind)) return false;
-    if (replica.markDown(`${classified.error.message} (${classified.kind})`)) {
-      this.#log?.warn({ replica: replica.id, reason: classified.kind }, 'replica marked down; its requests go to the others until /health passes');
-    }
+    this.#markDown(replica, classified.kind);
     return true;
+  }
+
+  #markDown(replica: Replica, reason: string): void {
+    if (replica.markDown()) this.#log?.warn({ replica: replica.id, reason }, 'replica marked down; its requests go to the others until /health passes');
   }
 
   /** Whether any replica is ready: each one's /health (shared with calls in flight). */
@@ -142,9 +140,7 @@ export class UpstreamClient {
       const replica = this.#replicas[i] as Replica;
       if (result.ok) {
         if (replica.markUp(now)) this.#log?.info({ replica: replica.id, slow_start_ms: this.#config.slowStartMs }, 'replica is up again; its share of requests grows back over the slow start');
-      } else if (replica.markDown(result.reason)) {
-        this.#log?.warn({ replica: replica.id, reason: result.reason }, 'replica marked down; its requests go to the others until /health passes');
-      }
+      } else this.#markDown(replica, result.reason);
     });
     if (results.some((result) => result.ok)) return { ok: true };
     const reasons = results.map((result, i) => `${(this.#replicas[i] as Replica).id}: ${result.ok ? 'ok' : result.reason}`);
@@ -190,7 +186,6 @@ class FailoverHandler implements Dispatcher.DispatchHandler {
   #triesLeft: number;
   #started = false;
   #answered = false;
-  #ended = false;
 
   constructor(set: UpstreamClient, request: ForwardRequest, inner: Dispatcher.DispatchHandler, replica: Replica, tries: number) {
     this.#set = set;
@@ -204,18 +199,11 @@ class FailoverHandler implements Dispatcher.DispatchHandler {
   #begin(replica: Replica): void {
     this.#replica = replica;
     this.#tried.add(this.#set.indexOf(replica));
-    replica.inFlight += 1;
-    replica.requests += 1;
+    replica.began();
   }
 
   send(): void {
     this.#replica.dispatch(this.#request, this);
-  }
-
-  #end(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#replica.inFlight -= 1;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController, context: unknown): void {
@@ -241,20 +229,17 @@ class FailoverHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
-    this.#end();
+    this.#replica.ended(false);
     this.#inner.onResponseEnd?.(this.#view, trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.#end();
-    if (!this.#answered) this.#replica.errors += 1;
+    this.#replica.ended(!this.#answered);
     if (!this.#answered && !this.#view.aborted && this.#triesLeft > 0) {
-      const failed = this.#replica;
-      if (this.#set.failedOver(failed, classifyUpstreamError(error, 'before-headers'))) {
+      if (this.#set.failedOver(this.#replica, classifyUpstreamError(error, 'before-headers'))) {
         const next = this.#set.nextAfter(this.#request, this.#tried);
         if (next !== undefined) {
           this.#triesLeft -= 1;
-          this.#ended = false;
           this.#begin(next);
           this.send();
           return;
