@@ -1,4 +1,4 @@
-// npm run bench:profile -- <case> [--seconds 10] [gateway flags]   (case: json-1k | stream-100 | json-1k-store | stream-100-store | stream-100-background)
+// npm run bench:profile -- <case> [--seconds 10] [gateway flags]   (case: json-1k | stream-1 | stream-100 | stream-1000 | json-1k-store | stream-100-store | stream-100-background)
 //
 // Runs the compiled gateway under node --cpu-prof in front of the fast simulator, drives
 // one case at c=32 for a while, then prints where the gateway's CPU went: by function
@@ -22,6 +22,8 @@ const BODIES: Record<string, { body: object; headers: Record<string, string> }> 
   'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
   'json-1k-store': { body: { model: 'm', input: 'lorem ipsum '.repeat(80) }, headers: {} },
   'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
+  'stream-1': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1' } },
+  'stream-1000': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1000' } },
   'stream-100-store': { body: { model: 'm', input: 'x', stream: true }, headers: { 'x-sim': 'deltas=100' } },
   'stream-100-background': { body: { model: 'm', input: 'x', stream: true, background: true }, headers: { 'x-sim': 'deltas=100' } },
 };

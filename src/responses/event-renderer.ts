@@ -35,6 +35,12 @@ export class EventRenderer {
     );
   }
 
+  /** The same, for a delta event read where it lies: text[start, end) is the whole event
+   * block ("event: T\ndata: {...}"), its `event:` line kept as it is. */
+  deltaInPlace(out: string[], text: string, start: number, end: number, idSpan: Span, itemId: string, sequenceSpan: Span): void {
+    out.push(`${text.slice(start, idSpan.start)}${itemId}${text.slice(idSpan.end, sequenceSpan.start)}${this.#sequence++}${text.slice(sequenceSpan.end, end)}\n\n`);
+  }
+
   /** vLLM's event with the replacements and the next sequence number spliced in. */
   spliced(out: string[], type: string, data: string, replacements: Replacement[]): void {
     const sequence = String(this.#sequence++);

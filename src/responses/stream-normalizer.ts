@@ -23,7 +23,7 @@ import type { LogSource } from '../observability/logger.ts';
 import type { Emit, EventStreamTransform, ReportedUsage } from '../upstream/relay.ts';
 import { DONE_LINE, EventRenderer } from './event-renderer.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
-import { decodeJsonString, field, integerSpan, stringSpan, type Replacement } from './json-fields.ts';
+import { decodeJsonString, field, integerSpan, stringSpan, type Replacement, type Span } from './json-fields.ts';
 import {
   DELTA_PART_TYPE,
   DELTA_TYPE_OF_PART,
@@ -41,9 +41,12 @@ import {
 import { customInput, restoredCall } from './client-tools.ts';
 import { mcpCallItem } from './mcp-items.ts';
 import { addUsage, normalizeResponse, responseError, type ResponseFacts } from './response-object.ts';
-import { decodeParts, endsWithType, parseEventLines } from './vllm-events.ts';
+import { decodeParts, endsWithType, eventTypeAt, parseEventLines } from './vllm-events.ts';
 
 /** What the stream hands over when the response is done (to store it). */
+/** A stream's last lines (terminal event, [DONE]): at once, or once the response is stored. */
+type Closing = string[] | Promise<string[]>;
+
 export interface StreamHooks {
   /** Called with the final response and its JSON text before the terminal event is sent;
    * the terminal event waits for the returned promise. A rejection fails the stream. */
@@ -78,6 +81,11 @@ const CONTENT_INDEX = field('content_index');
 const DELTA = field('delta');
 const SEQUENCE_NUMBER = field('sequence_number');
 const TYPE = field('type');
+
+/** The text delta types, looked for in place (see #deltaInPlace). */
+const TEXT_DELTA_TYPES: readonly string[] = Object.keys(DELTA_PART_TYPE);
+/** The length of `event: ` + `\n` + `data: ` around an event's type. */
+const EVENT_FRAME = 'event: \ndata: '.length;
 
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
@@ -137,13 +145,19 @@ export class StreamNormalizer implements EventStreamTransform {
     while (start < text.length && !this.#ended) {
       let end = text.indexOf('\n\n', start);
       if (end === -1) end = text.length;
+      if (this.#inPlace && this.#deltaInPlace(text, start, end, out)) {
+        start = end + 2;
+        continue;
+      }
       const pending = this.#event(text.slice(start, end), out);
       start = end + 2;
-      if (pending !== undefined) {
+      if (pending instanceof Promise) {
         // Events before the terminal one leave now; the terminal one waits for the store.
         emit(out.splice(0));
         return pending.then((tail) => emit(tail));
       }
+      // Nothing to store: the terminal event and [DONE] leave with the rest, at once.
+      if (pending !== undefined) for (const line of pending) out.push(line);
     }
     emit(out);
   }
@@ -192,8 +206,8 @@ export class StreamNormalizer implements EventStreamTransform {
 
   // --- one event ---------------------------------------------------------------
 
-  /** Handles one event; returns a promise of the closing output for a terminal event. */
-  #event(raw: string, out: string[]): Promise<string[]> | undefined {
+  /** Handles one event; returns the closing output for a terminal event (see #close). */
+  #event(raw: string, out: string[]): Closing | undefined {
     const { name, data } = parseEventLines(raw);
     if (data === undefined || data === '[DONE]') return undefined;
     // The event: line is only trusted when the data's type agrees (vLLM puts type last).
@@ -228,7 +242,7 @@ export class StreamNormalizer implements EventStreamTransform {
     return this.#structural(type, event, out);
   }
 
-  #structural(type: string, event: Json, out: string[]): Promise<string[]> | undefined {
+  #structural(type: string, event: Json, out: string[]): Closing | undefined {
     switch (type) {
       case 'response.created':
       case 'response.in_progress':
@@ -400,6 +414,49 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   // --- deltas (the hot path) --------------------------------------------------------------
+
+  /** False once a delta of this stream was not in the shape #deltaInPlace reads. */
+  #inPlace = true;
+
+  /**
+   * A text delta read and rewritten where it lies in the text of the chunk (text[start,
+   * end), no copy of the event, its name or its data): vLLM's shape, its fields in vLLM's
+   * order, only the item id and the sequence number changed, spliced between slices of
+   * the original. Anything else returns false and takes the general way (#event); a
+   * delta in another shape also turns this off for the rest of the stream, since a field
+   * it lacks would be searched for through the whole rest of the text, event after event.
+   */
+  #deltaInPlace(text: string, start: number, end: number, out: string[]): boolean {
+    const type = eventTypeAt(text, start, end, TEXT_DELTA_TYPES);
+    if (type === undefined) return false;
+    const dataStart = start + EVENT_FRAME + type.length;
+    const contentSpan = integerSpan(text, CONTENT_INDEX, dataStart);
+    const deltaSpan = contentSpan && stringSpan(text, DELTA, contentSpan.end);
+    const idSpan = deltaSpan && stringSpan(text, ITEM_ID, deltaSpan.end);
+    const outputSpan = idSpan && integerSpan(text, OUTPUT_INDEX, idSpan.end);
+    const sequenceSpan = outputSpan && integerSpan(text, SEQUENCE_NUMBER, outputSpan.end);
+    if (contentSpan === undefined || deltaSpan === undefined || idSpan === undefined || outputSpan === undefined || sequenceSpan === undefined || sequenceSpan.end > end) {
+      this.#inPlace = false;
+      return false;
+    }
+    const partType = DELTA_PART_TYPE[type] as string;
+    const item =
+      this.#output.atUpstreamIndex(outputSpan.value) ??
+      this.#itemFor(outputSpan.value, text.slice(idSpan.start, idSpan.end), itemTypeOfPart(partType), out);
+    const part = this.#partFor(item, contentSpan.value, partType, out);
+    part.raw.push(text.slice(deltaSpan.start, deltaSpan.end));
+    if (outputSpan.value === item.index && contentSpan.value === part.index) {
+      this.#render.deltaInPlace(out, text, start, end, idSpan, item.id, sequenceSpan);
+      return true;
+    }
+    // Indices the client sees otherwise (items the gateway added first): spliced in a copy.
+    const inData = (span: Span): Span => ({ start: span.start - dataStart, end: span.end - dataStart });
+    const replacements: Replacement[] = [{ span: inData(idSpan), text: item.id }];
+    if (outputSpan.value !== item.index) replacements.push({ span: inData(outputSpan), text: String(item.index) });
+    if (contentSpan.value !== part.index) replacements.push({ span: inData(contentSpan), text: String(part.index) });
+    this.#render.spliced(out, type, text.slice(dataStart, end), replacements);
+    return true;
+  }
 
   #textDelta(type: string, partType: string, data: string, out: string[]): void {
     // vLLM and OpenAI both write these fields in this order (not all adjacent), so each
@@ -677,7 +734,7 @@ export class StreamNormalizer implements EventStreamTransform {
     return this.#output.finals();
   }
 
-  #terminal(type: string, event: Json, out: string[]): Promise<string[]> {
+  #terminal(type: string, event: Json, out: string[]): Closing {
     this.#ensureCreated(out);
     this.#sendLeadingItems(out);
     const upstream = isObject(event['response']) ? event['response'] : {};
@@ -714,7 +771,8 @@ export class StreamNormalizer implements EventStreamTransform {
         const out: string[] = [];
         for (const item of items) if (item.final === undefined) this.#finishItem(item, {}, 'incomplete', out);
         const response = normalizeResponse(upstream, this.#facts, { status, output: this.#output.finals(), usage: this.#usage });
-        return this.#close(type, response).then((tail) => [...out, ...tail]);
+        const closing = this.#close(type, response);
+        return closing instanceof Promise ? closing.then((tail) => [...out, ...tail]) : [...out, ...closing];
       });
   }
 
@@ -770,8 +828,12 @@ export class StreamNormalizer implements EventStreamTransform {
     return finals;
   }
 
-  /** Stores (through the hook) and then sends the terminal event and [DONE]. */
-  #close(type: string, response: Json): Promise<string[]> {
+  /**
+   * Stores (through the hook) and then sends the terminal event and [DONE]: a promise of
+   * them while the store writes; the lines themselves when there is nothing to store, so
+   * that a stream with nothing to store ends without pausing vLLM's socket for a microtask.
+   */
+  #close(type: string, response: Json): Closing {
     this.#ended = true;
     const json = JSON.stringify(response);
     const terminal = (): string[] => [this.#render.responseEvent(type, json), DONE_LINE];
@@ -781,7 +843,7 @@ export class StreamNormalizer implements EventStreamTransform {
     } catch (error) {
       stored = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
-    if (stored === undefined) return Promise.resolve(terminal());
+    if (stored === undefined) return terminal();
     return stored.then(terminal, (error: unknown) => {
       // Never report as stored what was not: the client learns the response failed.
       this.#log().error({ err: error }, 'storing the response failed');
@@ -809,7 +871,7 @@ export class StreamNormalizer implements EventStreamTransform {
     });
   }
 
-  #upstreamError(event: Json, out: string[]): Promise<string[]> {
+  #upstreamError(event: Json, out: string[]): Closing {
     // vLLM sends either OpenAI's nested form or a flat {type, code, message, param}.
     const nested = isObject(event['error']) ? event['error'] : event;
     const message = typeof nested['message'] === 'string' ? nested['message'] : 'The model server reported an error.';
@@ -833,9 +895,12 @@ export class StreamNormalizer implements EventStreamTransform {
     this.#ensureCreated(out);
     const failed = this.#failedResponse(error, out);
     out.push(this.#errorEvent(error));
-    return this.#close('response.failed', failed).then((tail) => {
+    const send = (tail: string[]): void => {
       out.push(...tail);
       emit(out);
-    });
+    };
+    const closing = this.#close('response.failed', failed);
+    if (closing instanceof Promise) return closing.then(send);
+    send(closing);
   }
 }

@@ -2,7 +2,7 @@
 // vLLM's two-line events and the general SSE forms.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeParts, endsWithType, parseEventLines } from './vllm-events.ts';
+import { decodeParts, endsWithType, eventTypeAt, parseEventLines } from './vllm-events.ts';
 
 describe('decodeParts', () => {
   it('gives the same text however the bytes were cut, inside a character included', () => {
@@ -30,5 +30,30 @@ describe('endsWithType', () => {
     assert.equal(endsWithType('{"delta":"x","type":"response.output_text.delta"}', 'response.output_text.delta'), true);
     assert.equal(endsWithType('{"delta":"x","type":"xresponse.output_text.delta"}', 'response.output_text.delta'), false);
     assert.equal(endsWithType('{"type":"response.output_text.delta","delta":"x"}', 'response.output_text.delta'), false);
+  });
+});
+
+describe('eventTypeAt', () => {
+  const TYPES = ['response.output_text.delta', 'response.refusal.delta'];
+  const delta = 'event: response.output_text.delta\ndata: {"delta":"x","type":"response.output_text.delta"}';
+
+  it('reads a block where it lies in a longer text', () => {
+    const text = `event: response.created\ndata: {}\n\n${delta}\n\n${delta}\n\n`;
+    const start = text.indexOf('event: response.output_text.delta');
+    const end = text.indexOf('\n\n', start);
+    assert.equal(eventTypeAt(text, start, end, TYPES), 'response.output_text.delta');
+    assert.equal(eventTypeAt(text, 0, text.indexOf('\n\n'), TYPES), undefined);
+  });
+
+  it('refuses any other shape: a data type that disagrees, two data lines, no event line, a type not asked for', () => {
+    const cases = [
+      'event: response.output_text.delta\ndata: {"delta":"x","type":"response.refusal.delta"}',
+      'event: response.output_text.delta\ndata: {"delta":"x",\ndata: "type":"response.output_text.delta"}',
+      'data: {"delta":"x","type":"response.output_text.delta"}',
+      'event: response.reasoning_text.delta\ndata: {"delta":"x","type":"response.reasoning_text.delta"}',
+      'event: response.output_text.deltas\ndata: {"delta":"x","type":"response.output_text.delta"}',
+    ];
+    for (const block of cases) assert.equal(eventTypeAt(block, 0, block.length, TYPES), undefined, block);
+    assert.equal(eventTypeAt(delta, 0, delta.length, TYPES), 'response.output_text.delta');
   });
 });

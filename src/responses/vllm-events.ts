@@ -30,8 +30,31 @@ export function decodeParts(parts: readonly Buffer[]): string {
 
 /** Whether `data` ends with `"<type>"}` (vLLM writes type last), compared in place. */
 export function endsWithType(data: string, type: string): boolean {
-  const end = data.length - 2;
-  return data.charCodeAt(end + 1) === 0x7d && data.charCodeAt(end) === 0x22 && data.endsWith(type, end) && data.charCodeAt(end - type.length - 1) === 0x22;
+  return endsWithTypeAt(data, data.length, type);
+}
+
+/** Whether the text before `end` ends with `"<type>"}`. */
+function endsWithTypeAt(text: string, end: number, type: string): boolean {
+  const quote = end - 2;
+  return text.charCodeAt(quote + 1) === 0x7d && text.charCodeAt(quote) === 0x22 && text.endsWith(type, quote) && text.charCodeAt(quote - type.length - 1) === 0x22;
+}
+
+/**
+ * The type of the event block text[start, end) when it is one of `types` in vLLM's shape
+ * ("event: T\ndata: {...,"type":"T"}" on one data line), read where it lies: no copy of
+ * the block, its name or its data. Undefined for any other block. The data starts at
+ * start + 14 + type.length.
+ */
+export function eventTypeAt(text: string, start: number, end: number, types: readonly string[]): string | undefined {
+  if (!text.startsWith('event: ', start)) return undefined;
+  for (const type of types) {
+    const newline = start + 7 + type.length;
+    if (text.charCodeAt(newline) !== 0x0a || !text.startsWith(type, start + 7)) continue;
+    if (!text.startsWith('data: ', newline + 1) || !endsWithTypeAt(text, end, type)) return undefined;
+    const nextLine = text.indexOf('\n', newline + 1);
+    return nextLine === -1 || nextLine >= end ? type : undefined;
+  }
+  return undefined;
 }
 
 /**
