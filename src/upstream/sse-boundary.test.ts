@@ -10,6 +10,13 @@ describe('SSE event boundaries', () => {
     assert.equal(boundary.push(b('data: 1\n\ndata: 2\n\ndata: 3')), 18);
   });
 
+  it('ends a chunk of whole events at its end, and still knows the border after it', () => {
+    const boundary = new SseBoundary();
+    assert.equal(boundary.push(b('data: 1\n\ndata: 2\n\n')), 18);
+    assert.equal(boundary.push(b('data: 3\n')), -1);
+    assert.equal(boundary.push(b('\ndata: 4')), 1);
+  });
+
   it('finds an event ending across chunks, as vLLM writes them', () => {
     const boundary = new SseBoundary();
     assert.equal(boundary.push(b('event: response.created\n')), -1);
