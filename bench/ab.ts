@@ -1,8 +1,8 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
-// alternating c=32 rounds (A B A B ...). Prints CPU per request (all threads, from /proc)
+// alternating rounds at c=32 (or --connections N) (A B A B ...). Prints CPU per request (all threads, from /proc)
 // and throughput for each, and the median of the per-round ratios B/A.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -18,6 +18,7 @@ const { argv, option } = toolArgs();
 const [labelA = 'A', flagsA = '', labelB = 'B', flagsB = ''] = argv;
 const ROUNDS = Number(option('rounds') ?? 5);
 const SECONDS = Number(option('seconds') ?? 3);
+const CONNECTIONS = Number(option('connections') ?? 32);
 /** `chat`: both gateways translate for a chat-only simulator (--upstream-api chat). */
 const CASES: Record<string, { body: object; headers: Record<string, string>; chat?: boolean }> = {
   'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
@@ -51,14 +52,14 @@ const rps: Record<'a' | 'b', number[]> = { a: [], b: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const [key, target] of [['a', a], ['b', b]] as const) {
     const before = cpuNs(target.pid);
-    const load = runLoad(tool, { url: `${target.url}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: 32, seconds: SECONDS, scratchDir: '/tmp' });
+    const load = runLoad(tool, { url: `${target.url}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: CONNECTIONS, seconds: SECONDS, scratchDir: '/tmp' });
     if (load.errors > 0) throw new Error(`${load.errors} errors`);
     cpu[key].push((cpuNs(target.pid) - before) / 1000 / load.requests);
     rps[key].push(load.rps);
   }
 }
 const range = (values: number[]): string => `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
-console.log(`case ${option('case') ?? 'json-1k'}, ${ROUNDS} rounds of ${SECONDS} s at c=32, node ${process.version}`);
+console.log(`case ${option('case') ?? 'json-1k'}, ${ROUNDS} rounds of ${SECONDS} s at c=${CONNECTIONS}, node ${process.version}`);
 for (const [key, label] of [['a', labelA], ['b', labelB]] as const) {
   console.log(`${label.padEnd(12)} CPU/request ${median(cpu[key]).toFixed(0)} µs (${range(cpu[key])}), ${median(rps[key]).toFixed(0)} req/s (${range(rps[key])})`);
 }

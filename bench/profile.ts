@@ -1,4 +1,4 @@
-// npm run bench:profile -- <case> [--seconds 10] [gateway flags]   (case: json-1k | stream-1 | stream-100 | stream-1000 | json-1k-store | stream-100-store | stream-100-background)
+// npm run bench:profile -- <case> [--seconds 10] [--connections 32] [gateway flags]   (case: json-1k | stream-1 | stream-100 | stream-1000 | json-1k-store | stream-100-store | stream-100-background)
 //
 // Runs the compiled gateway under node --cpu-prof in front of the fast simulator, drives
 // one case at c=32 for a while, then prints where the gateway's CPU went: by function
@@ -32,11 +32,14 @@ if (job === undefined) throw new Error(`unknown case ${caseName}`);
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const sim = await startBenchSim(dir);
-const extra = argv.slice(1).filter((arg, i, all) => arg !== '--seconds' && all[i - 1] !== '--seconds');
+const connectionsAt = argv.indexOf('--connections');
+const connections = connectionsAt === -1 ? 32 : Number(argv[connectionsAt + 1]);
+const OWN_OPTIONS = new Set(['--seconds', '--connections']);
+const extra = argv.slice(1).filter((arg, i, all) => !OWN_OPTIONS.has(arg) && !OWN_OPTIONS.has(all[i - 1] as string));
 const gateway = await startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, 'p.db')}`, ...extra], ROOT, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
 const gatewayUrl = gateway.url;
 const tool = findLoadTool((line) => console.error(line));
-const load = runLoad(tool, { url: `${gatewayUrl}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: 32, seconds, scratchDir: dir });
+const load = runLoad(tool, { url: `${gatewayUrl}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections, seconds, scratchDir: dir });
 console.log(`${caseName}: ${load.requests} requests, ${load.rps.toFixed(0)}/s, ${load.errors} errors`);
 gateway.child.kill('SIGTERM');
 await new Promise((resolve) => gateway.child.once('exit', resolve));

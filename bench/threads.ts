@@ -1,0 +1,76 @@
+// npm run bench:threads -- [--case stream-100|stream-1|json-1k] [--connections 1] [--seconds 5] [--floor] [--node-flags "..."] [-- gateway flags]
+//
+// CPU per request by thread of the gateway (or the node floor): the main thread, where the
+// JavaScript runs, and the others, V8's helper threads (parallel scavenges, concurrent
+// marking and compilation) and libuv's pool. /proc/<pid>/task/*/stat before and after one
+// load; a thread's name says little (all are "node"), so the main thread is the one whose
+// id is the process's. After a 3 s warm-up (the optimizing compiler's work is on the
+// helpers). What the helpers take is what a profile of the main thread does not show.
+import { readdirSync, readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { toolArgs } from './args.ts';
+import { findLoadTool, runLoad } from './load.ts';
+import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
+
+const all = process.argv.slice(2);
+const dashes = all.indexOf('--');
+const { option, flag } = toolArgs(dashes === -1 ? all : all.slice(0, dashes));
+const gatewayFlags = dashes === -1 ? [] : all.slice(dashes + 1);
+const CASES: Record<string, { body: object; headers: Record<string, string> }> = {
+  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
+  'stream-1': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1' } },
+  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
+};
+const caseName = option('case') ?? 'stream-100';
+const job = CASES[caseName];
+if (job === undefined) throw new Error(`--case: one of ${Object.keys(CASES).join(', ')}`);
+const connections = Number(option('connections') ?? 1);
+const seconds = Number(option('seconds') ?? 5);
+const nodeFlags = (option('node-flags') ?? '').split(' ').filter(Boolean);
+
+if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+const dir = mkdtempSync(join(tmpdir(), 'rg-threads-'));
+const sim = await startBenchSim(dir);
+const target: Started = flag('floor')
+  ? await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', dir, nodeFlags)
+  : await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, nodeFlags);
+
+/** CPU ticks (user + system) of each thread, by thread id. */
+function ticksByThread(pid: number): Map<number, number> {
+  const ticks = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks.set(Number(tid), Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+const tool = findLoadTool(() => {});
+const drive = (forSeconds: number): ReturnType<typeof runLoad> =>
+  runLoad(tool, { url: `${target.url}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections, seconds: forSeconds, scratchDir: dir });
+// Warm-up first: the compiler's threads optimize the hot code in the first seconds.
+drive(3);
+const before = ticksByThread(target.pid);
+const load = drive(seconds);
+const after = ticksByThread(target.pid);
+target.child.kill('SIGTERM');
+sim.child.kill('SIGTERM');
+
+// A tick is 10 ms (USER_HZ 100): µs per request = ticks * 10,000 / requests.
+const perRequest = (ticks: number): string => `${((ticks * 10_000) / load.requests).toFixed(0)} µs`;
+let main = 0;
+let others = 0;
+const byThread: string[] = [];
+for (const [tid, ticks] of after) {
+  const used = ticks - (before.get(tid) ?? 0);
+  if (tid === target.pid) main += used;
+  else others += used;
+  if (used > 0 && tid !== target.pid) byThread.push(`${tid}: ${perRequest(used)}`);
+}
+console.log(`${flag('floor') ? 'node floor' : 'gateway'} ${nodeFlags.join(' ')}, ${caseName} at c=${connections}, ${load.requests} requests in ${seconds} s, node ${process.version}`);
+console.log(`  main thread     ${perRequest(main)} a request`);
+console.log(`  other threads   ${perRequest(others)} a request (V8's helpers: GC, compilation; libuv's pool): ${byThread.join(', ')}`);
+process.exit(0);
