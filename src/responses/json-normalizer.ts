@@ -1,7 +1,7 @@
 // A non-streamed /v1/responses answer from vLLM, rewritten into OpenAI's shape under the
 // gateway's ids, stored (when asked) before it is sent.
 import { GatewayError } from '../errors.ts';
-import type { BufferedReply, BufferedTransform, UpstreamHead } from '../upstream/relay.ts';
+import type { BufferedReply, BufferedTransform, ReportedUsage, UpstreamHead } from '../upstream/relay.ts';
 import { itemIdPrefix, newId } from './ids.ts';
 import { normalizeOutputItem, type Json } from './items.ts';
 import { normalizeResponse, type ResponseFacts } from './response-object.ts';
@@ -18,6 +18,8 @@ export class JsonNormalizer implements BufferedTransform {
   readonly #facts: ResponseFacts;
   readonly #hooks: StreamHooks;
   readonly #route: ((functionName: string) => ToolRoute | undefined) | undefined;
+  /** What vLLM's answer reported of its usage, once finish() has read it. */
+  #usage: ReportedUsage | undefined;
 
   constructor(facts: ResponseFacts, hooks: StreamHooks, route?: (functionName: string) => ToolRoute | undefined) {
     this.#facts = facts;
@@ -36,6 +38,7 @@ export class JsonNormalizer implements BufferedTransform {
     if (!isObject(upstream)) {
       throw new GatewayError('upstream_invalid_response', 'The model server answered with JSON that is not a response object.');
     }
+    this.#usage = { usage: upstream['usage'], model: upstream['model'] };
     const status = upstream['status'] === 'incomplete' ? 'incomplete' : 'completed';
     const output = (Array.isArray(upstream['output']) ? upstream['output'] : [])
       .filter(isObject)
@@ -57,6 +60,12 @@ export class JsonNormalizer implements BufferedTransform {
     headers.push('content-type', 'application/json');
     const reply: BufferedReply = { status: head.status, headers, body: json };
     return stored === undefined ? reply : stored.then(() => reply);
+  }
+
+  takeUsage(): ReportedUsage | undefined {
+    const usage = this.#usage;
+    this.#usage = undefined;
+    return usage;
   }
 }
 

@@ -48,6 +48,11 @@ export interface EventStreamTransform {
   takeUsage?(): ReportedUsage | undefined;
 }
 
+/** What a transform that parses vLLM's answer anyway can tell of its usage. */
+interface UsageReporter {
+  takeUsage?(): ReportedUsage | undefined;
+}
+
 /** What a body reported of itself: vLLM's usage object and model name, as sent. */
 export interface ReportedUsage {
   readonly usage: unknown;
@@ -65,6 +70,9 @@ export interface BufferedReply {
 export interface BufferedTransform {
   readonly kind: 'buffered';
   finish(body: Buffer, head: UpstreamHead, filteredHeaders: readonly string[]): BufferedReply | Promise<BufferedReply>;
+  /** The usage of the body finish() read, taken once (see EventStreamTransform.takeUsage):
+   * the usage meter then need not scan the body a second time. */
+  takeUsage?(): ReportedUsage | undefined;
 }
 
 export interface ResponseTransformer {
@@ -203,7 +211,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     const transform = this.#transformer?.select(head);
     // Errors carry no usage; only a successful answer's is metered.
     if (status < 300) {
-      if (transform?.kind === 'events' && transform.takeUsage !== undefined) this.#usageReport = target.usage;
+      if (transform?.takeUsage !== undefined) this.#usageReport = target.usage;
       else this.#usage = target.usage;
     }
     if (transform?.kind === 'buffered') {
@@ -388,9 +396,12 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     try {
       reply = (this.#buffered as BufferedTransform).finish(body, this.#head as UpstreamHead, this.#filteredHeaders);
     } catch (error) {
+      this.#reportUsage();
       this.#bufferedFailed(error);
       return;
     }
+    // The body is read (its usage known) before any store write or the answer.
+    this.#reportUsage();
     if (reply instanceof Promise) {
       return reply.then(
         (later) => this.#sendBuffered(later),
@@ -460,7 +471,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   /** Every event of the body is in: its usage is known (before the sink ends, where the
    * response is accounted). */
   #reportUsage(): void {
-    this.#usageReport?.report(this.#events?.takeUsage?.());
+    const reporter: UsageReporter | undefined = this.#events ?? this.#buffered;
+    this.#usageReport?.report(reporter?.takeUsage?.());
   }
 
   #endResponse(): void {
