@@ -56,6 +56,8 @@ drive(3);
 const before = ticksByThread(target.pid);
 const load = drive(seconds);
 const after = ticksByThread(target.pid);
+const status = readFileSync(`/proc/${target.pid}/status`, 'utf8');
+const peakRss = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
 target.child.kill('SIGTERM');
 sim.child.kill('SIGTERM');
 
@@ -72,5 +74,6 @@ for (const [tid, ticks] of after) {
 }
 console.log(`${flag('floor') ? 'node floor' : 'gateway'} ${nodeFlags.join(' ')}, ${caseName} at c=${connections}, ${load.requests} requests in ${seconds} s, node ${process.version}`);
 console.log(`  main thread     ${perRequest(main)} a request`);
+console.log(`  peak RSS        ${peakRss === undefined ? '?' : (Number(peakRss) / 1024).toFixed(1)} MB (VmHWM)`);
 console.log(`  other threads   ${perRequest(others)} a request (V8's helpers: GC, compilation; libuv's pool): ${byThread.join(', ')}`);
 process.exit(0);
