@@ -95,15 +95,20 @@ export function forward(ctx: RequestContext, deps: GatewayDeps, options: Forward
       },
       options.transformer,
     );
-    ctx.onClientGone = () => relay.clientClosed();
-    ctx.onFinished = () => {
-      relay.responseClosed();
-      if (usage !== undefined) accountUsage(deps, ctx.tenant, usage);
-    };
-    ctx.onShutdown = (error) => relay.failFromGateway(error);
+    // Bound, not arrows over this scope (see create-response.ts: an arrow here kept every
+    // exchange's relay and body alive past the next scavenge).
+    ctx.onClientGone = relay.clientClosed.bind(relay);
+    ctx.onFinished = exchangeFinished.bind(undefined, relay, usage, deps, ctx.tenant);
+    ctx.onShutdown = relay.failFromGateway.bind(relay);
     deps.upstream.dispatch({ method: ctx.method, path: ctx.url, headers, body: options.body }, relay);
   };
   dispatch();
+}
+
+/** The client's answer is over: the relay is told, the tokens counted. */
+function exchangeFinished(relay: UpstreamRelay, usage: UsageScanner | undefined, deps: GatewayDeps, tenant: string): void {
+  relay.responseClosed();
+  if (usage !== undefined) accountUsage(deps, tenant, usage);
 }
 
 /**
