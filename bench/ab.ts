@@ -13,25 +13,14 @@ import { cpuNs } from './proc.ts';
 import { median } from './stats.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 import { toolArgs } from './args.ts';
+import { requestCase } from './cases.ts';
 
 const { argv, option } = toolArgs();
 const [labelA = 'A', flagsA = '', labelB = 'B', flagsB = ''] = argv;
 const ROUNDS = Number(option('rounds') ?? 5);
 const SECONDS = Number(option('seconds') ?? 3);
 const CONNECTIONS = Number(option('connections') ?? 32);
-/** `chat`: both gateways translate for a chat-only simulator (--upstream-api chat). */
-const CASES: Record<string, { body: object; headers: Record<string, string>; chat?: boolean }> = {
-  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
-  'json-1k-store': { body: { model: 'm', input: 'lorem ipsum '.repeat(80) }, headers: {} },
-  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
-  // stream-1 and stream-1000 beside stream-100 part a stream's cost per request from its cost per event.
-  'stream-1': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1' } },
-  'stream-1000': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1000' } },
-  'stream-100-store': { body: { model: 'm', input: 'x', stream: true }, headers: { 'x-sim': 'deltas=100' } },
-  'chat-stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' }, chat: true },
-};
-const job = CASES[option('case') ?? 'json-1k'];
-if (job === undefined) throw new Error('unknown --case');
+const job = requestCase(option('case') ?? 'json-1k');
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const logDir = mkdtempSync(join(tmpdir(), 'rg-ab-'));

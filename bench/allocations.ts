@@ -14,6 +14,7 @@ import { WebSocket } from 'ws';
 import { toolArgs } from './args.ts';
 import { findLoadTool, runLoad } from './load.ts';
 import { ROOT, freePort, startBenchGateway, startBenchSim } from './processes.ts';
+import { requestCase } from './cases.ts';
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -21,18 +22,10 @@ interface ProfileNode {
   children: ProfileNode[];
 }
 
-const all = process.argv.slice(2);
-const dashes = all.indexOf('--');
-const { option, flag } = toolArgs(dashes === -1 ? all : all.slice(0, dashes));
-const gatewayFlags = dashes === -1 ? [] : all.slice(dashes + 1);
-const CASES: Record<string, { body: object; headers: Record<string, string> }> = {
-  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
-  'stream-1': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1' } },
-  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
-};
+const { option, flag, passthrough: gatewayFlags } = toolArgs();
 const caseName = option('case') ?? 'stream-100';
-const job = CASES[caseName];
-if (job === undefined) throw new Error(`--case: one of ${Object.keys(CASES).join(', ')}`);
+const job = requestCase(caseName);
+
 const connections = Number(option('connections') ?? 1);
 const seconds = Number(option('seconds') ?? 3);
 

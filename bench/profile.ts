@@ -9,6 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLoadTool, runLoad } from './load.ts';
+import { requestCase } from './cases.ts';
 import { printProfileSummary } from './profile-summary.ts';
 import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
 
@@ -18,17 +19,7 @@ const secondsAt = argv.indexOf('--seconds');
 const seconds = secondsAt === -1 ? 10 : Number(argv[secondsAt + 1]);
 const dir = mkdtempSync(join(tmpdir(), 'rg-profile-'));
 
-const BODIES: Record<string, { body: object; headers: Record<string, string> }> = {
-  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
-  'json-1k-store': { body: { model: 'm', input: 'lorem ipsum '.repeat(80) }, headers: {} },
-  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
-  'stream-1': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1' } },
-  'stream-1000': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=1000' } },
-  'stream-100-store': { body: { model: 'm', input: 'x', stream: true }, headers: { 'x-sim': 'deltas=100' } },
-  'stream-100-background': { body: { model: 'm', input: 'x', stream: true, background: true }, headers: { 'x-sim': 'deltas=100' } },
-};
-const job = BODIES[caseName];
-if (job === undefined) throw new Error(`unknown case ${caseName}`);
+const job = requestCase(caseName);
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const sim = await startBenchSim(dir);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
+import { requestCase } from './cases.ts';
 
 const argv = process.argv.slice(2);
 const valueOf = (name: string): string | undefined => {
@@ -22,12 +23,8 @@ const baseline = valueOf('--baseline');
 const caseName = valueOf('--case') ?? 'stream-100';
 const dashes = argv.indexOf('--');
 const gatewayFlags = dashes === -1 ? [] : argv.slice(dashes + 1);
-const CASES: Record<string, { body: object; headers: Record<string, string> }> = {
-  'stream-100': { body: { model: 'm', input: 'x', stream: true, store: false }, headers: { 'x-sim': 'deltas=100' } },
-  'json-1k': { body: { model: 'm', input: 'lorem ipsum '.repeat(80), store: false }, headers: {} },
-};
-const job = CASES[caseName];
-if (job === undefined) throw new Error(`--case: one of ${Object.keys(CASES).join(', ')}`);
+const job = requestCase(caseName);
+
 if (spawnSync('strace', ['-V']).status !== 0) throw new Error('strace is not installed (apt-get install strace)');
 
 const dir = mkdtempSync(join(tmpdir(), 'rg-syscalls-'));
