@@ -43,10 +43,10 @@ import { mcpCallItem } from './mcp-items.ts';
 import { addUsage, normalizeResponse, responseError, type ResponseFacts } from './response-object.ts';
 import { decodeParts, endsWithType, eventTypeAt, parseEventLines } from './vllm-events.ts';
 
-/** What the stream hands over when the response is done (to store it). */
 /** A stream's last lines (terminal event, [DONE]): at once, or once the response is stored. */
 type Closing = string[] | Promise<string[]>;
 
+/** What the stream hands over when the response is done (to store it). */
 export interface StreamHooks {
   /** Called with the final response and its JSON text before the terminal event is sent;
    * the terminal event waits for the returned promise. A rejection fails the stream. */

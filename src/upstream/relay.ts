@@ -49,9 +49,7 @@ export interface EventStreamTransform {
 }
 
 /** What a transform that parses vLLM's answer anyway can tell of its usage. */
-interface UsageReporter {
-  takeUsage?(): ReportedUsage | undefined;
-}
+type UsageReporter = Pick<EventStreamTransform, 'takeUsage'>;
 
 /** What a body reported of itself: vLLM's usage object and model name, as sent. */
 export interface ReportedUsage {

@@ -67,7 +67,7 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
     // scope, and through `run` the whole response (its events, its answer), alive as long
     // as the scope lives, which measured as every request's objects outliving the
     // scavenge after them (bench/README.md, "Garbage": 2.8 MB promoted a scavenge at c=1
-    // for JSON, 42 KB with these three bound).
+    // for JSON, 28–42 KB with these three bound).
     run.attachClient(sink, ctx.sendError.bind(ctx));
     ctx.onClientGone = run.clientGone.bind(run, detachable ? state.runs.detach.bind(state.runs) : undefined);
     ctx.onShutdown = run.failFromGateway.bind(run);
