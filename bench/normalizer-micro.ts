@@ -12,6 +12,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StreamNormalizer } from '../src/responses/stream-normalizer.ts';
+import { joinParts } from '../src/upstream/relay.ts';
 import { SseBoundary } from '../src/upstream/sse-boundary.ts';
 import { REAL_VLLM_QUIRKS, eventChunks, makeIds, planGeneration, streamEvents } from '../sim/wire.ts';
 import { median } from './stats.ts';
@@ -48,7 +49,7 @@ function oneStream(Normalizer: Normalizer, chunks: readonly Buffer[]): number {
   const emit = (output: unknown): void => {
     const parts = (typeof output === 'string' || Buffer.isBuffer(output) ? [output] : (output ?? [])) as (string | Buffer)[];
     if (parts.length === 0) return;
-    const joined = parts.length === 1 ? (parts[0] as string | Buffer) : parts.every((part) => typeof part === 'string') ? parts.join('') : Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
+    const joined = joinParts(parts);
     bytes += typeof joined === 'string' ? SOCKET.write(joined) : joined.length;
   };
   for (const chunk of chunks) {

@@ -86,6 +86,8 @@ const TYPE = field('type');
 const TEXT_DELTA_TYPES: readonly string[] = Object.keys(DELTA_PART_TYPE);
 /** The length of `event: ` + `\n` + `data: ` around an event's type. */
 const EVENT_FRAME = 'event: \ndata: '.length;
+/** An integer field's place and value. */
+type IndexSpan = Span & { readonly value: number };
 
 const TERMINAL_TYPES = new Set(['response.completed', 'response.incomplete', 'response.failed']);
 
@@ -449,13 +451,19 @@ export class StreamNormalizer implements EventStreamTransform {
       this.#render.deltaInPlace(out, text, start, end, idSpan, item.id, sequenceSpan);
       return true;
     }
-    // Indices the client sees otherwise (items the gateway added first): spliced in a copy.
-    const inData = (span: Span): Span => ({ start: span.start - dataStart, end: span.end - dataStart });
-    const replacements: Replacement[] = [{ span: inData(idSpan), text: item.id }];
-    if (outputSpan.value !== item.index) replacements.push({ span: inData(outputSpan), text: String(item.index) });
-    if (contentSpan.value !== part.index) replacements.push({ span: inData(contentSpan), text: String(part.index) });
-    this.#render.spliced(out, type, text.slice(dataStart, end), replacements);
+    // Indices the client sees otherwise: spliced in a copy of the data.
+    const inData = <T extends Span>(span: T): T => ({ ...span, start: span.start - dataStart, end: span.end - dataStart });
+    this.#splicedDelta(out, type, text.slice(dataStart, end), inData(idSpan), inData(outputSpan), inData(contentSpan), item, part);
     return true;
+  }
+
+  /** A delta whose indices the client sees otherwise (items the gateway sent first):
+   * vLLM's data with the item id, and the indices that differ, replaced. */
+  #splicedDelta(out: string[], type: string, data: string, idSpan: Span, outputSpan: IndexSpan, contentSpan: IndexSpan, item: ItemState, part: PartState): void {
+    const replacements: Replacement[] = [{ span: idSpan, text: item.id }];
+    if (outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
+    if (contentSpan.value !== part.index) replacements.push({ span: contentSpan, text: String(part.index) });
+    this.#render.spliced(out, type, data, replacements);
   }
 
   #textDelta(type: string, partType: string, data: string, out: string[]): void {
@@ -487,10 +495,7 @@ export class StreamNormalizer implements EventStreamTransform {
       this.#render.deltaWithId(out, type, data, idSpan, item.id, sequenceSpan);
       return;
     }
-    const replacements: Replacement[] = [{ span: idSpan, text: item.id }];
-    if (outputSpan.value !== item.index) replacements.push({ span: outputSpan, text: String(item.index) });
-    if (contentSpan.value !== part.index) replacements.push({ span: contentSpan, text: String(part.index) });
-    this.#render.spliced(out, type, data, replacements);
+    this.#splicedDelta(out, type, data, idSpan, outputSpan, contentSpan, item, part);
   }
 
   #argumentsDelta(data: string, out: string[]): void {

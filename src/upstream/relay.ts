@@ -572,6 +572,14 @@ function removeHeader(flat: string[], lowerName: string): void {
   }
 }
 
+/** The output of a tick as one write: the parts joined, as text while they all are. */
+export function joinParts(parts: readonly (string | Buffer)[]): string | Buffer {
+  if (parts.length === 1) return parts[0] as string | Buffer;
+  return parts.every((part) => typeof part === 'string')
+    ? parts.join('')
+    : Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
+}
+
 /** Any failure as the gateway's error (unknown ones are internal errors). */
 export function asGatewayError(error: unknown): GatewayError {
   return error instanceof GatewayError
@@ -617,12 +625,7 @@ export class ResponseSink implements RelaySink {
     this.#headWaiting = false;
     // Not cork()/uncork(): on Node 24 a ServerResponse written under cork never emits
     // 'drain', which would stall backpressure for good.
-    const joined =
-      parts.length === 1
-        ? (parts[0] as string | Buffer)
-        : parts.every((part) => typeof part === 'string')
-          ? parts.join('')
-          : Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : part)));
+    const joined = joinParts(parts);
     this.#record.bytesOut += typeof joined === 'string' ? Buffer.byteLength(joined) : joined.length;
     return this.#res.write(joined);
   }
