@@ -431,11 +431,17 @@ export class Run implements RelaySink {
    * then ends it. Returns the way to unsubscribe (its client went away).
    */
   subscribe(afterSeq: number, subscriber: RunSubscriber): () => void {
-    const subscribers = (this.#subscribers ??= new Set());
-    const subscription = new Subscription(this, subscriber, afterSeq + 1, () => subscribers.delete(subscription));
-    subscribers.add(subscription);
+    const subscription = new Subscription(this, subscriber, afterSeq + 1);
+    (this.#subscribers ??= new Set()).add(subscription);
     subscription.pump();
-    return () => subscribers.delete(subscription);
+    // Bound, not an arrow over this scope: the client's request keeps it (see
+    // create-response.ts on what an arrow kept alive).
+    return this.unsubscribe.bind(this, subscription);
+  }
+
+  /** Stops giving `subscription` events (its client left, or it was given them all). */
+  unsubscribe(subscription: Subscription): void {
+    this.#subscribers?.delete(subscription);
   }
 }
 
@@ -445,13 +451,11 @@ class Subscription {
   readonly #subscriber: RunSubscriber;
   #next: number;
   #waiting = false;
-  readonly #remove: () => void;
 
-  constructor(run: Run, subscriber: RunSubscriber, next: number, remove: () => void) {
+  constructor(run: Run, subscriber: RunSubscriber, next: number) {
     this.#run = run;
     this.#subscriber = subscriber;
     this.#next = Math.max(0, next);
-    this.#remove = remove;
   }
 
   /** Writes what it has not seen; on backpressure waits for drain (the run goes on). */
@@ -473,7 +477,7 @@ class Subscription {
     }
     // Ended, and every event given (the last ones wait for the log like the others).
     if (this.#run.ended && this.#next >= events.length) {
-      this.#remove();
+      this.#run.unsubscribe(this);
       this.#subscriber.end();
     }
   }

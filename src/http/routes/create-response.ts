@@ -80,5 +80,5 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
     ctx.sendJson(200, JSON.stringify(run.initialResponse(status)));
     return;
   }
-  await deliverEvents(ctx, (subscriber) => run.subscribe(-1, subscriber));
+  await deliverEvents(ctx, run.subscribe.bind(run, -1));
 }
