@@ -95,6 +95,30 @@ for (const kind of await storeKinds()) {
       await Promise.all(others.map((other) => other.store.close()));
     });
 
+    it('a turn whose write fails leaves nothing of it, in its first statements or its last', async () => {
+      // PostgreSQL sends a turn's statements together (the COMMIT with the last of them):
+      // a failure anywhere among them must still undo every one.
+      const first = turn();
+      await store.saveResponse(first);
+      const refsOf = async (id: string) => Number((await db.rawQuery('SELECT refs FROM responses WHERE id = ?', id))[0]?.['refs']);
+      const refs = await refsOf(first.id);
+      const seqs = (await store.loadResponseContext(TENANT, first.id, NOW()))?.seqs ?? [];
+      const itemCount = await countRows(db, 'items');
+      // The last statements fail: a response with that id exists.
+      const sameId = turn({ id: first.id, previousResponseId: first.id, historySeqs: seqs });
+      await assert.rejects(store.saveResponse(sameId));
+      // The first ones fail: an item with that id exists.
+      const sameItem = turn({ previousResponseId: first.id, historySeqs: seqs, inputItems: [first.inputItems[0] as NewItem] });
+      await assert.rejects(store.saveResponse(sameItem));
+      assert.equal(await refsOf(first.id), refs, 'no reference was kept on the response continued');
+      assert.equal(await countRows(db, 'items'), itemCount, 'no item was kept');
+      assert.equal(await store.getResponseBody(TENANT, sameItem.id, NOW()), undefined);
+      // And the store goes on.
+      const next = turn({ previousResponseId: first.id, historySeqs: seqs });
+      await store.saveResponse(next);
+      assert.equal(await refsOf(first.id), refs + 1);
+    });
+
     it('saves a turn and gives back its body and its context in order', async () => {
       const first = turn();
       assert.deepEqual(await store.saveResponse(first), { conversationKept: true });

@@ -6,7 +6,7 @@ import { toConversation, toItem } from './rows.ts';
 import { ITEM_SCHEMA_VERSION, MIGRATIONS, pageWindow } from './schema.ts';
 import type { SqlBackend } from './sql/backend.ts';
 import * as runs from './sql-runs.ts';
-import { all, allOf, exec, first, type Row, type Work } from './sql/work.ts';
+import { all, batch, exec, first, type Query, type QueryResult, type Row, type Work } from './sql/work.ts';
 import type {
   ConversationRecord,
   History,
@@ -44,6 +44,14 @@ const TOO_LONG: History = Object.freeze({ seqs: [], upstream: NOTHING, tooLong: 
  * to read, however many items. */
 function historyBytes(joined: unknown): Buffer {
   return typeof joined === 'string' && joined.length > 0 ? Buffer.from(joined) : NOTHING;
+}
+
+/** The seqs the database gave items, in the items' order, from their inserts' results
+ * (RETURNING order is not promised to follow the input: mapped back by id). */
+function seqsOf(items: readonly NewItem[], results: readonly QueryResult[]): number[] {
+  const seqById = new Map<string, number>();
+  for (const result of results) for (const row of result.rows) seqById.set(row['id'] as string, Number(row['seq']));
+  return items.map((item) => seqById.get(item.id) as number);
 }
 
 /** What a new checkpoint builds on. */
@@ -172,37 +180,33 @@ export class SqlStore implements Store {
     return { items: yield* this.#itemsBySeq(window), hasMore };
   }
 
-  /** Inserts items and returns their seqs, in the order given. */
-  *#insertItems(tenant: string, items: readonly NewItem[], owner: string | null, holders: number, now: number): Work<number[]> {
+  /** The queries inserting items (none for no items); seqsOf reads their results. */
+  #itemInserts(tenant: string, items: readonly NewItem[], owner: string | null, holders: number, now: number): readonly Query[] {
     if (items.length === 0) return [];
-    const fields = { schemaVersion: ITEM_SCHEMA_VERSION, owner, holders, createdAt: now, tenant };
-    const inserted = yield* allOf(this.#backend.dialect.insertItems(items, fields));
-    // RETURNING order is not promised to follow the input: map back by id.
-    const seqById = new Map(inserted.map((row) => [row['id'] as string, Number(row['seq'])]));
-    return items.map((item) => seqById.get(item.id) as number);
+    return this.#backend.dialect.insertItems(items, { schemaVersion: ITEM_SCHEMA_VERSION, owner, holders, createdAt: now, tenant });
   }
 
-  /** Appends seqs to a conversation whose next position the caller read (and locked). */
-  *#appendToConversation(conversationId: string, first: number, seqs: readonly number[]): Work<void> {
-    if (seqs.length === 0) return;
-    yield* exec(this.#sql.appendMembers, conversationId, first, this.#backend.dialect.list(seqs));
-    yield* exec('UPDATE conversations SET next_position = ? WHERE id = ?', first + seqs.length, conversationId);
+  /** Inserts items and returns their seqs, in the order given. */
+  *#insertItems(tenant: string, items: readonly NewItem[], owner: string | null, holders: number, now: number): Work<number[]> {
+    return seqsOf(items, yield* batch(this.#itemInserts(tenant, items, owner, holders, now), false));
+  }
+
+  /** The queries appending seqs to a conversation whose next position the caller read (and locked). */
+  #appends(conversationId: string, first: number, seqs: readonly number[]): Query[] {
+    if (seqs.length === 0) return [];
+    return [
+      { sql: this.#sql.appendMembers, params: [conversationId, first, this.#backend.dialect.list(seqs)] },
+      { sql: 'UPDATE conversations SET next_position = ? WHERE id = ?', params: [first + seqs.length, conversationId] },
+    ];
   }
 
   /**
-   * What a new checkpoint can build on: the previous response (its context is exactly
-   * this turn's history), or a conversation's last stored turn while its context is still
-   * how the conversation's history begins (no item of it was removed since). Returns the
-   * base, its depth and how many of the history's seqs it covers.
+   * What a new checkpoint can build on, when the turn continues no previous response (see
+   * saveResponse for one that does): a conversation's last stored turn while its context
+   * is still how the conversation's history begins (no item of it was removed since).
+   * Returns the base, its depth and how many of the history's seqs it covers.
    */
-  *#checkpointBase(record: SaveResponse, lastConversationResponse: string | null): Work<CheckpointBase | undefined> {
-    if (record.previousResponseId !== null) {
-      // The response continued is always held by the new one: the reference is taken in
-      // the statement that reads its depth (and locks its row), one round trip instead of two.
-      const row = yield* first(this.#sql.holdPrevious, record.previousResponseId, record.tenant);
-      if (row === undefined) return undefined; // removed meanwhile: this turn's checkpoint is whole
-      return { id: record.previousResponseId, depth: Number(row['checkpoint_depth']), covers: record.historySeqs.length };
-    }
+  *#conversationBase(record: SaveResponse, lastConversationResponse: string | null): Work<CheckpointBase | undefined> {
     if (lastConversationResponse === null) return undefined;
     // Any state will do: the base only has to exist, and the reference taken on it keeps it.
     const base = yield* this.#context(record.tenant, lastConversationResponse, undefined);
@@ -211,6 +215,12 @@ export class SqlStore implements Store {
     return { id: lastConversationResponse, depth: base.depth, covers: base.seqs.length };
   }
 
+  /**
+   * One turn's write, in as few round trips as its dependencies allow (PostgreSQL
+   * pipelines each batch, its BEGIN with the first and its COMMIT with the last): a
+   * continuation is two, the items with the reference on the response continued, then
+   * the response with what follows from it.
+   */
   saveResponse(record: SaveResponse): Promise<SaveOutcome> {
     return this.#backend.write(function* (this: SqlStore): Work<SaveOutcome> {
       const now = Date.now();
@@ -226,42 +236,59 @@ export class SqlStore implements Store {
       const owner = record.storeResponse ? record.id : null;
       const holders = (record.storeResponse ? 1 : 0) + (conversation !== undefined ? 1 : 0);
       const newItems = [...record.inputItems, ...record.outputItems];
-      const seqs = yield* this.#insertItems(record.tenant, newItems, owner, holders, now);
-      if (conversation !== undefined) {
-        yield* this.#appendToConversation(record.conversationId as string, Number(conversation['next_position']), seqs);
+      const inserts = this.#itemInserts(record.tenant, newItems, owner, holders, now);
+      // The response continued is always held by the new one (its items are this turn's
+      // history): the reference is taken with the items' insert, by the statement that
+      // reads its depth and locks its row.
+      const continues = record.storeResponse && record.previousResponseId !== null;
+      const hold: Query[] = continues ? [{ sql: this.#sql.holdPrevious, params: [record.previousResponseId, record.tenant] }] : [];
+      const inserted = yield* batch([...inserts, ...hold], false);
+      const seqs = seqsOf(newItems, inserted.slice(0, inserts.length));
+      const rest = conversation !== undefined ? this.#appends(record.conversationId as string, Number(conversation['next_position']), seqs) : [];
+      if (!record.storeResponse) {
+        yield* batch(rest, true);
+        return { conversationKept };
       }
-      if (!record.storeResponse) return { conversationKept };
 
-      const lastTurn = (conversation?.['last_response_id'] as string | null | undefined) ?? null;
-      const base = yield* this.#checkpointBase(record, lastTurn);
+      let base: CheckpointBase | undefined;
+      if (continues) {
+        // Removed meanwhile (no row): this turn's checkpoint is whole.
+        const held = (inserted.at(-1) as QueryResult).rows[0];
+        if (held !== undefined) base = { id: record.previousResponseId, depth: Number(held['checkpoint_depth']), covers: record.historySeqs.length };
+      } else {
+        base = yield* this.#conversationBase(record, (conversation?.['last_response_id'] as string | null | undefined) ?? null);
+      }
       // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
       const buildsOn = base !== undefined && base.depth + 1 < CHECKPOINT_SNAPSHOT_EVERY ? base : undefined;
       const checkpoint = encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]);
       // The new response holds the one it continued (whose items are its history), or the
       // one its checkpoint builds on, so that neither goes while it is needed.
       const holds = record.previousResponseId !== null ? (base?.id ?? null) : (buildsOn?.id ?? null);
-      yield* exec(
-        this.#sql.insertResponse,
-        record.id,
-        record.createdAt,
-        record.status,
-        record.model,
-        record.body,
-        record.previousResponseId,
-        record.conversationId !== null && conversation !== undefined ? record.conversationId : null,
-        checkpoint,
-        record.historySeqs.length + record.inputItems.length,
-        record.tenant,
-        buildsOn?.id ?? null,
-        buildsOn === undefined ? 0 : buildsOn.depth + 1,
-        holds,
-        record.replica ?? null,
-      );
-      // A continuation's reference was taken with its base's depth (holdPrevious).
-      if (holds !== null && record.previousResponseId === null) yield* exec('UPDATE responses SET refs = refs + 1 WHERE id = ?', holds);
+      rest.push({
+        sql: this.#sql.insertResponse,
+        params: [
+          record.id,
+          record.createdAt,
+          record.status,
+          record.model,
+          record.body,
+          record.previousResponseId,
+          record.conversationId !== null && conversation !== undefined ? record.conversationId : null,
+          checkpoint,
+          record.historySeqs.length + record.inputItems.length,
+          record.tenant,
+          buildsOn?.id ?? null,
+          buildsOn === undefined ? 0 : buildsOn.depth + 1,
+          holds,
+          record.replica ?? null,
+        ],
+      });
+      // A continuation's reference was taken with the items (holdPrevious).
+      if (holds !== null && !continues) rest.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [holds] });
       if (conversation !== undefined) {
-        yield* exec('UPDATE conversations SET last_response_id = ? WHERE id = ?', record.id, record.conversationId);
+        rest.push({ sql: 'UPDATE conversations SET last_response_id = ? WHERE id = ?', params: [record.id, record.conversationId] });
       }
+      yield* batch(rest, true);
       return { conversationKept };
     }.bind(this));
   }
@@ -315,15 +342,12 @@ export class SqlStore implements Store {
 
   createConversation(tenant: string, record: ConversationRecord, items: readonly NewItem[]): Promise<void> {
     return this.#backend.write(function* (this: SqlStore) {
-      yield* exec(
-        'INSERT INTO conversations (id, created_at, metadata, next_position, tenant) VALUES (?, ?, ?, 0, ?)',
-        record.id,
-        record.createdAt,
-        record.metadata,
-        tenant,
-      );
-      const seqs = yield* this.#insertItems(tenant, items, null, 1, record.createdAt);
-      yield* this.#appendToConversation(record.id, 0, seqs);
+      const conversationRow: Query = {
+        sql: 'INSERT INTO conversations (id, created_at, metadata, next_position, tenant) VALUES (?, ?, ?, 0, ?)',
+        params: [record.id, record.createdAt, record.metadata, tenant],
+      };
+      const inserted = yield* batch([conversationRow, ...this.#itemInserts(tenant, items, null, 1, record.createdAt)], false);
+      yield* batch(this.#appends(record.id, 0, seqsOf(items, inserted.slice(1))), true);
     }.bind(this));
   }
 
@@ -419,7 +443,7 @@ export class SqlStore implements Store {
       const conversation = yield* first(this.#sql.lockConversation, conversationId, tenant);
       if (conversation === undefined) return undefined;
       const seqs = yield* this.#insertItems(tenant, items, null, 1, Date.now());
-      yield* this.#appendToConversation(conversationId, Number(conversation['next_position']), seqs);
+      yield* batch(this.#appends(conversationId, Number(conversation['next_position']), seqs), true);
       return items.map((item, i) => ({ ...item, seq: seqs[i] as number }));
     }.bind(this));
   }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { PostgresBackend } from '../../src/store/postgres/postgres-backend.ts';
 import type { SqlBackend } from '../../src/store/sql/backend.ts';
-import type { QueryResult, Row, Work } from '../../src/store/sql/work.ts';
+import { isBatch, type QueryResult, type Row, type StepResult, type Work } from '../../src/store/sql/work.ts';
 import { SqlStore } from '../../src/store/sql-store.ts';
 import { SqliteBackend } from '../../src/store/sqlite/sqlite-backend.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -46,8 +46,8 @@ function countingBackend(inner: SqlBackend, counter: { rows: number }): SqlBacke
       const generator = work();
       let step = generator.next();
       while (step.done !== true) {
-        const result: QueryResult = yield step.value;
-        counter.rows += result.rows.length;
+        const result: StepResult = yield step.value;
+        for (const one of isBatch(step.value) ? (result as readonly QueryResult[]) : [result as QueryResult]) counter.rows += one.rows.length;
         step = generator.next(result);
       }
       return step.value;
@@ -98,7 +98,7 @@ function sqliteKind(name: 'sqlite (memory)' | 'sqlite (file)'): StoreKind {
       const raw = async (sql: string, ...params: unknown[]): Promise<Row[]> => {
         if (path === ':memory:') {
           return backend.read(function* () {
-            return [...(yield { sql, params: params as never[] }).rows];
+            return [...((yield { sql, params: params as never[] }) as QueryResult).rows];
           });
         }
         return readFile(path, sql, params);

@@ -15,7 +15,7 @@ import pg from 'pg';
 import type { Migration } from '../schema.ts';
 import type { SqlBackend, SqlDialect } from '../sql/backend.ts';
 import { applyMigrations } from '../sql/migrate.ts';
-import { exec, runAsync, type Query, type QueryResult, type Row, type Work } from '../sql/work.ts';
+import { exec, isBatch, runAsync, type Query, type QueryResult, type Row, type Work } from '../sql/work.ts';
 import { storeFailure } from '../store-error.ts';
 import { RUNS_CHANNEL } from '../sql-runs.ts';
 
@@ -114,6 +114,9 @@ export class PostgresBackend implements SqlBackend {
       // The server gives up too, so a statement the client stopped waiting for does not
       // keep running (and holding locks) after its connection is gone.
       statement_timeout: options.queryTimeoutMs,
+      // A transaction's queries that do not wait on each other's results go out together
+      // (#transaction); a lone query is sent as before.
+      pipeline: true,
     });
     // Idle clients: the pool drops one whose connection died and connects again when needed.
     this.#pool.on('error', ignore);
@@ -143,6 +146,11 @@ export class PostgresBackend implements SqlBackend {
     return onceMoreIfStale(() => this.#transaction(work, this.#queryTimeoutMs));
   }
 
+  /**
+   * Runs work in one transaction on one connection, pipelined: each batch's queries go out
+   * together, BEGIN with the first of them and COMMIT with the batch marked last, so a
+   * write costs a round trip per batch and none for BEGIN and COMMIT.
+   */
   async #transaction<T>(work: () => Work<T>, timeoutMs: number): Promise<T> {
     let client: pg.PoolClient;
     try {
@@ -150,27 +158,39 @@ export class PostgresBackend implements SqlBackend {
     } catch (error) {
       throw storeFailure(error);
     }
-    const run = async (query: Query): Promise<QueryResult> => {
-      // pg reads query_timeout from a query's config too (lib/client.js), though its types omit it.
+    const send = async (query: Query): Promise<QueryResult> => {
       const { text, name } = toPostgres(query.sql);
+      // pg reads query_timeout from a query's config too (lib/client.js), though its types omit it.
       const config = { text, name, values: query.params as unknown[], query_timeout: timeoutMs };
       return this.#result(await client.query(config as pg.QueryConfig));
     };
+    const generator = work();
+    let begun = false;
+    let committed = false;
     try {
-      await run({ sql: 'BEGIN', params: [] });
-    } catch (error) {
-      destroy(client, error);
-      throw isDeadConnection(error) ? new StaleConnection(error) : storeFailure(error);
-    }
-    try {
-      const result = await runAsync(work(), run);
-      await run({ sql: 'COMMIT', params: [] });
+      let step = generator.next();
+      while (step.done !== true) {
+        if (committed) throw new Error('store work asked for a query after its last batch');
+        const queries = isBatch(step.value) ? step.value.queries : [step.value];
+        const last = isBatch(step.value) && step.value.last;
+        const sent: Promise<QueryResult>[] = [];
+        const beginning: boolean = !begun && queries.length > 0;
+        if (beginning) sent.push(send(BEGIN));
+        begun ||= beginning;
+        for (const query of queries) sent.push(send(query));
+        if (last && begun) sent.push(send(COMMIT));
+        committed = last;
+        const results = await settle(sent, beginning);
+        const own = results.slice(beginning ? 1 : 0, (beginning ? 1 : 0) + queries.length);
+        step = generator.next(isBatch(step.value) ? own : (own[0] as QueryResult));
+      }
+      if (begun && !committed) await send(COMMIT);
       client.release();
-      return result;
+      return step.value;
     } catch (error) {
       // Not reused (see the header): destroying it rolls back the transaction.
       destroy(client, error);
-      throw storeFailure(error);
+      throw error instanceof StaleConnection ? error : storeFailure(error);
     }
   }
 
@@ -257,6 +277,26 @@ export class PostgresBackend implements SqlBackend {
     ]);
     clearTimeout(timer);
   }
+}
+
+const BEGIN: Query = { sql: 'BEGIN', params: [] };
+const COMMIT: Query = { sql: 'COMMIT', params: [] };
+
+/**
+ * The results of pipelined queries, in order; or the first failure among them. Each is
+ * awaited, so none is left rejected unhandled. A COMMIT after a failed statement answers
+ * ROLLBACK without an error: the statement's own failure is the one thrown. When it is
+ * BEGIN (`beginning`) that met a dead connection, nothing after it ran either: the
+ * transaction may run once more (StaleConnection).
+ */
+async function settle(sent: readonly Promise<QueryResult>[], beginning: boolean): Promise<QueryResult[]> {
+  const settled = await Promise.allSettled(sent);
+  const results: QueryResult[] = [];
+  for (const [i, outcome] of settled.entries()) {
+    if (outcome.status === 'fulfilled') results.push(outcome.value);
+    else throw beginning && i === 0 && isDeadConnection(outcome.reason) ? new StaleConnection(outcome.reason) : outcome.reason;
+  }
+  return results;
 }
 
 /**
