@@ -48,13 +48,14 @@ const relay = createServer((client) => {
 await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
 const url = new URL(base);
 url.host = `127.0.0.1:${(relay.address() as AddressInfo).port}`;
-url.searchParams.set('options', `-c search_path=${schema} -c log_statement=all -c log_min_duration_statement=-1`);
+url.searchParams.set('options', `-c search_path=${schema} -c log_statement=all -c log_min_duration_statement=0`);
 const sim = await startBenchSim(dir);
 const gw = await startBenchGateway(sim.url, dir, ['--db-url', url.toString()]);
 const post = async (body: object) => (await (await fetch(`${gw.url}/v1/responses`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json()) as { id: string };
 const input = Array.from({ length: 99 }, (_, i) => ({ type: 'message', role: 'user', content: `turn ${i}` }));
 const first = await post({ model: 'm', input });
-await post({ model: 'm', input: 'warm', previous_response_id: first.id });
+// A named statement gets its generic plan from its sixth execution on a connection on.
+for (let n = 0; n < 8; n++) await post({ model: 'm', input: 'warm', previous_response_id: first.id });
 // The log is written asynchronously by the server: what the last request sent is in it by then.
 await new Promise((resolve) => setTimeout(resolve, 500));
 const from = statSync(LOG_FILE).size;
@@ -63,9 +64,24 @@ await post({ model: 'm', input: 'and now?', previous_response_id: first.id });
 const roundTrips = trips.count;
 await new Promise((resolve) => setTimeout(resolve, 1000));
 const text = readFileSync(LOG_FILE).subarray(from).toString();
-const lines = text.split('\n').filter((l) => /LOG: {2}(statement|execute)/.test(l));
-console.log(`${lines.length} statements for one continuation over 100 items:`);
-for (const l of lines) console.log('  ' + l.replace(/^.*LOG: {2}/, '').slice(0, 150));
+/** Each statement with the server's time on it: its parse and bind (logged before it) and
+ * its execution (logged after it). */
+const statements: { text: string; ms: number }[] = [];
+let before = 0;
+for (const line of text.split('\n')) {
+  const entry = /LOG: {2}(?:duration: ([\d.]+) ms(?: {2}|$))?(?:(parse|bind) \S+: |(statement|execute)( \S+)?: )?(.*)$/.exec(line);
+  if (entry === null) continue;
+  const [, ms, phase, statement, name, rest] = entry;
+  if (phase !== undefined) before += Number(ms);
+  else if (statement !== undefined) {
+    statements.push({ text: `${statement}${name ?? ''}: ${rest ?? ''}`, ms: before });
+    before = 0;
+  } else if (ms !== undefined && statements.length > 0) (statements.at(-1) as { ms: number }).ms += Number(ms);
+}
+const serverMs = statements.reduce((sum, statement) => sum + statement.ms, 0);
+console.log(`${statements.length} statements for one continuation over 100 items (the server's time on each: parse, bind, execute):`);
+for (const statement of statements) console.log(`  ${statement.ms.toFixed(3).padStart(7)} ms  ${statement.text.slice(0, 130)}`);
+console.log(`  ${serverMs.toFixed(3).padStart(7)} ms  in all`);
 console.log(`${roundTrips} round trips (statements sent together share one)`);
 gw.child.kill('SIGTERM'); sim.child.kill('SIGTERM'); relay.close();
 await c.query(`DROP SCHEMA ${schema} CASCADE`); await c.end();
