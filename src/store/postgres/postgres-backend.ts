@@ -70,8 +70,8 @@ export const POSTGRES_DIALECT: SqlDialect = {
 
 /** A query as pg sends it: `?` placeholders numbered as PostgreSQL wants them ($1, $2, ...)
  * and, for a statement with parameters, a name, so that each connection parses and plans
- * it once and then only binds it (the chain read spent 0.8 ms parsing and planning each
- * time: bench/README, "PostgreSQL round trips"). */
+ * it once and then only binds it (the chain read spent 0.8 ms of the server's time parsing
+ * and planning at every continuation: bench/README.md, "What was changed"). */
 interface Prepared {
   readonly text: string;
   readonly name: string | undefined;

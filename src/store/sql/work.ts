@@ -1,8 +1,9 @@
 // The store's algorithms are written once, as generators that yield SQL queries and
 // receive their results. Each backend runs them its own way: SQLite synchronously inside
-// one better-sqlite3 transaction (no other work can interleave), PostgreSQL by awaiting
-// each query on one checked-out connection. Neither backend knows what a response or a
-// conversation is; the algorithms (store/core/) know no driver.
+// one better-sqlite3 transaction (no other work can interleave), PostgreSQL by sending
+// each query, or each batch of queries that do not wait on each other, on one checked-out
+// connection and awaiting the answers. Neither backend knows what a response or a
+// conversation is; the algorithms (sql-store.ts, sql-runs.ts) know no driver.
 
 export type Row = Record<string, unknown>;
 
