@@ -166,11 +166,12 @@ export class PostgresBackend implements SqlBackend {
     };
     const generator = work();
     let begun = false;
-    let committed = false;
+    /** The work's last batch went (with COMMIT, when anything had begun). */
+    let lastSent = false;
     try {
       let step = generator.next();
       while (step.done !== true) {
-        if (committed) throw new Error('store work asked for a query after its last batch');
+        if (lastSent) throw new Error('store work asked for a query after its last batch');
         const queries = isBatch(step.value) ? step.value.queries : [step.value];
         const last = isBatch(step.value) && step.value.last;
         const sent: Promise<QueryResult>[] = [];
@@ -179,12 +180,12 @@ export class PostgresBackend implements SqlBackend {
         begun ||= beginning;
         for (const query of queries) sent.push(send(query));
         if (last && begun) sent.push(send(COMMIT));
-        committed = last;
+        lastSent = last;
         const results = await settle(sent, beginning);
         const own = results.slice(beginning ? 1 : 0, (beginning ? 1 : 0) + queries.length);
         step = generator.next(isBatch(step.value) ? own : (own[0] as QueryResult));
       }
-      if (begun && !committed) await send(COMMIT);
+      if (begun && !lastSent) await send(COMMIT);
       client.release();
       return step.value;
     } catch (error) {

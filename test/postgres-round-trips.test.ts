@@ -1,0 +1,73 @@
+// The store's PostgreSQL round trips, counted by a relay between the backend and the
+// server (bench/round-trip-relay.ts): statements that do not wait on each other go out
+// together, BEGIN with the first and COMMIT with the last, so a continuation's write is
+// two round trips and its read two. A backend that sent its statements one by one again
+// would take seven.
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import { startRoundTripRelay, type RoundTripRelay } from '../bench/round-trip-relay.ts';
+import { PostgresBackend } from '../src/store/postgres/postgres-backend.ts';
+import { SqlStore } from '../src/store/sql-store.ts';
+import type { NewItem, SaveResponse } from '../src/store/store.ts';
+import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
+
+const TENANT = 'default';
+let counter = 0;
+function item(): NewItem {
+  const id = `msg_${(counter++).toString(16).padStart(16, '0')}`;
+  return { id, type: 'message', payload: JSON.stringify({ id }), upstream: JSON.stringify({ n: counter }) };
+}
+function turn(previous: SaveResponse | undefined, historySeqs: readonly number[]): SaveResponse {
+  const id = `resp_${(counter++).toString(16).padStart(16, '0')}`;
+  return {
+    tenant: TENANT,
+    id,
+    createdAt: Date.now(),
+    status: 'completed',
+    model: 'm',
+    body: JSON.stringify({ id }),
+    previousResponseId: previous?.id ?? null,
+    conversationId: null,
+    historySeqs,
+    inputItems: [item()],
+    outputItems: [item()],
+    storeResponse: true,
+  };
+}
+
+describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
+  let schema: TestSchema;
+  let relay: RoundTripRelay;
+  let store: SqlStore;
+  before(async () => {
+    schema = await createTestSchema(testDatabaseUrl());
+    relay = await startRoundTripRelay(schema.url);
+    // One connection: the count leaves out connecting.
+    store = new SqlStore(new PostgresBackend({ connectionString: relay.url, poolSize: 1, queryTimeoutMs: 10_000 }), { retentionMs: null });
+    await store.migrate();
+  });
+  after(async () => {
+    await store?.close();
+    await relay?.close();
+    await schema?.drop();
+  });
+
+  it('a continuation: its read in two, its write in two', async () => {
+    let previous = turn(undefined, []);
+    await store.saveResponse(previous);
+    // Twice, so the second is measured on a connection whose statements are all prepared.
+    for (let n = 0; n < 2; n++) {
+      relay.reset();
+      const context = await store.loadResponseContext(TENANT, previous.id, Date.now());
+      assert.equal(relay.count(), 2, 'the chain, then the items');
+      assert.ok(context !== undefined);
+      const next = turn(previous, context.seqs);
+      relay.reset();
+      await store.saveResponse(next);
+      assert.equal(relay.count(), 2, 'BEGIN, the items and the reference; then the response and COMMIT');
+      previous = next;
+    }
+    const last = await store.loadResponseContext(TENANT, previous.id, Date.now());
+    assert.equal(last?.seqs.length, 6, 'the three turns, two items each, in the context');
+  });
+});
