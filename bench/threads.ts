@@ -30,13 +30,14 @@ const target: Started = flag('floor')
   ? await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', dir, nodeFlags)
   : await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, nodeFlags);
 
-/** CPU ticks (user + system) of each thread, by thread id. */
-function ticksByThread(pid: number): Map<number, number> {
-  const ticks = new Map<number, number>();
+/** CPU ticks of each thread, by thread id: user and system (the kernel's work for it:
+ * socket writes on loopback include delivering the bytes to the reader). */
+function ticksByThread(pid: number): Map<number, { user: number; system: number }> {
+  const ticks = new Map<number, { user: number; system: number }>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks.set(Number(tid), Number(fields[11]) + Number(fields[12]));
+    ticks.set(Number(tid), { user: Number(fields[11]), system: Number(fields[12]) });
   }
   return ticks;
 }
@@ -57,16 +58,20 @@ sim.child.kill('SIGTERM');
 // A tick is 10 ms (USER_HZ 100): µs per request = ticks * 10,000 / requests.
 const perRequest = (ticks: number): string => `${((ticks * 10_000) / load.requests).toFixed(0)} µs`;
 let main = 0;
+let mainSystem = 0;
 let others = 0;
 const byThread: string[] = [];
 for (const [tid, ticks] of after) {
-  const used = ticks - (before.get(tid) ?? 0);
-  if (tid === target.pid) main += used;
-  else others += used;
+  const earlier = before.get(tid) ?? { user: 0, system: 0 };
+  const used = ticks.user + ticks.system - earlier.user - earlier.system;
+  if (tid === target.pid) {
+    main += used;
+    mainSystem += ticks.system - earlier.system;
+  } else others += used;
   if (used > 0 && tid !== target.pid) byThread.push(`${tid}: ${perRequest(used)}`);
 }
 console.log(`${flag('floor') ? 'node floor' : 'gateway'} ${nodeFlags.join(' ')}, ${caseName} at c=${connections}, ${load.requests} requests in ${seconds} s, node ${process.version}`);
-console.log(`  main thread     ${perRequest(main)} a request`);
+console.log(`  main thread     ${perRequest(main)} a request, of which the kernel ${perRequest(mainSystem)}`);
 console.log(`  peak RSS        ${peakRss === undefined ? '?' : (Number(peakRss) / 1024).toFixed(1)} MB (VmHWM)`);
 console.log(`  other threads   ${perRequest(others)} a request (V8's helpers: GC, compilation; libuv's pool): ${byThread.join(', ')}`);
 process.exit(0);
