@@ -11,6 +11,7 @@ import { hasLimits, type RateLimits } from '../config/rate-limits.ts';
 import type { Admission, LocalRateLimiter, RateLimiter } from '../limits/rate-limiter.ts';
 import type { Logger } from '../observability/logger.ts';
 import { AggregatorRegistry } from '../observability/metrics.ts';
+import { BoxedMap } from '../collections/boxed-map.ts';
 
 /** Messages between primary and workers, all tagged so other IPC traffic (prom-client's) passes by. */
 export type ClusterMessage =
@@ -284,7 +285,8 @@ const ADMISSION_REPLY_MS = 1_000;
  */
 export class ClusterRateLimiter implements RateLimiter {
   readonly #limitsOf: (tenant: string) => RateLimits;
-  readonly #pending = new Map<number, (admission: Admission) => void>();
+  // Not a Map: see BoxedMap (a pending admission holds its request).
+  readonly #pending = new BoxedMap<number, (admission: Admission) => void>();
   #nextId = 0;
 
   /** `limitsOf`: the worker's own reading of the key file, to ask only for limited tenants. */

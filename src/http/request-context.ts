@@ -65,6 +65,8 @@ export class RequestContext {
   tenant: string = DEFAULT_TENANT;
   /** Whether this request counts against --max-concurrent. */
   countedBusy = false;
+  /** Its slot in the server's table of requests in flight; -1 when not in it. */
+  inFlightSlot = -1;
   /** Set by the forward step: called when the client leaves before the response is done. */
   onClientGone: (() => void) | undefined;
   /** Set by the forward step: called once the response is finished or the socket closed. */

@@ -9,6 +9,7 @@ import type { GatewayDeps } from './gateway-deps.ts';
 import { declaredLength, tooLargeError } from './read-body.ts';
 import { WebSocketEndpoint } from './websocket/endpoint.ts';
 import { WriteWatchdog } from './write-watchdog.ts';
+import { SlotTable } from '../collections/slot-table.ts';
 import { RequestContext } from './request-context.ts';
 import { Router, type Params } from './router.ts';
 import { createResponse } from './routes/create-response.ts';
@@ -160,7 +161,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const maxConcurrent = deps.config.server.maxConcurrent;
   const ownVia = deps.config.upstream.via;
   const rateLimiter = deps.rateLimiter;
-  const active = new Set<RequestContext>();
+  // Not a Set: see SlotTable (a Set of requests kept every request alive past its scavenge).
+  const active = new SlotTable<RequestContext>();
   let draining = false;
   let drained: (() => void) | undefined;
 
@@ -180,7 +182,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
   const finish = (ctx: RequestContext): void => {
     inFlight -= 1;
-    active.delete(ctx);
+    active.take(ctx.inFlightSlot);
     if (ctx.countedBusy) busy -= 1;
     const res = ctx.res;
     if (!res.writableFinished) ctx.onClientGone?.();
@@ -216,7 +218,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = new RequestContext(req, res, log);
     inFlight += 1;
-    active.add(ctx);
+    ctx.inFlightSlot = active.add(ctx);
     // While draining, answer and close: keep-alive connections must not carry new work.
     if (draining) ctx.extraHeaders.push('connection', 'close');
     res.on('close', () => finish(ctx));
@@ -377,13 +379,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
   server.on('clientError', answerClientError);
   // The Responses API's WebSocket mode (GET /v1/responses, upgraded): each response on a
   // socket counts in flight, is logged and admitted as a POST would be.
-  const socketRuns = new Set<(error: GatewayError) => void>();
+  const socketRuns = new SlotTable<(error: GatewayError) => void>();
   const websockets = new WebSocketEndpoint(deps, {
     begin(stop) {
       inFlight += 1;
-      socketRuns.add(stop);
+      const slot = socketRuns.add(stop);
       return () => {
-        socketRuns.delete(stop);
+        socketRuns.take(slot);
         inFlight -= 1;
         if (draining && inFlight === 0) drained?.();
       };
@@ -427,7 +429,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     inFlight: () => inFlight,
     load() {
       let streams = 0;
-      for (const ctx of active) if (ctx.record.streamed) streams += 1;
+      for (const ctx of active.values()) if (ctx.record.streamed) streams += 1;
       return { requests: inFlight, streams };
     },
     listen() {
@@ -459,8 +461,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
           // Streams end as OpenAI's do (error event, response.failed, stored as failed)
           // rather than being cut mid-event; a moment for that, then every socket closes.
           const ending = new GatewayError('server_shutting_down', 'The gateway is shutting down.');
-          for (const ctx of active) ctx.onShutdown?.(ending);
-          for (const stop of socketRuns) stop(ending);
+          for (const ctx of active.values()) ctx.onShutdown?.(ending);
+          for (const stop of socketRuns.values()) stop(ending);
           await Promise.race([allDone, delay(flushMs)]);
           websockets.close();
           server.closeAllConnections();

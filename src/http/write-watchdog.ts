@@ -26,12 +26,12 @@ export class WriteWatchdog<T extends Answering> {
   readonly #timer: NodeJS.Timeout;
 
   /** `inFlight` is read on every check; `onStalled` ends one that stalled too long. */
-  constructor(timeoutMs: number, inFlight: Iterable<T>, onStalled: (exchange: T) => void) {
+  constructor(timeoutMs: number, inFlight: { values(): Iterable<T> }, onStalled: (exchange: T) => void) {
     this.#timeoutMs = timeoutMs;
     // Checked at a quarter of the timeout (at most every second): ended within 1.25x of it.
     this.#timer = setInterval(() => {
       const now = performance.now();
-      for (const exchange of inFlight) if (this.#stalled(exchange.res, now)) onStalled(exchange);
+      for (const exchange of inFlight.values()) if (this.#stalled(exchange.res, now)) onStalled(exchange);
     }, Math.min(1_000, timeoutMs / 4));
     this.#timer.unref();
   }

@@ -7,6 +7,7 @@ import { siblingModule, startThread } from '../threads/start-thread.ts';
 import { GatewayError, type ErrorCode } from '../errors.ts';
 import { parseCreateResponseRequest, type CreateResponseRequest, type RequestLimits } from './create-request.ts';
 import type { ParseJob, ParseReply } from './parse-thread.ts';
+import { BoxedMap } from '../collections/boxed-map.ts';
 
 /** Bodies from this size on are parsed on a thread (a few milliseconds of JSON.parse). */
 export const THREAD_PARSE_FROM_BYTES = 256 * 1024;
@@ -24,7 +25,8 @@ interface Pending {
 
 class ParserThread {
   readonly #worker: Worker;
-  readonly #pending = new Map<number, Pending>();
+  // Not a Map: see BoxedMap (each pending parse holds its request's continuation).
+  readonly #pending = new BoxedMap<number, Pending>();
 
   constructor(onExit: (thread: ParserThread) => void) {
     this.#worker = startThread(THREAD_MODULE, { resourceLimits: { maxOldGenerationSizeMb: THREAD_HEAP_MB } });

@@ -14,6 +14,7 @@ import { responseError } from '../responses/response-object.ts';
 import type { RunListener, RunState, Store } from '../store/store.ts';
 import type { Run } from './run.ts';
 import { readRunLog, RunLogWriter } from './run-log-writer.ts';
+import { BoxedMap } from '../collections/boxed-map.ts';
 
 export interface RunRegistryOptions {
   readonly store: Store;
@@ -64,14 +65,15 @@ export class RunRegistry {
   readonly owner = ownerId();
   readonly #options: RunRegistryOptions;
   readonly #store: Store;
-  readonly #live = new Map<string, Run>();
+  // Not Maps: see BoxedMap (a run holds its whole response; entries come and go per run).
+  readonly #live = new BoxedMap<string, Run>();
   readonly #queue: Run[] = [];
   #running = 0;
   #timer: NodeJS.Timeout | undefined;
   #tick = 0;
   #unwatch: (() => Promise<void>) | undefined;
   /** Listeners by run id, told when any process appends to that run's log. */
-  readonly #watchers = new Map<string, Set<() => void>>();
+  readonly #watchers = new BoxedMap<string, Set<() => void>>();
   #notifies = false;
   #closing = false;
   readonly #expireEveryTicks: number;

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { GatewayError, renderErrorBody } from '../../errors.ts';
 import type { GatewayDeps, GatewayState } from '../gateway-deps.ts';
+import { SlotTable } from '../../collections/slot-table.ts';
 import { ResponsesSocket, type SocketHooks } from './responses-socket.ts';
 
 /** A peer that has not answered a ping within this is gone. */
@@ -29,7 +30,7 @@ export class WebSocketEndpoint {
   readonly #state: GatewayState | undefined;
   readonly #hooks: SocketHooks;
   readonly #server: WebSocketServer;
-  readonly #open = new Set<Open>();
+  readonly #open = new SlotTable<Open>();
   readonly #timer: NodeJS.Timeout;
   #draining = false;
 
@@ -74,18 +75,18 @@ export class WebSocketEndpoint {
     const state = this.#state;
     this.#server.handleUpgrade(req, socket, head, (ws) => {
       const open: Open = { ws, socket: new ResponsesSocket(ws, this.#deps, state, tenant, req.rawHeaders, this.#hooks), alive: true, lastMessageAt: Date.now() };
-      this.#open.add(open);
+      const slot = this.#open.add(open);
       ws.on('pong', () => (open.alive = true));
       ws.on('message', () => (open.lastMessageAt = Date.now()));
       ws.on('error', () => ws.terminate());
-      ws.on('close', () => this.#open.delete(open));
+      ws.on('close', () => this.#open.take(slot));
     });
   }
 
   /** Pings every socket; cuts those that did not answer the last ping, closes idle ones. */
   #sweep(idleMs: number): void {
     const now = Date.now();
-    for (const open of this.#open) {
+    for (const open of this.#open.values()) {
       if (!open.alive) {
         open.ws.terminate();
         continue;
@@ -102,7 +103,7 @@ export class WebSocketEndpoint {
   /** Stops taking sockets; closes the idle ones now, the others once their response ended. */
   drain(): void {
     this.#draining = true;
-    for (const open of this.#open) {
+    for (const open of this.#open.values()) {
       if (open.socket.busy) open.socket.closeWhenIdle(GOING_AWAY);
       else open.ws.close(GOING_AWAY, 'server shutting down');
     }
@@ -111,7 +112,7 @@ export class WebSocketEndpoint {
   /** The end of a shutdown: every socket still open is cut. */
   close(): void {
     clearInterval(this.#timer);
-    for (const open of this.#open) open.ws.terminate();
+    for (const open of this.#open.values()) open.ws.terminate();
     this.#server.close();
   }
 }

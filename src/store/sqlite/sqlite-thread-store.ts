@@ -9,6 +9,7 @@ import { siblingModule, startThread } from '../../threads/start-thread.ts';
 import { GatewayError, type ErrorCode } from '../../errors.ts';
 import type { Store, StoreOptions } from '../store.ts';
 import type { SqliteThreadData, StoreCall, StoreReply } from './sqlite-thread.ts';
+import { BoxedMap } from '../../collections/boxed-map.ts';
 
 const THREAD_MODULE = siblingModule(import.meta.url, 'sqlite-thread');
 
@@ -26,7 +27,8 @@ function asBuffers(value: unknown): unknown {
 
 export class SqliteThreadStore implements Store {
   readonly #worker: Worker;
-  readonly #pending = new Map<number, Pending>();
+  // Not a Map: see BoxedMap (each pending call holds its request's continuation).
+  readonly #pending = new BoxedMap<number, Pending>();
   #nextId = 0;
   #gone: Error | undefined;
 

@@ -1,0 +1,50 @@
+// A Map for entries that come and go, under keys that come from outside (a run's id).
+// Each value sits in a box that is emptied when its entry is deleted: V8 keeps an
+// obsolete table's entries after rehashing a Map, and an obsolete table in the old
+// generation keeps them alive until the next mark-compact (see slot-table.ts). What it
+// keeps here is the emptied box, not the value.
+interface Box<V> {
+  value: V | undefined;
+}
+
+export class BoxedMap<K, V> {
+  readonly #entries = new Map<K, Box<V>>();
+
+  get(key: K): V | undefined {
+    return this.#entries.get(key)?.value;
+  }
+
+  has(key: K): boolean {
+    return this.#entries.has(key);
+  }
+
+  set(key: K, value: V): void {
+    const box = this.#entries.get(key);
+    if (box !== undefined) box.value = value;
+    else this.#entries.set(key, { value });
+  }
+
+  delete(key: K): boolean {
+    const box = this.#entries.get(key);
+    if (box === undefined) return false;
+    box.value = undefined;
+    return this.#entries.delete(key);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The values, as they are now: deleting or adding while walking them is safe. */
+  values(): V[] {
+    const values: V[] = [];
+    for (const box of this.#entries.values()) values.push(box.value as V);
+    return values;
+  }
+
+  /** Empties every box, then the map. */
+  clear(): void {
+    for (const box of this.#entries.values()) box.value = undefined;
+    this.#entries.clear();
+  }
+}
