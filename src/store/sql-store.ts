@@ -71,6 +71,20 @@ interface Context {
   readonly replica: string | null;
 }
 
+/** The least a working connection answers. */
+function* pingWork(): Work<void> {
+  yield* first('SELECT 1 AS one');
+}
+
+/**
+ * Each operation hands the backend a generator method bound to its arguments, never a
+ * generator function made per call (`function* () {...}` over the arguments). A generator
+ * function makes its objects as a constructor does, and V8 gives each function object that
+ * constructs its own initial map, made in the old generation and pointing back at the
+ * function: every call's function, with the scope it closes over (a whole turn's items and
+ * body), outlived the scavenges until a mark-compact (bench/README.md, "Garbage": 900 KB
+ * promoted a scavenge for json-1k-store at c=32, 57 KB with bound methods).
+ */
 export class SqlStore implements Store {
   readonly #backend: SqlBackend;
   readonly #retentionMs: number | null;
@@ -113,42 +127,52 @@ export class SqlStore implements Store {
   }
 
   loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
-    return this.#backend.read(function* (this: SqlStore): Work<History | undefined> {
-      const context = yield* this.#context(tenant, responseId, now);
-      if (context === undefined) return undefined;
-      if (context.seqs.length > maxItems) return TOO_LONG;
-      const row = yield* first(this.#sql.historyBySeq, this.#backend.dialect.list(context.seqs));
-      return { seqs: context.seqs, upstream: historyBytes(row?.['upstream']), tooLong: false, replica: context.replica };
-    }.bind(this));
+    return this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
+  }
+
+  *#contextWork(tenant: string, responseId: string, now: number, maxItems: number): Work<History | undefined> {
+    const context = yield* this.#context(tenant, responseId, now);
+    if (context === undefined) return undefined;
+    if (context.seqs.length > maxItems) return TOO_LONG;
+    const row = yield* first(this.#sql.historyBySeq, this.#backend.dialect.list(context.seqs));
+    return { seqs: context.seqs, upstream: historyBytes(row?.['upstream']), tooLong: false, replica: context.replica };
   }
 
   getResponseBody(tenant: string, responseId: string, now: number): Promise<string | undefined> {
-    return this.#backend.read(function* (this: SqlStore) {
-      const row = yield* first(this.#sql.body, responseId, tenant, this.#cutoff(now));
-      return row?.['body'] as string | undefined;
-    }.bind(this));
+    return this.#backend.read(this.#bodyWork.bind(this, tenant, responseId, now));
+  }
+
+  *#bodyWork(tenant: string, responseId: string, now: number): Work<string | undefined> {
+    const row = yield* first(this.#sql.body, responseId, tenant, this.#cutoff(now));
+    return row?.['body'] as string | undefined;
   }
 
   listInputItems(tenant: string, responseId: string, query: PageQuery, now: number): Promise<Page | PageProblem> {
-    return this.#backend.read(function* (this: SqlStore) {
-      const context = yield* this.#context(tenant, responseId, now);
-      if (context === undefined) return 'not_found';
-      return yield* this.#page(context.seqs.slice(0, context.inputCount), query);
-    }.bind(this));
+    return this.#backend.read(this.#inputItemsWork.bind(this, tenant, responseId, query, now));
+  }
+
+  *#inputItemsWork(tenant: string, responseId: string, query: PageQuery, now: number): Work<Page | PageProblem> {
+    const context = yield* this.#context(tenant, responseId, now);
+    if (context === undefined) return 'not_found';
+    return yield* this.#page(context.seqs.slice(0, context.inputCount), query);
   }
 
   getItemsById(tenant: string, ids: readonly string[]): Promise<StoredItem[]> {
     if (ids.length === 0) return Promise.resolve([]);
-    return this.#backend.read(function* (this: SqlStore) {
-      return (yield* all(this.#sql.itemsById, this.#backend.dialect.list(ids), tenant)).map(toItem);
-    }.bind(this));
+    return this.#backend.read(this.#itemsByIdWork.bind(this, tenant, ids));
+  }
+
+  *#itemsByIdWork(tenant: string, ids: readonly string[]): Work<StoredItem[]> {
+    return (yield* all(this.#sql.itemsById, this.#backend.dialect.list(ids), tenant)).map(toItem);
   }
 
   getHistoryItemsOfType(tenant: string, seqs: readonly number[], type: string): Promise<StoredItem[]> {
     if (seqs.length === 0) return Promise.resolve([]);
-    return this.#backend.read(function* (this: SqlStore) {
-      return (yield* all(this.#sql.historyItemsOfType, this.#backend.dialect.list(seqs), tenant, type)).map(toItem);
-    }.bind(this));
+    return this.#backend.read(this.#historyItemsOfTypeWork.bind(this, tenant, seqs, type));
+  }
+
+  *#historyItemsOfTypeWork(tenant: string, seqs: readonly number[], type: string): Work<StoredItem[]> {
+    return (yield* all(this.#sql.historyItemsOfType, this.#backend.dialect.list(seqs), tenant, type)).map(toItem);
   }
 
   *#itemsBySeq(seqs: readonly number[]): Work<StoredItem[]> {
@@ -222,75 +246,77 @@ export class SqlStore implements Store {
    * the response with what follows from it.
    */
   saveResponse(record: SaveResponse): Promise<SaveOutcome> {
-    return this.#backend.write(function* (this: SqlStore): Work<SaveOutcome> {
-      const now = Date.now();
-      let conversation: Row | undefined;
-      if (record.conversationId !== null) {
-        conversation = yield* first(this.#sql.lockConversation, record.conversationId, record.tenant);
-      }
-      // A conversation deleted while the turn ran takes nothing: its items would be held by
-      // nothing. The response itself is still kept if it was to be.
-      const conversationKept = record.conversationId === null || conversation !== undefined;
-      if (!record.storeResponse && conversation === undefined) return { conversationKept };
+    return this.#backend.write(this.#saveResponse.bind(this, record));
+  }
 
-      const owner = record.storeResponse ? record.id : null;
-      const holders = (record.storeResponse ? 1 : 0) + (conversation !== undefined ? 1 : 0);
-      const newItems = [...record.inputItems, ...record.outputItems];
-      const inserts = this.#itemInserts(record.tenant, newItems, owner, holders, now);
-      // The response continued is always held by the new one (its items are this turn's
-      // history): the reference is taken with the items' insert, by the statement that
-      // reads its depth and locks its row.
-      const continues = record.storeResponse && record.previousResponseId !== null;
-      const hold: Query[] = continues ? [{ sql: this.#sql.holdPrevious, params: [record.previousResponseId, record.tenant] }] : [];
-      const inserted = yield* batch([...inserts, ...hold], false);
-      const seqs = seqsOf(newItems, inserted.slice(0, inserts.length));
-      const rest = conversation !== undefined ? this.#appends(record.conversationId as string, Number(conversation['next_position']), seqs) : [];
-      if (!record.storeResponse) {
-        yield* batch(rest, true);
-        return { conversationKept };
-      }
+  *#saveResponse(record: SaveResponse): Work<SaveOutcome> {
+    const now = Date.now();
+    let conversation: Row | undefined;
+    if (record.conversationId !== null) {
+      conversation = yield* first(this.#sql.lockConversation, record.conversationId, record.tenant);
+    }
+    // A conversation deleted while the turn ran takes nothing: its items would be held by
+    // nothing. The response itself is still kept if it was to be.
+    const conversationKept = record.conversationId === null || conversation !== undefined;
+    if (!record.storeResponse && conversation === undefined) return { conversationKept };
 
-      let base: CheckpointBase | undefined;
-      if (continues) {
-        // Removed meanwhile (no row): this turn's checkpoint is whole.
-        const held = (inserted.at(-1) as QueryResult).rows[0];
-        if (held !== undefined) base = { id: record.previousResponseId, depth: Number(held['checkpoint_depth']), covers: record.historySeqs.length };
-      } else {
-        base = yield* this.#conversationBase(record, (conversation?.['last_response_id'] as string | null | undefined) ?? null);
-      }
-      // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
-      const buildsOn = base !== undefined && base.depth + 1 < CHECKPOINT_SNAPSHOT_EVERY ? base : undefined;
-      const checkpoint = encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]);
-      // The new response holds the one it continued (whose items are its history), or the
-      // one its checkpoint builds on, so that neither goes while it is needed.
-      const holds = record.previousResponseId !== null ? (base?.id ?? null) : (buildsOn?.id ?? null);
-      rest.push({
-        sql: this.#sql.insertResponse,
-        params: [
-          record.id,
-          record.createdAt,
-          record.status,
-          record.model,
-          record.body,
-          record.previousResponseId,
-          record.conversationId !== null && conversation !== undefined ? record.conversationId : null,
-          checkpoint,
-          record.historySeqs.length + record.inputItems.length,
-          record.tenant,
-          buildsOn?.id ?? null,
-          buildsOn === undefined ? 0 : buildsOn.depth + 1,
-          holds,
-          record.replica ?? null,
-        ],
-      });
-      // A continuation's reference was taken with the items (holdPrevious).
-      if (holds !== null && !continues) rest.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [holds] });
-      if (conversation !== undefined) {
-        rest.push({ sql: 'UPDATE conversations SET last_response_id = ? WHERE id = ?', params: [record.id, record.conversationId] });
-      }
+    const owner = record.storeResponse ? record.id : null;
+    const holders = (record.storeResponse ? 1 : 0) + (conversation !== undefined ? 1 : 0);
+    const newItems = [...record.inputItems, ...record.outputItems];
+    const inserts = this.#itemInserts(record.tenant, newItems, owner, holders, now);
+    // The response continued is always held by the new one (its items are this turn's
+    // history): the reference is taken with the items' insert, by the statement that
+    // reads its depth and locks its row.
+    const continues = record.storeResponse && record.previousResponseId !== null;
+    const hold: Query[] = continues ? [{ sql: this.#sql.holdPrevious, params: [record.previousResponseId, record.tenant] }] : [];
+    const inserted = yield* batch([...inserts, ...hold], false);
+    const seqs = seqsOf(newItems, inserted.slice(0, inserts.length));
+    const rest = conversation !== undefined ? this.#appends(record.conversationId as string, Number(conversation['next_position']), seqs) : [];
+    if (!record.storeResponse) {
       yield* batch(rest, true);
       return { conversationKept };
-    }.bind(this));
+    }
+
+    let base: CheckpointBase | undefined;
+    if (continues) {
+      // Removed meanwhile (no row): this turn's checkpoint is whole.
+      const held = (inserted.at(-1) as QueryResult).rows[0];
+      if (held !== undefined) base = { id: record.previousResponseId, depth: Number(held['checkpoint_depth']), covers: record.historySeqs.length };
+    } else {
+      base = yield* this.#conversationBase(record, (conversation?.['last_response_id'] as string | null | undefined) ?? null);
+    }
+    // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
+    const buildsOn = base !== undefined && base.depth + 1 < CHECKPOINT_SNAPSHOT_EVERY ? base : undefined;
+    const checkpoint = encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]);
+    // The new response holds the one it continued (whose items are its history), or the
+    // one its checkpoint builds on, so that neither goes while it is needed.
+    const holds = record.previousResponseId !== null ? (base?.id ?? null) : (buildsOn?.id ?? null);
+    rest.push({
+      sql: this.#sql.insertResponse,
+      params: [
+        record.id,
+        record.createdAt,
+        record.status,
+        record.model,
+        record.body,
+        record.previousResponseId,
+        record.conversationId !== null && conversation !== undefined ? record.conversationId : null,
+        checkpoint,
+        record.historySeqs.length + record.inputItems.length,
+        record.tenant,
+        buildsOn?.id ?? null,
+        buildsOn === undefined ? 0 : buildsOn.depth + 1,
+        holds,
+        record.replica ?? null,
+      ],
+    });
+    // A continuation's reference was taken with the items (holdPrevious).
+    if (holds !== null && !continues) rest.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [holds] });
+    if (conversation !== undefined) {
+      rest.push({ sql: 'UPDATE conversations SET last_response_id = ? WHERE id = ?', params: [record.id, record.conversationId] });
+    }
+    yield* batch(rest, true);
+    return { conversationKept };
   }
 
   /** Drops one reference; a response nobody holds is removed with what only it held, along
@@ -309,65 +335,75 @@ export class SqlStore implements Store {
   }
 
   async deleteResponse(tenant: string, responseId: string, now: number): Promise<boolean> {
-    const deleted = await this.#backend.write(function* (this: SqlStore) {
-      // The body goes at once; the checkpoint and items stay while later turns need them.
-      const marked = yield* exec(this.#sql.markDeleted, responseId, tenant, this.#cutoff(now));
-      if (marked === 0) return false;
-      yield* runs.deleteRun(responseId);
-      yield* this.#release(responseId);
-      return true;
-    }.bind(this));
+    const deleted = await this.#backend.write(this.#deleteResponseWork.bind(this, tenant, responseId, now));
     if (deleted) await this.#backend.eraseResidue();
     return deleted;
+  }
+
+  *#deleteResponseWork(tenant: string, responseId: string, now: number): Work<boolean> {
+    // The body goes at once; the checkpoint and items stay while later turns need them.
+    const marked = yield* exec(this.#sql.markDeleted, responseId, tenant, this.#cutoff(now));
+    if (marked === 0) return false;
+    yield* runs.deleteRun(responseId);
+    yield* this.#release(responseId);
+    return true;
   }
 
   async expire(now: number, limit: number): Promise<number> {
     if (this.#retentionMs === null) return 0;
     const cutoff = this.#cutoff(now);
-    const removed = await this.#backend.write(function* (this: SqlStore) {
-      const due = yield* all(this.#sql.due, cutoff, limit);
-      for (const row of due) {
-        const id = row['id'] as string;
-        yield* exec("UPDATE responses SET deleted = TRUE, body = '' WHERE id = ?", id);
-        yield* runs.deleteRun(id);
-        yield* this.#release(id);
-      }
-      return due.length;
-    }.bind(this));
+    const removed = await this.#backend.write(this.#expireWork.bind(this, cutoff, limit));
     if (removed > 0) await this.#backend.eraseResidue();
     return removed;
+  }
+
+  *#expireWork(cutoff: number, limit: number): Work<number> {
+    const due = yield* all(this.#sql.due, cutoff, limit);
+    for (const row of due) {
+      const id = row['id'] as string;
+      yield* exec("UPDATE responses SET deleted = TRUE, body = '' WHERE id = ?", id);
+      yield* runs.deleteRun(id);
+      yield* this.#release(id);
+    }
+    return due.length;
   }
 
   // --- conversations ---------------------------------------------------------------------
 
   createConversation(tenant: string, record: ConversationRecord, items: readonly NewItem[]): Promise<void> {
-    return this.#backend.write(function* (this: SqlStore) {
-      const conversationRow: Query = {
-        sql: 'INSERT INTO conversations (id, created_at, metadata, next_position, tenant) VALUES (?, ?, ?, 0, ?)',
-        params: [record.id, record.createdAt, record.metadata, tenant],
-      };
-      const inserted = yield* batch([conversationRow, ...this.#itemInserts(tenant, items, null, 1, record.createdAt)], false);
-      yield* batch(this.#appends(record.id, 0, seqsOf(items, inserted.slice(1))), true);
-    }.bind(this));
+    return this.#backend.write(this.#createConversationWork.bind(this, tenant, record, items));
+  }
+
+  *#createConversationWork(tenant: string, record: ConversationRecord, items: readonly NewItem[]): Work<void> {
+    const conversationRow: Query = {
+      sql: 'INSERT INTO conversations (id, created_at, metadata, next_position, tenant) VALUES (?, ?, ?, 0, ?)',
+      params: [record.id, record.createdAt, record.metadata, tenant],
+    };
+    const inserted = yield* batch([conversationRow, ...this.#itemInserts(tenant, items, null, 1, record.createdAt)], false);
+    yield* batch(this.#appends(record.id, 0, seqsOf(items, inserted.slice(1))), true);
   }
 
   getConversation(tenant: string, conversationId: string): Promise<ConversationRecord | undefined> {
-    return this.#backend.read(function* (this: SqlStore) {
-      const row = yield* first(this.#sql.conversation, conversationId, tenant);
-      return row === undefined ? undefined : toConversation(row);
-    }.bind(this));
+    return this.#backend.read(this.#conversationWork.bind(this, tenant, conversationId));
+  }
+
+  *#conversationWork(tenant: string, conversationId: string): Work<ConversationRecord | undefined> {
+    const row = yield* first(this.#sql.conversation, conversationId, tenant);
+    return row === undefined ? undefined : toConversation(row);
   }
 
   updateConversation(tenant: string, conversationId: string, metadata: string): Promise<ConversationRecord | undefined> {
-    return this.#backend.write(function* (this: SqlStore) {
-      const row = yield* first(
-        'UPDATE conversations SET metadata = ? WHERE id = ? AND tenant = ? RETURNING id, created_at, metadata',
-        metadata,
-        conversationId,
-        tenant,
-      );
-      return row === undefined ? undefined : toConversation(row);
-    }.bind(this));
+    return this.#backend.write(this.#updateConversationWork.bind(this, tenant, conversationId, metadata));
+  }
+
+  *#updateConversationWork(tenant: string, conversationId: string, metadata: string): Work<ConversationRecord | undefined> {
+    const row = yield* first(
+      'UPDATE conversations SET metadata = ? WHERE id = ? AND tenant = ? RETURNING id, created_at, metadata',
+      metadata,
+      conversationId,
+      tenant,
+    );
+    return row === undefined ? undefined : toConversation(row);
   }
 
   /** Removes memberships and the items nothing else holds. */
@@ -383,25 +419,29 @@ export class SqlStore implements Store {
   }
 
   async deleteConversation(tenant: string, conversationId: string): Promise<boolean> {
-    const deleted = await this.#backend.write(function* (this: SqlStore) {
-      const removed = yield* exec('DELETE FROM conversations WHERE id = ? AND tenant = ? RETURNING id', conversationId, tenant);
-      if (removed === 0) return false;
-      yield* this.#dropMembership(conversationId, undefined);
-      return true;
-    }.bind(this));
+    const deleted = await this.#backend.write(this.#deleteConversationWork.bind(this, tenant, conversationId));
     if (deleted) await this.#backend.eraseResidue();
     return deleted;
   }
 
+  *#deleteConversationWork(tenant: string, conversationId: string): Work<boolean> {
+    const removed = yield* exec('DELETE FROM conversations WHERE id = ? AND tenant = ? RETURNING id', conversationId, tenant);
+    if (removed === 0) return false;
+    yield* this.#dropMembership(conversationId, undefined);
+    return true;
+  }
+
   loadConversationItems(tenant: string, conversationId: string, maxItems = MAX_POSITION): Promise<History | undefined> {
-    return this.#backend.read(function* (this: SqlStore): Work<History | undefined> {
-      if ((yield* first(this.#sql.conversation, conversationId, tenant)) === undefined) return undefined;
-      // One more than allowed tells that there are too many, without reading them all.
-      const row = (yield* first(this.#sql.conversationHistory, conversationId, Math.min(maxItems, MAX_POSITION - 1) + 1)) ?? {};
-      if (Number(row['n']) > maxItems) return TOO_LONG;
-      const seqs = typeof row['seqs'] === 'string' ? row['seqs'].split(',').map(Number) : [];
-      return { seqs, upstream: historyBytes(row['upstream']), tooLong: false };
-    }.bind(this));
+    return this.#backend.read(this.#conversationItemsWork.bind(this, tenant, conversationId, maxItems));
+  }
+
+  *#conversationItemsWork(tenant: string, conversationId: string, maxItems: number): Work<History | undefined> {
+    if ((yield* first(this.#sql.conversation, conversationId, tenant)) === undefined) return undefined;
+    // One more than allowed tells that there are too many, without reading them all.
+    const row = (yield* first(this.#sql.conversationHistory, conversationId, Math.min(maxItems, MAX_POSITION - 1) + 1)) ?? {};
+    if (Number(row['n']) > maxItems) return TOO_LONG;
+    const seqs = typeof row['seqs'] === 'string' ? row['seqs'].split(',').map(Number) : [];
+    return { seqs, upstream: historyBytes(row['upstream']), tooLong: false };
   }
 
   /** The position of an item in a conversation, for a cursor. */
@@ -411,59 +451,67 @@ export class SqlStore implements Store {
   }
 
   listConversationItems(tenant: string, conversationId: string, query: PageQuery): Promise<Page | PageProblem> {
-    return this.#backend.read(function* (this: SqlStore): Work<Page | PageProblem> {
-      if ((yield* first(this.#sql.conversation, conversationId, tenant)) === undefined) return 'not_found';
-      // Cursors become positions, and the page is read by position: O(limit).
-      let after: number | undefined;
-      let before: number | undefined;
-      if (query.after !== undefined) {
-        after = yield* this.#positionOf(conversationId, query.after);
-        if (after === undefined) return 'cursor_not_found';
-      }
-      if (query.before !== undefined) {
-        before = yield* this.#positionOf(conversationId, query.before);
-        if (before === undefined) return 'cursor_not_found';
-      }
-      const ascending = query.order === 'asc';
-      const low = ascending ? after : before;
-      const high = ascending ? before : after;
-      const rows = yield* all(
-        ascending ? this.#sql.pageAscending : this.#sql.pageDescending,
-        conversationId,
-        low ?? -1,
-        high ?? MAX_POSITION,
-        query.limit + 1,
-      );
-      return { items: rows.slice(0, query.limit).map(toItem), hasMore: rows.length > query.limit };
-    }.bind(this));
+    return this.#backend.read(this.#conversationPageWork.bind(this, tenant, conversationId, query));
+  }
+
+  *#conversationPageWork(tenant: string, conversationId: string, query: PageQuery): Work<Page | PageProblem> {
+    if ((yield* first(this.#sql.conversation, conversationId, tenant)) === undefined) return 'not_found';
+    // Cursors become positions, and the page is read by position: O(limit).
+    let after: number | undefined;
+    let before: number | undefined;
+    if (query.after !== undefined) {
+      after = yield* this.#positionOf(conversationId, query.after);
+      if (after === undefined) return 'cursor_not_found';
+    }
+    if (query.before !== undefined) {
+      before = yield* this.#positionOf(conversationId, query.before);
+      if (before === undefined) return 'cursor_not_found';
+    }
+    const ascending = query.order === 'asc';
+    const low = ascending ? after : before;
+    const high = ascending ? before : after;
+    const rows = yield* all(
+      ascending ? this.#sql.pageAscending : this.#sql.pageDescending,
+      conversationId,
+      low ?? -1,
+      high ?? MAX_POSITION,
+      query.limit + 1,
+    );
+    return { items: rows.slice(0, query.limit).map(toItem), hasMore: rows.length > query.limit };
   }
 
   addConversationItems(tenant: string, conversationId: string, items: readonly NewItem[]): Promise<StoredItem[] | undefined> {
-    return this.#backend.write(function* (this: SqlStore) {
-      const conversation = yield* first(this.#sql.lockConversation, conversationId, tenant);
-      if (conversation === undefined) return undefined;
-      const seqs = yield* this.#insertItems(tenant, items, null, 1, Date.now());
-      yield* batch(this.#appends(conversationId, Number(conversation['next_position']), seqs), true);
-      return items.map((item, i) => ({ ...item, seq: seqs[i] as number }));
-    }.bind(this));
+    return this.#backend.write(this.#addConversationItemsWork.bind(this, tenant, conversationId, items));
+  }
+
+  *#addConversationItemsWork(tenant: string, conversationId: string, items: readonly NewItem[]): Work<StoredItem[] | undefined> {
+    const conversation = yield* first(this.#sql.lockConversation, conversationId, tenant);
+    if (conversation === undefined) return undefined;
+    const seqs = yield* this.#insertItems(tenant, items, null, 1, Date.now());
+    yield* batch(this.#appends(conversationId, Number(conversation['next_position']), seqs), true);
+    return items.map((item, i) => ({ ...item, seq: seqs[i] as number }));
   }
 
   getConversationItem(tenant: string, conversationId: string, itemId: string): Promise<StoredItem | undefined> {
-    return this.#backend.read(function* (this: SqlStore) {
-      const row = yield* first(this.#sql.member, conversationId, tenant, itemId);
-      return row === undefined ? undefined : toItem(row);
-    }.bind(this));
+    return this.#backend.read(this.#conversationItemWork.bind(this, tenant, conversationId, itemId));
+  }
+
+  *#conversationItemWork(tenant: string, conversationId: string, itemId: string): Work<StoredItem | undefined> {
+    const row = yield* first(this.#sql.member, conversationId, tenant, itemId);
+    return row === undefined ? undefined : toItem(row);
   }
 
   async deleteConversationItem(tenant: string, conversationId: string, itemId: string): Promise<boolean> {
-    const deleted = await this.#backend.write(function* (this: SqlStore) {
-      const row = yield* first(this.#sql.member, conversationId, tenant, itemId);
-      if (row === undefined) return false;
-      yield* this.#dropMembership(conversationId, Number(row['seq']));
-      return true;
-    }.bind(this));
+    const deleted = await this.#backend.write(this.#deleteConversationItemWork.bind(this, tenant, conversationId, itemId));
     if (deleted) await this.#backend.eraseResidue();
     return deleted;
+  }
+
+  *#deleteConversationItemWork(tenant: string, conversationId: string, itemId: string): Work<boolean> {
+    const row = yield* first(this.#sql.member, conversationId, tenant, itemId);
+    if (row === undefined) return false;
+    yield* this.#dropMembership(conversationId, Number(row['seq']));
+    return true;
   }
 
   // --- runs (sql-runs.ts) ------------------------------------------------------------------
@@ -513,9 +561,7 @@ export class SqlStore implements Store {
   }
 
   ping(): Promise<void> {
-    return this.#backend.read(function* () {
-      yield* first('SELECT 1 AS one');
-    });
+    return this.#backend.read(pingWork);
   }
 
   close(graceMs?: number): Promise<void> {
