@@ -11,6 +11,7 @@ import { errorEventPayload, GatewayError } from '../../errors.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { isReference, NOT_SENT_UPSTREAM, planInputItems, type Json } from '../../responses/items.ts';
 import { normalizeResponse } from '../../responses/response-object.ts';
+import type { CreateResponseRequest } from '../../responses/create-request.ts';
 import type { CreatePlan } from '../../responses/responses-service.ts';
 import type { Run } from '../../runs/run.ts';
 import type { ExchangeRecord } from '../../upstream/relay.ts';
@@ -25,6 +26,17 @@ const ZERO_USAGE = { input_tokens: 0, output_tokens: 0, total_tokens: 0 };
 
 /** How many `store: false` responses a socket keeps to continue from (the last ones). */
 const HELD_RESPONSES = 8;
+
+/** What a streamed response's end needs to know of it. */
+interface EndedResponse {
+  /** Ends its count in flight (SocketHooks.begin). */
+  readonly done: () => void;
+  readonly request: CreateResponseRequest;
+  readonly plan: CreatePlan;
+  readonly record: ExchangeRecord;
+  readonly requestId: string;
+  readonly startedAt: number;
+}
 
 /** What the gateway around the socket provides: accounting, the access log, shutdown. */
 export interface SocketHooks {
@@ -153,17 +165,24 @@ export class ResponsesSocket {
       keepEvents: false,
       usage: new UsageScanner(),
     });
-    const done = this.#hooks.begin((error) => run.failFromGateway(error));
-    sink.onEnd = () => {
-      done();
-      if (!request.store) this.#hold(plan, request.body['input']);
-      const refused = record.upstreamStatus !== undefined && record.upstreamStatus >= 300;
-      this.#hooks.logResponse(record, requestId, startedAt, refused ? (record.upstreamStatus as number) : record.errorCode === undefined ? 200 : 502);
-      this.#done();
-    };
+    // Bound methods, not arrows over this scope: an arrow kept where it outlives the call
+    // (the sink, the server's table of runs) kept the run and its response alive past the
+    // scavenges after it, as it did on the HTTP path (bench/README.md, "Garbage").
+    const done = this.#hooks.begin(run.failFromGateway.bind(run));
+    sink.onEnd = this.#ended.bind(this, { done, request, plan, record, requestId, startedAt });
     this.#run = run;
-    run.attachClient(sink, (error) => sink.sendError(error));
+    run.attachClient(sink, sink.sendError.bind(sink));
     run.start();
+  }
+
+  /** A streamed response's end: accounted for, held for a `store: false` continuation, logged. */
+  #ended(response: EndedResponse): void {
+    const { record } = response;
+    response.done();
+    if (!response.request.store) this.#hold(response.plan, response.request.body['input']);
+    const refused = record.upstreamStatus !== undefined && record.upstreamStatus >= 300;
+    this.#hooks.logResponse(record, response.requestId, response.startedAt, refused ? (record.upstreamStatus as number) : record.errorCode === undefined ? 200 : 502);
+    this.#done();
   }
 
   /**
