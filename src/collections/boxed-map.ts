@@ -1,4 +1,5 @@
-// A Map for entries that come and go, under keys that come from outside (a run's id).
+// A Map for entries that come and go under keys (a run's id, the number of a call waiting
+// for its thread's reply).
 // Each value sits in a box that is emptied when its entry is deleted: V8 keeps an
 // obsolete table's entries after rehashing a Map, and an obsolete table in the old
 // generation keeps them alive until the next mark-compact (see slot-table.ts). What it
