@@ -8,32 +8,8 @@ import { after, before, it } from 'node:test';
 import { startRoundTripRelay, type RoundTripRelay } from '../bench/round-trip-relay.ts';
 import { PostgresBackend } from '../src/store/postgres/postgres-backend.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
-import type { NewItem, SaveResponse } from '../src/store/store.ts';
+import { TENANT, turn } from './helpers/store-records.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
-
-const TENANT = 'default';
-let counter = 0;
-function item(): NewItem {
-  const id = `msg_${(counter++).toString(16).padStart(16, '0')}`;
-  return { id, type: 'message', payload: JSON.stringify({ id }), upstream: JSON.stringify({ n: counter }) };
-}
-function turn(previous: SaveResponse | undefined, historySeqs: readonly number[]): SaveResponse {
-  const id = `resp_${(counter++).toString(16).padStart(16, '0')}`;
-  return {
-    tenant: TENANT,
-    id,
-    createdAt: Date.now(),
-    status: 'completed',
-    model: 'm',
-    body: JSON.stringify({ id }),
-    previousResponseId: previous?.id ?? null,
-    conversationId: null,
-    historySeqs,
-    inputItems: [item()],
-    outputItems: [item()],
-    storeResponse: true,
-  };
-}
 
 describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
   let schema: TestSchema;
@@ -53,7 +29,7 @@ describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
   });
 
   it('a continuation: its read in two, its write in two', async () => {
-    let previous = turn(undefined, []);
+    let previous = turn();
     await store.saveResponse(previous);
     // Twice, so the second is measured on a connection whose statements are all prepared.
     for (let n = 0; n < 2; n++) {
@@ -61,7 +37,7 @@ describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
       const context = await store.loadResponseContext(TENANT, previous.id, Date.now());
       assert.equal(relay.count(), 2, 'the chain, then the items');
       assert.ok(context !== undefined);
-      const next = turn(previous, context.seqs);
+      const next = turn({ previousResponseId: previous.id, historySeqs: context.seqs });
       relay.reset();
       await store.saveResponse(next);
       assert.equal(relay.count(), 2, 'BEGIN, the items and the reference; then the response and COMMIT');

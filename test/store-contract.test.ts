@@ -9,35 +9,9 @@ import { CHECKPOINT_SNAPSHOT_EVERY } from '../src/store/sql-store.ts';
 import type { NewItem, Page, PageProblem, SaveResponse, Store } from '../src/store/store.ts';
 import { describeUnlessSkipped } from './helpers/postgres.ts';
 import { storeKinds, type OpenedStore } from './helpers/stores.ts';
+import { item, TENANT, turn } from './helpers/store-records.ts';
 
-const TENANT = 'default';
 const HOUR_MS = 3_600_000;
-
-let itemCounter = 0;
-function item(type = 'message', text = `text ${itemCounter}`): NewItem {
-  const id = `${type === 'message' ? 'msg' : 'fc'}_${(itemCounter++).toString(16).padStart(12, '0')}${Math.random().toString(16).slice(2, 10)}`;
-  return { id, type, payload: JSON.stringify({ id, type, text }), upstream: JSON.stringify({ type, text }) };
-}
-
-let responseCounter = 0;
-function turn(overrides: Partial<SaveResponse> = {}): SaveResponse {
-  const id = `resp_${(responseCounter++).toString(16).padStart(8, '0')}${Math.random().toString(16).slice(2, 10)}`;
-  return {
-    tenant: TENANT,
-    id,
-    createdAt: Date.now(),
-    status: 'completed',
-    model: 'm',
-    body: JSON.stringify({ id, object: 'response', status: 'completed' }),
-    previousResponseId: null,
-    conversationId: null,
-    historySeqs: [],
-    inputItems: [item()],
-    outputItems: [item()],
-    storeResponse: true,
-    ...overrides,
-  };
-}
 
 function ids(page: Page | PageProblem): string[] {
   assert.ok(typeof page !== 'string', `expected a page, got ${typeof page === 'string' ? page : 'a page'}`);
@@ -132,7 +106,7 @@ for (const kind of await storeKinds()) {
 
     it("finds a history's items of one type, in history order, for its tenant only", async () => {
       const list = (label: string): NewItem => {
-        const id = `mcpl_${(itemCounter++).toString(16).padStart(12, '0')}`;
+        const id = item().id.replace(/^msg_/, 'mcpl_');
         return { id, type: 'mcp_list_tools', payload: JSON.stringify({ id, type: 'mcp_list_tools', server_label: label, tools: [] }), upstream: '' };
       };
       const first = turn({ outputItems: [list('a'), item()] });
