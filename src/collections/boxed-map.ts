@@ -15,10 +15,6 @@ export class BoxedMap<K, V> {
     return this.#entries.get(key)?.value;
   }
 
-  has(key: K): boolean {
-    return this.#entries.has(key);
-  }
-
   set(key: K, value: V): void {
     const box = this.#entries.get(key);
     if (box !== undefined) box.value = value;

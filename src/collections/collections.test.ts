@@ -10,16 +10,12 @@ describe('SlotTable', () => {
     const table = new SlotTable<string>();
     const a = table.add('a');
     const b = table.add('b');
-    assert.equal(table.get(a), 'a');
     assert.equal(table.take(a), 'a');
     assert.equal(table.take(a), undefined, 'a slot is emptied once');
-    assert.equal(table.get(a), undefined);
     assert.equal(table.add('c'), a, 'the emptied slot is reused');
     assert.deepEqual(table.values().sort(), ['b', 'c']);
-    assert.equal(table.size, 2);
     assert.equal(table.take(-1), undefined, '-1 stands for never added');
     for (const value of table.values()) table.take(value === 'b' ? b : a);
-    assert.equal(table.size, 0);
     assert.deepEqual(table.values(), []);
   });
 });
@@ -34,7 +30,6 @@ describe('BoxedMap', () => {
     assert.equal(map.size, 2);
     assert.equal(map.delete('x'), true);
     assert.equal(map.delete('x'), false);
-    assert.equal(map.has('x'), false);
     assert.equal(map.get('x'), undefined);
     assert.deepEqual(map.values(), [2]);
     map.clear();

@@ -13,19 +13,13 @@ export class SlotTable<V> {
   readonly #slots: (V | undefined)[] = [];
   /** Emptied slots, reused before the array grows. */
   readonly #free: number[] = [];
-  #size = 0;
 
-  /** Stores `value`; returns its slot, the key to get or delete it by. */
+  /** Stores `value`; returns its slot, the key to take it out by. */
   add(value: V): number {
-    this.#size += 1;
     const slot = this.#free.pop();
     if (slot === undefined) return this.#slots.push(value) - 1;
     this.#slots[slot] = value;
     return slot;
-  }
-
-  get(slot: number): V | undefined {
-    return slot >= 0 ? this.#slots[slot] : undefined;
   }
 
   /** Removes and returns the slot's value (undefined when the slot is empty, or for -1:
@@ -36,12 +30,7 @@ export class SlotTable<V> {
     if (value === undefined) return undefined;
     this.#slots[slot] = undefined;
     this.#free.push(slot);
-    this.#size -= 1;
     return value;
-  }
-
-  get size(): number {
-    return this.#size;
   }
 
   /** The values, as they are now: removing or adding while walking them is safe. */
@@ -49,12 +38,5 @@ export class SlotTable<V> {
     const values: V[] = [];
     for (const value of this.#slots) if (value !== undefined) values.push(value);
     return values;
-  }
-
-  /** Empties every slot. */
-  clear(): void {
-    this.#slots.length = 0;
-    this.#free.length = 0;
-    this.#size = 0;
   }
 }
