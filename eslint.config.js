@@ -22,6 +22,31 @@ export default tseslint.config(
     },
   },
   {
+    // Two ways a request's objects were kept alive past every scavenge, each measured as a
+    // large share of the gateway's CPU under load (bench/README.md, "Garbage").
+    files: ['src/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: ':not(MethodDefinition) > FunctionExpression[generator=true]',
+          message:
+            'A generator function made per call gets an initial map in the old generation that keeps it, and what it closes over, alive (bench/README.md, "Garbage"): use a private generator method, bound to its arguments.',
+        },
+        {
+          selector: [
+            "AssignmentExpression[left.type='MemberExpression'] > ArrowFunctionExpression.right",
+            "AssignmentExpression[left.type='MemberExpression'] > FunctionExpression.right",
+            "AssignmentExpression[left.type='MemberExpression'] > TSAsExpression.right > :matches(ArrowFunctionExpression, FunctionExpression).expression",
+          ].join(', '),
+          message:
+            'A closure stored on an object that outlives this call keeps the whole scope it was made in alive (bench/README.md, "Garbage"): store a bound method instead.',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },

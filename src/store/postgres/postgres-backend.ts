@@ -200,11 +200,13 @@ export class PostgresBackend implements SqlBackend {
   }
 
   migrate(migrations: readonly Migration[]): Promise<void> {
-    return this.#transaction(function* (this: PostgresBackend) {
-      yield* exec(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
-      yield* exec(`SET LOCAL statement_timeout = ${MIGRATION_TIMEOUT_MS}`);
-      yield* applyMigrations(migrations, this.dialect);
-    }.bind(this), MIGRATION_TIMEOUT_MS);
+    return this.#transaction(this.#migrateWork.bind(this, migrations), MIGRATION_TIMEOUT_MS);
+  }
+
+  *#migrateWork(migrations: readonly Migration[]): Work<void> {
+    yield* exec(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+    yield* exec(`SET LOCAL statement_timeout = ${MIGRATION_TIMEOUT_MS}`);
+    yield* applyMigrations(migrations, this.dialect);
   }
 
   /**
