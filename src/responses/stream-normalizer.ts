@@ -165,7 +165,8 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   onEnd(emit: Emit): void | Promise<void> {
-    if (this.#ended || this.#betweenTurns) return;
+    if (this.#ended) return this.#closed();
+    if (this.#betweenTurns) return;
     const failure = new GatewayError(
       'upstream_stream_interrupted',
       'The model server ended the stream without completing the response.',
@@ -180,7 +181,7 @@ export class StreamNormalizer implements EventStreamTransform {
   }
 
   onFailure(error: GatewayError, emit: Emit): void | Promise<void> {
-    if (this.#ended) return;
+    if (this.#ended) return this.#closed();
     return this.#fail(error, emit);
   }
 
@@ -204,6 +205,21 @@ export class StreamNormalizer implements EventStreamTransform {
   /** True once the terminal event (or a cancellation) ended the stream. */
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /** The stream's last lines while they wait for the store (see #close). */
+  #closing: Promise<string[]> | undefined;
+
+  /**
+   * Settles once an ended stream's last lines have been handed over: at once (undefined)
+   * unless they still wait for the store. Whoever ends the response meanwhile (the relay at
+   * the end of vLLM's body, a failure) waits for it, or the client would lose them.
+   */
+  #closed(): Promise<void> | undefined {
+    return this.#closing?.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   // --- one event ---------------------------------------------------------------
@@ -849,7 +865,7 @@ export class StreamNormalizer implements EventStreamTransform {
       stored = Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
     if (stored === undefined) return terminal();
-    return stored.then(terminal, (error: unknown) => {
+    this.#closing = stored.then(terminal, (error: unknown) => {
       // Never report as stored what was not: the client learns the response failed.
       this.#log().error({ err: error }, 'storing the response failed');
       const failure = error instanceof GatewayError ? error : new GatewayError('store_unavailable', 'The response could not be stored.');
@@ -859,6 +875,7 @@ export class StreamNormalizer implements EventStreamTransform {
       tail.push(this.#render.responseEvent('response.failed', JSON.stringify(failed)), DONE_LINE);
       return tail;
     });
+    return this.#closing;
   }
 
   #errorEvent(error: GatewayError): string {

@@ -326,10 +326,8 @@ export class Run implements RelaySink {
   /** Emits error + response.failed through the normalizer (which stores the failed response). */
   #failWithEvents(error: GatewayError): void {
     const normalizer = this.plan.transformer.streamNormalizer();
-    if (normalizer.ended) {
-      this.#finish();
-      return;
-    }
+    // An ended stream may still be waiting for the store before its last lines: onFailure
+    // then waits for them too.
     const done = normalizer.onFailure(error, (output) => this.#emit(output));
     Promise.resolve(done).then(
       () => this.#finish(),
@@ -339,7 +337,10 @@ export class Run implements RelaySink {
 
   /** The gateway ends the run (shutdown): the client or the log is told, vLLM stops. */
   failFromGateway(error: GatewayError): void {
-    if (this.#ended) return;
+    // A failure already under way ends the run itself, once its failed response is stored
+    // and its last events are out; failing it again would end it before them (shutdown
+    // reaches a run both through its request and through the run registry).
+    if (this.#ended || this.failure !== undefined) return;
     this.failure = { error };
     const agent = this.#agent;
     agent?.abort();
