@@ -1,7 +1,8 @@
 // SQLite under the store core: one file (WAL mode) that the gateway processes of one
 // machine share. better-sqlite3 is synchronous and each unit of work is short (an indexed
-// read or one small transaction), so work runs on the event loop without a thread hop,
-// and a write transaction runs start to end with nothing interleaved.
+// read or one small write), so work runs on the event loop without a thread hop, and a
+// write transaction runs start to end with nothing interleaved. The writes of one turn of
+// the event loop share a transaction (see write).
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Migration } from '../schema.ts';
@@ -85,6 +86,19 @@ function returnsRows(sql: string): boolean {
   return /^\s*(SELECT|WITH|PRAGMA)\b/i.test(sql) || /\bRETURNING\b/i.test(sql);
 }
 
+interface QueuedWrite {
+  readonly work: () => Work<unknown>;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** What the writes of one commit gave, by position; `failure` ends the transaction. */
+interface Outcomes {
+  readonly values: unknown[];
+  readonly errors: unknown[];
+  readonly failure: unknown;
+}
+
 interface Prepared {
   readonly statement: SqliteStatement;
   readonly returnsRows: boolean;
@@ -133,31 +147,113 @@ export class SqliteBackend implements SqlBackend {
 
   read<T>(work: () => Work<T>): Promise<T> {
     try {
+      this.flushWrites();
       return Promise.resolve(runSync(work(), this.#execute));
     } catch (error) {
       return Promise.reject(storeFailure(error));
     }
   }
 
+  /**
+   * Group commit: the writes made during one turn of the event loop are committed together,
+   * in one transaction, at the end of the turn (setImmediate), each in a savepoint of its
+   * own so that one failing leaves the others whole. A commit writes every page its
+   * transaction changed into the WAL, and the writes of concurrent responses change the
+   * same pages (the tables' last leaves, their indexes' pages): under load one commit
+   * writes those pages once for many responses. A lone write is committed as before, at the
+   * end of its turn. Nobody is answered before their write is committed: each promise
+   * settles after the COMMIT.
+   */
   write<T>(work: () => Work<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queued.push({ work, resolve: resolve as (value: unknown) => void, reject });
+      if (this.#queued.length === 1) setImmediate(this.#commitQueued);
+    });
+  }
+
+  /** Writes waiting for the end of this turn (see write). */
+  #queued: QueuedWrite[] = [];
+  readonly #commitQueued = (): void => this.flushWrites();
+
+  /**
+   * Commits the writes queued so far, now. Reads call it first, so a read sees every write
+   * made before it, as when each write committed at once; so does anything that is about to
+   * write on another connection to the file (it would wait for this one's lock).
+   */
+  flushWrites(): void {
+    const queued = this.#queued;
+    if (queued.length === 0) return;
+    this.#queued = [];
     try {
       // IMMEDIATE takes the write lock at once: two processes never deadlock upgrading.
       this.#db.exec('BEGIN IMMEDIATE');
     } catch (error) {
-      return Promise.reject(storeFailure(error));
+      for (const write of queued) write.reject(storeFailure(error));
+      return;
     }
-    try {
-      const result = runSync(work(), this.#execute);
-      this.#db.exec('COMMIT');
-      return Promise.resolve(result);
-    } catch (error) {
+    const outcomes = queued.length === 1 ? this.#runAlone(queued[0] as QueuedWrite) : this.#runEach(queued);
+    let failure = outcomes.failure;
+    if (failure === undefined) {
+      try {
+        this.#db.exec('COMMIT');
+      } catch (error) {
+        failure = error;
+      }
+    }
+    if (failure !== undefined) {
       try {
         this.#db.exec('ROLLBACK');
       } catch {
         // SQLite already rolled back (an I/O error, a full disk): nothing is left to undo.
       }
-      return Promise.reject(storeFailure(error));
+      // Nothing of the transaction is stored: every write fails, with its own error if it had one.
+      queued.forEach((write, i) => write.reject(storeFailure(outcomes.errors[i] ?? failure)));
+      return;
     }
+    queued.forEach((write, i) => {
+      const error = outcomes.errors[i];
+      if (error === undefined) write.resolve(outcomes.values[i]);
+      else write.reject(storeFailure(error));
+    });
+  }
+
+  /** One write as its own transaction: a failure rolls the transaction back. */
+  #runAlone(write: QueuedWrite): Outcomes {
+    try {
+      return { values: [runSync(write.work(), this.#execute)], errors: [], failure: undefined };
+    } catch (error) {
+      return { values: [], errors: [error], failure: error };
+    }
+  }
+
+  /** Each write in a savepoint: one that fails is undone alone. A failure that ended the
+   * whole transaction (SQLite rolls back by itself on I/O errors) fails them all. */
+  #runEach(queued: readonly QueuedWrite[]): Outcomes {
+    const values: unknown[] = [];
+    const errors: unknown[] = [];
+    for (const write of queued) {
+      try {
+        this.#db.exec('SAVEPOINT queued_write');
+      } catch (error) {
+        return { values, errors, failure: error };
+      }
+      try {
+        const value = runSync(write.work(), this.#execute);
+        this.#db.exec('RELEASE queued_write');
+        values.push(value);
+        errors.push(undefined);
+      } catch (error) {
+        try {
+          this.#db.exec('ROLLBACK TO queued_write');
+          this.#db.exec('RELEASE queued_write');
+        } catch {
+          return { values, errors, failure: error };
+        }
+        values.push(undefined);
+        errors.push(error);
+      }
+    }
+    return { values, errors, failure: undefined };
   }
 
   migrate(migrations: readonly Migration[]): Promise<void> {
@@ -170,6 +266,7 @@ export class SqliteBackend implements SqlBackend {
    */
   eraseResidue(): Promise<void> {
     try {
+      this.flushWrites();
       this.#db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
       return Promise.resolve();
     } catch (error) {
@@ -179,6 +276,8 @@ export class SqliteBackend implements SqlBackend {
 
   close(): Promise<void> {
     try {
+      // What was asked to be written is written before the file closes.
+      this.flushWrites();
       if (this.#open) this.#db.close();
       this.#open = false;
       return Promise.resolve();

@@ -25,6 +25,8 @@ export interface SqliteStoreOptions extends StoreOptions {
 
 export class SqliteStore implements Store {
   readonly #inline: SqlStore;
+  /** The event loop's connection, whose writes commit at the end of the turn (group commit). */
+  readonly #inlineBackend: SqliteBackend;
   /** Undefined for ':memory:', which one connection alone can see. */
   readonly #thread: SqliteThreadStore | undefined;
   readonly #inlineItems: number;
@@ -32,7 +34,8 @@ export class SqliteStore implements Store {
 
   constructor(path: string, busyTimeoutMs: number, options: SqliteStoreOptions) {
     const storeOptions = { retentionMs: options.retentionMs };
-    this.#inline = new SqlStore(new SqliteBackend(path, busyTimeoutMs), storeOptions);
+    this.#inlineBackend = new SqliteBackend(path, busyTimeoutMs);
+    this.#inline = new SqlStore(this.#inlineBackend, storeOptions);
     this.#thread = path === ':memory:' ? undefined : new SqliteThreadStore(path, busyTimeoutMs, storeOptions);
     this.#inlineItems = options.inlineItems ?? INLINE_ITEMS;
   }
@@ -40,6 +43,9 @@ export class SqliteStore implements Store {
   /** A write on the thread, counted so that later writes queue behind it. */
   async #threadWrite<T>(write: (thread: SqliteThreadStore) => Promise<T>, inline: () => Promise<T>): Promise<T> {
     if (this.#thread === undefined) return inline();
+    // The event loop's writes made before this one commit first: they come first, and
+    // the thread would otherwise wait for their lock.
+    this.#inlineBackend.flushWrites();
     this.#threadWrites += 1;
     try {
       return await write(this.#thread);
