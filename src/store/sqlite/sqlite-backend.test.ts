@@ -71,6 +71,25 @@ describe('SQLite group commit', () => {
     assert.deepEqual(await backend.read(ids), Array.from({ length: 20 }, (_, i) => i + 1));
   });
 
+  it('commits at most 64 writes a transaction, and lets the event loop run between two', async () => {
+    await backend.write(() => exec('DELETE FROM t'));
+    const writes = Array.from({ length: 130 }, (_, i) => backend.write(() => insert(i + 1, 'a busy turn')));
+    // Queued after the first commit's callback: runs after it, before the second commit.
+    const committedBetween = await new Promise<number>((resolve) => {
+      setImmediate(() => {
+        const db = sqliteDriver().open(path);
+        try {
+          resolve(Number(db.prepare('SELECT count(*) AS n FROM t').all()[0]?.['n']));
+        } finally {
+          db.close();
+        }
+      });
+    });
+    await Promise.all(writes);
+    assert.equal(committedBetween, 64);
+    assert.equal((await backend.read(ids)).length, 130);
+  });
+
   it('fails a write alone, with its own error, and commits the others of its turn', async () => {
     await backend.write(() => exec('DELETE FROM t'));
     const results = await Promise.allSettled([

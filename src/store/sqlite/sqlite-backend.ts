@@ -12,6 +12,10 @@ import { runSync, type Query, type QueryResult, type Work } from '../sql/work.ts
 import { storeFailure } from '../store-error.ts';
 import { sqliteDriver, type SqliteDatabase, type SqliteStatement } from './sqlite-driver.ts';
 
+/** The most writes one transaction takes: they run as one synchronous block of the event
+ * loop (a small turn's write is 0.1–0.2 ms of SQLite work), which this bounds. */
+const WRITES_PER_COMMIT = 64;
+
 /** After a checkpoint the WAL is cut back to this size, so it cannot grow without end. */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
@@ -173,7 +177,13 @@ export class SqliteBackend implements SqlBackend {
 
   /** Writes waiting for the end of this turn (see write). */
   #queued: QueuedWrite[] = [];
-  readonly #commitQueued = (): void => this.flushWrites();
+
+  /** At the end of the turn: one transaction, and the rest (if more were queued than one
+   * takes) at the end of the next turn, so that I/O is served in between. */
+  readonly #commitQueued = (): void => {
+    this.#commitSome();
+    if (this.#queued.length > 0) setImmediate(this.#commitQueued);
+  };
 
   /**
    * Commits the writes queued so far, now. Reads call it first, so a read sees every write
@@ -181,9 +191,14 @@ export class SqliteBackend implements SqlBackend {
    * write on another connection to the file (it would wait for this one's lock).
    */
   flushWrites(): void {
-    const queued = this.#queued;
+    while (this.#queued.length > 0) this.#commitSome();
+  }
+
+  /** Commits up to WRITES_PER_COMMIT of the queued writes in one transaction. */
+  #commitSome(): void {
+    const queued = this.#queued.length <= WRITES_PER_COMMIT ? this.#queued : this.#queued.slice(0, WRITES_PER_COMMIT);
     if (queued.length === 0) return;
-    this.#queued = [];
+    this.#queued = queued === this.#queued ? [] : this.#queued.slice(WRITES_PER_COMMIT);
     try {
       // IMMEDIATE takes the write lock at once: two processes never deadlock upgrading.
       this.#db.exec('BEGIN IMMEDIATE');
