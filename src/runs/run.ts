@@ -338,8 +338,7 @@ export class Run implements RelaySink {
   /** The gateway ends the run (shutdown): the client or the log is told, vLLM stops. */
   failFromGateway(error: GatewayError): void {
     // A failure already under way ends the run itself, once its failed response is stored
-    // and its last events are out; failing it again would end it before them (shutdown
-    // reaches a run both through its request and through the run registry).
+    // and its last events are out: the failure stored is the one the run reports.
     if (this.#ended || this.failure !== undefined) return;
     this.failure = { error };
     const agent = this.#agent;
