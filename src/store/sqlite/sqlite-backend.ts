@@ -176,7 +176,7 @@ export class SqliteBackend implements SqlBackend {
   }
 
   /** Writes waiting for the end of this turn (see write). */
-  #queued: QueuedWrite[] = [];
+  readonly #queued: QueuedWrite[] = [];
 
   /** At the end of the turn: one transaction, and the rest (if more were queued than one
    * takes) at the end of the next turn, so that I/O is served in between. */
@@ -196,9 +196,8 @@ export class SqliteBackend implements SqlBackend {
 
   /** Commits up to WRITES_PER_COMMIT of the queued writes in one transaction. */
   #commitSome(): void {
-    const queued = this.#queued.length <= WRITES_PER_COMMIT ? this.#queued : this.#queued.slice(0, WRITES_PER_COMMIT);
+    const queued = this.#queued.splice(0, WRITES_PER_COMMIT);
     if (queued.length === 0) return;
-    this.#queued = queued === this.#queued ? [] : this.#queued.slice(WRITES_PER_COMMIT);
     try {
       // IMMEDIATE takes the write lock at once: two processes never deadlock upgrading.
       this.#db.exec('BEGIN IMMEDIATE');
