@@ -28,6 +28,12 @@ export class BoxedMap<K, V> {
     return this.#entries.delete(key);
   }
 
+  /** The key set longest ago (a key set again moves to the end only if deleted first). */
+  oldestKey(): K | undefined {
+    for (const key of this.#entries.keys()) return key;
+    return undefined;
+  }
+
   get size(): number {
     return this.#entries.size;
   }

@@ -1,0 +1,103 @@
+// The contexts of responses this process stored or read lately, so that continuing one
+// reads only what may have changed since: whether the response is still live (deleted,
+// expired) and whether every item of its context is still stored. A context never changes
+// once its response is stored (a checkpoint is written once, items are never updated, and
+// seqs are never reused: AUTOINCREMENT, an identity column), so a context whose response
+// is live and whose items are all present is the one the store would read. On PostgreSQL
+// that check is one round trip where reading the context is two; on SQLite it reads one
+// index entry a seq where the read joins and copies every item's upstream form
+// (bench/README.md, "A continuation's context, kept").
+import { BoxedMap } from '../collections/boxed-map.ts';
+
+/** A response's context as the store would read it (History without `tooLong`). */
+export interface CachedContext {
+  readonly seqs: readonly number[];
+  /** The items' upstream forms, joined with commas (History.upstream). */
+  readonly upstream: Buffer;
+  readonly replica: string | null;
+}
+
+/** What an entry costs beyond its bytes: its key, the seqs array's slots, the objects. */
+const ENTRY_OVERHEAD_BYTES = 200;
+
+interface Entry {
+  readonly context: CachedContext;
+  /** Bytes counted against the budget. */
+  readonly cost: number;
+}
+
+/** One key for a tenant's response, whatever either holds: the tenant's length first. */
+function keyOf(tenant: string, responseId: string): string {
+  return `${tenant.length}:${tenant}${responseId}`;
+}
+
+/**
+ * Least recently used first out, within a budget of bytes. Keys join tenant and response
+ * id: no tenant reaches another's entry, as no query reaches another's rows.
+ */
+export class ContextCache {
+  readonly #entries = new BoxedMap<string, Entry>();
+  readonly #budgetBytes: number;
+  #bytes = 0;
+
+  /** A budget of 0 keeps nothing. */
+  constructor(budgetBytes: number) {
+    this.#budgetBytes = budgetBytes;
+  }
+
+  /** The entry, made the most recently used. */
+  get(tenant: string, responseId: string): CachedContext | undefined {
+    const key = keyOf(tenant, responseId);
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    this.#entries.delete(key);
+    this.#entries.set(key, entry);
+    return entry.context;
+  }
+
+  /** The entry, leaving the order as it is. */
+  peek(tenant: string, responseId: string): CachedContext | undefined {
+    return this.#entries.get(keyOf(tenant, responseId))?.context;
+  }
+
+  set(tenant: string, responseId: string, context: CachedContext): void {
+    const key = keyOf(tenant, responseId);
+    const cost = ENTRY_OVERHEAD_BYTES + key.length + context.upstream.length + context.seqs.length * 8;
+    this.#remove(key);
+    if (cost > this.#budgetBytes) return;
+    this.#entries.set(key, { context: { seqs: context.seqs, upstream: ownBytes(context.upstream), replica: context.replica }, cost });
+    this.#bytes += cost;
+    while (this.#bytes > this.#budgetBytes) {
+      const oldest = this.#entries.oldestKey();
+      if (oldest === undefined) break;
+      this.#remove(oldest);
+    }
+  }
+
+  delete(tenant: string, responseId: string): void {
+    this.#remove(keyOf(tenant, responseId));
+  }
+
+  #remove(key: string): void {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return;
+    this.#entries.delete(key);
+    this.#bytes -= entry.cost;
+  }
+
+  /** Bytes held now, by the budget's count. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+}
+
+/**
+ * The bytes in memory of their own. A small Buffer is a slice of Node's shared 8 KiB pool,
+ * and keeping it would keep the whole pool chunk: a cache counting 200 bytes would hold 8 KiB.
+ */
+function ownBytes(bytes: Buffer): Buffer {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
+  return own;
+}
