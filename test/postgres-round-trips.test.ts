@@ -1,8 +1,8 @@
 // The store's PostgreSQL round trips, counted by a relay between the backend and the
 // server (bench/round-trip-relay.ts): statements that do not wait on each other go out
 // together, BEGIN with the first and COMMIT with the last, so a continuation's write is
-// two round trips and its read two. A backend that sent its statements one by one again
-// would take seven.
+// two round trips and its read two (one when this process keeps the context). A backend
+// that sent its statements one by one again would take seven.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { startRoundTripRelay, type RoundTripRelay } from '../bench/round-trip-relay.ts';
@@ -26,6 +26,35 @@ describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
     await store?.close();
     await relay?.close();
     await schema?.drop();
+  });
+
+  it('a continuation of a response whose context this process keeps: its read in one', async () => {
+    const keeping = new SqlStore(new PostgresBackend({ connectionString: relay.url, poolSize: 1, queryTimeoutMs: 10_000 }), {
+      retentionMs: null,
+      contextCacheBytes: 1024 * 1024,
+    });
+    try {
+      let previous = turn();
+      await keeping.saveResponse(previous);
+      // A first turn's save keeps nothing (it continues nothing): read once, then kept.
+      relay.reset();
+      await keeping.loadResponseContext(TENANT, previous.id, Date.now());
+      assert.equal(relay.count(), 2, 'read: the chain, then the items');
+      for (let n = 0; n < 2; n++) {
+        relay.reset();
+        const context = await keeping.loadResponseContext(TENANT, previous.id, Date.now());
+        assert.equal(relay.count(), 1, 'whether the response is live and its items all there');
+        assert.ok(context !== undefined);
+        const next = turn({ previousResponseId: previous.id, historySeqs: context.seqs });
+        relay.reset();
+        await keeping.saveResponse(next);
+        assert.equal(relay.count(), 2, 'the write is as before');
+        previous = next;
+      }
+      assert.equal((await keeping.loadResponseContext(TENANT, previous.id, Date.now()))?.seqs.length, 6);
+    } finally {
+      await keeping.close();
+    }
   });
 
   it('a continuation: its read in two, its write in two', async () => {

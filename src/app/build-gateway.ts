@@ -64,6 +64,7 @@ export function buildGateway(config: Config, options: BuildOptions = {}): BuiltG
         poolSize: config.state.poolSize,
         queryTimeoutMs: config.state.queryTimeoutMs,
         retentionMs: config.state.ttlMs,
+        contextCacheBytes: config.state.contextCacheBytes,
       }));
   const state = store === undefined ? undefined : buildState(config, store, log);
   const apiKeys = options.apiKeys ?? new ApiKeyGuard(config.security.apiKeys, config.security.rateLimits);

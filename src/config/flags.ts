@@ -11,6 +11,7 @@ export type FlagKind =
   | 'duration'
   | 'retention'
   | 'size'
+  | 'size-or-zero'
   | 'list'
   | 'log-level'
   | 'log-format'
@@ -348,6 +349,14 @@ export const FLAG_SPECS = [
     kind: 'duration',
     defaultValue: '10',
     help: "Deadline of one database query: a PostgreSQL server that stops answering fails the request with 503 store_unavailable after it, and the connection is dropped. With SQLite, how long a write waits for another process's write lock.",
+    group: 'state',
+  },
+  {
+    name: 'context-cache-size',
+    env: 'GATEWAY_CONTEXT_CACHE_SIZE',
+    kind: 'size-or-zero',
+    defaultValue: '64MiB',
+    help: "Memory per gateway process for the contexts of responses it stored or read lately (the items' forms sent to vLLM), so that continuing one does not read its history again: the store only confirms that the response is live and its items all kept. 0 keeps none.",
     group: 'state',
   },
   {

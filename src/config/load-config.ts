@@ -105,6 +105,8 @@ export interface StateConfig {
   readonly queryTimeoutMs: number;
   /** How long stored responses live; null keeps them. */
   readonly ttlMs: number | null;
+  /** Bytes of response contexts kept per process for continuations (0: none). */
+  readonly contextCacheBytes: number;
   /** How long an ended background response's event log is kept; null keeps it. */
   readonly backgroundEventTtlMs: number | null;
   /** Background responses run at once by this process; more wait in `queued`. */
@@ -407,6 +409,7 @@ export function parseCommandLine(
       poolSize: required(resolveFlag('db-pool-size', split, env), 'db-pool-size'),
       queryTimeoutMs: required(resolveFlag('db-query-timeout', split, env), 'db-query-timeout'),
       ttlMs: resolveFlag('store-ttl', split, env) ?? null,
+      contextCacheBytes: required(resolveFlag('context-cache-size', split, env), 'context-cache-size'),
       backgroundEventTtlMs: resolveFlag('background-event-ttl', split, env) ?? null,
       maxBackgroundRuns: required(resolveFlag('max-background-runs', split, env), 'max-background-runs'),
       detachOnDisconnect: required(resolveFlag('detach-on-disconnect', split, env), 'detach-on-disconnect'),

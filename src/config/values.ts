@@ -133,6 +133,11 @@ const kindSchemas = {
     if (bytes === undefined) return `"${raw}" is not a size (bytes, or with KiB/MiB/KB/MB)`;
     return bytes > 0 ? { value: bytes } : `"${raw}" must be greater than zero`;
   }).transform((wrapped) => wrapped.value),
+  // A budget: 0 turns the thing it sizes off.
+  'size-or-zero': refineString((raw) => {
+    const bytes = parseSizeBytes(raw);
+    return bytes === undefined ? `"${raw}" is not a size (bytes, or with KiB/MiB/KB/MB), nor 0` : { value: bytes };
+  }).transform((wrapped) => wrapped.value),
   list: z.string().transform((raw) =>
     raw
       .split(',')

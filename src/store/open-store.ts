@@ -13,7 +13,7 @@ export interface OpenStoreOptions extends StoreOptions {
 }
 
 export function openStore(location: StoreLocation, options: OpenStoreOptions): Store {
-  const storeOptions = { retentionMs: options.retentionMs };
+  const storeOptions = { retentionMs: options.retentionMs, contextCacheBytes: options.contextCacheBytes };
   if (location.kind === 'sqlite') return new SqliteStore(location.path, options.queryTimeoutMs, storeOptions);
   const backend = new PostgresBackend({
     connectionString: location.connectionString,

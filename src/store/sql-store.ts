@@ -2,6 +2,7 @@
 // reference counts, expiry) written once over a SqlBackend, so that SQLite and PostgreSQL
 // behave the same and each fix is made in one place. The backends only run queries.
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
+import { ContextCache, type CachedContext } from './context-cache.ts';
 import { toConversation, toItem } from './rows.ts';
 import { ITEM_SCHEMA_VERSION, MIGRATIONS, pageWindow } from './schema.ts';
 import type { SqlBackend } from './sql/backend.ts';
@@ -39,6 +40,14 @@ const ITEM_COLUMNS = 'i.seq, i.id, i.type, i.payload, i.upstream';
 const MAX_POSITION = 2_147_483_647;
 const NOTHING = Buffer.alloc(0);
 const TOO_LONG: History = Object.freeze({ seqs: [], upstream: NOTHING, tooLong: true });
+/** No context kept for a response, or the one kept no longer the store's (keptContext). */
+export const NOT_KEPT = Symbol('not kept');
+
+/** A turn's write as saveResponse's work returns it: the seqs its new items were given,
+ * when the response itself was stored (what the context cache keeps of it). */
+interface SavedTurn extends SaveOutcome {
+  readonly newSeqs: readonly number[] | undefined;
+}
 
 /** A history's upstream forms, joined by the database (see History.upstream): one value
  * to read, however many items. */
@@ -89,11 +98,14 @@ export class SqlStore implements Store {
   readonly #backend: SqlBackend;
   readonly #retentionMs: number | null;
   readonly #sql: ReturnType<typeof statements>;
+  /** Contexts of responses this process stored or read, checked before each use. */
+  readonly #contexts: ContextCache;
 
   constructor(backend: SqlBackend, options: StoreOptions) {
     this.#backend = backend;
     this.#retentionMs = options.retentionMs;
     this.#sql = statements(backend);
+    this.#contexts = new ContextCache(options.contextCacheBytes ?? 0);
   }
 
   /** Responses created at or before this (epoch ms) have expired. */
@@ -126,8 +138,48 @@ export class SqlStore implements Store {
     return { seqs, inputCount: Number(head['input_count']), depth: Number(head['checkpoint_depth']), replica: (head['replica'] as string | null) ?? null };
   }
 
-  loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
-    return this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
+  /**
+   * A context kept (ContextCache) is used once the store confirms, in one statement, that
+   * its response is live and every item of it still stored; otherwise the context is read,
+   * and kept for the next time.
+   */
+  async loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
+    const kept = await this.keptContext(tenant, responseId, now, maxItems);
+    if (kept !== NOT_KEPT) return kept;
+    const history = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
+    this.keepContext(tenant, responseId, history);
+    return history;
+  }
+
+  /**
+   * The context this process keeps for the response, once confirmed as the store's (its
+   * response live, every seq still an item): NOT_KEPT when none is kept or the one kept
+   * no longer is the store's. One statement, whatever the context's length.
+   */
+  async keptContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined | typeof NOT_KEPT> {
+    const kept = this.#contexts.get(tenant, responseId);
+    if (kept === undefined) return NOT_KEPT;
+    const checked = await this.#backend.read(this.#keptContextWork.bind(this, tenant, responseId, now, maxItems, kept));
+    if (checked === NOT_KEPT || checked === undefined) this.#contexts.delete(tenant, responseId);
+    return checked;
+  }
+
+  /** Keeps a context as the store read it (here, or on another connection). */
+  keepContext(tenant: string, responseId: string, history: History | undefined): void {
+    if (history === undefined || history.tooLong || this.#contexts.peek(tenant, responseId)?.seqs === history.seqs) return;
+    this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
+  }
+
+  *#keptContextWork(tenant: string, responseId: string, now: number, maxItems: number, kept: CachedContext): Work<History | undefined | typeof NOT_KEPT> {
+    const tooLong = kept.seqs.length > maxItems;
+    // Too long: only whether the response is live decides (not found, or too long).
+    const list = this.#backend.dialect.list(tooLong ? [] : kept.seqs);
+    const row = yield* first(this.#sql.keptContextCheck, list, responseId, tenant, this.#cutoff(now));
+    if (row === undefined) return undefined;
+    if (tooLong) return TOO_LONG;
+    // An item removed since (from a conversation): the context is the store's to read.
+    if (Number(row['present']) !== kept.seqs.length) return NOT_KEPT;
+    return { seqs: kept.seqs, upstream: kept.upstream, tooLong: false, replica: kept.replica };
   }
 
   *#contextWork(tenant: string, responseId: string, now: number, maxItems: number): Work<History | undefined> {
@@ -245,11 +297,34 @@ export class SqlStore implements Store {
    * continuation is two, the items with the reference on the response continued, then
    * the response with what follows from it.
    */
-  saveResponse(record: SaveResponse): Promise<SaveOutcome> {
-    return this.#backend.write(this.#saveResponse.bind(this, record));
+  async saveResponse(record: SaveResponse): Promise<SaveOutcome> {
+    const saved = await this.#backend.write(this.#saveResponse.bind(this, record));
+    if (saved.newSeqs !== undefined) this.#keepContext(record, saved.newSeqs);
+    return { conversationKept: saved.conversationKept };
   }
 
-  *#saveResponse(record: SaveResponse): Work<SaveOutcome> {
+  /**
+   * Keeps a stored continuation's context: the context it continued, when kept here (the
+   * very seqs this turn was given), then its new items. A chain is kept from its second
+   * turn on (its first continuation reads the first turn's context and keeps it); a
+   * response that continues nothing costs nothing here, and a conversation's history is
+   * not kept.
+   */
+  #keepContext(record: SaveResponse, newSeqs: readonly number[]): void {
+    if (record.previousResponseId === null) return;
+    const history = this.#contexts.peek(record.tenant, record.previousResponseId);
+    if (history === undefined || history.seqs !== record.historySeqs) return;
+    // The upstream forms as the store joins them (historyBySeq): empty ones left out.
+    const parts: string[] = [];
+    for (const item of record.inputItems) if (item.upstream !== '') parts.push(item.upstream);
+    for (const item of record.outputItems) if (item.upstream !== '') parts.push(item.upstream);
+    const tail = parts.join(',');
+    const upstream =
+      tail.length === 0 ? history.upstream : history.upstream.length === 0 ? Buffer.from(tail) : Buffer.concat([history.upstream, Buffer.from(`,${tail}`)]);
+    this.#contexts.set(record.tenant, record.id, { seqs: [...record.historySeqs, ...newSeqs], upstream, replica: record.replica ?? null });
+  }
+
+  *#saveResponse(record: SaveResponse): Work<SavedTurn> {
     const now = Date.now();
     let conversation: Row | undefined;
     if (record.conversationId !== null) {
@@ -258,7 +333,7 @@ export class SqlStore implements Store {
     // A conversation deleted while the turn ran takes nothing: its items would be held by
     // nothing. The response itself is still kept if it was to be.
     const conversationKept = record.conversationId === null || conversation !== undefined;
-    if (!record.storeResponse && conversation === undefined) return { conversationKept };
+    if (!record.storeResponse && conversation === undefined) return { conversationKept, newSeqs: undefined };
 
     const owner = record.storeResponse ? record.id : null;
     const holders = (record.storeResponse ? 1 : 0) + (conversation !== undefined ? 1 : 0);
@@ -274,7 +349,7 @@ export class SqlStore implements Store {
     const rest = conversation !== undefined ? this.#appends(record.conversationId as string, Number(conversation['next_position']), seqs) : [];
     if (!record.storeResponse) {
       yield* batch(rest, true);
-      return { conversationKept };
+      return { conversationKept, newSeqs: undefined };
     }
 
     let base: CheckpointBase | undefined;
@@ -316,7 +391,7 @@ export class SqlStore implements Store {
       rest.push({ sql: 'UPDATE conversations SET last_response_id = ? WHERE id = ?', params: [record.id, record.conversationId] });
     }
     yield* batch(rest, true);
-    return { conversationKept };
+    return { conversationKept, newSeqs: seqs };
   }
 
   /** Drops one reference; a response nobody holds is removed with what only it held, along
@@ -335,6 +410,7 @@ export class SqlStore implements Store {
   }
 
   async deleteResponse(tenant: string, responseId: string, now: number): Promise<boolean> {
+    this.#contexts.delete(tenant, responseId);
     const deleted = await this.#backend.write(this.#deleteResponseWork.bind(this, tenant, responseId, now));
     if (deleted) await this.#backend.eraseResidue();
     return deleted;
@@ -592,6 +668,10 @@ function statements(backend: SqlBackend) {
     anyChain: chain('tenant = ?'),
     body: 'SELECT body FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?',
     holdPrevious: 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ? RETURNING checkpoint_depth',
+    /** Whether a kept context is still the store's: its response live (no row otherwise),
+     * and how many of its seqs are still items (seqs are never reused). */
+    keptContextCheck: `SELECT (SELECT count(*) FROM ${seqList} JOIN items i ON i.seq = j.value) AS present
+      FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?`,
     historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
     historyItemsOfType: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value WHERE i.tenant = ? AND i.type = ? ORDER BY j.key`,

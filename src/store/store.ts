@@ -100,6 +100,8 @@ export interface StoreOptions {
   /** How long a stored response stays (ms since it was created); null keeps it. It applies to
    * every response, whenever it was stored; conversations and their items do not expire. */
   readonly retentionMs: number | null;
+  /** Bytes of response contexts kept in memory for their continuations (0 or absent: none). */
+  readonly contextCacheBytes?: number;
 }
 
 /** A run as it starts: a background response (or a foreground one detached from its client). */

@@ -36,7 +36,8 @@ export interface StoreKind {
   cleanup(): Promise<void>;
 }
 
-const DEFAULT_OPTIONS: StoreOptions = { retentionMs: null };
+/** As the gateway opens a store by default: contexts kept (--context-cache-size 64MiB). */
+const DEFAULT_OPTIONS: StoreOptions = { retentionMs: null, contextCacheBytes: 64 * 1024 * 1024 };
 const QUERY_TIMEOUT_MS = 5_000;
 
 /** A backend that counts the rows its queries return: a page of a long list must not read it all. */

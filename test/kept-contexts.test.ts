@@ -1,0 +1,153 @@
+// A context kept in memory (ContextCache, --context-cache-size) must read as the store
+// reads it, whatever happened since in this process or another: the same seqs and bytes,
+// nothing of a response deleted or expired, nothing of an item removed, nothing of another
+// tenant. `plain` is a store over the same database that keeps nothing: the reference.
+import assert from 'node:assert/strict';
+import { after, before, it } from 'node:test';
+import type { History, NewItem, SaveResponse, Store } from '../src/store/store.ts';
+import { describeUnlessSkipped } from './helpers/postgres.ts';
+import { storeKinds, type OpenedStore } from './helpers/stores.ts';
+import { item, TENANT, turn } from './helpers/store-records.ts';
+
+const HOUR_MS = 3_600_000;
+const KEEP = 64 * 1024 * 1024;
+
+/** An item whose upstream form is empty: sent to nobody, left out of a history's bytes. */
+function unsent(): NewItem {
+  return { ...item(), upstream: '' };
+}
+
+function same(kept: History | undefined, read: History | undefined, what: string): void {
+  assert.ok(read !== undefined, `${what}: the store reads it`);
+  assert.ok(kept !== undefined, `${what}: found`);
+  assert.deepEqual([...kept.seqs], [...read.seqs], `${what}: seqs`);
+  assert.equal(kept.upstream.toString(), read.upstream.toString(), `${what}: upstream bytes`);
+  assert.equal(kept.tooLong, read.tooLong, `${what}: tooLong`);
+  assert.equal(kept.replica ?? null, read.replica ?? null, `${what}: replica`);
+}
+
+for (const kind of await storeKinds()) {
+  describeUnlessSkipped(`kept contexts: ${kind.name}`, kind.skip, () => {
+    let db: OpenedStore;
+    let store: Store;
+    let plain: Store;
+    before(async () => {
+      db = await kind.open({ contextCacheBytes: KEEP });
+      store = db.store;
+      await store.migrate();
+      plain = db.withOptions({ retentionMs: null });
+    });
+    after(async () => {
+      await store?.close();
+      await kind.cleanup();
+    });
+
+    /** Rows the store read while `load` ran (undefined where its queries run on a thread). */
+    async function rowsWhile<T>(load: () => Promise<T>): Promise<{ value: T; rows: number | undefined }> {
+      const before = db.rowsRead?.();
+      const value = await load();
+      const after = db.rowsRead?.();
+      return { value, rows: before === undefined || after === undefined ? undefined : after - before };
+    }
+
+    it('reads a chain as the store does, turn after turn, in one row a turn from its second', async () => {
+      // Past CHECKPOINT_SNAPSHOT_EVERY turns, with items that are never sent and a replica.
+      let previous: SaveResponse | undefined;
+      for (let n = 0; n < 20; n++) {
+        const history = previous === undefined ? undefined : await store.loadResponseContext(TENANT, previous.id, Date.now());
+        const next = turn({
+          previousResponseId: previous?.id ?? null,
+          historySeqs: history?.seqs ?? [],
+          inputItems: n % 3 === 0 ? [unsent(), item()] : [item()],
+          outputItems: n % 4 === 1 ? [unsent()] : [item(), item('function_call')],
+          replica: n % 2 === 0 ? `http://127.0.0.1:${8000 + n}` : null,
+        });
+        await store.saveResponse(next);
+        const { value: kept, rows } = await rowsWhile(() => store.loadResponseContext(TENANT, next.id, Date.now()));
+        same(kept, await plain.loadResponseContext(TENANT, next.id, Date.now()), `turn ${n}`);
+        // A kept context is confirmed by one statement of one row; a read is two statements.
+        // The first turn continues nothing, so its save keeps nothing: it is read, then kept.
+        if (rows !== undefined && kind.name !== 'sqlite (thread)') assert.equal(rows, n === 0 ? 2 : 1, `turn ${n}: ${n === 0 ? 'read' : 'from memory'}`);
+        previous = next;
+      }
+    });
+
+    it('keeps what it read: a context stored elsewhere is read once, then confirmed', async () => {
+      const first = turn();
+      await plain.saveResponse(first);
+      same(await store.loadResponseContext(TENANT, first.id, Date.now()), await plain.loadResponseContext(TENANT, first.id, Date.now()), 'read');
+      const { value, rows } = await rowsWhile(() => store.loadResponseContext(TENANT, first.id, Date.now()));
+      same(value, await plain.loadResponseContext(TENANT, first.id, Date.now()), 'kept');
+      if (rows !== undefined && kind.name !== 'sqlite (thread)') assert.equal(rows, 1);
+    });
+
+    it('serves a kept context from memory, a long one too (on SQLite, without the store thread)', async () => {
+      // Items are never updated; one changed behind the store's back tells a context kept
+      // (the bytes as they were) from one read (the bytes as they are).
+      const first = turn({ inputItems: [item(), item(), item()] });
+      await store.saveResponse(first);
+      const read = await store.loadResponseContext(TENANT, first.id, Date.now());
+      const changed = await db.rawQuery("UPDATE items SET upstream = '{\"changed\":true}' WHERE id = ? RETURNING seq", (first.inputItems[0] as NewItem).id);
+      assert.equal(changed.length, 1);
+      const kept = await store.loadResponseContext(TENANT, first.id, Date.now());
+      assert.equal(kept?.upstream.toString(), read?.upstream.toString(), 'the kept bytes');
+      assert.ok((await plain.loadResponseContext(TENANT, first.id, Date.now()))?.upstream.toString().includes('changed'), 'a read sees the change');
+    });
+
+    it('finds nothing of a response deleted elsewhere, though its context was kept', async () => {
+      const saved = turn();
+      await store.saveResponse(saved);
+      assert.ok(await store.loadResponseContext(TENANT, saved.id, Date.now()), 'read, and kept');
+      assert.ok(await store.loadResponseContext(TENANT, saved.id, Date.now()), 'kept');
+      assert.equal(await plain.deleteResponse(TENANT, saved.id, Date.now()), true);
+      assert.equal(await store.loadResponseContext(TENANT, saved.id, Date.now()), undefined);
+    });
+
+    it('finds nothing of a response past its retention, though its context was kept', async () => {
+      const retaining = db.withOptions({ retentionMs: HOUR_MS, contextCacheBytes: KEEP });
+      const saved = turn();
+      await retaining.saveResponse(saved);
+      assert.ok(await retaining.loadResponseContext(TENANT, saved.id, Date.now()));
+      assert.equal(await retaining.loadResponseContext(TENANT, saved.id, Date.now() + 2 * HOUR_MS), undefined);
+    });
+
+    it('leaves out an item removed since, as the store does', async () => {
+      // A conversation's item is held by the conversation alone: removing it from the
+      // conversation removes it, and a response whose context holds it then goes without.
+      const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+      const seed = [item(), item(), item()];
+      await plain.createConversation(TENANT, { id: conversationId, createdAt: Date.now(), metadata: '{}' }, seed);
+      const history = await plain.loadConversationItems(TENANT, conversationId);
+      const inConversation = turn({ conversationId, historySeqs: history?.seqs ?? [] });
+      await plain.saveResponse(inConversation);
+      const next = turn({ previousResponseId: inConversation.id, historySeqs: (await store.loadResponseContext(TENANT, inConversation.id, Date.now()))?.seqs ?? [] });
+      await store.saveResponse(next);
+      const keptBefore = await store.loadResponseContext(TENANT, next.id, Date.now());
+      assert.ok(keptBefore?.upstream.toString().includes((seed[1] as NewItem).upstream));
+
+      assert.equal(await plain.deleteConversationItem(TENANT, conversationId, (seed[1] as NewItem).id), true);
+      for (const id of [inConversation.id, next.id]) {
+        const kept = await store.loadResponseContext(TENANT, id, Date.now());
+        same(kept, await plain.loadResponseContext(TENANT, id, Date.now()), id);
+        assert.ok(!kept?.upstream.toString().includes((seed[1] as NewItem).upstream), 'the removed item is not sent again');
+      }
+    });
+
+    it("keeps a tenant's context from every other tenant", async () => {
+      const saved = turn({ tenant: 'tenant-a' });
+      await store.saveResponse(saved);
+      assert.ok(await store.loadResponseContext('tenant-a', saved.id, Date.now()));
+      assert.equal(await store.loadResponseContext('tenant-b', saved.id, Date.now()), undefined);
+      assert.equal(await store.loadResponseContext(TENANT, saved.id, Date.now()), undefined);
+    });
+
+    it('answers too long for a kept context longer than asked, and not found once it is gone', async () => {
+      const saved = turn({ inputItems: [item(), item(), item()] });
+      await store.saveResponse(saved);
+      assert.ok(await store.loadResponseContext(TENANT, saved.id, Date.now()));
+      assert.equal((await store.loadResponseContext(TENANT, saved.id, Date.now(), 2))?.tooLong, true);
+      await plain.deleteResponse(TENANT, saved.id, Date.now());
+      assert.equal(await store.loadResponseContext(TENANT, saved.id, Date.now(), 2), undefined);
+    });
+  });
+}
