@@ -176,6 +176,7 @@ const REFERENCE_NOTES: Record<string, string> = {
     '"via normalizing floor" is bench/minimal-proxy.ts --normalize, the least a normalizing proxy adds to that (the request read as JSON; each event\'s item id and sequence number spliced in bytes; a JSON answer parsed, its ids replaced, serialized)',
   nginx: '"via nginx" is nginx as a plain reverse proxy (keep-alive upstream, no buffering), one worker',
   baseline: '"via baseline" is the gateway built from the --baseline checkout',
+  'baseline on SQLite': '"via baseline on SQLite" is that build on the gateway\'s own SQLite file, continuing the same chains',
   'baseline on PostgreSQL': '"via baseline on PostgreSQL" is that build on the gateway\'s own PostgreSQL schema, continuing the same chains',
   'workers 2': '"via workers 2" is the same gateway with --workers 2 (a primary and two workers; CPU summed over the three), sharing the 2 cores with the simulator and the load generator',
 };
@@ -239,6 +240,10 @@ const references: Reference[] = [];
 if (baselineDir !== undefined) {
   const proc = await startGateway(sim.url, `sqlite:${join(scratch, 'baseline.db')}`, baselineDir);
   references.push({ label: 'baseline', proc, pids: () => [proc.pid], directBody: false, applies: (c) => c.db === 'sqlite' && !c.name.startsWith('continue') });
+  // On the gateway's own SQLite file (WAL lets two processes share it): the baseline
+  // continues the very chains the gateway does, as on PostgreSQL below.
+  const onSqlite = await startGateway(sim.url, `sqlite:${join(scratch, 'bench.db')}`, baselineDir);
+  references.push({ label: 'baseline on SQLite', proc: onSqlite, pids: () => [onSqlite.pid], directBody: false, applies: (c) => c.db === 'sqlite' && c.name.startsWith('continue') });
   if (pgGatewayUrl !== undefined) {
     // On the gateway's own database: two gateways share one PostgreSQL, so the baseline
     // continues the very chains the gateway does.

@@ -6,7 +6,9 @@
 // the chain stored; and listing 10 items of a conversation of 10 and of 20,000 items.
 // The compiled gateway in front of the fast simulator, requests one at a time, the cases
 // alternating round by round. SQLite, and PostgreSQL when BENCH_DATABASE_URL or
-// TEST_DATABASE_URL is set.
+// TEST_DATABASE_URL is set. Beside it, on the same database, the same gateway keeping no
+// contexts (--context-cache-size 0): what reading the history at every continuation costs
+// against confirming a kept one, in the same rounds.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -34,6 +36,8 @@ const sim = await startBenchSim(scratch);
 interface Store {
   readonly name: 'SQLite' | 'PostgreSQL';
   readonly gateway: Started;
+  /** The same build on the same database, keeping no contexts. */
+  readonly notKeeping: Started;
   checkpointBytes(ids: readonly string[]): Promise<number>;
 }
 
@@ -42,6 +46,7 @@ const sqlitePath = join(scratch, 'state.db');
 stores.push({
   name: 'SQLite',
   gateway: await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${sqlitePath}`, '--log-level', 'warn']),
+  notKeeping: await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${sqlitePath}`, '--log-level', 'warn', '--context-cache-size', '0']),
   checkpointBytes: (ids) => {
     const db = sqliteDriver().open(sqlitePath, { readOnly: true });
     try {
@@ -63,6 +68,7 @@ if (pgUrl !== undefined) {
   stores.push({
     name: 'PostgreSQL',
     gateway: await startBenchGateway(sim.url, scratch, ['--db-url', url.toString(), '--log-level', 'warn']),
+    notKeeping: await startBenchGateway(sim.url, scratch, ['--db-url', url.toString(), '--log-level', 'warn', '--context-cache-size', '0']),
     checkpointBytes: async (ids) => {
       const { rows } = await admin.query(`SELECT SUM(octet_length(checkpoint))::int AS bytes FROM ${schema}.responses WHERE id = ANY($1)`, [ids]);
       return Number((rows[0] as { bytes: number }).bytes);
@@ -123,23 +129,44 @@ for (const store of stores) {
     { name: 'list 10 items of a conversation of 10', method: 'GET', path: `/v1/conversations/${small['id'] as string}/items?limit=10`, body: '' },
     { name: `list 10 items of a conversation of ${BIG_CONVERSATION}`, method: 'GET', path: `/v1/conversations/${big['id'] as string}/items?limit=10`, body: '' },
   ];
-  const rounds = new Map<string, { p50Us: number; p99Us: number; cpuUs: number }[]>(cases.map((c) => [c.name, []]));
+  type Measured = ReturnType<typeof measure>;
+  const rounds = new Map<string, Measured[]>(cases.map((c) => [c.name, []]));
+  const roundsNotKeeping = new Map<string, Measured[]>(cases.map((c) => [c.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
     log(`${store.name}: round ${round + 1}/${ROUNDS}`);
-    for (const testCase of cases) rounds.get(testCase.name)?.push(measure(store.gateway, testCase));
+    for (const testCase of cases) {
+      // Which of the two goes first alternates: neither always meets a warmer machine.
+      const order = round % 2 === 0 ? [store.gateway, store.notKeeping] : [store.notKeeping, store.gateway];
+      for (const gateway of order) (gateway === store.gateway ? rounds : roundsNotKeeping).get(testCase.name)?.push(measure(gateway, testCase));
+    }
   }
   const bytes = await store.checkpointBytes(chain);
   const cell = (values: number[]): string => `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
-  lines.push(`### ${store.name}`, '', '| case | p50 (µs) | p99 (µs) | gateway CPU/request (µs) |', '| --- | ---: | ---: | ---: |');
+  /** The median of per-round ratios, kept over not kept. */
+  const ratio = (kept: Measured[], notKept: Measured[], pick: (m: Measured) => number): string =>
+    `${median(kept.map((m, i) => pick(m) / pick(notKept[i] as Measured))).toFixed(2)}x`;
+  lines.push(
+    `### ${store.name}`,
+    '',
+    '| case | p50 (µs) | p99 (µs) | gateway CPU/request (µs) | p50, no kept contexts | CPU/request, no kept contexts | p50 / CPU, kept over not |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  );
   for (const testCase of cases) {
     const measured = rounds.get(testCase.name) ?? [];
-    lines.push(`| ${testCase.name} | ${cell(measured.map((r) => r.p50Us))} | ${cell(measured.map((r) => r.p99Us))} | ${cell(measured.map((r) => r.cpuUs))} |`);
+    const notKept = roundsNotKeeping.get(testCase.name) ?? [];
+    lines.push(
+      `| ${testCase.name} | ${cell(measured.map((r) => r.p50Us))} | ${cell(measured.map((r) => r.p99Us))} | ${cell(measured.map((r) => r.cpuUs))} | ` +
+        `${cell(notKept.map((r) => r.p50Us))} | ${cell(notKept.map((r) => r.cpuUs))} | ${ratio(measured, notKept, (r) => r.p50Us)} / ${ratio(measured, notKept, (r) => r.cpuUs)} |`,
+    );
   }
   const wholeEveryTurn = Array.from({ length: CHAIN_TURNS }, (_, turn) => 2 * (turn + 1)).reduce((sum, items) => sum + items, 0);
   lines.push('', `Checkpoints of the ${CHAIN_TURNS}-turn chain (${2 * CHAIN_TURNS} items): ${bytes} bytes (${(bytes / CHAIN_TURNS).toFixed(1)} per turn); a whole checkpoint every turn would hold ${wholeEveryTurn} seqs, about ${wholeEveryTurn} bytes or more.`, '');
   await client.close();
 }
-for (const store of stores) store.gateway.child.kill('SIGTERM');
+for (const store of stores) {
+  store.gateway.child.kill('SIGTERM');
+  store.notKeeping.child.kill('SIGTERM');
+}
 sim.child.kill('SIGTERM');
 
 const date = new Date();
@@ -147,7 +174,7 @@ const report = [
   `# State benchmark: ${date.toISOString().slice(0, 16)}Z${quick ? ' (--quick)' : ''}`,
   '',
   `- Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; Node ${process.version}. Command: \`npm run bench:state${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
-  `- ${ROUNDS} rounds, the cases in turn; each: ${REQUESTS} requests at c=1 after 10 warm-up. Cells: median (min–max) over rounds. Each turn adds 2 items (its input and output).`,
+  `- ${ROUNDS} rounds, the cases in turn; each: ${REQUESTS} requests at c=1 after 10 warm-up, on the gateway and on the same build with --context-cache-size 0 (same database), in alternating order. Cells: median (min–max) over rounds; the last column, medians of per-round ratios. Each turn adds 2 items (its input and output).`,
   '',
   ...lines,
 ].join('\n');
