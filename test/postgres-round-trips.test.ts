@@ -28,51 +28,42 @@ describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
     await schema?.drop();
   });
 
+  /** Two continuations in a row, each read then written, with the round trips of each. */
+  async function continueTwice(on: SqlStore, readRoundTrips: number, why: string): Promise<void> {
+    let previous = turn();
+    await on.saveResponse(previous);
+    // A first turn's save keeps nothing (it continues nothing): a store keeping contexts
+    // keeps it when this first read reads it.
+    await on.loadResponseContext(TENANT, previous.id, Date.now());
+    // Twice, so the second is measured on a connection whose statements are all prepared.
+    for (let n = 0; n < 2; n++) {
+      relay.reset();
+      const context = await on.loadResponseContext(TENANT, previous.id, Date.now());
+      assert.equal(relay.count(), readRoundTrips, why);
+      assert.ok(context !== undefined);
+      const next = turn({ previousResponseId: previous.id, historySeqs: context.seqs });
+      relay.reset();
+      await on.saveResponse(next);
+      assert.equal(relay.count(), 2, 'BEGIN, the items and the reference; then the response and COMMIT');
+      previous = next;
+    }
+    const last = await on.loadResponseContext(TENANT, previous.id, Date.now());
+    assert.equal(last?.seqs.length, 6, 'the three turns, two items each, in the context');
+  }
+
+  it('a continuation: its read in two, its write in two', async () => {
+    await continueTwice(store, 2, 'the chain, then the items');
+  });
+
   it('a continuation of a response whose context this process keeps: its read in one', async () => {
     const keeping = new SqlStore(new PostgresBackend({ connectionString: relay.url, poolSize: 1, queryTimeoutMs: 10_000 }), {
       retentionMs: null,
       contextCacheBytes: 1024 * 1024,
     });
     try {
-      let previous = turn();
-      await keeping.saveResponse(previous);
-      // A first turn's save keeps nothing (it continues nothing): read once, then kept.
-      relay.reset();
-      await keeping.loadResponseContext(TENANT, previous.id, Date.now());
-      assert.equal(relay.count(), 2, 'read: the chain, then the items');
-      for (let n = 0; n < 2; n++) {
-        relay.reset();
-        const context = await keeping.loadResponseContext(TENANT, previous.id, Date.now());
-        assert.equal(relay.count(), 1, 'whether the response is live and its items all there');
-        assert.ok(context !== undefined);
-        const next = turn({ previousResponseId: previous.id, historySeqs: context.seqs });
-        relay.reset();
-        await keeping.saveResponse(next);
-        assert.equal(relay.count(), 2, 'the write is as before');
-        previous = next;
-      }
-      assert.equal((await keeping.loadResponseContext(TENANT, previous.id, Date.now()))?.seqs.length, 6);
+      await continueTwice(keeping, 1, 'whether the response is live and its items all there');
     } finally {
       await keeping.close();
     }
-  });
-
-  it('a continuation: its read in two, its write in two', async () => {
-    let previous = turn();
-    await store.saveResponse(previous);
-    // Twice, so the second is measured on a connection whose statements are all prepared.
-    for (let n = 0; n < 2; n++) {
-      relay.reset();
-      const context = await store.loadResponseContext(TENANT, previous.id, Date.now());
-      assert.equal(relay.count(), 2, 'the chain, then the items');
-      assert.ok(context !== undefined);
-      const next = turn({ previousResponseId: previous.id, historySeqs: context.seqs });
-      relay.reset();
-      await store.saveResponse(next);
-      assert.equal(relay.count(), 2, 'BEGIN, the items and the reference; then the response and COMMIT');
-      previous = next;
-    }
-    const last = await store.loadResponseContext(TENANT, previous.id, Date.now());
-    assert.equal(last?.seqs.length, 6, 'the three turns, two items each, in the context');
   });
 });
