@@ -75,6 +75,15 @@ describe('command line', () => {
     assert.equal(config.server.maxBodyBytes, 512 * 1024);
   });
 
+  it('keeps 64 MiB of contexts by default; 0 keeps none, and a size that is none is refused', () => {
+    assert.equal(run(['--llm-api-base', 'http://h']).state.contextCacheBytes, 64 * 1024 * 1024);
+    assert.equal(run(['--llm-api-base', 'http://h', '--context-cache-size', '0']).state.contextCacheBytes, 0);
+    assert.equal(run(['--llm-api-base', 'http://h'], { GATEWAY_CONTEXT_CACHE_SIZE: '8MiB' }).state.contextCacheBytes, 8 * 1024 * 1024);
+    for (const bad of ['-1', 'lots', '']) {
+      assert.match(problem(['--llm-api-base', 'http://h', '--context-cache-size', bad]), /--context-cache-size/);
+    }
+  });
+
   it('names the flag in every validation message', () => {
     assert.match(problem([]), /--llm-api-base/);
     assert.match(problem(['--llm-api-base', 'not a url']), /--llm-api-base/);
