@@ -8,21 +8,25 @@ function context(bytes: number): CachedContext {
 
 describe('ContextCache', () => {
   it('lets the least recently used go first once over its budget', () => {
-    const cache = new ContextCache(3 * 1_300);
-    cache.set('t', 'a', context(1_000));
-    cache.set('t', 'b', context(1_000));
-    cache.set('t', 'c', context(1_000));
+    const cache = new ContextCache(8 * 1_300);
+    for (const name of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']) cache.set('t', name, context(1_000));
     assert.ok(cache.get('t', 'a'), 'a, used again, is now the most recent');
-    cache.set('t', 'd', context(1_000));
+    cache.set('t', 'i', context(1_000));
     assert.equal(cache.peek('t', 'b'), undefined, 'b went first');
-    assert.ok(cache.peek('t', 'a') && cache.peek('t', 'c') && cache.peek('t', 'd'));
-    assert.ok(cache.bytes <= 3 * 1_300);
+    for (const name of ['a', 'c', 'd', 'e', 'f', 'g', 'h', 'i']) assert.ok(cache.peek('t', name), name);
+    assert.ok(cache.bytes <= 8 * 1_300);
   });
 
-  it('keeps nothing larger than its budget, and nothing at all with a budget of 0', () => {
-    const cache = new ContextCache(1_000);
-    cache.set('t', 'big', context(2_000));
-    assert.equal(cache.peek('t', 'big'), undefined);
+  it('keeps nothing over an eighth of its budget or its length in items, and nothing with a budget of 0', () => {
+    const cache = new ContextCache(8_000, 3);
+    cache.set('t', 'big', context(1_000));
+    assert.equal(cache.peek('t', 'big'), undefined, 'an eighth of 8,000 bytes, with what an entry costs besides');
+    cache.set('t', 'small', context(500));
+    assert.ok(cache.peek('t', 'small'));
+    cache.set('t', 'long', { seqs: [1, 2, 3, 4], upstream: Buffer.alloc(10), replica: null });
+    assert.equal(cache.peek('t', 'long'), undefined, 'four items, three at most');
+    assert.equal(cache.admits(4, 10), false);
+    assert.equal(cache.admits(3, 10), true);
     const none = new ContextCache(0);
     none.set('t', 'small', context(1));
     assert.equal(none.peek('t', 'small'), undefined);

@@ -31,6 +31,10 @@ function keyOf(tenant: string, responseId: string): string {
   return `${tenant.length}:${tenant}${responseId}`;
 }
 
+/** The most of the budget one entry may take: one long context does not push out all others,
+ * and what a turn copies to keep its context stays bounded. */
+const ENTRY_SHARE_OF_BUDGET = 1 / 8;
+
 /**
  * Least recently used first out, within a budget of bytes. Keys join tenant and response
  * id: no tenant reaches another's entry, as no query reaches another's rows.
@@ -38,11 +42,18 @@ function keyOf(tenant: string, responseId: string): string {
 export class ContextCache {
   readonly #entries = new BoxedMap<string, Entry>();
   readonly #budgetBytes: number;
+  readonly #maxItems: number;
   #bytes = 0;
 
-  /** A budget of 0 keeps nothing. */
-  constructor(budgetBytes: number) {
+  /** A budget of 0 keeps nothing; `maxItems` bounds a context kept, in items. */
+  constructor(budgetBytes: number, maxItems = Number.MAX_SAFE_INTEGER) {
     this.#budgetBytes = budgetBytes;
+    this.#maxItems = maxItems;
+  }
+
+  /** Whether a context of this many items and upstream bytes would be kept. */
+  admits(items: number, upstreamBytes: number): boolean {
+    return items <= this.#maxItems && ENTRY_OVERHEAD_BYTES + upstreamBytes + items * 8 <= this.#budgetBytes * ENTRY_SHARE_OF_BUDGET;
   }
 
   /** The entry, made the most recently used. */
@@ -62,9 +73,9 @@ export class ContextCache {
 
   set(tenant: string, responseId: string, context: CachedContext): void {
     const key = keyOf(tenant, responseId);
-    const cost = ENTRY_OVERHEAD_BYTES + key.length + context.upstream.length + context.seqs.length * 8;
     this.#remove(key);
-    if (cost > this.#budgetBytes) return;
+    if (!this.admits(context.seqs.length, context.upstream.length)) return;
+    const cost = ENTRY_OVERHEAD_BYTES + key.length + context.upstream.length + context.seqs.length * 8;
     this.#entries.set(key, { context: { seqs: context.seqs, upstream: ownBytes(context.upstream), replica: context.replica }, cost });
     this.#bytes += cost;
     while (this.#bytes > this.#budgetBytes) {

@@ -40,8 +40,8 @@ const ITEM_COLUMNS = 'i.seq, i.id, i.type, i.payload, i.upstream';
 const MAX_POSITION = 2_147_483_647;
 const NOTHING = Buffer.alloc(0);
 const TOO_LONG: History = Object.freeze({ seqs: [], upstream: NOTHING, tooLong: true });
-/** No context kept for a response, or the one kept no longer the store's (keptContext). */
-export const NOT_KEPT = Symbol('not kept');
+/** A kept context that is no longer the store's (an item of it was removed since). */
+const NOT_KEPT = Symbol('not kept');
 
 /** A turn's write as saveResponse's work returns it: the seqs its new items were given,
  * when the response itself was stored (what the context cache keeps of it). */
@@ -105,7 +105,7 @@ export class SqlStore implements Store {
     this.#backend = backend;
     this.#retentionMs = options.retentionMs;
     this.#sql = statements(backend);
-    this.#contexts = new ContextCache(options.contextCacheBytes ?? 0);
+    this.#contexts = new ContextCache(options.contextCacheBytes ?? 0, options.contextCacheItems);
   }
 
   /** Responses created at or before this (epoch ms) have expired. */
@@ -144,30 +144,20 @@ export class SqlStore implements Store {
    * and kept for the next time.
    */
   async loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
-    const kept = await this.keptContext(tenant, responseId, now, maxItems);
-    if (kept !== NOT_KEPT) return kept;
-    const history = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
-    this.keepContext(tenant, responseId, history);
-    return history;
-  }
-
-  /**
-   * The context this process keeps for the response, once confirmed as the store's (its
-   * response live, every seq still an item): NOT_KEPT when none is kept or the one kept
-   * no longer is the store's. One statement, whatever the context's length.
-   */
-  async keptContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined | typeof NOT_KEPT> {
     const kept = this.#contexts.get(tenant, responseId);
-    if (kept === undefined) return NOT_KEPT;
-    const checked = await this.#backend.read(this.#keptContextWork.bind(this, tenant, responseId, now, maxItems, kept));
-    if (checked === NOT_KEPT || checked === undefined) this.#contexts.delete(tenant, responseId);
-    return checked;
-  }
-
-  /** Keeps a context as the store read it (here, or on another connection). */
-  keepContext(tenant: string, responseId: string, history: History | undefined): void {
-    if (history === undefined || history.tooLong || this.#contexts.peek(tenant, responseId)?.seqs === history.seqs) return;
-    this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
+    if (kept !== undefined) {
+      const checked = await this.#backend.read(this.#keptContextWork.bind(this, tenant, responseId, now, maxItems, kept));
+      if (checked !== NOT_KEPT) {
+        if (checked === undefined) this.#contexts.delete(tenant, responseId);
+        return checked;
+      }
+      this.#contexts.delete(tenant, responseId);
+    }
+    const history = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
+    if (history !== undefined && !history.tooLong && this.#contexts.admits(history.seqs.length, history.upstream.length)) {
+      this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
+    }
+    return history;
   }
 
   *#keptContextWork(tenant: string, responseId: string, now: number, maxItems: number, kept: CachedContext): Work<History | undefined | typeof NOT_KEPT> {
@@ -319,6 +309,8 @@ export class SqlStore implements Store {
     for (const item of record.inputItems) if (item.upstream !== '') parts.push(item.upstream);
     for (const item of record.outputItems) if (item.upstream !== '') parts.push(item.upstream);
     const tail = parts.join(',');
+    // Not copied at all when it would not be kept.
+    if (!this.#contexts.admits(record.historySeqs.length + newSeqs.length, history.upstream.length + tail.length + 1)) return;
     const upstream =
       tail.length === 0 ? history.upstream : history.upstream.length === 0 ? Buffer.from(tail) : Buffer.concat([history.upstream, Buffer.from(`,${tail}`)]);
     this.#contexts.set(record.tenant, record.id, { seqs: [...record.historySeqs, ...newSeqs], upstream, replica: record.replica ?? null });
@@ -670,7 +662,7 @@ function statements(backend: SqlBackend) {
     holdPrevious: 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ? RETURNING checkpoint_depth',
     /** Whether a kept context is still the store's: its response live (no row otherwise),
      * and how many of its seqs are still items (seqs are never reused). */
-    keptContextCheck: `SELECT (SELECT count(*) FROM ${seqList} JOIN items i ON i.seq = j.value) AS present
+    keptContextCheck: `SELECT ${d.seqsFound} AS present
       FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?`,
     historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,

@@ -102,6 +102,8 @@ export interface StoreOptions {
   readonly retentionMs: number | null;
   /** Bytes of response contexts kept in memory for their continuations (0 or absent: none). */
   readonly contextCacheBytes?: number;
+  /** The longest context kept, in items (SQLite: what its event loop may confirm). */
+  readonly contextCacheItems?: number;
 }
 
 /** A run as it starts: a background response (or a foreground one detached from its client). */

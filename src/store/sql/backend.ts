@@ -23,6 +23,14 @@ export interface SqlDialect {
   orderedList(alias: string, type: 'bigint' | 'text'): string;
   /** The parameter for orderedList. */
   list(values: readonly number[] | readonly string[]): SqlValue;
+  /**
+   * A scalar subquery: how many values of a bound list of seqs (pass `list(values)`) are
+   * items, each value looked up in the primary key, whatever the list's length. PostgreSQL
+   * plans a named statement once for every later list on a connection: a join, or `= ANY`,
+   * planned once for the lists it met can scan the whole table for every later one
+   * (bench:state measured 3 ms for 20 seqs, and a round at 320 ms for 4,000).
+   */
+  readonly seqsFound: string;
   /** An aggregate joining the text `expression` of the rows with commas, in `orderBy`
    * order, NULLs left out (NULL when all are). */
   joinText(expression: string, orderBy: string): string;

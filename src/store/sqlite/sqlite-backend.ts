@@ -25,6 +25,8 @@ const INSERT_ITEM =
 export const SQLITE_DIALECT: SqlDialect = {
   name: 'sqlite',
   orderedList: (alias) => `json_each(?) AS ${alias}`,
+  // SQLite plans each prepared statement for what it binds: the join is looked up by rowid.
+  seqsFound: '(SELECT count(*) FROM json_each(?) AS j JOIN items i ON i.seq = j.value)',
   list: (values) => JSON.stringify(values),
   joinText: (expression, orderBy) => `group_concat(${expression}, ',' ORDER BY ${orderBy})`,
   forUpdate: '',

@@ -11,7 +11,7 @@
 // one writer, and a write on the event loop would wait for the lock synchronously.
 // Readers never wait in WAL mode, so reads stay on the event loop throughout.
 import type { History, NewItem, SaveResponse, Store, StoreOptions } from '../store.ts';
-import { NOT_KEPT, SqlStore } from '../sql-store.ts';
+import { SqlStore } from '../sql-store.ts';
 import { SqliteBackend } from './sqlite-backend.ts';
 import { SqliteThreadStore } from './sqlite-thread-store.ts';
 
@@ -35,11 +35,16 @@ export class SqliteStore implements Store {
   constructor(path: string, busyTimeoutMs: number, options: SqliteStoreOptions) {
     const storeOptions = { retentionMs: options.retentionMs };
     this.#inlineBackend = new SqliteBackend(path, busyTimeoutMs);
-    // Contexts are kept on the event loop's side (loadResponseContext), whichever
-    // connection read them.
-    this.#inline = new SqlStore(this.#inlineBackend, { ...storeOptions, contextCacheBytes: options.contextCacheBytes });
-    this.#thread = path === ':memory:' ? undefined : new SqliteThreadStore(path, busyTimeoutMs, storeOptions);
     this.#inlineItems = options.inlineItems ?? INLINE_ITEMS;
+    // Contexts are kept on the event loop's side, up to the length it reads itself:
+    // confirming one visits a page of the items' table for each seq, which for thousands
+    // of items is milliseconds (the huge-inputs stress measured it stalling /health).
+    this.#inline = new SqlStore(this.#inlineBackend, {
+      ...storeOptions,
+      contextCacheBytes: options.contextCacheBytes,
+      contextCacheItems: this.#inlineItems,
+    });
+    this.#thread = path === ':memory:' ? undefined : new SqliteThreadStore(path, busyTimeoutMs, storeOptions);
   }
 
   /** A write on the thread, counted so that later writes queue behind it. */
@@ -74,17 +79,8 @@ export class SqliteStore implements Store {
     return this.#inline.migrate();
   }
 
-  /**
-   * A kept context is confirmed here whatever its length (one index entry a seq: about 0.1
-   * µs, where reading joins and copies every item's upstream form); one read on the thread
-   * is kept here too.
-   */
-  async loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
-    const kept = await this.#inline.keptContext(tenant, responseId, now, maxItems);
-    if (kept !== NOT_KEPT) return kept;
-    const history = await this.#history((store, limit) => store.loadResponseContext(tenant, responseId, now, limit), maxItems);
-    this.#inline.keepContext(tenant, responseId, history);
-    return history;
+  loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
+    return this.#history((store, limit) => store.loadResponseContext(tenant, responseId, now, limit), maxItems);
   }
 
   loadConversationItems(tenant: string, conversationId: string, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
