@@ -2,10 +2,10 @@
 // reads only what may have changed since: whether the response is still live (deleted,
 // expired) and whether every item of its context is still stored. A context never changes
 // once its response is stored (a checkpoint is written once, items are never updated, and
-// seqs are never reused: AUTOINCREMENT, an identity column), so a context whose response
-// is live and whose items are all present is the one the store would read. On PostgreSQL
-// that check is one round trip where reading the context is two; on SQLite it reads one
-// index entry a seq where the read joins and copies every item's upstream form
+// seqs are never reused: SQLite's AUTOINCREMENT, PostgreSQL's sequence), so a context whose
+// response is live and whose items are all present is the one the store would read. On
+// PostgreSQL that check is one round trip where reading the context is two; on SQLite it
+// looks each seq up where the read joins and copies every item's upstream form
 // (bench/README.md, "A continuation's context, kept").
 import { BoxedMap } from '../collections/boxed-map.ts';
 
