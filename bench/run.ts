@@ -217,15 +217,22 @@ const pgUrl = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_UR
 const sim = await startSim();
 const gatewaySqlite = await startGateway(sim.url, `sqlite:${join(scratch, 'bench.db')}`);
 let gatewayPg: Proc | undefined;
+/** One statement on PostgreSQL, run by a short child process. */
+function pgSchemaSql(url: string, sql: string): void {
+  spawnSync(process.execPath, ['-e', `const pg=require('pg');const c=new pg.Client({connectionString:process.env.U});c.connect().then(()=>c.query(process.env.SQL)).then(()=>c.end())`], {
+    cwd: ROOT,
+    env: { ...process.env, U: url, SQL: sql },
+    stdio: 'inherit',
+  });
+}
+/** Removes the gateway's PostgreSQL schema once the processes using it are gone. */
+let pgSchemaDrop: (() => void) | undefined;
 /** The PostgreSQL URL the gateway uses (its own schema), which a baseline build shares. */
 let pgGatewayUrl: string | undefined;
 if (pgUrl !== undefined && !quick) {
   const schema = `bench_${Date.now()}`;
-  spawnSync(process.execPath, ['-e', `const pg=require('pg');const c=new pg.Client({connectionString:process.env.U});c.connect().then(()=>c.query('CREATE SCHEMA ${schema}')).then(()=>c.end())`], {
-    cwd: ROOT,
-    env: { ...process.env, U: pgUrl },
-    stdio: 'inherit',
-  });
+  pgSchemaSql(pgUrl, `CREATE SCHEMA ${schema}`);
+  pgSchemaDrop = () => pgSchemaSql(pgUrl, `DROP SCHEMA ${schema} CASCADE`);
   const url = new URL(pgUrl);
   url.searchParams.set('options', `-c search_path=${schema}`);
   pgGatewayUrl = url.toString();
@@ -342,6 +349,8 @@ if (references.some((reference) => reference.label === 'node floor')) {
 }
 
 for (const child of started) child.kill('SIGTERM');
+// A gateway still finishing a transaction only makes the DROP wait for its lock.
+pgSchemaDrop?.();
 
 // --- output ----------------------------------------------------------------------------
 

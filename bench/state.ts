@@ -39,6 +39,8 @@ interface Store {
   /** The same build on the same database, keeping no contexts. */
   readonly notKeeping: Started;
   checkpointBytes(ids: readonly string[]): Promise<number>;
+  /** Removes what the run created in the database (PostgreSQL: its schema). */
+  dispose(): Promise<void>;
 }
 
 const stores: Store[] = [];
@@ -56,6 +58,7 @@ stores.push({
       db.close();
     }
   },
+  dispose: () => Promise.resolve(), // the file goes with the scratch directory
 });
 const pgUrl = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
 if (pgUrl !== undefined) {
@@ -72,6 +75,10 @@ if (pgUrl !== undefined) {
     checkpointBytes: async (ids) => {
       const { rows } = await admin.query(`SELECT SUM(octet_length(checkpoint))::int AS bytes FROM ${schema}.responses WHERE id = ANY($1)`, [ids]);
       return Number((rows[0] as { bytes: number }).bytes);
+    },
+    dispose: async () => {
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
     },
   });
 } else {
@@ -166,6 +173,8 @@ for (const store of stores) {
 for (const store of stores) {
   store.gateway.child.kill('SIGTERM');
   store.notKeeping.child.kill('SIGTERM');
+  // A gateway still finishing a transaction only makes the DROP wait for its lock.
+  await store.dispose();
 }
 sim.child.kill('SIGTERM');
 
