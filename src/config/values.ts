@@ -99,6 +99,15 @@ function parseApiBases(raw: string): { value: readonly ParsedUrl[] } | string {
   return { value: bases };
 }
 
+/** Bytes, as "512KiB" or "10MiB"; zero only where it means off. */
+function sizeKind(zeroAllowed: boolean) {
+  return refineString((raw) => {
+    const bytes = parseSizeBytes(raw);
+    if (bytes === undefined) return `"${raw}" is not a size (bytes, or with KiB/MiB/KB/MB)${zeroAllowed ? ', nor 0' : ''}`;
+    return bytes > 0 || zeroAllowed ? { value: bytes } : `"${raw}" must be greater than zero`;
+  }).transform((wrapped) => wrapped.value);
+}
+
 const kindSchemas = {
   urls: refineString((raw) => parseApiBases(raw)).transform((wrapped) => wrapped.value),
   string: refineString((raw) => (raw.length === 0 ? 'must not be empty' : { value: raw })).transform(
@@ -128,16 +137,9 @@ const kindSchemas = {
     if (ms === undefined) return `"${raw}" is not a duration (seconds, or with ms/s/m/h/d), nor 0 or forever`;
     return { value: ms };
   }).transform((wrapped) => wrapped.value),
-  size: refineString((raw) => {
-    const bytes = parseSizeBytes(raw);
-    if (bytes === undefined) return `"${raw}" is not a size (bytes, or with KiB/MiB/KB/MB)`;
-    return bytes > 0 ? { value: bytes } : `"${raw}" must be greater than zero`;
-  }).transform((wrapped) => wrapped.value),
+  size: sizeKind(false),
   // A budget: 0 turns the thing it sizes off.
-  'size-or-zero': refineString((raw) => {
-    const bytes = parseSizeBytes(raw);
-    return bytes === undefined ? `"${raw}" is not a size (bytes, or with KiB/MiB/KB/MB), nor 0` : { value: bytes };
-  }).transform((wrapped) => wrapped.value),
+  'size-or-zero': sizeKind(true),
   list: z.string().transform((raw) =>
     raw
       .split(',')

@@ -20,6 +20,11 @@ export interface CachedContext {
 /** What an entry costs beyond its bytes: its key, the seqs array's slots, the objects. */
 const ENTRY_OVERHEAD_BYTES = 200;
 
+/** Bytes an entry counts against the budget: its upstream bytes, its seqs, its key. */
+function costOf(items: number, upstreamBytes: number, keyLength: number): number {
+  return ENTRY_OVERHEAD_BYTES + keyLength + upstreamBytes + items * 8;
+}
+
 interface Entry {
   readonly context: CachedContext;
   /** Bytes counted against the budget. */
@@ -53,7 +58,7 @@ export class ContextCache {
 
   /** Whether a context of this many items and upstream bytes would be kept. */
   admits(items: number, upstreamBytes: number): boolean {
-    return items <= this.#maxItems && ENTRY_OVERHEAD_BYTES + upstreamBytes + items * 8 <= this.#budgetBytes * ENTRY_SHARE_OF_BUDGET;
+    return items <= this.#maxItems && costOf(items, upstreamBytes, 0) <= this.#budgetBytes * ENTRY_SHARE_OF_BUDGET;
   }
 
   /** The entry, made the most recently used. */
@@ -75,7 +80,7 @@ export class ContextCache {
     const key = keyOf(tenant, responseId);
     this.#remove(key);
     if (!this.admits(context.seqs.length, context.upstream.length)) return;
-    const cost = ENTRY_OVERHEAD_BYTES + key.length + context.upstream.length + context.seqs.length * 8;
+    const cost = costOf(context.seqs.length, context.upstream.length, key.length);
     this.#entries.set(key, { context: { seqs: context.seqs, upstream: ownBytes(context.upstream), replica: context.replica }, cost });
     this.#bytes += cost;
     while (this.#bytes > this.#budgetBytes) {

@@ -147,16 +147,12 @@ export class SqlStore implements Store {
     const kept = this.#contexts.get(tenant, responseId);
     if (kept !== undefined) {
       const checked = await this.#backend.read(this.#keptContextWork.bind(this, tenant, responseId, now, maxItems, kept));
-      if (checked !== NOT_KEPT) {
-        if (checked === undefined) this.#contexts.delete(tenant, responseId);
-        return checked;
-      }
-      this.#contexts.delete(tenant, responseId);
+      // Gone, or no longer the store's: not kept any more.
+      if (checked === undefined || checked === NOT_KEPT) this.#contexts.delete(tenant, responseId);
+      if (checked !== NOT_KEPT) return checked;
     }
     const history = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
-    if (history !== undefined && !history.tooLong && this.#contexts.admits(history.seqs.length, history.upstream.length)) {
-      this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
-    }
+    if (history !== undefined && !history.tooLong) this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
     return history;
   }
 

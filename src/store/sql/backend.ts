@@ -26,9 +26,9 @@ export interface SqlDialect {
   /**
    * A scalar subquery: how many values of a bound list of seqs (pass `list(values)`) are
    * items, each value looked up in the primary key, whatever the list's length. PostgreSQL
-   * plans a named statement once for every later list on a connection: a join, or `= ANY`,
-   * planned once for the lists it met can scan the whole table for every later one
-   * (bench:state measured 3 ms for 20 seqs, and a round at 320 ms for 4,000).
+   * may reuse a named statement's plan for every later list on a connection: a join over
+   * the list, planned for lists of 4,000 seqs, then scanned the table for lists of 20
+   * (3 ms each in PostgreSQL's log; bench/README.md, "Tried and not kept").
    */
   readonly seqsFound: string;
   /** An aggregate joining the text `expression` of the rows with commas, in `orderBy`
