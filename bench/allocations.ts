@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { toolArgs } from './args.ts';
 import { findLoadTool, runLoad } from './load.ts';
-import { ROOT, freePort, startBenchGateway, startBenchSim } from './processes.ts';
+import { freePort } from './free-port.ts';
+import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
 import { requestCase } from './cases.ts';
 
 interface ProfileNode {

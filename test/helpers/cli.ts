@@ -2,11 +2,12 @@
 // process, and a stand-in `vllm` executable built on the simulator.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { startSimVllm, type SimOptions, type SimVllm } from '../../sim/vllm-sim.ts';
+
+export { freePort } from '../../bench/free-port.ts';
 
 export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -150,13 +151,6 @@ export function portOf(line: Record<string, unknown>): number {
   return Number(new URL(String(line['url'])).port);
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A directory holding a `vllm` executable that runs the simulator in its place. */
 export function fakeVllmBin(): { bin: string; dir: string } {
