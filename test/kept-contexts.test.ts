@@ -72,6 +72,27 @@ for (const kind of await storeKinds()) {
       }
     });
 
+    it('tells, on saving a continuation, the context it continued and the one it kept, as loads give them', async () => {
+      const first = turn();
+      await store.saveResponse(first);
+      const continued = await store.loadResponseContext(TENANT, first.id, Date.now());
+      assert.ok(continued !== undefined);
+      const second = turn({ previousResponseId: first.id, historySeqs: continued.seqs });
+      const outcome = await store.saveResponse(second);
+      // The thread kind reads every context on the store thread (inlineItems 0): none is kept.
+      if (kind.name === 'sqlite (thread)') {
+        assert.equal(outcome.keptContext, undefined);
+        return;
+      }
+      assert.ok(outcome.keptContext !== undefined, 'kept');
+      // The very Buffers: what is known of the first carries over to the second (history-marks.ts).
+      assert.equal(outcome.keptContext.continued, continued.upstream);
+      assert.equal(outcome.keptContext.upstream.subarray(0, continued.upstream.length).toString(), continued.upstream.toString());
+      assert.equal((await store.loadResponseContext(TENANT, second.id, Date.now()))?.upstream, outcome.keptContext.upstream);
+      // A turn that continues nothing keeps nothing.
+      assert.equal((await store.saveResponse(turn())).keptContext, undefined);
+    });
+
     it('keeps what it read: a context stored elsewhere is read once, then confirmed', async () => {
       const first = turn();
       await plain.saveResponse(first);

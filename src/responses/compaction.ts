@@ -7,7 +7,8 @@ import { GatewayError } from '../errors.ts';
 import { ID_PREFIX, itemIdPrefix, newId } from './ids.ts';
 import type { Json } from './items.ts';
 import { normalizeUsage } from './response-object.ts';
-import { isSystemMessage, isSystemUpstream, mayHoldSystemMessage } from './system-messages.ts';
+import { historyAfterItems, historyFrom, marksOf, SERVER_SUMMARY_OPENING, SERVER_SUMMARY_TEXT } from './history-marks.ts';
+import { isSystemUpstream } from './system-messages.ts';
 
 /** The request vLLM gets after the conversation, asking for the summary. */
 export const COMPACTION_PROMPT =
@@ -20,7 +21,7 @@ export const COMPACTION_PROMPT =
  * `all` (server-side) replaces everything before it. */
 const SUMMARY_OPENINGS = {
   earlier: 'Summary of the earlier conversation (compacted):\n',
-  all: 'Summary of the conversation so far (compacted; it replaces every earlier message):\n',
+  all: SERVER_SUMMARY_TEXT,
 } as const;
 
 /** What a sealed compaction holds (see SUMMARY_OPENINGS). */
@@ -88,10 +89,6 @@ export function compactedResponse(userMessages: readonly Json[], sealedSummary: 
 
 // --- server-side compaction (context_management on a create request) --------------------
 
-/** The upstream form's opening of a server-side compaction, as JSON.stringify writes it:
- * what came before such an item is in its summary, and is not sent again. */
-const SERVER_SUMMARY_PREFIX = compactionUpstreamOf('', 'all').slice(0, -2);
-
 /** context_management's compaction threshold (rendered tokens), or undefined; 400 for a bad entry. */
 export function compactionThreshold(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
@@ -125,27 +122,27 @@ export function estimatedTokens(history: Buffer, newItems: readonly string[], in
 /**
  * The conversation from its latest server-side compaction on: what came before it is in its
  * summary, except system and developer messages (instructions), which are kept in front.
- * Cheap when there is none: the history's bytes are searched, not parsed.
+ * The history's summary and messages are found by history-marks.ts, not parsed.
  */
 export function fromLatestCompaction(history: Buffer, newItems: readonly string[]): { history: Buffer; newItems: readonly string[] } {
   for (let index = newItems.length - 1; index >= 0; index--) {
-    if (!(newItems[index] as string).startsWith(SERVER_SUMMARY_PREFIX)) continue;
-    const kept = keptSystemMessages(history);
+    if (!(newItems[index] as string).startsWith(SERVER_SUMMARY_OPENING)) continue;
+    const kept = keptSystemMessages(history, history.length);
     for (const item of newItems.slice(0, index)) if (isSystemUpstream(item)) kept.push(item);
     return { history: Buffer.alloc(0), newItems: [...kept, ...newItems.slice(index)] };
   }
-  const at = history.lastIndexOf(SERVER_SUMMARY_PREFIX);
-  // Only an item's own opening counts (first in the history, or after an item's comma).
-  if (at === -1 || (at > 0 && history[at - 1] !== 0x2c)) return { history, newItems };
-  const kept = keptSystemMessages(history.subarray(0, Math.max(0, at - 1)));
-  const rest = history.subarray(at);
-  return { history: kept.length === 0 ? rest : Buffer.concat([Buffer.from(`${kept.join(',')},`), rest]), newItems };
+  if (history.length === 0) return { history, newItems };
+  const at = marksOf(history).latestSummaryAt;
+  if (at === -1) return { history, newItems };
+  return { history: historyAfterItems(keptSystemMessages(history, at), historyFrom(history, at)), newItems };
 }
 
-/** The system and developer messages of a history, in their upstream form. */
-function keptSystemMessages(history: Buffer): string[] {
-  if (history.length === 0 || !mayHoldSystemMessage(history)) return [];
-  return (JSON.parse(`[${history.toString('utf8')}]`) as Json[]).filter(isSystemMessage).map((item) => JSON.stringify(item));
+/** The system and developer messages of a history that end before `end`, in their upstream form. */
+function keptSystemMessages(history: Buffer, end: number): string[] {
+  if (history.length === 0) return [];
+  const kept: string[] = [];
+  for (const span of marksOf(history).systemMessages) if (span.end <= end) kept.push(history.toString('utf8', span.start, span.end));
+  return kept;
 }
 
 /** What a compacted request keeps verbatim after the summary: the new items from the last

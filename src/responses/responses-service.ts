@@ -4,7 +4,7 @@
 import { GatewayError } from '../errors.ts';
 import type { McpServerPolicy } from '../mcp/server-policy.ts';
 import type { LogSource } from '../observability/logger.ts';
-import type { History, PageQuery, SaveResponse, StoredItem, Store } from '../store/store.ts';
+import type { History, PageQuery, SaveOutcome, SaveResponse, StoredItem, Store } from '../store/store.ts';
 import type { BufferedTransform, EventStreamTransform, ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
 import type { Affinity } from '../upstream/upstream-client.ts';
 import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
@@ -42,6 +42,7 @@ import type { ResponseFacts } from './response-object.ts';
 import { RequestParser } from './request-parser.ts';
 import { StreamNormalizer, type AgentHooks, type StreamHooks } from './stream-normalizer.ts';
 import { foldSystemMessages } from './system-messages.ts';
+import { noteAppended } from './history-marks.ts';
 import { planClientTools, type ClientToolPlan, type UnsupportedTools } from './client-tools.ts';
 import type { ToolRoute } from './output-items.ts';
 
@@ -107,6 +108,12 @@ export type PendingSave = Omit<SaveResponse, 'status' | 'model' | 'body' | 'outp
 
 /** Picks the normalizer once vLLM's status is known, and remembers it: a run that is
  * cancelled or fails asks it for the response so far. */
+/** A context the store kept for the next turn: what is known of the bytes it continued
+ * carries over, so the next turn searches only this turn's items (history-marks.ts). */
+function noteKeptContext(outcome: SaveOutcome): void {
+  if (outcome.keptContext !== undefined) noteAppended(outcome.keptContext.continued, outcome.keptContext.upstream);
+}
+
 export class PlannedTransform implements ResponseTransformer, StreamHooks {
   readonly #stream: boolean;
   readonly #facts: ResponseFacts;
@@ -565,7 +572,7 @@ export class ResponsesService {
         outputItems: output.map((item) => this.storedOutput(pending.tenant, item)),
         replica: replica ?? null,
       })
-      .then(() => undefined);
+      .then(noteKeptContext);
   }
 
   /** Stores the response of a run whose process died: `pending` as its row kept it. */

@@ -7,9 +7,7 @@
 // that opens the input, in order, as `instructions`; a system or developer message later
 // in the conversation goes as a user message at its place (the model still reads it
 // where it was said, and the cached prefix before it stays the same).
-
-/** The upstream form's opening for each role this file rewrites (items.ts writes them so). */
-const SYSTEM_OPENINGS = ['{"type":"message","role":"system"', '{"type":"message","role":"developer"'];
+import { marksOf, SYSTEM_OPENINGS } from './history-marks.ts';
 
 type Json = Record<string, unknown>;
 
@@ -49,47 +47,51 @@ export interface FoldedInput {
 
 /**
  * The input with its system and developer messages folded (see the top of this file).
- * Cheap when there are none: the history's bytes are searched, not parsed.
+ * The history's other items go on as the bytes they are; its system and developer messages
+ * are found by history-marks.ts (remembered for a kept context), and only they are parsed.
  */
 export function foldSystemMessages(instructions: unknown, history: Buffer, newItems: readonly string[]): FoldedInput {
-  const historyHolds = history.length > 0 && mayHoldSystemMessage(history);
+  const spans = history.length > 0 ? marksOf(history).systemMessages : [];
   let newHolds = false;
   for (const item of newItems) if (mayHoldSystemMessage(item)) newHolds = true;
-  if (!historyHolds && !newHolds) return { history, newItems, instructions: undefined };
+  if (spans.length === 0 && !newHolds) return { history, newItems, instructions: undefined };
 
-  const historyItems = historyHolds ? (JSON.parse(`[${history.toString('utf8')}]`) as Json[]) : [];
   const leading: string[] = typeof instructions === 'string' && instructions.length > 0 ? [instructions] : [];
-  // Leading messages are folded only while nothing else came before them (an untouched
-  // history that is not empty comes first).
-  let opening = historyHolds || history.length === 0;
-  const rewrite = (item: Json): Json | undefined => {
-    if (!isSystemMessage(item)) {
-      opening = false;
-      return item;
-    }
-    if (opening) {
+  // Leading messages are folded only while nothing else came before them.
+  let opening = true;
+  const parts: Buffer[] = [];
+  // Where the history's bytes not yet taken begin: after the leading messages, the byte
+  // after each one's comma; after a message rewritten, its own end.
+  let taken = 0;
+  for (const span of spans) {
+    const item = JSON.parse(history.toString('utf8', span.start, span.end)) as Json;
+    if (opening && span.start === taken) {
       leading.push(textOf(item['content']));
-      return undefined;
+      taken = span.end + 1;
+      continue;
     }
-    return { type: 'message', role: 'user', content: item['content'] };
-  };
-  const keptHistory: string[] = [];
-  for (const item of historyItems) {
-    const kept = rewrite(item);
-    if (kept !== undefined) keptHistory.push(JSON.stringify(kept));
+    opening = false;
+    parts.push(history.subarray(taken, span.start), Buffer.from(JSON.stringify({ type: 'message', role: 'user', content: item['content'] })));
+    taken = span.end;
+  }
+  if (taken < history.length) {
+    opening = false;
+    parts.push(history.subarray(taken));
   }
   const kept: string[] = [];
   for (const upstream of newItems) {
-    if (!mayHoldSystemMessage(upstream)) {
+    const item = mayHoldSystemMessage(upstream) ? (JSON.parse(upstream) as Json) : undefined;
+    if (item === undefined || !isSystemMessage(item)) {
       opening = false;
       kept.push(upstream);
-      continue;
+    } else if (opening) {
+      leading.push(textOf(item['content']));
+    } else {
+      kept.push(JSON.stringify({ type: 'message', role: 'user', content: item['content'] }));
     }
-    const item = rewrite(JSON.parse(upstream) as Json);
-    if (item !== undefined) kept.push(JSON.stringify(item));
   }
   return {
-    history: historyHolds ? Buffer.from(keptHistory.join(',')) : history,
+    history: spans.length === 0 ? history : Buffer.concat(parts),
     newItems: kept,
     instructions: leading.length > 0 ? leading.join('\n\n') : undefined,
   };

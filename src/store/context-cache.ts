@@ -76,18 +76,21 @@ export class ContextCache {
     return this.#entries.get(keyOf(tenant, responseId))?.context;
   }
 
-  set(tenant: string, responseId: string, context: CachedContext): void {
+  /** Keeps the context, unless it is too long; returns it as kept (its bytes may be a copy). */
+  set(tenant: string, responseId: string, context: CachedContext): CachedContext | undefined {
     const key = keyOf(tenant, responseId);
     this.#remove(key);
-    if (!this.admits(context.seqs.length, context.upstream.length)) return;
+    if (!this.admits(context.seqs.length, context.upstream.length)) return undefined;
     const cost = costOf(context.seqs.length, context.upstream.length, key.length);
-    this.#entries.set(key, { context: { seqs: context.seqs, upstream: ownBytes(context.upstream), replica: context.replica }, cost });
+    const kept = { seqs: context.seqs, upstream: ownBytes(context.upstream), replica: context.replica };
+    this.#entries.set(key, { context: kept, cost });
     this.#bytes += cost;
     while (this.#bytes > this.#budgetBytes) {
       const oldest = this.#entries.oldestKey();
       if (oldest === undefined) break;
       this.#remove(oldest);
     }
+    return kept;
   }
 
   delete(tenant: string, responseId: string): void {

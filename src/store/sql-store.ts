@@ -11,6 +11,7 @@ import { all, batch, exec, first, type Query, type QueryResult, type Row, type W
 import type {
   ConversationRecord,
   History,
+  KeptContext,
   NewItem,
   NewRun,
   Page,
@@ -152,8 +153,10 @@ export class SqlStore implements Store {
       if (checked !== NOT_KEPT) return checked;
     }
     const history = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
-    if (history !== undefined && !history.tooLong) this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
-    return history;
+    if (history === undefined || history.tooLong) return history;
+    const keeping = this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
+    // The bytes as kept: the ones a stored continuation will begin with (SaveOutcome.keptContext).
+    return keeping === undefined ? history : { seqs: keeping.seqs, upstream: keeping.upstream, tooLong: false, replica: keeping.replica };
   }
 
   *#keptContextWork(tenant: string, responseId: string, now: number, maxItems: number, kept: CachedContext): Work<History | undefined | typeof NOT_KEPT> {
@@ -285,8 +288,8 @@ export class SqlStore implements Store {
    */
   async saveResponse(record: SaveResponse): Promise<SaveOutcome> {
     const saved = await this.#backend.write(this.#saveResponse.bind(this, record));
-    if (saved.newSeqs !== undefined) this.#keepContext(record, saved.newSeqs);
-    return { conversationKept: saved.conversationKept };
+    const keptContext = saved.newSeqs === undefined ? undefined : this.#keepContext(record, saved.newSeqs);
+    return keptContext === undefined ? { conversationKept: saved.conversationKept } : { conversationKept: saved.conversationKept, keptContext };
   }
 
   /**
@@ -296,20 +299,21 @@ export class SqlStore implements Store {
    * response that continues nothing costs nothing here, and a conversation's history is
    * not kept.
    */
-  #keepContext(record: SaveResponse, newSeqs: readonly number[]): void {
-    if (record.previousResponseId === null) return;
+  #keepContext(record: SaveResponse, newSeqs: readonly number[]): KeptContext | undefined {
+    if (record.previousResponseId === null) return undefined;
     const history = this.#contexts.peek(record.tenant, record.previousResponseId);
-    if (history === undefined || history.seqs !== record.historySeqs) return;
+    if (history === undefined || history.seqs !== record.historySeqs) return undefined;
     // The upstream forms as the store joins them (historyBySeq): empty ones left out.
     const parts: string[] = [];
     for (const item of record.inputItems) if (item.upstream !== '') parts.push(item.upstream);
     for (const item of record.outputItems) if (item.upstream !== '') parts.push(item.upstream);
     const tail = parts.join(',');
     // Not copied at all when it would not be kept.
-    if (!this.#contexts.admits(record.historySeqs.length + newSeqs.length, history.upstream.length + tail.length + 1)) return;
+    if (!this.#contexts.admits(record.historySeqs.length + newSeqs.length, history.upstream.length + tail.length + 1)) return undefined;
     const upstream =
       tail.length === 0 ? history.upstream : history.upstream.length === 0 ? Buffer.from(tail) : Buffer.concat([history.upstream, Buffer.from(`,${tail}`)]);
-    this.#contexts.set(record.tenant, record.id, { seqs: [...record.historySeqs, ...newSeqs], upstream, replica: record.replica ?? null });
+    const kept = this.#contexts.set(record.tenant, record.id, { seqs: [...record.historySeqs, ...newSeqs], upstream, replica: record.replica ?? null });
+    return kept === undefined ? undefined : { continued: history.upstream, upstream: kept.upstream };
   }
 
   *#saveResponse(record: SaveResponse): Work<SavedTurn> {

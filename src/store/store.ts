@@ -68,6 +68,17 @@ export interface SaveResponse {
 export interface SaveOutcome {
   /** False when the conversation was deleted while the turn ran: nothing was added to it. */
   readonly conversationKept: boolean;
+  /** Set when this process kept the response's context for its continuation (a kept
+   * context continued, then this turn's items): the context continued, as loadResponseContext
+   * gave it, and the one kept, which begins with it. What a history's bytes are known to
+   * hold carries over to the new one (responses/history-marks.ts). */
+  readonly keptContext?: KeptContext | undefined;
+}
+
+export interface KeptContext {
+  readonly continued: Buffer;
+  /** `continued`, a comma (unless it is empty) and this turn's items' upstream forms. */
+  readonly upstream: Buffer;
 }
 
 export type Order = 'asc' | 'desc';
