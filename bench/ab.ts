@@ -1,4 +1,4 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100|continue-500|continue-500-developer] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
@@ -13,7 +13,7 @@ import { cpuNs } from './proc.ts';
 import { median } from './stats.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 import { toolArgs } from './args.ts';
-import { requestCase } from './cases.ts';
+import { bodyFor, requestCase } from './cases.ts';
 
 const { argv, option } = toolArgs();
 const [labelA = 'A', flagsA = '', labelB = 'B', flagsB = ''] = argv;
@@ -35,13 +35,14 @@ const a =
     ? await gateway(flagsA, option('baseline-a') ?? ROOT, option('node-a'))
     : await startProcess([entryA, '--llm-api-base', sim.url], '--gateway-port', logDir);
 const b = await gateway(flagsB, ROOT, option('node-b'));
+const bodies = { a: await bodyFor(job, a.url), b: await bodyFor(job, b.url) };
 const tool = findLoadTool(() => {});
 const cpu: Record<'a' | 'b', number[]> = { a: [], b: [] };
 const rps: Record<'a' | 'b', number[]> = { a: [], b: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const [key, target] of [['a', a], ['b', b]] as const) {
     const before = cpuNs(target.pid);
-    const load = runLoad(tool, { url: `${target.url}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections: CONNECTIONS, seconds: SECONDS, scratchDir: '/tmp' });
+    const load = runLoad(tool, { url: `${target.url}/v1/responses`, body: bodies[key], headers: job.headers, connections: CONNECTIONS, seconds: SECONDS, scratchDir: '/tmp' });
     if (load.errors > 0) throw new Error(`${load.errors} errors`);
     cpu[key].push((cpuNs(target.pid) - before) / 1000 / load.requests);
     rps[key].push(load.rps);

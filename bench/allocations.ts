@@ -15,7 +15,7 @@ import { toolArgs } from './args.ts';
 import { findLoadTool, runLoad } from './load.ts';
 import { freePort } from './free-port.ts';
 import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
-import { requestCase } from './cases.ts';
+import { bodyFor, requestCase } from './cases.ts';
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -35,6 +35,7 @@ const dir = mkdtempSync(join(tmpdir(), 'rg-allocations-'));
 const sim = await startBenchSim(dir);
 const inspectorPort = await freePort();
 const gateway = await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, [`--inspect=127.0.0.1:${inspectorPort}`]);
+const body = await bodyFor(job, gateway.url);
 
 const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
 const socket = new WebSocket((targets[0] as { webSocketDebuggerUrl: string }).webSocketDebuggerUrl);
@@ -55,7 +56,7 @@ function call<T>(method: string, params: object = {}): Promise<T> {
 
 const tool = findLoadTool(() => {});
 const drive = (forSeconds: number): ReturnType<typeof runLoad> =>
-  runLoad(tool, { url: `${gateway.url}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections, seconds: forSeconds, scratchDir: dir });
+  runLoad(tool, { url: `${gateway.url}/v1/responses`, body, headers: job.headers, connections, seconds: forSeconds, scratchDir: dir });
 drive(2); // warm-up
 await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: flag('all') });
 const load = drive(seconds);

@@ -6,12 +6,34 @@ export interface RequestCase {
   readonly headers: Record<string, string>;
   /** The gateway translates for a chat-only simulator (--upstream-api chat). */
   readonly chat?: boolean;
+  /** The request continues a stored response holding these input items, made on each
+   * gateway measured before its rounds (bodyFor). */
+  readonly continues?: readonly object[];
 }
 
 const JSON_1K_INPUT = 'lorem ipsum '.repeat(80);
 const streamOf = (deltas: number, fields: object = { store: false }): RequestCase => ({
   body: { model: 'm', input: 'x', stream: true, ...fields },
   headers: { 'x-sim': `deltas=${deltas}` },
+});
+
+/** A history of `count` items opened by a developer message (as a coding agent's first turn
+ * is), or not: what planning a continuation searches and folds (responses/history-marks.ts). */
+function historyOf(count: number, developer: boolean): object[] {
+  const items: object[] = developer ? [{ type: 'message', role: 'developer', content: 'You are a careful coding agent. '.repeat(8) }] : [];
+  while (items.length < count) {
+    const turn = items.length;
+    items.push({ type: 'message', role: turn % 2 === 0 ? 'user' : 'assistant', content: `turn ${turn}: ${'lorem ipsum dolor sit amet '.repeat(3)}` });
+  }
+  return items;
+}
+
+// The continuations say store: false: each reads the one base's context (kept after the
+// first) and plans, and writes nothing, so rounds do not contend on the base's row.
+const continuing = (count: number, developer: boolean): RequestCase => ({
+  body: { model: 'm', input: 'and now?', store: false },
+  headers: {},
+  continues: historyOf(count, developer),
 });
 
 export const REQUEST_CASES: Readonly<Record<string, RequestCase>> = {
@@ -23,6 +45,8 @@ export const REQUEST_CASES: Readonly<Record<string, RequestCase>> = {
   'stream-100-store': streamOf(100, {}),
   'stream-100-background': streamOf(100, { background: true }),
   'chat-stream-100': { ...streamOf(100), chat: true },
+  'continue-500': continuing(500, false),
+  'continue-500-developer': continuing(500, true),
 };
 
 /** The case of that name, or an error listing the names. */
@@ -30,4 +54,17 @@ export function requestCase(name: string): RequestCase {
   const found = REQUEST_CASES[name];
   if (found === undefined) throw new Error(`--case: one of ${Object.keys(REQUEST_CASES).join(', ')}`);
   return found;
+}
+
+/** The body to send to this gateway: a continuation case's base is stored there first. */
+export async function bodyFor(job: RequestCase, gatewayUrl: string): Promise<string> {
+  if (job.continues === undefined) return JSON.stringify(job.body);
+  const res = await fetch(`${gatewayUrl}/v1/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', input: job.continues }),
+  });
+  const base = (await res.json()) as { id?: unknown };
+  if (res.status !== 200 || typeof base.id !== 'string') throw new Error(`storing the base to continue: ${res.status}`);
+  return JSON.stringify({ ...job.body, previous_response_id: base.id });
 }

@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLoadTool, runLoad } from './load.ts';
-import { requestCase } from './cases.ts';
+import { bodyFor, requestCase } from './cases.ts';
 import { printProfileSummary } from './profile-summary.ts';
 import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
 
@@ -30,7 +30,7 @@ const extra = argv.slice(1).filter((arg, i, all) => !OWN_OPTIONS.has(arg) && !OW
 const gateway = await startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, 'p.db')}`, ...extra], ROOT, ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
 const gatewayUrl = gateway.url;
 const tool = findLoadTool((line) => console.error(line));
-const load = runLoad(tool, { url: `${gatewayUrl}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections, seconds, scratchDir: dir });
+const load = runLoad(tool, { url: `${gatewayUrl}/v1/responses`, body: await bodyFor(job, gatewayUrl), headers: job.headers, connections, seconds, scratchDir: dir });
 console.log(`${caseName}: ${load.requests} requests, ${load.rps.toFixed(0)}/s, ${load.errors} errors`);
 gateway.child.kill('SIGTERM');
 await new Promise((resolve) => gateway.child.once('exit', resolve));

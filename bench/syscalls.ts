@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
-import { requestCase } from './cases.ts';
+import { bodyFor, requestCase } from './cases.ts';
 
 const argv = process.argv.slice(2);
 const valueOf = (name: string): string | undefined => {
@@ -29,11 +29,11 @@ if (spawnSync('strace', ['-V']).status !== 0) throw new Error('strace is not ins
 
 const dir = mkdtempSync(join(tmpdir(), 'rg-syscalls-'));
 const sim = await startBenchSim(dir);
-const body = JSON.stringify(job.body);
 const headers = { 'content-type': 'application/json', ...job.headers };
 
 async function countFor(start: () => Promise<Started>, label: string): Promise<void> {
   const gateway = await start();
+  const body = await bodyFor(job, gateway.url);
   const agent = new Agent({ connections: 1 });
   const one = async (): Promise<void> => {
     const response = await request(`${gateway.url}/v1/responses`, { method: 'POST', body, headers, dispatcher: agent });

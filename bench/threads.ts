@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { toolArgs } from './args.ts';
 import { findLoadTool, runLoad } from './load.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
-import { requestCase } from './cases.ts';
+import { bodyFor, requestCase } from './cases.ts';
 
 const { option, flag, passthrough: gatewayFlags } = toolArgs();
 const caseName = option('case') ?? 'stream-100';
@@ -42,9 +42,10 @@ function ticksByThread(pid: number): Map<number, { user: number; system: number 
   return ticks;
 }
 
+const body = await bodyFor(job, target.url);
 const tool = findLoadTool(() => {});
 const drive = (forSeconds: number): ReturnType<typeof runLoad> =>
-  runLoad(tool, { url: `${target.url}/v1/responses`, body: JSON.stringify(job.body), headers: job.headers, connections, seconds: forSeconds, scratchDir: dir });
+  runLoad(tool, { url: `${target.url}/v1/responses`, body, headers: job.headers, connections, seconds: forSeconds, scratchDir: dir });
 // Warm-up first: the compiler's threads optimize the hot code in the first seconds.
 drive(3);
 const before = ticksByThread(target.pid);
