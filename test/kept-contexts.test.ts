@@ -102,33 +102,81 @@ for (const kind of await storeKinds()) {
       if (rows !== undefined && kind.name !== 'sqlite (thread)') assert.equal(rows, 1);
     });
 
-    it('serves a kept context from memory; on SQLite, only one the event loop would read itself', async () => {
-      // Items are never updated; one changed behind the store's back tells a context kept
-      // (the bytes as they were) from one read (the bytes as they are). The thread kind
-      // reads every context on the store thread (inlineItems 0): none is kept there.
+    /** Changes an item behind the store's back (items are never updated): a context kept
+     * still holds the bytes as they were, one read holds them as they are. */
+    async function changeItem(itemId: string): Promise<void> {
+      const changed = await db.rawQuery("UPDATE items SET upstream = '{\"changed\":true}' WHERE id = ? RETURNING seq", itemId);
+      assert.equal(changed.length, 1);
+    }
+
+    /** An item removed elsewhere: one a conversation held alone, so it is deleted. */
+    async function removeAnItemElsewhere(): Promise<void> {
+      const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+      const alone = item();
+      await plain.createConversation(TENANT, { id: conversationId, createdAt: Date.now(), metadata: '{}' }, [alone]);
+      assert.equal(await plain.deleteConversationItem(TENANT, conversationId, alone.id), true);
+    }
+
+    async function itemRemovals(): Promise<number> {
+      const rows = await db.rawQuery("SELECT value FROM store_counters WHERE name = 'item_removals'");
+      return Number(rows[0]?.['value']);
+    }
+
+    it('serves a kept context from memory whatever its length (SQLite keeps what its thread read)', async () => {
+      // The thread kind reads every context on the store thread (inlineItems 0).
       const first = turn({ inputItems: [item(), item(), item()] });
       await store.saveResponse(first);
       const read = await store.loadResponseContext(TENANT, first.id, Date.now());
-      const changed = await db.rawQuery("UPDATE items SET upstream = '{\"changed\":true}' WHERE id = ? RETURNING seq", (first.inputItems[0] as NewItem).id);
-      assert.equal(changed.length, 1);
+      await changeItem((first.inputItems[0] as NewItem).id);
       const again = (await store.loadResponseContext(TENANT, first.id, Date.now()))?.upstream.toString();
-      if (kind.name === 'sqlite (thread)') assert.ok(again?.includes('changed'), 'read again, on the thread');
-      else assert.equal(again, read?.upstream.toString(), 'the kept bytes');
+      assert.equal(again, read?.upstream.toString(), 'the kept bytes');
       assert.ok((await plain.loadResponseContext(TENANT, first.id, Date.now()))?.upstream.toString().includes('changed'), 'a read sees the change');
     });
 
-    it('confirms a context that names an item twice', async () => {
+    it('after an item was removed elsewhere, confirms a kept context seq by seq, on SQLite only one its event loop would read', async () => {
+      const first = turn({ inputItems: [item(), item(), item()] });
+      await store.saveResponse(first);
+      const read = await store.loadResponseContext(TENANT, first.id, Date.now());
+      await changeItem((first.inputItems[0] as NewItem).id);
+
+      const before = await itemRemovals();
+      await removeAnItemElsewhere();
+      assert.equal(await itemRemovals(), before + 1, 'the removal is counted');
+      const again = (await store.loadResponseContext(TENANT, first.id, Date.now()))?.upstream.toString();
+      if (kind.name === 'sqlite (thread)') assert.ok(again?.includes('changed'), 'longer than its event loop reads (0 items here): read again');
+      else assert.equal(again, read?.upstream.toString(), 'every seq found: still the kept bytes');
+      // Confirmed at the new count: the kept context serves again without a seq looked up.
+      const { value, rows } = await rowsWhile(() => store.loadResponseContext(TENANT, first.id, Date.now()));
+      assert.equal(value?.upstream.toString(), again);
+      if (rows !== undefined) assert.equal(rows, 1);
+    });
+
+    it('counts only the removals that delete an item', async () => {
+      // An item a stored response also holds stays when its conversation lets it go.
+      const conversationId = `conv_${Math.random().toString(16).slice(2)}`;
+      await plain.createConversation(TENANT, { id: conversationId, createdAt: Date.now(), metadata: '{}' }, []);
+      const stored = turn({ conversationId });
+      await plain.saveResponse(stored);
+      const before = await itemRemovals();
+      assert.equal(await plain.deleteConversationItem(TENANT, conversationId, (stored.inputItems[0] as NewItem).id), true);
+      assert.equal(await itemRemovals(), before, 'still held by the response: not removed, not counted');
+      assert.equal(await plain.deleteResponse(TENANT, stored.id, Date.now()), true);
+      assert.equal(await itemRemovals(), before, "a response's own items go with it, uncounted: no live context holds them");
+    });
+
+    it('confirms seq by seq a context that names an item twice', async () => {
       // Each seq of the list is looked up, a seq named twice twice: the count is the list's length.
       const first = turn();
       await store.saveResponse(first);
       const seqs = (await plain.loadResponseContext(TENANT, first.id, Date.now()))?.seqs ?? [];
       const twice = turn({ historySeqs: [...seqs, ...seqs] });
       await store.saveResponse(twice);
-      await store.loadResponseContext(TENANT, twice.id, Date.now());
-      const { value: kept, rows } = await rowsWhile(() => store.loadResponseContext(TENANT, twice.id, Date.now()));
-      same(kept, await plain.loadResponseContext(TENANT, twice.id, Date.now()), 'twice');
+      const read = await store.loadResponseContext(TENANT, twice.id, Date.now());
+      await changeItem((twice.inputItems[0] as NewItem).id);
+      await removeAnItemElsewhere();
+      const kept = await store.loadResponseContext(TENANT, twice.id, Date.now());
       assert.equal(kept?.seqs.length, 2 * seqs.length + 2);
-      if (rows !== undefined) assert.equal(rows, 1, 'confirmed, not read');
+      if (kind.name !== 'sqlite (thread)') assert.equal(kept?.upstream.toString(), read?.upstream.toString(), 'confirmed, not read');
     });
 
     it('finds nothing of a response deleted elsewhere, though its context was kept', async () => {

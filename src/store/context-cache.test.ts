@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { ContextCache, type CachedContext } from './context-cache.ts';
 
 function context(bytes: number): CachedContext {
-  return { seqs: [1, 2, 3], upstream: Buffer.alloc(bytes, 0x61), replica: null };
+  return { seqs: [1, 2, 3], upstream: Buffer.alloc(bytes, 0x61), replica: null, removalsAt: 0 };
 }
 
 describe('ContextCache', () => {
@@ -17,16 +17,17 @@ describe('ContextCache', () => {
     assert.ok(cache.bytes <= 8 * 1_300);
   });
 
-  it('keeps nothing over an eighth of its budget or its length in items, and nothing with a budget of 0', () => {
-    const cache = new ContextCache(8_000, 3);
+  it('keeps nothing over an eighth of its budget, its seqs counted, and nothing with a budget of 0', () => {
+    const cache = new ContextCache(8_000);
     cache.set('t', 'big', context(1_000));
     assert.equal(cache.peek('t', 'big'), undefined, 'an eighth of 8,000 bytes, with what an entry costs besides');
     cache.set('t', 'small', context(500));
     assert.ok(cache.peek('t', 'small'));
-    cache.set('t', 'long', { seqs: [1, 2, 3, 4], upstream: Buffer.alloc(10), replica: null });
-    assert.equal(cache.peek('t', 'long'), undefined, 'four items, three at most');
-    assert.equal(cache.admits(4, 10), false);
-    assert.equal(cache.admits(3, 10), true);
+    // 8 bytes a seq: 100 seqs and 10 bytes are over an eighth, 10 seqs are not.
+    cache.set('t', 'long', { seqs: Array.from({ length: 100 }, (_, i) => i), upstream: Buffer.alloc(10), replica: null, removalsAt: 0 });
+    assert.equal(cache.peek('t', 'long'), undefined, 'its seqs count against the budget');
+    assert.equal(cache.admits(100, 10), false);
+    assert.equal(cache.admits(10, 10), true);
     const none = new ContextCache(0);
     none.set('t', 'small', context(1));
     assert.equal(none.peek('t', 'small'), undefined);
@@ -57,7 +58,7 @@ describe('ContextCache', () => {
     const cache = new ContextCache(1_000_000);
     const pooled = Buffer.from('[{"type":"message"}]');
     assert.ok(pooled.buffer.byteLength > pooled.length, 'Node handed out a slice of its pool');
-    cache.set('t', 'a', { seqs: [1], upstream: pooled, replica: null });
+    cache.set('t', 'a', { seqs: [1], upstream: pooled, replica: null, removalsAt: 0 });
     const kept = cache.get('t', 'a');
     assert.equal(kept?.upstream.toString(), pooled.toString());
     assert.equal(kept?.upstream.buffer.byteLength, pooled.length);

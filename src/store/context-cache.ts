@@ -15,6 +15,9 @@ export interface CachedContext {
   /** The items' upstream forms, joined with commas (History.upstream). */
   readonly upstream: Buffer;
   readonly replica: string | null;
+  /** The store's count of item removals when this context was last known whole: while the
+   * count reads the same, no item of it can be gone (sql-store.ts, loadResponseContext). */
+  removalsAt: number;
 }
 
 /** What an entry costs beyond its bytes: its key, the seqs array's slots, the objects. */
@@ -47,18 +50,16 @@ const ENTRY_SHARE_OF_BUDGET = 1 / 8;
 export class ContextCache {
   readonly #entries = new BoxedMap<string, Entry>();
   readonly #budgetBytes: number;
-  readonly #maxItems: number;
   #bytes = 0;
 
-  /** A budget of 0 keeps nothing; `maxItems` bounds a context kept, in items. */
-  constructor(budgetBytes: number, maxItems = Number.MAX_SAFE_INTEGER) {
+  /** A budget of 0 keeps nothing. */
+  constructor(budgetBytes: number) {
     this.#budgetBytes = budgetBytes;
-    this.#maxItems = maxItems;
   }
 
   /** Whether a context of this many items and upstream bytes would be kept. */
   admits(items: number, upstreamBytes: number): boolean {
-    return items <= this.#maxItems && costOf(items, upstreamBytes, 0) <= this.#budgetBytes * ENTRY_SHARE_OF_BUDGET;
+    return costOf(items, upstreamBytes, 0) <= this.#budgetBytes * ENTRY_SHARE_OF_BUDGET;
   }
 
   /** The entry, made the most recently used. */
@@ -82,7 +83,7 @@ export class ContextCache {
     this.#remove(key);
     if (!this.admits(context.seqs.length, context.upstream.length)) return undefined;
     const cost = costOf(context.seqs.length, context.upstream.length, key.length);
-    const kept = { seqs: context.seqs, upstream: ownBytes(context.upstream), replica: context.replica };
+    const kept = { seqs: context.seqs, upstream: ownBytes(context.upstream), replica: context.replica, removalsAt: context.removalsAt };
     this.#entries.set(key, { context: kept, cost });
     this.#bytes += cost;
     while (this.#bytes > this.#budgetBytes) {

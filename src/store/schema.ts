@@ -118,7 +118,26 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: ['ALTER TABLE responses ADD COLUMN replica TEXT'],
     postgres: ['ALTER TABLE responses ADD COLUMN replica TEXT'],
   },
+  {
+    version: 5,
+    description: 'a count of item removals, against which a context kept in memory is confirmed',
+    sqlite: fifthMigration('INTEGER'),
+    postgres: fifthMigration('BIGINT'),
+  },
 ];
+
+/** `item_removals` counts the deletions of items a live response's context may hold (items
+ * a conversation let go): a process that kept a context while the count read n knows it
+ * whole while the count still reads n (sql-store.ts, loadResponseContext). */
+function fifthMigration(bigint: string): string[] {
+  return [
+    `CREATE TABLE store_counters (
+      name TEXT PRIMARY KEY,
+      value ${bigint} NOT NULL
+    )`,
+    "INSERT INTO store_counters (name, value) VALUES ('item_removals', 0)",
+  ];
+}
 
 /** A run's row lives from its start until its event log expires (--background-event-ttl);
  * its response, once finished, is stored in `responses` like any other. */

@@ -79,6 +79,14 @@ interface Context {
   readonly depth: number;
   /** The model server replica that answered the response (several --llm-api-base). */
   readonly replica: string | null;
+  /** The count of item removals (store_counters), read before the context's items. */
+  readonly removals: number;
+}
+
+/** A context read, with what keeping it needs (the count of item removals before it). */
+interface ReadContext {
+  readonly history: History;
+  readonly removals: number;
 }
 
 /** The least a working connection answers. */
@@ -101,12 +109,15 @@ export class SqlStore implements Store {
   readonly #sql: ReturnType<typeof statements>;
   /** Contexts of responses this process stored or read, checked before each use. */
   readonly #contexts: ContextCache;
+  /** The longest kept context confirmed item by item (StoreOptions.contextConfirmItems). */
+  readonly #confirmItems: number;
 
   constructor(backend: SqlBackend, options: StoreOptions) {
     this.#backend = backend;
     this.#retentionMs = options.retentionMs;
     this.#sql = statements(backend);
-    this.#contexts = new ContextCache(options.contextCacheBytes ?? 0, options.contextCacheItems);
+    this.#contexts = new ContextCache(options.contextCacheBytes ?? 0);
+    this.#confirmItems = options.contextConfirmItems ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** Responses created at or before this (epoch ms) have expired. */
@@ -136,15 +147,27 @@ export class SqlStore implements Store {
     for (let i = rows.length - 1; i >= 0; i--) {
       for (const seq of decodeCheckpoint((rows[i] as Row)['checkpoint'] as Buffer)) seqs.push(seq);
     }
-    return { seqs, inputCount: Number(head['input_count']), depth: Number(head['checkpoint_depth']), replica: (head['replica'] as string | null) ?? null };
+    return {
+      seqs,
+      inputCount: Number(head['input_count']),
+      depth: Number(head['checkpoint_depth']),
+      replica: (head['replica'] as string | null) ?? null,
+      removals: Number(head['removals']),
+    };
   }
 
   /**
-   * A context kept (ContextCache) is used once the store confirms, in one statement, that
-   * its response is live and every item of it still stored; otherwise the context is read,
-   * and kept for the next time.
+   * A context kept (ContextCache) is used once the store confirms, in one row, that its
+   * response is live and that no item a context may hold was removed since it was kept (the
+   * count of such removals reads the same). Where items were removed since, every seq of it
+   * is looked up (up to contextConfirmItems; a longer one is read again). Otherwise the
+   * context is read, and kept for the next time.
+   *
+   * `readItems` bounds a read where `maxItems` bounds what is served: SQLite serves a kept
+   * context of any length from its event loop, but reads a long one on its thread (a read
+   * longer than `readItems` answers tooLong, and sqlite-store.ts goes to the thread).
    */
-  async loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
+  async loadResponseContext(tenant: string, responseId: string, now: number, readItems = Number.MAX_SAFE_INTEGER, maxItems = readItems): Promise<History | undefined> {
     const kept = this.#contexts.get(tenant, responseId);
     if (kept !== undefined) {
       const checked = await this.#backend.read(this.#keptContextWork.bind(this, tenant, responseId, now, maxItems, kept));
@@ -152,31 +175,53 @@ export class SqlStore implements Store {
       if (checked === undefined || checked === NOT_KEPT) this.#contexts.delete(tenant, responseId);
       if (checked !== NOT_KEPT) return checked;
     }
-    const history = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, maxItems));
-    if (history === undefined || history.tooLong) return history;
-    const keeping = this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null });
-    // The bytes as kept: the ones a stored continuation will begin with (SaveOutcome.keptContext).
+    const read = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, readItems));
+    return read === undefined ? undefined : this.keepRead(tenant, responseId, read.history, read.removals);
+  }
+
+  /**
+   * Keeps a context read (here, or by another store on the same database: SQLite's thread),
+   * `removals` being the count of item removals read before it; returns it with the bytes
+   * as kept, the ones a stored continuation will begin with (SaveOutcome.keptContext).
+   */
+  keepRead(tenant: string, responseId: string, history: History, removals: number): History {
+    if (history.tooLong) return history;
+    const keeping = this.#contexts.set(tenant, responseId, { seqs: history.seqs, upstream: history.upstream, replica: history.replica ?? null, removalsAt: removals });
     return keeping === undefined ? history : { seqs: keeping.seqs, upstream: keeping.upstream, tooLong: false, replica: keeping.replica };
   }
 
+  /** The count of item removals now (see keepRead). */
+  itemRemovals(): Promise<number> {
+    return this.#backend.read(this.#itemRemovalsWork.bind(this));
+  }
+
+  *#itemRemovalsWork(): Work<number> {
+    return Number((yield* first(this.#sql.itemRemovals))?.['value']);
+  }
+
   *#keptContextWork(tenant: string, responseId: string, now: number, maxItems: number, kept: CachedContext): Work<History | undefined | typeof NOT_KEPT> {
-    const tooLong = kept.seqs.length > maxItems;
+    const live = yield* first(this.#sql.keptContextLive, responseId, tenant, this.#cutoff(now));
+    if (live === undefined) return undefined;
     // Too long: only whether the response is live decides (not found, or too long).
-    const list = this.#backend.dialect.list(tooLong ? [] : kept.seqs);
-    const row = yield* first(this.#sql.keptContextCheck, list, responseId, tenant, this.#cutoff(now));
-    if (row === undefined) return undefined;
-    if (tooLong) return TOO_LONG;
-    // An item removed since (from a conversation): the context is the store's to read.
-    if (Number(row['present']) !== kept.seqs.length) return NOT_KEPT;
+    if (kept.seqs.length > maxItems) return TOO_LONG;
+    if (Number(live['removals']) !== kept.removalsAt) {
+      // Items were removed since (from a conversation): this context's may be among them.
+      if (kept.seqs.length > this.#confirmItems) return NOT_KEPT;
+      const row = yield* first(this.#sql.keptContextCheck, this.#backend.dialect.list(kept.seqs), responseId, tenant, this.#cutoff(now));
+      if (row === undefined) return undefined;
+      if (Number(row['present']) !== kept.seqs.length) return NOT_KEPT;
+      // Whole at this count (read in the same statement): one row again from now on.
+      kept.removalsAt = Number(row['removals']);
+    }
     return { seqs: kept.seqs, upstream: kept.upstream, tooLong: false, replica: kept.replica };
   }
 
-  *#contextWork(tenant: string, responseId: string, now: number, maxItems: number): Work<History | undefined> {
+  *#contextWork(tenant: string, responseId: string, now: number, maxItems: number): Work<ReadContext | undefined> {
     const context = yield* this.#context(tenant, responseId, now);
     if (context === undefined) return undefined;
-    if (context.seqs.length > maxItems) return TOO_LONG;
+    if (context.seqs.length > maxItems) return { history: TOO_LONG, removals: context.removals };
     const row = yield* first(this.#sql.historyBySeq, this.#backend.dialect.list(context.seqs));
-    return { seqs: context.seqs, upstream: historyBytes(row?.['upstream']), tooLong: false, replica: context.replica };
+    return { history: { seqs: context.seqs, upstream: historyBytes(row?.['upstream']), tooLong: false, replica: context.replica }, removals: context.removals };
   }
 
   getResponseBody(tenant: string, responseId: string, now: number): Promise<string | undefined> {
@@ -312,7 +357,14 @@ export class SqlStore implements Store {
     if (!this.#contexts.admits(record.historySeqs.length + newSeqs.length, history.upstream.length + tail.length + 1)) return undefined;
     const upstream =
       tail.length === 0 ? history.upstream : history.upstream.length === 0 ? Buffer.from(tail) : Buffer.concat([history.upstream, Buffer.from(`,${tail}`)]);
-    const kept = this.#contexts.set(record.tenant, record.id, { seqs: [...record.historySeqs, ...newSeqs], upstream, replica: record.replica ?? null });
+    // Whole at the count the context continued was whole at: its items were all there then,
+    // and this turn's are new.
+    const kept = this.#contexts.set(record.tenant, record.id, {
+      seqs: [...record.historySeqs, ...newSeqs],
+      upstream,
+      replica: record.replica ?? null,
+      removalsAt: history.removalsAt,
+    });
     return kept === undefined ? undefined : { continued: history.upstream, upstream: kept.upstream };
   }
 
@@ -483,7 +535,11 @@ export class SqlStore implements Store {
     if (removed.length === 0) return;
     const seqs = this.#backend.dialect.list(removed.map((row) => Number(row['item_seq'])));
     yield* exec(this.#sql.releaseItems, seqs);
-    yield* exec(this.#sql.deleteUnheldItems, seqs);
+    // The one deletion that can take an item from a live response's context: an item a
+    // conversation held alone (a store: false turn's) that a stored turn's context names.
+    // (A response's own items go only with it, once nothing holds it: #release.) Counted,
+    // so that contexts kept in memory are confirmed again (loadResponseContext).
+    if ((yield* exec(this.#sql.deleteUnheldItems, seqs)) > 0) yield* exec(this.#sql.countItemRemoval);
   }
 
   async deleteConversation(tenant: string, conversationId: string): Promise<boolean> {
@@ -646,8 +702,11 @@ function chain(headCondition: string): string {
       FROM responses r JOIN chain c ON r.id = c.checkpoint_base
       WHERE c.checkpoint_depth > 0 AND c.hop < ${CHECKPOINT_SNAPSHOT_EVERY}
     )
-    SELECT checkpoint, checkpoint_depth, input_count, replica FROM chain ORDER BY hop`;
+    SELECT checkpoint, checkpoint_depth, input_count, replica, (${ITEM_REMOVALS}) AS removals FROM chain ORDER BY hop`;
 }
+
+/** The count of item removals (store_counters; see schema.ts), read with a context. */
+const ITEM_REMOVALS = "SELECT value FROM store_counters WHERE name = 'item_removals'";
 
 /** The statements whose text depends on the dialect, built once. */
 function statements(backend: SqlBackend) {
@@ -661,9 +720,13 @@ function statements(backend: SqlBackend) {
     body: 'SELECT body FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?',
     holdPrevious: 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ? RETURNING checkpoint_depth',
     /** Whether a kept context is still the store's: its response live (no row otherwise),
-     * and how many of its seqs are still items (seqs are never reused). */
-    keptContextCheck: `SELECT ${d.seqsFound} AS present
+     * and the count of item removals; then, if that count moved, how many of its seqs are
+     * still items (seqs are never reused). */
+    keptContextLive: `SELECT (${ITEM_REMOVALS}) AS removals FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?`,
+    keptContextCheck: `SELECT ${d.seqsFound} AS present, (${ITEM_REMOVALS}) AS removals
       FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?`,
+    itemRemovals: ITEM_REMOVALS,
+    countItemRemoval: "UPDATE store_counters SET value = value + 1 WHERE name = 'item_removals'",
     historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
     historyItemsOfType: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value WHERE i.tenant = ? AND i.type = ? ORDER BY j.key`,

@@ -113,8 +113,9 @@ export interface StoreOptions {
   readonly retentionMs: number | null;
   /** Bytes of response contexts kept in memory for their continuations (0 or absent: none). */
   readonly contextCacheBytes?: number;
-  /** The longest context kept, in items (SQLite: what its event loop may confirm). */
-  readonly contextCacheItems?: number;
+  /** The longest kept context confirmed item by item once items were removed since it was
+   * kept (SQLite: what its event loop may read); a longer one is read again then. */
+  readonly contextConfirmItems?: number;
 }
 
 /** A run as it starts: a background response (or a foreground one detached from its client). */

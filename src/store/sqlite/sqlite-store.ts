@@ -36,13 +36,15 @@ export class SqliteStore implements Store {
     const storeOptions = { retentionMs: options.retentionMs };
     this.#inlineBackend = new SqliteBackend(path, busyTimeoutMs);
     this.#inlineItems = options.inlineItems ?? INLINE_ITEMS;
-    // Contexts are kept on the event loop's side, up to the length it reads itself:
-    // confirming one visits a page of the items' table for each seq, which for thousands
-    // of items is milliseconds (the huge-inputs stress measured it stalling /health).
+    // Contexts are kept on the event loop's side, whatever their length (those read on the
+    // thread too): confirming one is a row. But after items were removed, a context is
+    // confirmed seq by seq only up to the length the event loop reads itself: that visits a
+    // page of the items' table for each seq, which for thousands of items is milliseconds
+    // (the huge-inputs stress measured it stalling /health); a longer one is read again.
     this.#inline = new SqlStore(this.#inlineBackend, {
       ...storeOptions,
       contextCacheBytes: options.contextCacheBytes,
-      contextCacheItems: this.#inlineItems,
+      contextConfirmItems: this.#inlineItems,
     });
     this.#thread = path === ':memory:' ? undefined : new SqliteThreadStore(path, busyTimeoutMs, storeOptions);
   }
@@ -79,8 +81,16 @@ export class SqliteStore implements Store {
     return this.#inline.migrate();
   }
 
-  loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
-    return this.#history((store, limit) => store.loadResponseContext(tenant, responseId, now, limit), maxItems);
+  /** A context kept on the event loop's side is served from there whatever its length; a
+   * long one read on the thread is kept there for the next turn. */
+  async loadResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
+    const limit = this.#thread === undefined ? maxItems : Math.min(maxItems, this.#inlineItems);
+    const history = await this.#inline.loadResponseContext(tenant, responseId, now, limit, maxItems);
+    if (this.#thread === undefined || history === undefined || !history.tooLong || limit === maxItems) return history;
+    // Counted before the thread reads: a removal in between is seen at the next turn.
+    const removals = await this.#inline.itemRemovals();
+    const read = await this.#thread.loadResponseContext(tenant, responseId, now, maxItems);
+    return read === undefined ? undefined : this.#inline.keepRead(tenant, responseId, read, removals);
   }
 
   loadConversationItems(tenant: string, conversationId: string, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
