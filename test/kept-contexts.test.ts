@@ -162,6 +162,11 @@ for (const kind of await storeKinds()) {
       assert.equal(await itemRemovals(), before, 'still held by the response: not removed, not counted');
       assert.equal(await plain.deleteResponse(TENANT, stored.id, Date.now()), true);
       assert.equal(await itemRemovals(), before, "a response's own items go with it, uncounted: no live context holds them");
+      // Counted by the database itself: a deletion the store did not make counts too.
+      const alone = item();
+      await plain.createConversation(TENANT, { id: `conv_${Math.random().toString(16).slice(2)}`, createdAt: Date.now(), metadata: '{}' }, [alone]);
+      assert.equal((await db.rawQuery('DELETE FROM items WHERE id = ? RETURNING seq', alone.id)).length, 1);
+      assert.equal(await itemRemovals(), before + 1);
     });
 
     it('confirms seq by seq a context that names an item twice', async () => {

@@ -11,6 +11,9 @@ export interface Migration {
 /** Item payloads carry this version; a later change of the item JSON shape bumps it. */
 export const ITEM_SCHEMA_VERSION = 1;
 
+/** What migration 5's trigger does for each removal it counts (see counters()). */
+const COUNT_REMOVAL = "UPDATE store_counters SET value = value + 1 WHERE name = 'item_removals'";
+
 export const MIGRATIONS: readonly Migration[] = [
   {
     version: 1,
@@ -121,15 +124,34 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 5,
     description: 'a count of item removals, against which a context kept in memory is confirmed',
-    sqlite: fifthMigration('INTEGER'),
-    postgres: fifthMigration('BIGINT'),
+    sqlite: [
+      ...counters('INTEGER'),
+      `CREATE TRIGGER items_removed_count AFTER DELETE ON items FOR EACH ROW WHEN OLD.owner_response_id IS NULL
+      BEGIN ${COUNT_REMOVAL}; END`,
+    ],
+    postgres: [
+      ...counters('BIGINT'),
+      `CREATE FUNCTION count_item_removals() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM removed WHERE owner_response_id IS NULL) THEN ${COUNT_REMOVAL}; END IF;
+        RETURN NULL;
+      END $$`,
+      // EXECUTE PROCEDURE: the spelling PostgreSQL 10 takes too.
+      `CREATE TRIGGER items_removed_count AFTER DELETE ON items REFERENCING OLD TABLE AS removed
+      FOR EACH STATEMENT EXECUTE PROCEDURE count_item_removals()`,
+    ],
   },
 ];
 
-/** `item_removals` counts the deletions of items a live response's context may hold (items
- * a conversation let go): a process that kept a context while the count read n knows it
- * whole while the count still reads n (sql-store.ts, loadResponseContext). */
-function fifthMigration(bigint: string): string[] {
+/**
+ * `item_removals` counts the deletions of items that a live response's context may hold: a
+ * process that kept a context while the count read n knows it whole while the count still
+ * reads n (sql-store.ts, loadResponseContext). Those are the items no response owns (a
+ * conversation held them alone: a store: false turn's); a response's own items go only with
+ * it, once nothing holds it, so no live context names them. Counted by a trigger, so that
+ * whatever deletes them (another gateway, an older build, a hand on the database) counts.
+ */
+function counters(bigint: string): string[] {
   return [
     `CREATE TABLE store_counters (
       name TEXT PRIMARY KEY,
@@ -138,6 +160,7 @@ function fifthMigration(bigint: string): string[] {
     "INSERT INTO store_counters (name, value) VALUES ('item_removals', 0)",
   ];
 }
+
 
 /** A run's row lives from its start until its event log expires (--background-event-ttl);
  * its response, once finished, is stored in `responses` like any other. */

@@ -535,11 +535,10 @@ export class SqlStore implements Store {
     if (removed.length === 0) return;
     const seqs = this.#backend.dialect.list(removed.map((row) => Number(row['item_seq'])));
     yield* exec(this.#sql.releaseItems, seqs);
-    // The one deletion that can take an item from a live response's context: an item a
-    // conversation held alone (a store: false turn's) that a stored turn's context names.
-    // (A response's own items go only with it, once nothing holds it: #release.) Counted,
-    // so that contexts kept in memory are confirmed again (loadResponseContext).
-    if ((yield* exec(this.#sql.deleteUnheldItems, seqs)) > 0) yield* exec(this.#sql.countItemRemoval);
+    // The one deletion that can take an item from a live response's context (an item a
+    // conversation held alone, that a stored turn's context names): counted by a trigger
+    // (schema.ts, migration 5), and contexts kept in memory are confirmed again.
+    yield* exec(this.#sql.deleteUnheldItems, seqs);
   }
 
   async deleteConversation(tenant: string, conversationId: string): Promise<boolean> {
@@ -726,7 +725,6 @@ function statements(backend: SqlBackend) {
     keptContextCheck: `SELECT ${d.seqsFound} AS present, (${ITEM_REMOVALS}) AS removals
       FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?`,
     itemRemovals: ITEM_REMOVALS,
-    countItemRemoval: "UPDATE store_counters SET value = value + 1 WHERE name = 'item_removals'",
     historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
     historyItemsOfType: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value WHERE i.tenant = ? AND i.type = ? ORDER BY j.key`,
