@@ -1,4 +1,4 @@
-// npm run bench:state [-- --quick] [--rounds N] [--out DIR]
+// npm run bench:state [-- --quick] [--rounds N] [--out DIR] [--baseline DIR]
 //
 // What stored state costs as it grows (docs/reliability.md, "Long chains"): continuing a
 // chain at its 10th and at its 2,000th turn, against continuing one response that holds
@@ -8,7 +8,9 @@
 // alternating round by round. SQLite, and PostgreSQL when BENCH_DATABASE_URL or
 // TEST_DATABASE_URL is set. Beside it, on the same database, the same gateway keeping no
 // contexts (--context-cache-size 0): what reading the history at every continuation costs
-// against confirming a kept one, in the same rounds.
+// against confirming a kept one, in the same rounds. --baseline DIR: an earlier build
+// (a checkout with node_modules, built) beside both, on the same database, keeping contexts
+// as it did: a change to the store measured side by side.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -29,6 +31,7 @@ const CHAIN_TURNS = quick ? 200 : 2_000;
 const BIG_CONVERSATION = quick ? 2_000 : 20_000;
 const log = (line: string): void => console.error(line);
 const scratch = mkdtempSync(join(tmpdir(), 'rg-bench-state-'));
+const baselineDir = option('baseline') === undefined ? undefined : resolve(option('baseline') as string);
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const sim = await startBenchSim(scratch);
@@ -38,9 +41,16 @@ interface Store {
   readonly gateway: Started;
   /** The same build on the same database, keeping no contexts. */
   readonly notKeeping: Started;
+  /** --baseline: the earlier build, on the same database. */
+  readonly baseline: Started | undefined;
   checkpointBytes(ids: readonly string[]): Promise<number>;
   /** Removes what the run created in the database (PostgreSQL: its schema). */
   dispose(): Promise<void>;
+}
+
+/** The baseline build on this database, started after this build migrated it. */
+function startBaseline(dbUrl: string): Promise<Started> | undefined {
+  return baselineDir === undefined ? undefined : startBenchGateway(sim.url, scratch, ['--db-url', dbUrl, '--log-level', 'warn'], baselineDir);
 }
 
 const stores: Store[] = [];
@@ -49,6 +59,7 @@ stores.push({
   name: 'SQLite',
   gateway: await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${sqlitePath}`, '--log-level', 'warn']),
   notKeeping: await startBenchGateway(sim.url, scratch, ['--db-url', `sqlite:${sqlitePath}`, '--log-level', 'warn', '--context-cache-size', '0']),
+  baseline: await startBaseline(`sqlite:${sqlitePath}`),
   checkpointBytes: (ids) => {
     const db = sqliteDriver().open(sqlitePath, { readOnly: true });
     try {
@@ -72,6 +83,7 @@ if (pgUrl !== undefined) {
     name: 'PostgreSQL',
     gateway: await startBenchGateway(sim.url, scratch, ['--db-url', url.toString(), '--log-level', 'warn']),
     notKeeping: await startBenchGateway(sim.url, scratch, ['--db-url', url.toString(), '--log-level', 'warn', '--context-cache-size', '0']),
+    baseline: await startBaseline(url.toString()),
     checkpointBytes: async (ids) => {
       const { rows } = await admin.query(`SELECT SUM(octet_length(checkpoint))::int AS bytes FROM ${schema}.responses WHERE id = ANY($1)`, [ids]);
       return Number((rows[0] as { bytes: number }).bytes);
@@ -139,12 +151,20 @@ for (const store of stores) {
   type Measured = ReturnType<typeof measure>;
   const rounds = new Map<string, Measured[]>(cases.map((c) => [c.name, []]));
   const roundsNotKeeping = new Map<string, Measured[]>(cases.map((c) => [c.name, []]));
+  const roundsBaseline = new Map<string, Measured[]>(cases.map((c) => [c.name, []]));
+  const sides: [Started, Map<string, Measured[]>][] = [
+    [store.gateway, rounds],
+    [store.notKeeping, roundsNotKeeping],
+    ...(store.baseline === undefined ? [] : [[store.baseline, roundsBaseline] as [Started, Map<string, Measured[]>]]),
+  ];
   for (let round = 0; round < ROUNDS; round++) {
     log(`${store.name}: round ${round + 1}/${ROUNDS}`);
     for (const testCase of cases) {
-      // Which of the two goes first alternates: neither always meets a warmer machine.
-      const order = round % 2 === 0 ? [store.gateway, store.notKeeping] : [store.notKeeping, store.gateway];
-      for (const gateway of order) (gateway === store.gateway ? rounds : roundsNotKeeping).get(testCase.name)?.push(measure(gateway, testCase));
+      // Which goes first turns round by round: none always meets a warmer machine.
+      for (let i = 0; i < sides.length; i++) {
+        const [gateway, into] = sides[(round + i) % sides.length] as [Started, Map<string, Measured[]>];
+        into.get(testCase.name)?.push(measure(gateway, testCase));
+      }
     }
   }
   const bytes = await store.checkpointBytes(chain);
@@ -152,18 +172,24 @@ for (const store of stores) {
   /** The median of per-round ratios, kept over not kept. */
   const ratio = (kept: Measured[], notKept: Measured[], pick: (m: Measured) => number): string =>
     `${median(kept.map((m, i) => pick(m) / pick(notKept[i] as Measured))).toFixed(2)}x`;
+  const withBaseline = store.baseline !== undefined;
   lines.push(
     `### ${store.name}`,
     '',
-    '| case | p50 (µs) | p99 (µs) | gateway CPU/request (µs) | p50, no kept contexts | CPU/request, no kept contexts | p50 / CPU, kept over not |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| case | p50 (µs) | p99 (µs) | gateway CPU/request (µs) | p50, no kept contexts | CPU/request, no kept contexts | p50 / CPU, kept over not |' +
+      (withBaseline ? ' p50, baseline | CPU/request, baseline | p50 / CPU, over the baseline |' : ''),
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |' + (withBaseline ? ' ---: | ---: | ---: |' : ''),
   );
   for (const testCase of cases) {
     const measured = rounds.get(testCase.name) ?? [];
     const notKept = roundsNotKeeping.get(testCase.name) ?? [];
+    const baseline = roundsBaseline.get(testCase.name) ?? [];
     lines.push(
       `| ${testCase.name} | ${cell(measured.map((r) => r.p50Us))} | ${cell(measured.map((r) => r.p99Us))} | ${cell(measured.map((r) => r.cpuUs))} | ` +
-        `${cell(notKept.map((r) => r.p50Us))} | ${cell(notKept.map((r) => r.cpuUs))} | ${ratio(measured, notKept, (r) => r.p50Us)} / ${ratio(measured, notKept, (r) => r.cpuUs)} |`,
+        `${cell(notKept.map((r) => r.p50Us))} | ${cell(notKept.map((r) => r.cpuUs))} | ${ratio(measured, notKept, (r) => r.p50Us)} / ${ratio(measured, notKept, (r) => r.cpuUs)} |` +
+        (withBaseline
+          ? ` ${cell(baseline.map((r) => r.p50Us))} | ${cell(baseline.map((r) => r.cpuUs))} | ${ratio(measured, baseline, (r) => r.p50Us)} / ${ratio(measured, baseline, (r) => r.cpuUs)} |`
+          : ''),
     );
   }
   const wholeEveryTurn = Array.from({ length: CHAIN_TURNS }, (_, turn) => 2 * (turn + 1)).reduce((sum, items) => sum + items, 0);
@@ -173,6 +199,7 @@ for (const store of stores) {
 for (const store of stores) {
   store.gateway.child.kill('SIGTERM');
   store.notKeeping.child.kill('SIGTERM');
+  store.baseline?.child.kill('SIGTERM');
   // A gateway still finishing a transaction only makes the DROP wait for its lock.
   await store.dispose();
 }
@@ -183,7 +210,7 @@ const report = [
   `# State benchmark: ${date.toISOString().slice(0, 16)}Z${quick ? ' (--quick)' : ''}`,
   '',
   `- Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; Node ${process.version}. Command: \`npm run bench:state${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}\``,
-  `- ${ROUNDS} rounds, the cases in turn; each: ${REQUESTS} requests at c=1 after 10 warm-up, on the gateway and on the same build with --context-cache-size 0 (same database), in alternating order. Cells: median (min–max) over rounds; the last column, medians of per-round ratios. Each turn adds 2 items (its input and output).`,
+  `- ${ROUNDS} rounds, the cases in turn; each: ${REQUESTS} requests at c=1 after 10 warm-up, on the gateway and on the same build with --context-cache-size 0${baselineDir === undefined ? '' : ` and on the baseline build (${baselineDir})`} (same database), in turns, the first changing round by round. Cells: median (min–max) over rounds; the last column, medians of per-round ratios. Each turn adds 2 items (its input and output).`,
   '',
   ...lines,
 ].join('\n');

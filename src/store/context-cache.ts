@@ -1,12 +1,12 @@
 // The contexts of responses this process stored or read lately, so that continuing one
 // reads only what may have changed since: whether the response is still live (deleted,
-// expired) and whether every item of its context is still stored. A context never changes
-// once its response is stored (a checkpoint is written once, items are never updated, and
-// seqs are never reused: SQLite's AUTOINCREMENT, PostgreSQL's sequence), so a context whose
-// response is live and whose items are all present is the one the store would read. On
-// PostgreSQL that check is one round trip where reading the context is two; on SQLite it
-// looks each seq up where the read joins and copies every item's upstream form
-// (bench/README.md, "A continuation's context, kept").
+// expired) and whether an item of its context may have been removed (the store's count of
+// item removals moved). A context never changes once its response is stored (a checkpoint
+// is written once, items are never updated, and seqs are never reused: SQLite's
+// AUTOINCREMENT, PostgreSQL's sequence), so a context whose response is live and whose
+// items are all present is the one the store would read. That check is one row, where
+// reading the context joins and copies every item's upstream form (on PostgreSQL, two
+// round trips; bench/README.md, "A continuation's context, kept").
 import { BoxedMap } from '../collections/boxed-map.ts';
 
 /** A response's context as the store would read it (History without `tooLong`). */
