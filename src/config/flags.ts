@@ -356,7 +356,7 @@ export const FLAG_SPECS = [
     env: 'GATEWAY_CONTEXT_CACHE_SIZE',
     kind: 'size-or-zero',
     defaultValue: '64MiB',
-    help: "Memory per gateway process for the contexts of responses it stored or read lately (the items' forms sent to vLLM), so that continuing one does not read its history again: the store only confirms that the response is live and its items all kept. 0 keeps none.",
+    help: "Memory per gateway process for the contexts of responses it stored or read lately (the items' forms sent to vLLM), so that continuing one does not read its history again: the store only confirms, in one row, that the response is live and no item was removed since. 0 keeps none.",
     group: 'state',
   },
   {
