@@ -1,15 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** The kernel's range for `listen(0)`; Linux's default where /proc does not say. */
-function ephemeralRange(): { low: number; high: number } {
+/** Where the kernel's range for `listen(0)` begins; Linux's default where /proc does not
+ * say (other systems' ranges begin higher). */
+function ephemeralLow(): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (low !== undefined && high !== undefined && low > 0 && high >= low) return { low, high };
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isSafeInteger(low) && low > 2048) return low;
   } catch {
     // not Linux: fall through
   }
-  return { low: 32768, high: 60999 };
+  return 32768;
 }
 
 function listens(port: number): Promise<boolean> {
@@ -28,7 +29,7 @@ function listens(port: number): Promise<boolean> {
  * on the port `serve` then gave vLLM.
  */
 export async function freePort(): Promise<number> {
-  const { low } = ephemeralRange();
+  const low = ephemeralLow();
   const first = Math.max(1024, Math.min(10_000, low - 1_000));
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = first + Math.floor(Math.random() * (low - first));
