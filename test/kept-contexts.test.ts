@@ -79,7 +79,8 @@ for (const kind of await storeKinds()) {
       assert.ok(continued !== undefined);
       const second = turn({ previousResponseId: first.id, historySeqs: continued.seqs });
       const outcome = await store.saveResponse(second);
-      // The thread kind reads every context on the store thread (inlineItems 0): none is kept.
+      // The thread kind stores every turn on the store thread (inlineItems 0), which keeps no
+      // contexts: the turn's context is kept when it is next read.
       if (kind.name === 'sqlite (thread)') {
         assert.equal(outcome.keptContext, undefined);
         return;

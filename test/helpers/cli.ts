@@ -151,7 +151,6 @@ export function portOf(line: Record<string, unknown>): number {
   return Number(new URL(String(line['url'])).port);
 }
 
-
 /** A directory holding a `vllm` executable that runs the simulator in its place. */
 export function fakeVllmBin(): { bin: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fake-vllm-'));
