@@ -11,8 +11,9 @@ import { marksOf, SYSTEM_OPENINGS } from './history-marks.ts';
 
 type Json = Record<string, unknown>;
 
-/** Whether an upstream item (or a history of them) may hold a system or developer message. */
-export function mayHoldSystemMessage(upstream: string | Buffer): boolean {
+/** Whether an upstream item may hold a system or developer message (a history's are found
+ * by history-marks.ts). */
+function mayHoldSystemMessage(upstream: string): boolean {
   for (const opening of SYSTEM_OPENINGS) if (upstream.includes(opening)) return true;
   return false;
 }

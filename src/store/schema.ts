@@ -161,7 +161,6 @@ function counters(bigint: string): string[] {
   ];
 }
 
-
 /** A run's row lives from its start until its event log expires (--background-event-ttl);
  * its response, once finished, is stored in `responses` like any other. */
 function thirdMigration(bigint: string): string[] {

@@ -207,9 +207,8 @@ export class SqlStore implements Store {
     if (Number(live['removals']) !== kept.removalsAt) {
       // Items were removed since (from a conversation): this context's may be among them.
       if (kept.seqs.length > this.#confirmItems) return NOT_KEPT;
-      const row = yield* first(this.#sql.keptContextCheck, this.#backend.dialect.list(kept.seqs), responseId, tenant, this.#cutoff(now));
-      if (row === undefined) return undefined;
-      if (Number(row['present']) !== kept.seqs.length) return NOT_KEPT;
+      const row = yield* first(this.#sql.keptContextCheck, this.#backend.dialect.list(kept.seqs));
+      if (row === undefined || Number(row['present']) !== kept.seqs.length) return NOT_KEPT;
       // Whole at this count (read in the same statement): one row again from now on.
       kept.removalsAt = Number(row['removals']);
     }
@@ -722,8 +721,7 @@ function statements(backend: SqlBackend) {
      * and the count of item removals; then, if that count moved, how many of its seqs are
      * still items (seqs are never reused). */
     keptContextLive: `SELECT (${ITEM_REMOVALS}) AS removals FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?`,
-    keptContextCheck: `SELECT ${d.seqsFound} AS present, (${ITEM_REMOVALS}) AS removals
-      FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?`,
+    keptContextCheck: `SELECT ${d.seqsFound} AS present, (${ITEM_REMOVALS}) AS removals`,
     itemRemovals: ITEM_REMOVALS,
     historyBySeq: `SELECT ${d.joinText("NULLIF(i.upstream, '')", 'j.key')} AS upstream FROM ${seqList} JOIN items i ON i.seq = j.value`,
     itemsBySeq: `SELECT ${ITEM_COLUMNS} FROM ${seqList} JOIN items i ON i.seq = j.value ORDER BY j.key`,
