@@ -44,18 +44,22 @@ async function terminate(app: string): Promise<number> {
   return result.rowCount ?? 0;
 }
 
-/** Freezes the server processes of the gateway's idle connections: TCP stays open, nothing answers. */
 /** Attempts at seeing every connection of `app` idle, 10 ms apart: a connection the gateway
  * has just handed back reads as active until its backend waits for the next command. */
 const IDLE_ATTEMPTS = 300;
 
-async function freeze(app: string): Promise<number[]> {
+/**
+ * Freezes the server processes of the gateway's idle connections: TCP stays open, nothing
+ * answers. `pooledOnly` leaves the connection that LISTENs for the run log alone.
+ */
+async function freeze(app: string, { pooledOnly = false } = {}): Promise<number[]> {
   for (let attempt = 0; attempt < IDLE_ATTEMPTS; attempt++) {
     const busy = await admin.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND state <> 'idle'", [app]);
     if (busy.rows[0]?.n === 0) break;
     await delay(10);
   }
-  const { rows } = await admin.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'", [app]);
+  const listening = pooledOnly ? " AND query NOT LIKE 'LISTEN %'" : '';
+  const { rows } = await admin.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'${listening}`, [app]);
   for (const { pid } of rows) {
     process.kill(pid, 'SIGSTOP');
     frozen.add(pid);
@@ -141,13 +145,47 @@ describeUnlessSkipped('PostgreSQL failing under the gateway', await postgresSkip
 
     // The pool recovered by itself: everything works again, and every response reported
     // as completed is stored whole.
-    for (let n = 0; n < 5; n++) assert.equal(assertCleanAnswer(await (requests[n] as () => Promise<RawResponse>)(), `after, ${n}`), 'ok');
+    for (let n = 0; n < 5; n++) {
+      const res = await (requests[n] as () => Promise<RawResponse>)();
+      const logged = (): string => JSON.stringify(run.logs().filter((line) => (line.level as number) >= 40).slice(-5));
+      assert.equal(assertCleanAnswer(res, `after, ${n}`), 'ok', `after the kills, request ${n}: ${res.text().slice(0, 300)}; the gateway logged ${logged()}`);
+    }
     for (const id of reported) {
       const stored = await send(`${url}/v1/responses/${id}`);
       assert.equal(stored.status, 200, `${id} was reported completed and is stored`);
       assert.equal(stored.json().status, 'completed');
     }
     assert.ok(outcomes.ok > 0);
+    run.child.kill('SIGTERM');
+    assert.equal((await run.exited).code, 0);
+  });
+
+  it('every pooled connection ended by the server before the gateway heard of it: the next request tries each, drops it, and succeeds on a new one', { timeout: 60_000 }, async () => {
+    const app = appName('ended');
+    const poolSize = 3;
+    const { run, url } = await gateway(app, ['--db-pool-size', String(poolSize)]);
+    const seed = (await postJson(`${url}/v1/responses`, { model: 'm', input: 'seed' })).json();
+    const read = (): Promise<RawResponse> => send(`${url}/v1/responses/${String(seed.id)}`);
+    // Reads at once open the pool's connections.
+    for (const res of await Promise.all(Array.from({ length: poolSize * 2 }, read))) assert.equal(res.status, 200);
+    try {
+      // The pool's connections, idle, frozen so that none can tell the gateway it ends: the
+      // server's end of each is signalled, and lands only once they are thawed.
+      const pooled = await freeze(app, { pooledOnly: true });
+      assert.ok(pooled.length >= 2, `${pooled.length} pooled connections to end: more than one dead in a row is the case`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS t(pid)', [pooled]);
+      // The read takes a pooled connection and sends its query to a frozen server process.
+      const answer = read();
+      await waitForMetric(url, 'gateway_http_requests_in_flight', (value) => value >= 1);
+      // Thawed one by one, each ends its connection: the read meets one dead connection
+      // after another, each dropped, until the pool opens a new one.
+      thawAll();
+      const res = await answer;
+      assert.equal(res.status, 200, res.text());
+      assert.equal(res.json().id, seed.id);
+    } finally {
+      thawAll();
+    }
     run.child.kill('SIGTERM');
     assert.equal((await run.exited).code, 0);
   });

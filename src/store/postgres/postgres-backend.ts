@@ -105,9 +105,12 @@ export class PostgresBackend implements SqlBackend {
   readonly #pool: pg.Pool;
   readonly #queryTimeoutMs: number;
   readonly #connectionString: string;
+  /** See againWhileStale. */
+  readonly #staleAttempts: number;
 
   constructor(options: PostgresOptions) {
     this.#queryTimeoutMs = options.queryTimeoutMs;
+    this.#staleAttempts = options.poolSize + 1;
     this.#connectionString = options.connectionString;
     this.#pool = new pg.Pool({
       connectionString: options.connectionString,
@@ -144,12 +147,12 @@ export class PostgresBackend implements SqlBackend {
     };
     // A read is safe to run again; only a connection found dead at its first query is
     // retried (an idle one the server ended, which the pool had not noticed yet).
-    return onceMoreIfStale(attempt);
+    return againWhileStale(attempt, this.#staleAttempts);
   }
 
   write<T>(work: () => Work<T>): Promise<T> {
-    // Nothing was done when BEGIN met a dead connection: the transaction runs once more.
-    return onceMoreIfStale(() => this.#transaction(work, this.#queryTimeoutMs));
+    // Nothing was done when BEGIN met a dead connection: the transaction runs again.
+    return againWhileStale(() => this.#transaction(work, this.#queryTimeoutMs), this.#staleAttempts);
   }
 
   /**
@@ -296,7 +299,7 @@ const COMMIT: Query = { sql: 'COMMIT', params: [] };
  * awaited, so none is left rejected unhandled. A COMMIT after a failed statement answers
  * ROLLBACK without an error: the statement's own failure is the one thrown. When it is
  * BEGIN (`beginning`) that met a dead connection, nothing after it ran either: the
- * transaction may run once more (StaleConnection).
+ * transaction may run again (StaleConnection).
  */
 async function settle(sent: readonly Promise<QueryResult>[], beginning: boolean): Promise<QueryResult[]> {
   const settled = await Promise.allSettled(sent);
@@ -322,16 +325,21 @@ function socketOf(client: pg.Client): { destroy(): void } | undefined {
   return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
 }
 
-async function onceMoreIfStale<T>(attempt: () => Promise<T>): Promise<T> {
-  try {
+/**
+ * Runs `attempt` again while it meets a pooled connection found dead, at most `attempts`
+ * times. Each such attempt drops the dead connection it met, and a pool holds at most its
+ * size of them, so the pool's size plus one attempts reach a connection opened afresh. It
+ * matters when the server ended every connection at once (a restart, a failover) and a
+ * request came before the pool had read their ends: once more was not enough then.
+ */
+async function againWhileStale<T>(attempt: () => Promise<T>, attempts: number): Promise<T> {
+  for (let left = attempts; ; left--) {
     try {
       return await attempt();
     } catch (error) {
-      if (!(error instanceof StaleConnection)) throw error;
-      return await attempt();
+      if (!(error instanceof StaleConnection)) throw storeFailure(error);
+      if (left <= 1) throw storeFailure(error.cause);
     }
-  } catch (error) {
-    throw storeFailure(error instanceof StaleConnection ? error.cause : error);
   }
 }
 
