@@ -7,21 +7,26 @@
 // of object.
 //
 //   npm run bench:heap -- [--streams 1000] [--top 25]
-import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from './args.ts';
+import { holdOpenStreams } from './open-streams.ts';
 import { ROOT, startBenchGateway, startProcess, type Started } from './processes.ts';
 
 const { option } = toolArgs();
 const STREAMS = Number(option('streams') ?? 1000);
 const TOP = Number(option('top') ?? 25);
-const DELTAS_PER_STREAM = 600;
+/** The stream holders: killed when this tool exits, whether or not it measured. */
+const started: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const holder of started) holder.kill('SIGKILL');
+});
 /** How long a snapshot may take to be written (a 1,000-stream heap: a few seconds). */
 const SNAPSHOT_WAIT_MS = 120_000;
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Self size by kind of object: `type name`, e.g. "object ServerResponse", "closure onData". */
 type HeapCensus = Map<string, { bytes: number; count: number }>;
@@ -102,18 +107,6 @@ async function snapshot(proc: Started, dir: string): Promise<{ total: number; by
   }
 }
 
-/** N streams opened and held by a separate process; resolves once each has its first bytes. */
-async function holdStreams(url: string): Promise<() => Promise<void>> {
-  const job = { url: `${url}/v1/responses`, body: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), streams: STREAMS, headers: { 'x-sim': `deltas=${DELTAS_PER_STREAM}` } };
-  const holder = fork(join(ROOT, 'bench/streams-client.ts'), [JSON.stringify(job)], { execArgv: ['--import', 'tsx'], cwd: ROOT });
-  const opened = await new Promise<number>((resolve) => holder.once('message', (message: { open?: number }) => resolve(message.open ?? 0)));
-  if (opened !== STREAMS) throw new Error(`${opened} of ${STREAMS} streams opened`);
-  return async () => {
-    holder.send('close');
-    await new Promise((resolve) => holder.once('exit', resolve));
-  };
-}
-
 interface PerStream {
   readonly label: string;
   readonly idleKiB: number;
@@ -125,9 +118,10 @@ async function measure(label: string, proc: Started, dir: string): Promise<PerSt
   // A warm-up stream, so that what every first request loads (code, caches) is in the idle snapshot.
   await warmUp(proc.url);
   const idle = await snapshot(proc, dir);
-  const close = await holdStreams(proc.url);
+  const held = await holdOpenStreams(proc.url, STREAMS, started);
+  if (held.opened !== STREAMS) throw new Error(`${held.opened} of ${STREAMS} streams opened`);
   const open = await snapshot(proc, dir);
-  await close();
+  await held.close();
   const byKind: PerStream['byKind'] = [];
   for (const [kind, now] of open.byKind) {
     const was = idle.byKind.get(kind) ?? { bytes: 0, count: 0 };

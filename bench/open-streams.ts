@@ -51,6 +51,33 @@ async function openStreams(baseUrl: string): Promise<number> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Streams held open by a separate process (bench/streams-client.ts). */
+export interface HeldStreams {
+  /** How many had their first bytes when the holder reported. */
+  readonly opened: number;
+  /** Ends them all; resolves once the holder has exited. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `streams` streams of DELTAS_PER_STREAM deltas at `baseUrl` from a separate process
+ * and holds them; resolves once every one has its first bytes. The holder is pushed onto
+ * `started`, for the caller's cleanup.
+ */
+export async function holdOpenStreams(baseUrl: string, streams: number, started: ChildProcess[]): Promise<HeldStreams> {
+  const job = { url: `${baseUrl}/v1/responses`, body: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), streams, headers: { 'x-sim': `deltas=${DELTAS_PER_STREAM}` } };
+  const holder = fork(join(ROOT, 'bench/streams-client.ts'), [JSON.stringify(job)], { execArgv: ['--import', 'tsx'], cwd: ROOT });
+  started.push(holder);
+  const opened = await new Promise<number>((resolve) => holder.once('message', (message: { open?: number }) => resolve(message.open ?? 0)));
+  return {
+    opened,
+    close: async () => {
+      holder.send('close');
+      await new Promise((resolve) => holder.once('exit', resolve));
+    },
+  };
+}
+
 /**
  * `counted`: the process reports gateway_open_streams (the gateway). The node floor does
  * not: what is open is what the holding client saw start, and its streams outlast the
@@ -62,8 +89,6 @@ export async function measureOpenStreams(
   started: ChildProcess[],
   counted = true,
 ): Promise<OpenStreamsResult> {
-  const openNow = async (): Promise<number> => (counted ? openStreams(gateway.url) : opened);
-  let opened = 0;
   await sleep(500);
   const idleSamples: number[] = [];
   for (let i = 0; i < 5; i++) {
@@ -71,15 +96,8 @@ export async function measureOpenStreams(
     await sleep(SAMPLE_MS);
   }
   const idleMiB = idleSamples.sort((a, b) => a - b)[2] as number;
-  const job = { url: `${gateway.url}/v1/responses`, body: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), streams, headers: { 'x-sim': `deltas=${DELTAS_PER_STREAM}` } };
-  const holder = fork(join(ROOT, 'bench/streams-client.ts'), [JSON.stringify(job)], { execArgv: ['--import', 'tsx'], cwd: ROOT });
-  started.push(holder);
-  await new Promise<void>((resolve) =>
-    holder.once('message', (message: { open?: number }) => {
-      opened = message.open ?? 0;
-      resolve();
-    }),
-  );
+  const held = await holdOpenStreams(gateway.url, streams, started);
+  const openNow = async (): Promise<number> => (counted ? openStreams(gateway.url) : held.opened);
   let peakRssMiB = 0;
   let min = Number.POSITIVE_INFINITY;
   let max = 0;
@@ -91,8 +109,7 @@ export async function measureOpenStreams(
     await sleep(SAMPLE_MS);
   }
   const hwm = hwmMiB(gateway.pid);
-  holder.send('close');
-  await new Promise((resolve) => holder.once('exit', resolve));
+  await held.close();
   const deadline = Date.now() + CLOSE_WAIT_MS;
   while (counted && Date.now() < deadline && (await openStreams(gateway.url)) > 0) await sleep(SAMPLE_MS);
   let afterMiB = Number.POSITIVE_INFINITY;
