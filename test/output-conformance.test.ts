@@ -113,6 +113,17 @@ describe('vLLM quirks, each corrected on its own', () => {
     assert.equal(terminal.output[0].content[0].text, 'You said: hello there');
   });
 
+  it('the same over a long answer, its deltas kept in blocks: the client saw every one of them', async () => {
+    const long = Array.from({ length: 150 }, (_, i) => `w${i}`).join(' ');
+    const { terminal: differs, events } = await stream({ input: long }, 'quirk=text-done-differs');
+    const deltas = events.filter((event) => event.data.type === 'response.output_text.delta');
+    assert.ok(deltas.length > 100, `${deltas.length} deltas: more than three blocks`);
+    assert.equal(differs.output[0].content[0].text, `You said: ${long}`);
+    assert.equal(deltas.map((event) => event.data.delta).join(''), `You said: ${long}`);
+    const { terminal: extends_ } = await stream({ input: long }, 'quirk=text-done-extends');
+    assert.equal(extends_.output[0].content[0].text, `You said: ${long} (and more)`);
+  });
+
   it('vLLM\'s own data: [DONE] is not doubled', async () => {
     const { text } = await stream({ input: 'hi' }, 'quirk=vllm-done');
     assert.equal(text.split('data: [DONE]').length, 2);

@@ -319,6 +319,9 @@ export class StreamNormalizer implements EventStreamTransform {
       this.#inProgress = cached;
     }
     out.push(this.#render.responseEvent(type, cached.json));
+    // in_progress is the last to repeat it (a tool loop's stream may open again): not kept
+    // for the rest of the stream (a kilobyte a stream).
+    if (type === 'response.in_progress' && this.#agent === undefined) this.#inProgress = undefined;
   }
 
   #leadingSent = false;
@@ -603,7 +606,7 @@ export class StreamNormalizer implements EventStreamTransform {
 
   /** Closes a part: the text the client saw is the text; vLLM's extra tail is sent as a delta. */
   #closePart(item: ItemState, part: PartState, reportedText: string | undefined, out: string[]): string {
-    const seen = decodeJsonString(part.raw.join(''));
+    const seen = decodeJsonString(part.raw.joined());
     let text = seen;
     if (reportedText !== undefined && reportedText !== seen) {
       if (reportedText.startsWith(seen)) {
