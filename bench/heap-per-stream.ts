@@ -6,7 +6,10 @@
 // process: open for a minute); what grew, divided by N, is what one stream holds, by kind
 // of object.
 //
-//   npm run bench:heap -- [--streams 1000] [--top 25]
+//   npm run bench:heap -- [--streams 1000] [--top 25] [--after 0]
+//
+// --after S: the second snapshot S seconds after the last stream opened, when each has
+// streamed S seconds more of its answer (what grows with an answer's length shows).
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +22,7 @@ import { ROOT, startBenchGateway, startProcess, type Started } from './processes
 const { option } = toolArgs();
 const STREAMS = Number(option('streams') ?? 1000);
 const TOP = Number(option('top') ?? 25);
+const AFTER_S = Number(option('after') ?? 0);
 /** The stream holders: killed when this tool exits, whether or not it measured. */
 const started: ChildProcess[] = [];
 process.on('exit', () => {
@@ -120,6 +124,7 @@ async function measure(label: string, proc: Started, dir: string): Promise<PerSt
   const idle = await snapshot(proc, dir);
   const held = await holdOpenStreams(proc.url, STREAMS, started);
   if (held.opened !== STREAMS) throw new Error(`${held.opened} of ${STREAMS} streams opened`);
+  if (AFTER_S > 0) await sleep(AFTER_S * 1000);
   const open = await snapshot(proc, dir);
   await held.close();
   const byKind: PerStream['byKind'] = [];
@@ -151,7 +156,7 @@ for (const proc of [gateway, floor, sim]) proc.child.kill('SIGTERM');
 rmSync(scratch, { recursive: true, force: true });
 
 const kib = (bytes: number): string => (bytes / 1024).toFixed(1);
-console.log(`\nlive heap per open stream (${STREAMS} open, Node ${process.version}), from heap snapshots idle and with them open:`);
+console.log(`\nlive heap per open stream (${STREAMS} open${AFTER_S > 0 ? `, ${AFTER_S} s after the last opened` : ''}, Node ${process.version}), from heap snapshots idle and with them open:`);
 for (const result of results) console.log(`  ${result.label.padEnd(11)} ${kib(result.perStreamBytes)} KiB a stream (idle heap ${result.idleKiB.toFixed(0)} KiB)`);
 for (const result of results) {
   console.log(`\n${result.label}: what one stream holds, by kind of object (bytes, objects)`);

@@ -1,8 +1,8 @@
 // The floors, for comparison only. Takes the gateway's --llm-api-base and --gateway-port.
 //
-// Without flags: the least a node:http + undici proxy does (read the body, dispatch it,
-// relay status, headers and body back). No routing, no logging, no metrics, no
-// normalization: what Node itself costs.
+// Without flags: the least a node:http + undici proxy does (read the body, dispatch it
+// with the client's headers, relay status, headers and body back). No routing, no
+// logging, no metrics, no normalization: what Node itself costs.
 //
 // --normalize: the least a *normalizing* proxy must add to that, done the cheapest way
 // known: the request read as JSON (a gateway must know what it is asked), every event of
@@ -64,6 +64,23 @@ function normalizedJson(body: Buffer): Buffer {
   return Buffer.from(JSON.stringify(response));
 }
 
+/** Headers that describe one connection, or the body as it was framed: not forwarded. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'host', 'te', 'upgrade', 'proxy-connection']);
+
+/**
+ * The client's request headers, as any proxy forwards them (the simulator reads its
+ * script from x-sim: a floor that dropped it streamed the simulator's default 3-delta
+ * answer where the gateway streamed 100, until 2026-12-02).
+ */
+function forwardedHeaders(raw: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, raw[i + 1] as string);
+  }
+  return out;
+}
+
 function write(res: ServerResponse, controller: Dispatcher.DispatchController, chunk: Buffer): void {
   if (!res.write(chunk)) {
     controller.pause();
@@ -111,6 +128,6 @@ createServer({ noDelay: true }, (req, res) => {
         res.destroy();
       },
     };
-    pool.dispatch({ method: req.method ?? 'GET', path: req.url ?? '/', headers: ['content-type', 'application/json'], body }, handler);
+    pool.dispatch({ method: req.method ?? 'GET', path: req.url ?? '/', headers: forwardedHeaders(req.rawHeaders), body }, handler);
   });
 }).listen(Number(flag('gateway-port')), '127.0.0.1');
