@@ -1,9 +1,13 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100|continue-500|continue-500-developer] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100|continue-500|continue-500-developer] [--case-b NAME] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
 // alternating rounds at c=32 (or --connections N) (A B A B ...). Prints CPU per request (all threads, from /proc)
 // and throughput for each, and the median of the per-round ratios B/A.
+//
+// --case-b NAME: B sends that case instead (A sends --case), to measure what a request
+// option costs side by side: `--case json-1k --case-b json-1k-store` is what store: true
+// adds; the median of the per-round differences B − A is printed too.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,6 +25,8 @@ const ROUNDS = Number(option('rounds') ?? 5);
 const SECONDS = Number(option('seconds') ?? 3);
 const CONNECTIONS = Number(option('connections') ?? 32);
 const job = requestCase(option('case') ?? 'json-1k');
+const jobB = option('case-b') === undefined ? job : requestCase(option('case-b') as string);
+if (jobB.chat !== job.chat) throw new Error('--case and --case-b must both be chat cases, or neither');
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const logDir = mkdtempSync(join(tmpdir(), 'rg-ab-'));
@@ -35,25 +41,30 @@ const a =
     ? await gateway(flagsA, option('baseline-a') ?? ROOT, option('node-a'))
     : await startProcess([entryA, '--llm-api-base', sim.url], '--gateway-port', logDir);
 const b = await gateway(flagsB, ROOT, option('node-b'));
-const bodies = { a: await bodyFor(job, a.url), b: await bodyFor(job, b.url) };
+const jobs = { a: job, b: jobB };
+const bodies = { a: await bodyFor(job, a.url), b: await bodyFor(jobB, b.url) };
 const tool = findLoadTool(() => {});
 const cpu: Record<'a' | 'b', number[]> = { a: [], b: [] };
 const rps: Record<'a' | 'b', number[]> = { a: [], b: [] };
 for (let round = 0; round < ROUNDS; round++) {
   for (const [key, target] of [['a', a], ['b', b]] as const) {
     const before = cpuNs(target.pid);
-    const load = runLoad(tool, { url: `${target.url}/v1/responses`, body: bodies[key], headers: job.headers, connections: CONNECTIONS, seconds: SECONDS, scratchDir: '/tmp' });
+    const load = runLoad(tool, { url: `${target.url}/v1/responses`, body: bodies[key], headers: jobs[key].headers, connections: CONNECTIONS, seconds: SECONDS, scratchDir: '/tmp' });
     if (load.errors > 0) throw new Error(`${load.errors} errors`);
     cpu[key].push((cpuNs(target.pid) - before) / 1000 / load.requests);
     rps[key].push(load.rps);
   }
 }
 const range = (values: number[]): string => `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
-console.log(`case ${option('case') ?? 'json-1k'}, ${ROUNDS} rounds of ${SECONDS} s at c=${CONNECTIONS}, node ${process.version}`);
+console.log(`case ${option('case') ?? 'json-1k'}${jobB === job ? '' : ` (B: ${option('case-b') as string})`}, ${ROUNDS} rounds of ${SECONDS} s at c=${CONNECTIONS}, node ${process.version}`);
 for (const [key, label] of [['a', labelA], ['b', labelB]] as const) {
   console.log(`${label.padEnd(12)} CPU/request ${median(cpu[key]).toFixed(0)} µs (${range(cpu[key])}), ${median(rps[key]).toFixed(0)} req/s (${range(rps[key])})`);
 }
 const cpuRatio = median(cpu.b.map((value, i) => value / (cpu.a[i] as number)));
 const rpsRatio = median(rps.b.map((value, i) => value / (rps.a[i] as number)));
 console.log(`${labelB}/${labelA}: CPU/request ${cpuRatio.toFixed(2)}x, throughput ${rpsRatio.toFixed(2)}x (medians of per-round ratios)`);
+if (jobB !== job) {
+  const differences = cpu.b.map((value, i) => value - (cpu.a[i] as number));
+  console.log(`${labelB} − ${labelA}: CPU/request ${median(differences).toFixed(0)} µs (${range(differences)}) (median of per-round differences)`);
+}
 process.exit(0);
