@@ -33,7 +33,8 @@ export interface EventStreamTransform {
   readonly kind: 'events';
   /** One or more complete SSE events, each with its closing blank line, as the chunks
    * they arrived in (the last chunk cut at the last event end). A returned promise
-   * pauses reading from vLLM until it settles; output may be emitted before. */
+   * pauses reading from vLLM until it settles; output may be emitted before. `parts` is
+   * the relay's, valid during the call only (it is reused for the next chunk). */
   onEvents(parts: readonly Buffer[], emit: Emit): void | Promise<void>;
   /** vLLM ended the body cleanly. */
   onEnd(emit: Emit): void | Promise<void>;
@@ -91,7 +92,8 @@ export interface RelaySink {
   /** Status and headers (flat); `flush` sends them at once (an event stream). */
   head(status: number, headers: readonly string[], statusMessage: string | undefined, flush: boolean): void;
   /** The output of one tick, in order (each part of a transformed stream is one event);
-   * false asks the relay to stop reading from vLLM until the drain listener is called. */
+   * false asks the relay to stop reading from vLLM until the drain listener is called.
+   * `parts` is the relay's, valid during the call only: a sink that keeps parts copies them. */
   write(parts: readonly (string | Buffer)[]): boolean;
   onceDrain(listener: () => void): void;
   end(body?: string | Buffer): void;
@@ -146,6 +148,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #clientGone = false;
   #boundary: SseBoundary | undefined;
   #pending: Buffer[] = [];
+  /** An emptied array for #pending to move to (see #completeEvents). */
+  #sparePending: Buffer[] | undefined = [];
   #pendingBytes = 0;
   #firstByteSeen = false;
   #streamCounted = false;
@@ -157,6 +161,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #pausedForDrain = false;
   /** Output of this tick not yet handed to the response; see #write. */
   #outbox: Array<string | Buffer> = [];
+  /** The outbox of the tick before, emptied: the next one (see #flush). */
+  #spareOutbox: Array<string | Buffer> = [];
   #outboxScheduled = false;
   readonly #flushOutbox = (): void => this.#flush();
   /** An abort the gateway asked for before undici handed over the controller. */
@@ -304,6 +310,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         if (complete !== undefined) {
           this.#firstByte();
           this.#write(complete);
+          this.#recycle(complete);
         }
         return;
       }
@@ -311,7 +318,9 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
         const complete = this.#completeEvents(chunk);
         if (complete === undefined) return;
         this.#firstByte();
-        return (this.#events as EventStreamTransform).onEvents(complete, this.#emit);
+        const result = (this.#events as EventStreamTransform).onEvents(complete, this.#emit);
+        this.#recycle(complete);
+        return result;
       }
       case 'buffered':
         this.#pending.push(chunk);
@@ -325,7 +334,13 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     }
   }
 
-  /** Adds the chunk to the unfinished event; returns the parts that complete events. */
+  /**
+   * Adds the chunk to the unfinished event; returns the parts that complete events, valid
+   * until #recycle. Two arrays take turns as #pending instead of a new one a chunk: at a
+   * model's pace a stream's next chunk comes after a scavenge or two, and an array made
+   * for it lived until then, was promoted and became old-space garbage, for every event of
+   * every stream (bench/README.md, "What was changed").
+   */
   #completeEvents(chunk: Buffer): Buffer[] | undefined {
     const end = (this.#boundary as SseBoundary).push(chunk);
     if (end === -1) {
@@ -337,17 +352,26 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       return undefined;
     }
     const parts = this.#pending;
+    const next = this.#sparePending ?? [];
+    this.#sparePending = undefined;
     if (end === chunk.length) {
       parts.push(chunk);
-      this.#pending = [];
       this.#pendingBytes = 0;
     } else {
       parts.push(chunk.subarray(0, end));
       const rest = chunk.subarray(end);
-      this.#pending = [rest];
+      next.push(rest);
       this.#pendingBytes = rest.length;
     }
+    this.#pending = next;
     return parts;
+  }
+
+  /** The parts #completeEvents returned, used: emptied (no chunk kept alive by them) and
+   * kept for the next turn. */
+  #recycle(parts: Buffer[]): void {
+    parts.length = 0;
+    this.#sparePending = parts;
   }
 
   #end(): void | Promise<void> {
@@ -503,8 +527,13 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#outboxScheduled = false;
     const outbox = this.#outbox;
     if (outbox.length === 0 || this.#clientGone) return;
-    this.#outbox = [];
-    if (!this.#target.sink.write(outbox) && !this.#pausedForDrain) {
+    // Two outboxes take turns (see #completeEvents): what is written meanwhile goes to the
+    // other, and this one is emptied once the sink has taken its parts.
+    this.#outbox = this.#spareOutbox;
+    const writable = this.#target.sink.write(outbox);
+    outbox.length = 0;
+    this.#spareOutbox = outbox;
+    if (!writable && !this.#pausedForDrain) {
       // Outside onResponseData undici only notes the pause; the socket stops at the next
       // chunk, so at most one more read (64 KiB) arrives before the client drains.
       this.#pausedForDrain = true;
