@@ -1,4 +1,4 @@
-// npm run bench:allocations -- [--case stream-100|stream-1|json-1k] [--connections 1] [--seconds 3] [--all] [-- gateway flags]
+// npm run bench:allocations -- [--case stream-100|stream-1|json-1k] [--connections 1] [--seconds 3] [--all] [--open-streams N] [--node-flags "..."] [-- gateway flags]
 //
 // Where the gateway allocates what outlives a scavenge: V8's sampling heap profiler,
 // through the inspector, over one load after a warm-up. By default it keeps the samples of
@@ -6,6 +6,12 @@
 // what gets promoted, which is what makes scavenges and the helper threads' marking cost
 // (bench:threads). --all keeps every allocation instead. Prints KiB per request by
 // allocating function and the heaviest stacks.
+//
+// --open-streams N: instead of a load at full speed, N streams held open at a model's pace
+// (one event per 100 ms, as the memory harness holds them), sampled for --seconds once all
+// are open: bytes per event. At that pace an object a stream keeps from one event to the
+// next outlives a scavenge, which a load at full speed does not show. --node-flags: V8's
+// flags for the gateway (--max-semi-space-size=1: scavenges as often as they come then).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,8 +20,11 @@ import { WebSocket } from 'ws';
 import { toolArgs } from './args.ts';
 import { findLoadTool, runLoad } from './load.ts';
 import { freePort } from './free-port.ts';
-import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
+import { ROOT, startBenchGateway, startBenchSim, startProcess } from './processes.ts';
 import { bodyFor, requestCase } from './cases.ts';
+import { holdOpenStreams } from './open-streams.ts';
+import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -29,12 +38,20 @@ const job = requestCase(caseName);
 
 const connections = Number(option('connections') ?? 1);
 const seconds = Number(option('seconds') ?? 3);
+const openStreams = option('open-streams') === undefined ? undefined : Number(option('open-streams'));
+const nodeFlags = (option('node-flags') ?? '').split(' ').filter(Boolean);
+/** The stream holders (--open-streams): killed when this tool exits. */
+const holders: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const holder of holders) holder.kill('SIGKILL');
+});
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const dir = mkdtempSync(join(tmpdir(), 'rg-allocations-'));
-const sim = await startBenchSim(dir);
+const sim =
+  openStreams === undefined ? await startBenchSim(dir) : await startProcess(['sim/cli.ts', '--fast', '--no-record', '--chunk-delay-ms', '100'], '--port', dir);
 const inspectorPort = await freePort();
-const gateway = await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, [`--inspect=127.0.0.1:${inspectorPort}`]);
+const gateway = await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, [`--inspect=127.0.0.1:${inspectorPort}`, ...nodeFlags]);
 const body = await bodyFor(job, gateway.url);
 
 const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
@@ -57,10 +74,28 @@ function call<T>(method: string, params: object = {}): Promise<T> {
 const tool = findLoadTool(() => {});
 const drive = (forSeconds: number): ReturnType<typeof runLoad> =>
   runLoad(tool, { url: `${gateway.url}/v1/responses`, body, headers: job.headers, connections, seconds: forSeconds, scratchDir: dir });
-drive(2); // warm-up
-await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: flag('all') });
-const load = drive(seconds);
-const { profile } = await call<{ profile: { head: ProfileNode } }>('HeapProfiler.stopSampling');
+/** What the sampled bytes are divided by: requests, or (--open-streams) events. */
+let units: number;
+let unitName: string;
+let profile: { head: ProfileNode };
+if (openStreams === undefined) {
+  drive(2); // warm-up
+  await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: flag('all') });
+  units = drive(seconds).requests;
+  unitName = 'request';
+  ({ profile } = await call<{ profile: { head: ProfileNode } }>('HeapProfiler.stopSampling'));
+} else {
+  const held = await holdOpenStreams(gateway.url, openStreams, holders);
+  if (held.opened !== openStreams) throw new Error(`${held.opened} of ${openStreams} streams opened`);
+  await sleep(3000); // the streams settled at their pace
+  await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: flag('all') });
+  await sleep(seconds * 1000);
+  ({ profile } = await call<{ profile: { head: ProfileNode } }>('HeapProfiler.stopSampling'));
+  // Each stream gets one event per 100 ms (the simulator's --chunk-delay-ms).
+  units = openStreams * seconds * 10;
+  unitName = 'event';
+  await held.close();
+}
 socket.close();
 gateway.child.kill('SIGTERM');
 sim.child.kill('SIGTERM');
@@ -82,10 +117,13 @@ function walk(node: ProfileNode, stack: readonly string[]): void {
 }
 walk(profile.head, []);
 
-const kib = (bytes: number): string => `${(bytes / 1024 / load.requests).toFixed(2).padStart(7)} KiB`;
-console.log(`${caseName} at c=${connections}, ${load.requests} requests, node ${process.version}: ${flag('all') ? 'all allocations' : 'objects that survived a scavenge'}, ${kib(total).trim()} a request`);
-console.log('by allocating function (a request):');
+const kib = (bytes: number): string =>
+  unitName === 'request' ? `${(bytes / 1024 / units).toFixed(2).padStart(7)} KiB` : `${(bytes / units).toFixed(1).padStart(7)} B`;
+const what = openStreams === undefined ? `${caseName} at c=${connections}, ${units} requests` : `${openStreams} streams open at one event per 100 ms, ${units} events`;
+const per = unitName === 'event' ? 'an event' : 'a request';
+console.log(`${what}, node ${process.version}${nodeFlags.length > 0 ? ` ${nodeFlags.join(' ')}` : ''}: ${flag('all') ? 'all allocations' : 'objects that survived a scavenge'}, ${kib(total).trim()} ${per}`);
+console.log(`by allocating function (${per}):`);
 for (const [name, bytes] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`  ${kib(bytes)}  ${name}`);
-console.log('heaviest stacks (a request):');
+console.log(`heaviest stacks (${per}):`);
 for (const [stack, bytes] of [...byStack].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`  ${kib(bytes)}  ${stack}`);
 process.exit(0);
