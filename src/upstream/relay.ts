@@ -162,7 +162,7 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   /** Output of this tick not yet handed to the response; see #write. */
   #outbox: Array<string | Buffer> = [];
   /** The outbox of the tick before, emptied: the next one (see #flush). */
-  #spareOutbox: Array<string | Buffer> = [];
+  #spareOutbox: Array<string | Buffer> | undefined = [];
   #outboxScheduled = false;
   readonly #flushOutbox = (): void => this.#flush();
   /** An abort the gateway asked for before undici handed over the controller. */
@@ -529,7 +529,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     if (outbox.length === 0 || this.#clientGone) return;
     // Two outboxes take turns (see #completeEvents): what is written meanwhile goes to the
     // other, and this one is emptied once the sink has taken its parts.
-    this.#outbox = this.#spareOutbox;
+    this.#outbox = this.#spareOutbox ?? [];
+    this.#spareOutbox = undefined;
     const writable = this.#target.sink.write(outbox);
     outbox.length = 0;
     this.#spareOutbox = outbox;
