@@ -20,10 +20,9 @@ import { WebSocket } from 'ws';
 import { toolArgs } from './args.ts';
 import { findLoadTool, runLoad } from './load.ts';
 import { freePort } from './free-port.ts';
-import { ROOT, startBenchGateway, startBenchSim, startProcess } from './processes.ts';
+import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
 import { bodyFor, requestCase } from './cases.ts';
-import { holdOpenStreams } from './open-streams.ts';
-import type { ChildProcess } from 'node:child_process';
+import { EVENT_INTERVAL_MS, holdOpenStreams, startPacedSim } from './open-streams.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 interface ProfileNode {
@@ -40,16 +39,10 @@ const connections = Number(option('connections') ?? 1);
 const seconds = Number(option('seconds') ?? 3);
 const openStreams = option('open-streams') === undefined ? undefined : Number(option('open-streams'));
 const nodeFlags = (option('node-flags') ?? '').split(' ').filter(Boolean);
-/** The stream holders (--open-streams): killed when this tool exits. */
-const holders: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const holder of holders) holder.kill('SIGKILL');
-});
 
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const dir = mkdtempSync(join(tmpdir(), 'rg-allocations-'));
-const sim =
-  openStreams === undefined ? await startBenchSim(dir) : await startProcess(['sim/cli.ts', '--fast', '--no-record', '--chunk-delay-ms', '100'], '--port', dir);
+const sim = openStreams === undefined ? await startBenchSim(dir) : await startPacedSim(dir);
 const inspectorPort = await freePort();
 const gateway = await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, [`--inspect=127.0.0.1:${inspectorPort}`, ...nodeFlags]);
 const body = await bodyFor(job, gateway.url);
@@ -85,14 +78,13 @@ if (openStreams === undefined) {
   unitName = 'request';
   ({ profile } = await call<{ profile: { head: ProfileNode } }>('HeapProfiler.stopSampling'));
 } else {
-  const held = await holdOpenStreams(gateway.url, openStreams, holders);
+  const held = await holdOpenStreams(gateway.url, openStreams);
   if (held.opened !== openStreams) throw new Error(`${held.opened} of ${openStreams} streams opened`);
   await sleep(3000); // the streams settled at their pace
   await call('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: flag('all') });
   await sleep(seconds * 1000);
   ({ profile } = await call<{ profile: { head: ProfileNode } }>('HeapProfiler.stopSampling'));
-  // Each stream gets one event per 100 ms (the simulator's --chunk-delay-ms).
-  units = openStreams * seconds * 10;
+  units = (openStreams * seconds * 1000) / EVENT_INTERVAL_MS;
   unitName = 'event';
   await held.close();
 }
@@ -119,7 +111,7 @@ walk(profile.head, []);
 
 const kib = (bytes: number): string =>
   unitName === 'request' ? `${(bytes / 1024 / units).toFixed(2).padStart(7)} KiB` : `${(bytes / units).toFixed(1).padStart(7)} B`;
-const what = openStreams === undefined ? `${caseName} at c=${connections}, ${units} requests` : `${openStreams} streams open at one event per 100 ms, ${units} events`;
+const what = openStreams === undefined ? `${caseName} at c=${connections}, ${units} requests` : `${openStreams} streams open at one event per ${EVENT_INTERVAL_MS} ms, ${units} events`;
 const per = unitName === 'event' ? 'an event' : 'a request';
 console.log(`${what}, node ${process.version}${nodeFlags.length > 0 ? ` ${nodeFlags.join(' ')}` : ''}: ${flag('all') ? 'all allocations' : 'objects that survived a scavenge'}, ${kib(total).trim()} ${per}`);
 console.log(`by allocating function (${per}):`);

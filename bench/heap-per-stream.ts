@@ -10,24 +10,18 @@
 //
 // --after S: the second snapshot S seconds after the last stream opened, when each has
 // streamed S seconds more of its answer (what grows with an answer's length shows).
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { toolArgs } from './args.ts';
-import { holdOpenStreams } from './open-streams.ts';
+import { holdOpenStreams, startPacedSim } from './open-streams.ts';
 import { ROOT, startBenchGateway, startProcess, type Started } from './processes.ts';
 
 const { option } = toolArgs();
 const STREAMS = Number(option('streams') ?? 1000);
 const TOP = Number(option('top') ?? 25);
 const AFTER_S = Number(option('after') ?? 0);
-/** The stream holders: killed when this tool exits, whether or not it measured. */
-const started: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const holder of started) holder.kill('SIGKILL');
-});
 /** How long a snapshot may take to be written (a 1,000-stream heap: a few seconds). */
 const SNAPSHOT_WAIT_MS = 120_000;
 
@@ -122,7 +116,7 @@ async function measure(label: string, proc: Started, dir: string): Promise<PerSt
   // A warm-up stream, so that what every first request loads (code, caches) is in the idle snapshot.
   await warmUp(proc.url);
   const idle = await snapshot(proc, dir);
-  const held = await holdOpenStreams(proc.url, STREAMS, started);
+  const held = await holdOpenStreams(proc.url, STREAMS);
   if (held.opened !== STREAMS) throw new Error(`${held.opened} of ${STREAMS} streams opened`);
   if (AFTER_S > 0) await sleep(AFTER_S * 1000);
   const open = await snapshot(proc, dir);
@@ -147,7 +141,7 @@ async function warmUp(url: string): Promise<void> {
 
 const scratch = mkdtempSync(join(tmpdir(), 'rg-heap-'));
 const nodeFlags = ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${scratch}`];
-const sim = await startProcess(['sim/cli.ts', '--fast', '--no-record', '--chunk-delay-ms', '100'], '--port', scratch);
+const sim = await startPacedSim(scratch);
 const gateway = await startBenchGateway(sim.url, scratch, [], ROOT, nodeFlags);
 const floor = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', scratch, nodeFlags);
 

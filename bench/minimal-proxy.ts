@@ -12,6 +12,7 @@
 // costs over the plain floor is what any Node.js gateway pays to normalize.
 import { createServer, type ServerResponse } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
+import { isDroppedFromRequest } from '../src/upstream/hop-by-hop.ts';
 
 const argv = process.argv.slice(2);
 const flag = (name: string): string => argv[argv.indexOf(`--${name}`) + 1] ?? '';
@@ -64,9 +65,6 @@ function normalizedJson(body: Buffer): Buffer {
   return Buffer.from(JSON.stringify(response));
 }
 
-/** Headers that describe one connection, or the body as it was framed: not forwarded. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'host', 'te', 'upgrade', 'proxy-connection']);
-
 /**
  * The client's request headers, as any proxy forwards them (the simulator reads its
  * script from x-sim: a floor that dropped it streamed the simulator's default 3-delta
@@ -76,7 +74,7 @@ function forwardedHeaders(raw: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
-    if (!HOP_BY_HOP.has(name.toLowerCase())) out.push(name, raw[i + 1] as string);
+    if (!isDroppedFromRequest(name.toLowerCase())) out.push(name, raw[i + 1] as string);
   }
   return out;
 }

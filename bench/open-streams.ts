@@ -5,14 +5,16 @@
 // known to be taken with N streams open; VmHWM (the peak the kernel saw) beside VmRSS;
 // then the streams are closed and RSS is watched once the gateway counts none open, until it
 // is back within 10 % of idle (V8's memory reducer) or a minute has passed.
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork } from 'node:child_process';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { hwmMiB, rssMiB } from './proc.ts';
-import { ROOT } from './processes.ts';
+import { killOnExit, ROOT, startBenchSim, type Started } from './processes.ts';
 
 /** Long enough to outlast the sampling: 600 events at one per 100 ms. */
 const DELTAS_PER_STREAM = 600;
+/** The simulator's pace for held streams: one event per this many ms (a model's pace). */
+export const EVENT_INTERVAL_MS = 100;
 const SAMPLES = 30;
 const SAMPLE_MS = 100;
 /** How long the gateway gets to count the closed streams gone. */
@@ -59,15 +61,20 @@ export interface HeldStreams {
   close(): Promise<void>;
 }
 
+/** The simulated vLLM emitting one event per EVENT_INTERVAL_MS: what held streams stand in front of. */
+export function startPacedSim(logDir: string): Promise<Started> {
+  return startBenchSim(logDir, ['--chunk-delay-ms', String(EVENT_INTERVAL_MS)]);
+}
+
 /**
  * Opens `streams` streams of DELTAS_PER_STREAM deltas at `baseUrl` from a separate process
- * and holds them; resolves once every one has its first bytes. The holder is pushed onto
- * `started`, for the caller's cleanup.
+ * and holds them; resolves once every one has its first bytes. The holder is killed if
+ * the harness exits first.
  */
-export async function holdOpenStreams(baseUrl: string, streams: number, started: ChildProcess[]): Promise<HeldStreams> {
+export async function holdOpenStreams(baseUrl: string, streams: number): Promise<HeldStreams> {
   const job = { url: `${baseUrl}/v1/responses`, body: JSON.stringify({ model: 'm', input: 'x', stream: true, store: false }), streams, headers: { 'x-sim': `deltas=${DELTAS_PER_STREAM}` } };
   const holder = fork(join(ROOT, 'bench/streams-client.ts'), [JSON.stringify(job)], { execArgv: ['--import', 'tsx'], cwd: ROOT });
-  started.push(holder);
+  killOnExit(holder);
   const opened = await new Promise<number>((resolve) => holder.once('message', (message: { open?: number }) => resolve(message.open ?? 0)));
   return {
     opened,
@@ -86,7 +93,6 @@ export async function holdOpenStreams(baseUrl: string, streams: number, started:
 export async function measureOpenStreams(
   gateway: { readonly url: string; readonly pid: number },
   streams: number,
-  started: ChildProcess[],
   counted = true,
 ): Promise<OpenStreamsResult> {
   await sleep(500);
@@ -96,7 +102,7 @@ export async function measureOpenStreams(
     await sleep(SAMPLE_MS);
   }
   const idleMiB = idleSamples.sort((a, b) => a - b)[2] as number;
-  const held = await holdOpenStreams(gateway.url, streams, started);
+  const held = await holdOpenStreams(gateway.url, streams);
   const openNow = async (): Promise<number> => (counted ? openStreams(gateway.url) : held.opened);
   let peakRssMiB = 0;
   let min = Number.POSITIVE_INFINITY;
@@ -124,4 +130,14 @@ export async function measureOpenStreams(
     await sleep(SAMPLE_MS);
   }
   return { streams, idleMiB, openSeen: { min, max }, peakRssMiB, hwmMiB: hwm, perStreamKiB: ((peakRssMiB - idleMiB) * 1024) / streams, afterMiB, backAfterS };
+}
+
+/** RSS after the streams ended, over idle, in %. */
+export function afterOverIdle(result: OpenStreamsResult): number {
+  return (result.afterMiB / result.idleMiB - 1) * 100;
+}
+
+/** When RSS was back within 10 % of idle after the streams ended, or that it was not. */
+export function backWhen(result: OpenStreamsResult): string {
+  return result.backAfterS === undefined ? 'not back within 10 % of idle in 60 s' : `back within 10 % of idle ${result.backAfterS.toFixed(1)} s after they ended`;
 }

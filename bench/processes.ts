@@ -19,6 +19,11 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
 });
 
+/** Has `child` killed when the harness exits, as every process started here is. */
+export function killOnExit(child: ChildProcess): void {
+  children.push(child);
+}
+
 
 let logs = 0;
 

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { measureOpenStreams } from './open-streams.ts';
+import { afterOverIdle, backWhen, measureOpenStreams, startPacedSim } from './open-streams.ts';
 import { cpuNs } from './proc.ts';
 import { median, percentile } from './stats.ts';
 import { findLoadTool, runLoad, type LoadTool } from './load.ts';
@@ -338,14 +338,14 @@ for (const testCase of cases.filter((c) => selected === undefined || selected.in
 
 // Memory with many streams open at once: a fresh gateway, a vLLM that emits slowly.
 log(`open streams: ${OPEN_STREAMS} at once`);
-const slowSim = await startSim(['--chunk-delay-ms', '100']);
+const slowSim = await startPacedSim(scratch);
 const freshGateway = await startGateway(slowSim.url, `sqlite:${join(scratch, 'streams.db')}`);
-const memory = await measureOpenStreams(freshGateway, OPEN_STREAMS, started);
+const memory = await measureOpenStreams(freshGateway, OPEN_STREAMS);
 // What Node itself takes per open stream: the node floor, fresh, holding as many.
 let floorMemory: Awaited<ReturnType<typeof measureOpenStreams>> | undefined;
 if (references.some((reference) => reference.label === 'node floor')) {
   const floorProxy = await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', slowSim.url], '--gateway-port', scratch);
-  floorMemory = await measureOpenStreams(floorProxy, OPEN_STREAMS, started, false);
+  floorMemory = await measureOpenStreams(floorProxy, OPEN_STREAMS, false);
 }
 
 for (const child of started) child.kill('SIGTERM');
@@ -424,10 +424,6 @@ const cpuOver = (a: string, b: string): number[] => {
   const y = cpuOf(b);
   return x.length > 0 && y.length > 0 ? [stats(x).median - stats(y).median] : [];
 };
-const afterOverIdle = (result: { afterMiB: number; idleMiB: number }): number => (result.afterMiB / result.idleMiB - 1) * 100;
-/** When RSS was back within 10 % of idle after the streams ended, or that it was not. */
-const backWhen = (result: typeof memory): string =>
-  result.backAfterS === undefined ? 'not back within 10 % of idle in 60 s' : `back within 10 % of idle ${result.backAfterS.toFixed(1)} s after they ended`;
 const perStreamRow = (label: string, result: typeof memory): string =>
   result.openSeen.min === result.streams
     ? target(`${label}: RSS per open stream (${result.streams} open)`, [result.perStreamKiB], 30, 'KiB')

@@ -23,6 +23,12 @@ const REQUEST_ONLY_DROPS = new Set(['host', 'content-length', 'expect']);
 /** Dropped from responses: the gateway owns CORS and the request id on its side. */
 const RESPONSE_ONLY_DROPS = new Set(['x-request-id']);
 
+/** Whether a request header of this lowercase name is never forwarded: hop-by-hop, or
+ * one undici sets itself (a proxy's whole list but the fields named in Connection). */
+export function isDroppedFromRequest(lowerName: string): boolean {
+  return HOP_BY_HOP.has(lowerName) || REQUEST_ONLY_DROPS.has(lowerName);
+}
+
 function connectionNamedFields(raw: readonly string[]): Set<string> | undefined {
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
@@ -62,7 +68,7 @@ export function filterRequestHeaders(raw: readonly string[], options: RequestHea
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || REQUEST_ONLY_DROPS.has(lower)) continue;
+    if (isDroppedFromRequest(lower)) continue;
     if (named?.has(lower) === true || options.drop?.has(lower) === true) continue;
     if (lower === 'authorization') {
       if (options.replaceAuthorization === true) continue;
