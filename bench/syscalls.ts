@@ -1,7 +1,8 @@
-// npm run bench:syscalls -- [--case stream-100|json-1k] [--baseline DIR] [--floor] [--requests N] [-- gateway flags]
+// npm run bench:syscalls -- [--case stream-100|json-1k] [--baseline DIR] [--floor] [--requests N] [--connections N] [-- gateway flags]
 //
-// System calls the gateway makes per request (store: false, c=1, one keep-alive
-// connection): `strace -c -f` attached to the compiled gateway for N requests after a
+// System calls the gateway makes per request (c=1, one keep-alive connection, unless
+// --connections N: N at once, as under load, where SQLite's group commit gathers the
+// turns' writes): `strace -c -f` attached to the compiled gateway for N requests after a
 // warm-up, per call and per request. A syscall saved is a figure that does not drown in
 // this machine's noise the way CPU time does. --baseline: the same for the gateway built
 // in DIR (an earlier checkout), first; --floor: for the node floor (bench/minimal-proxy.ts).
@@ -19,6 +20,7 @@ const valueOf = (name: string): string | undefined => {
   return at === -1 ? undefined : argv[at + 1];
 };
 const requests = Number(valueOf('--requests') ?? 500);
+const connections = Number(valueOf('--connections') ?? 1);
 const baseline = valueOf('--baseline');
 const caseName = valueOf('--case') ?? 'stream-100';
 const dashes = argv.indexOf('--');
@@ -34,22 +36,29 @@ const headers = { 'content-type': 'application/json', ...job.headers };
 async function countFor(start: () => Promise<Started>, label: string): Promise<void> {
   const gateway = await start();
   const body = await bodyFor(job, gateway.url);
-  const agent = new Agent({ connections: 1 });
+  const agent = new Agent({ connections });
   const one = async (): Promise<void> => {
     const response = await request(`${gateway.url}/v1/responses`, { method: 'POST', body, headers, dispatcher: agent });
     await response.body.text();
   };
   for (let i = 0; i < 50; i++) await one();
-  const out = join(dir, `${label}-strace.txt`);
+  // The label may hold a path (--baseline DIR): the file is named apart from it.
+  const out = join(dir, `${label.replace(/[^A-Za-z0-9]+/g, '-')}-strace.txt`);
   const tracer = spawn('strace', ['-c', '-f', '-o', out, '-p', String(gateway.pid)], { stdio: 'ignore' });
+  // Listened for at once: a strace that cannot start exits before the requests are done.
+  const traced = new Promise((resolve) => tracer.once('exit', resolve));
   // strace prints nothing when attached; its attach takes a moment, then the count starts.
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  for (let i = 0; i < requests; i++) await one();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      for (let i = 0; i < requests / connections; i++) await one();
+    }),
+  );
   tracer.kill('SIGINT');
-  await new Promise((resolve) => tracer.once('exit', resolve));
+  await traced;
   await agent.close();
   gateway.child.kill('SIGTERM');
-  console.log(`\n${label}: ${requests} requests of ${caseName} at c=1 (calls, per request)`);
+  console.log(`\n${label}: ${requests} requests of ${caseName} at c=${connections} (calls, per request)`);
   for (const line of readFileSync(out, 'utf8').split('\n')) {
     const fields = line.trim().split(/\s+/);
     const name = fields[fields.length - 1] ?? '';
