@@ -1,6 +1,6 @@
 // Group commit (SqliteBackend#write): the writes of one turn of the event loop share one
-// transaction, each in its own savepoint, and nobody is told a write is done before it is
-// committed.
+// transaction (one failing: each runs again alone), and nobody is told a write is done
+// before it is committed.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ function* ids(): Work<number[]> {
 }
 
 function* failing(): Work<number> {
-  yield* exec('INSERT INTO t (id, body) VALUES (?, ?)', 1000, 'undone with its savepoint');
+  yield* exec('INSERT INTO t (id, body) VALUES (?, ?)', 1000, 'undone with its transaction');
   throw new Error('the work failed after its first statement');
 }
 
@@ -106,6 +106,23 @@ describe('SQLite group commit', () => {
     assert.ok(failed.reason instanceof GatewayError && failed.reason.code === 'store_unavailable');
     assert.match(String(failed.reason.cause), /the work failed after its first statement/);
     assert.deepEqual(await backend.read(ids), [1, 2], 'the failed work left nothing behind');
+  });
+
+  it('runs the others of a turn with a failing write once in what is stored, and answers each with what its own run read', async () => {
+    await backend.write(() => exec('CREATE TABLE IF NOT EXISTS counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)'));
+    await backend.write(() => exec('INSERT OR REPLACE INTO counter (id, n) VALUES (1, 0)'));
+    function* increment(): Work<number> {
+      return Number((yield* all('UPDATE counter SET n = n + 1 WHERE id = 1 RETURNING n'))[0]?.['n']);
+    }
+    const results = await Promise.allSettled([backend.write(increment), backend.write(increment), backend.write(failing), backend.write(increment)]);
+    assert.deepEqual(
+      results.map((result) => (result.status === 'fulfilled' ? result.value : 'rejected')),
+      [1, 2, 'rejected', 3],
+    );
+    const counted = await backend.read(function* () {
+      return Number((yield* all('SELECT n FROM counter WHERE id = 1'))[0]?.['n']);
+    });
+    assert.equal(counted, 3, 'the increments run before the failure were undone, then run once more alone');
   });
 
   it('lets a read see every write made before it, committed or not yet', async () => {

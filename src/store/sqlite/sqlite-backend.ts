@@ -98,13 +98,6 @@ interface QueuedWrite {
   readonly reject: (error: unknown) => void;
 }
 
-/** What the writes of one commit gave, by position; `failure` ends the transaction. */
-interface Outcomes {
-  readonly values: unknown[];
-  readonly errors: unknown[];
-  readonly failure: unknown;
-}
-
 interface Prepared {
   readonly statement: SqliteStatement;
   readonly returnsRows: boolean;
@@ -162,13 +155,18 @@ export class SqliteBackend implements SqlBackend {
 
   /**
    * Group commit: the writes made during one turn of the event loop are committed together,
-   * in one transaction, at the end of the turn (setImmediate), each in a savepoint of its
-   * own so that one failing leaves the others whole. A commit writes every page its
+   * in one transaction, at the end of the turn (setImmediate). A commit writes every page its
    * transaction changed into the WAL, and the writes of concurrent responses change the
    * same pages (the tables' last leaves, their indexes' pages): under load one commit
    * writes those pages once for many responses. A lone write is committed as before, at the
    * end of its turn. Nobody is answered before their write is committed: each promise
    * settles after the COMMIT.
+   *
+   * One write failing leaves the others whole: the transaction is rolled back and each write
+   * of it runs again alone, in a transaction of its own (works only run statements, so
+   * running one again is running it once). Not a savepoint a write: those cost 15 µs a
+   * turn's write on the way that matters, SQLite's record of each savepoint spilling into a
+   * temporary file (bench/README.md), to spare the rare failure a second run.
    */
   write<T>(work: () => Work<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -199,77 +197,64 @@ export class SqliteBackend implements SqlBackend {
   /** Commits up to WRITES_PER_COMMIT of the queued writes in one transaction. */
   #commitSome(): void {
     const queued = this.#queued.splice(0, WRITES_PER_COMMIT);
-    if (queued.length === 0) return;
+    if (queued.length === 1) this.#commitAlone(queued[0] as QueuedWrite);
+    if (queued.length <= 1) return;
     try {
-      // IMMEDIATE takes the write lock at once: two processes never deadlock upgrading.
-      this.#db.exec('BEGIN IMMEDIATE');
+      this.#begin();
     } catch (error) {
       for (const write of queued) write.reject(storeFailure(error));
       return;
     }
-    const outcomes = queued.length === 1 ? this.#runAlone(queued[0] as QueuedWrite) : this.#runEach(queued);
-    let failure = outcomes.failure;
-    if (failure === undefined) {
-      try {
-        this.#db.exec('COMMIT');
-      } catch (error) {
-        failure = error;
-      }
-    }
-    if (failure !== undefined) {
-      try {
-        this.#db.exec('ROLLBACK');
-      } catch {
-        // SQLite already rolled back (an I/O error, a full disk): nothing is left to undo.
-      }
-      // Nothing of the transaction is stored: every write fails, with its own error if it had one.
-      queued.forEach((write, i) => write.reject(storeFailure(outcomes.errors[i] ?? failure)));
+    const values: unknown[] = [];
+    try {
+      for (const write of queued) values.push(runSync(write.work(), this.#execute));
+    } catch {
+      this.#rollback();
+      for (const write of queued) this.#commitAlone(write);
       return;
     }
-    queued.forEach((write, i) => {
-      const error = outcomes.errors[i];
-      if (error === undefined) write.resolve(outcomes.values[i]);
-      else write.reject(storeFailure(error));
-    });
+    try {
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#rollback();
+      // Nothing of the transaction is stored: every write fails.
+      for (const write of queued) write.reject(storeFailure(error));
+      return;
+    }
+    queued.forEach((write, i) => write.resolve(values[i]));
   }
 
   /** One write as its own transaction: a failure rolls the transaction back. */
-  #runAlone(write: QueuedWrite): Outcomes {
+  #commitAlone(write: QueuedWrite): void {
+    let value: unknown;
     try {
-      return { values: [runSync(write.work(), this.#execute)], errors: [], failure: undefined };
+      this.#begin();
     } catch (error) {
-      return { values: [], errors: [error], failure: error };
+      write.reject(storeFailure(error));
+      return;
     }
+    try {
+      value = runSync(write.work(), this.#execute);
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      this.#rollback();
+      write.reject(storeFailure(error));
+      return;
+    }
+    write.resolve(value);
   }
 
-  /** Each write in a savepoint: one that fails is undone alone. A failure that ended the
-   * whole transaction (SQLite rolls back by itself on I/O errors) fails them all. */
-  #runEach(queued: readonly QueuedWrite[]): Outcomes {
-    const values: unknown[] = [];
-    const errors: unknown[] = [];
-    for (const write of queued) {
-      try {
-        this.#db.exec('SAVEPOINT queued_write');
-      } catch (error) {
-        return { values, errors, failure: error };
-      }
-      try {
-        const value = runSync(write.work(), this.#execute);
-        this.#db.exec('RELEASE queued_write');
-        values.push(value);
-        errors.push(undefined);
-      } catch (error) {
-        try {
-          this.#db.exec('ROLLBACK TO queued_write');
-          this.#db.exec('RELEASE queued_write');
-        } catch {
-          return { values, errors, failure: error };
-        }
-        values.push(undefined);
-        errors.push(error);
-      }
+  /** IMMEDIATE takes the write lock at once: two processes never deadlock upgrading. */
+  #begin(): void {
+    this.#db.exec('BEGIN IMMEDIATE');
+  }
+
+  #rollback(): void {
+    try {
+      this.#db.exec('ROLLBACK');
+    } catch {
+      // SQLite already rolled back (an I/O error, a full disk): nothing is left to undo.
     }
-    return { values, errors, failure: undefined };
   }
 
   migrate(migrations: readonly Migration[]): Promise<void> {
