@@ -167,7 +167,7 @@ export class SqliteBackend implements SqlBackend {
    * running one again is running it once). Not a savepoint a write, which would spare that
    * rare second run at a cost on every commit: SQLite records a savepoint's pages in a
    * sub-journal that spilled into a temporary file, 11 more pwrite64 a stored response
-   * under load and a sixth of its CPU (bench/README.md).
+   * under load and 15 % of its CPU (bench/README.md).
    */
   write<T>(work: () => Work<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -198,8 +198,10 @@ export class SqliteBackend implements SqlBackend {
   /** Commits up to WRITES_PER_COMMIT of the queued writes in one transaction. */
   #commitSome(): void {
     const queued = this.#queued.splice(0, WRITES_PER_COMMIT);
-    if (queued.length === 1) this.#commitAlone(queued[0] as QueuedWrite);
-    if (queued.length <= 1) return;
+    if (queued.length <= 1) {
+      if (queued.length === 1) this.#commitAlone(queued[0] as QueuedWrite);
+      return;
+    }
     try {
       this.#begin();
     } catch (error) {
