@@ -558,7 +558,9 @@ const settledFds = (half: readonly Sample[]): number[] => {
   const settled = half.filter((s) => !faultTimes.worker.some((at) => s.at >= at && s.at - at < WORKER_SETTLE_MS));
   return (settled.length > 0 ? settled : half).map((s) => s.fds);
 };
-const fdGrowth = Math.max(...settledFds(lastHalf)) - Math.max(...settledFds(firstHalf));
+const fdsBefore = Math.max(...settledFds(firstHalf));
+const fdsAfter = Math.max(...settledFds(lastHalf));
+const fdGrowth = fdsAfter - fdsBefore;
 const problems: string[] = [];
 if ((counts.get('unexpected') ?? 0) > 0) problems.push(`${counts.get('unexpected') ?? 0} unexpected errors`);
 if (lost > 0) problems.push(`${lost} completed responses lost`);
@@ -578,7 +580,7 @@ const lines = [
   `- outside faults: ${faultTimes.db.length} rounds of database connection kills, ${faultTimes.worker.length} workers killed, ${stalledClients.length} clients that stopped reading`,
   `- completed responses read back: ${completed.size}; lost: ${lost}; half-written: ${halfWritten}`,
   `- latency of successful requests (streams to their end): p50 ${percentile(latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(latenciesMs, 99).toFixed(1)} ms`,
-  `- gateway RSS (all its processes) after warm-up: ${mean(firstHalf.map((s) => s.rssMiB)).toFixed(1)} -> ${mean(lastHalf.map((s) => s.rssMiB)).toFixed(1)} MiB (${rssGrowth >= 0 ? '+' : ''}${rssGrowth.toFixed(1)}); open fds max ${Math.max(...settledFds(firstHalf))} -> ${Math.max(...settledFds(lastHalf))} (outside the 5 s after a worker was killed)`,
+  `- gateway RSS (all its processes) after warm-up: ${mean(firstHalf.map((s) => s.rssMiB)).toFixed(1)} -> ${mean(lastHalf.map((s) => s.rssMiB)).toFixed(1)} MiB (${rssGrowth >= 0 ? '+' : ''}${rssGrowth.toFixed(1)}); open fds max ${fdsBefore} -> ${fdsAfter} (outside the 5 s after a worker was killed)`,
   `- connections to vLLM left open after the run: ${leaked}`,
   `- verdict: ${problems.length === 0 ? 'pass' : `FAIL: ${problems.join('; ')}`}`,
   '',
