@@ -31,8 +31,9 @@ if (files.length === 0) {
 const result = spawnSync(
   process.execPath,
   // A test that hangs fails after the timeout instead of stalling the run, and a file
-  // whose fixtures leave handles open still ends.
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', '--test-force-exit', '--test-reporter=spec', ...files],
+  // whose fixtures leave handles open still ends; its reports reach the runner whole
+  // (blocking-report-pipe.mjs).
+  ['--import', join(root, 'scripts/blocking-report-pipe.mjs'), '--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', '--test-force-exit', '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 process.exit(result.status ?? 1);
