@@ -1,4 +1,4 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100|continue-500|continue-500-developer] [--case-b NAME] [--baseline-a DIR | --entry-a FILE] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|json-100k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100|continue-500|continue-500-developer] [--case-b NAME] [--baseline-a DIR | --entry-a "FILE [ARGS]"] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
@@ -34,12 +34,13 @@ const sim = await startBenchSim(logDir, job.chat === true ? ['--chat-only'] : []
 // --node-a/--node-b BIN: run that side's gateway on another Node (the same build).
 const gateway = (flags: string, root: string, nodeBin = process.execPath): Promise<Started> =>
   startBenchGateway(sim.url, logDir, ['--db-url', 'sqlite::memory:', ...(job.chat === true ? ['--upstream-api', 'chat'] : []), ...flags.split(' ').filter(Boolean)], root, [], nodeBin);
-// --entry-a FILE: run that script as A (e.g. bench/minimal-proxy.ts, the floor).
+// --entry-a "FILE [ARGS]": run that script as A (e.g. bench/minimal-proxy.ts, the node floor;
+// "bench/minimal-proxy.ts --normalize", the normalizing floor).
 const entryA = option('entry-a');
 const a =
   entryA === undefined
     ? await gateway(flagsA, option('baseline-a') ?? ROOT, option('node-a'))
-    : await startProcess([entryA, '--llm-api-base', sim.url], '--gateway-port', logDir);
+    : await startProcess([...entryA.split(' ').filter(Boolean), '--llm-api-base', sim.url], '--gateway-port', logDir);
 const b = await gateway(flagsB, ROOT, option('node-b'));
 const jobs = { a: job, b: jobB };
 const bodies = { a: await bodyFor(job, a.url), b: await bodyFor(jobB, b.url) };

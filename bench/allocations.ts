@@ -16,10 +16,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
 import { toolArgs } from './args.ts';
 import { findLoadTool, runLoad } from './load.ts';
 import { freePort } from './free-port.ts';
+import { connectInspector } from './inspector.ts';
 import { ROOT, startBenchGateway, startBenchSim } from './processes.ts';
 import { bodyFor, requestCase } from './cases.ts';
 import { EVENT_INTERVAL_MS, holdOpenStreams, startPacedSim } from './open-streams.ts';
@@ -47,22 +47,8 @@ const inspectorPort = await freePort();
 const gateway = await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, [`--inspect=127.0.0.1:${inspectorPort}`, ...nodeFlags]);
 const body = await bodyFor(job, gateway.url);
 
-const targets = (await (await fetch(`http://127.0.0.1:${inspectorPort}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
-const socket = new WebSocket((targets[0] as { webSocketDebuggerUrl: string }).webSocketDebuggerUrl);
-await new Promise((resolve) => socket.once('open', resolve));
-const answers = new Map<number, (result: unknown) => void>();
-socket.on('message', (data: Buffer) => {
-  const message = JSON.parse(data.toString('utf8')) as { id?: number; result?: unknown };
-  if (message.id !== undefined) answers.get(message.id)?.(message.result);
-});
-let lastId = 0;
-function call<T>(method: string, params: object = {}): Promise<T> {
-  const id = ++lastId;
-  return new Promise((resolve) => {
-    answers.set(id, resolve as (result: unknown) => void);
-    socket.send(JSON.stringify({ id, method, params }));
-  });
-}
+const inspector = await connectInspector(inspectorPort);
+const call = inspector.call;
 
 const tool = findLoadTool(() => {});
 const drive = (forSeconds: number): ReturnType<typeof runLoad> =>
@@ -88,7 +74,7 @@ if (openStreams === undefined) {
   unitName = 'event';
   await held.close();
 }
-socket.close();
+inspector.close();
 gateway.child.kill('SIGTERM');
 sim.child.kill('SIGTERM');
 

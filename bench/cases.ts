@@ -12,6 +12,8 @@ export interface RequestCase {
 }
 
 const JSON_1K_INPUT = 'lorem ipsum '.repeat(80);
+/** `bytes` of lorem ipsum: the text of a large input. */
+export const filler = (bytes: number): string => 'lorem ipsum dolor sit amet '.repeat(Math.ceil(bytes / 27)).slice(0, bytes);
 const streamOf = (deltas: number, fields: object = { store: false }): RequestCase => ({
   body: { model: 'm', input: 'x', stream: true, ...fields },
   headers: { 'x-sim': `deltas=${deltas}` },
@@ -39,6 +41,7 @@ const continuing = (count: number, developer: boolean): RequestCase => ({
 export const REQUEST_CASES: Readonly<Record<string, RequestCase>> = {
   'json-1k': { body: { model: 'm', input: JSON_1K_INPUT, store: false }, headers: {} },
   'json-1k-store': { body: { model: 'm', input: JSON_1K_INPUT }, headers: {} },
+  'json-100k': { body: { model: 'm', input: filler(100 * 1024 - 60), store: false }, headers: {} },
   'stream-1': streamOf(1),
   'stream-100': streamOf(100),
   'stream-1000': streamOf(1000),

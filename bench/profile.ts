@@ -1,4 +1,4 @@
-// npm run bench:profile -- <case> [--seconds 10] [--connections 32] [gateway flags]   (case: json-1k | stream-1 | stream-100 | stream-1000 | json-1k-store | stream-100-store | stream-100-background)
+// npm run bench:profile -- <case> [--seconds 10] [--connections 32] [gateway flags]   (case: json-1k | json-100k | stream-1 | stream-100 | stream-1000 | json-1k-store | stream-100-store | stream-100-background)
 //
 // Runs the compiled gateway under node --cpu-prof in front of the fast simulator, drives
 // one case at c=32 for a while, then prints where the gateway's CPU went: by function

@@ -15,6 +15,7 @@ import { median, percentile } from './stats.ts';
 import { findLoadTool, runLoad, type LoadTool } from './load.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 import { toolArgs } from './args.ts';
+import { filler } from './cases.ts';
 
 const { argv, option } = toolArgs();
 const quick = argv.includes('--quick');
@@ -98,7 +99,6 @@ interface Case {
   readonly gatewayBodies?: readonly string[];
 }
 
-const filler = (bytes: number): string => 'lorem ipsum dolor sit amet '.repeat(Math.ceil(bytes / 27)).slice(0, bytes);
 const ONE_KIB_INPUT = filler(1024 - 60);
 const HUNDRED_KIB_INPUT = filler(100 * 1024 - 60);
 

@@ -1,6 +1,6 @@
-// npm run bench:threads -- [--case stream-100|stream-1|json-1k] [--connections 1] [--seconds 5] [--floor] [--node-flags "..."] [-- gateway flags]
+// npm run bench:threads -- [--case stream-100|stream-1|json-1k] [--connections 1] [--seconds 5] [--floor | --normalizing-floor] [--node-flags "..."] [-- gateway flags]
 //
-// CPU per request by thread of the gateway (or the node floor): the main thread, where the
+// CPU per request by thread of the gateway (or a floor): the main thread, where the
 // JavaScript runs, and the others, V8's helper threads (parallel scavenges, concurrent
 // marking and compilation) and libuv's pool. /proc/<pid>/task/*/stat before and after one
 // load; a thread's name says little (all are "node"), so the main thread is the one whose
@@ -26,8 +26,9 @@ const nodeFlags = (option('node-flags') ?? '').split(' ').filter(Boolean);
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
 const dir = mkdtempSync(join(tmpdir(), 'rg-threads-'));
 const sim = await startBenchSim(dir);
-const target: Started = flag('floor')
-  ? await startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', dir, nodeFlags)
+const floor = flag('floor') ? 'node floor' : flag('normalizing-floor') ? 'normalizing floor' : undefined;
+const target: Started = floor !== undefined
+  ? await startProcess(['bench/minimal-proxy.ts', ...(flag('floor') ? [] : ['--normalize']), '--llm-api-base', sim.url], '--gateway-port', dir, nodeFlags)
   : await startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, nodeFlags);
 
 /** CPU ticks of each thread, by thread id: user and system (the kernel's work for it:
@@ -71,7 +72,7 @@ for (const [tid, ticks] of after) {
   } else others += used;
   if (used > 0 && tid !== target.pid) byThread.push(`${tid}: ${perRequest(used)}`);
 }
-console.log(`${flag('floor') ? 'node floor' : 'gateway'} ${nodeFlags.join(' ')}, ${caseName} at c=${connections}, ${load.requests} requests in ${seconds} s, node ${process.version}`);
+console.log(`${floor ?? 'gateway'} ${nodeFlags.join(' ')}, ${caseName} at c=${connections}, ${load.requests} requests in ${seconds} s, node ${process.version}`);
 console.log(`  main thread     ${perRequest(main)} a request, of which the kernel ${perRequest(mainSystem)}`);
 console.log(`  peak RSS        ${peakRss === undefined ? '?' : (Number(peakRss) / 1024).toFixed(1)} MB (VmHWM)`);
 console.log(`  other threads   ${perRequest(others)} a request (V8's helpers: GC, compilation; libuv's pool): ${byThread.join(', ')}`);

@@ -1,0 +1,137 @@
+// npm run bench:gap -- [--case json-1k] [--against normalizing|node] [--rounds 2] [--seconds 5] [--connections 32] [-- gateway flags]
+//
+// Where the gateway's time goes beyond a floor's, function by function: the gateway and a
+// floor (bench/minimal-proxy.ts, the normalizing one by default) each profiled by V8's
+// CPU profiler under the same load, in alternating rounds, the profiler started through
+// the inspector after a warm-up (so the start-up's compilation is not in it). Prints each
+// one's main-thread time a request, by group and by function, and the functions sorted by
+// what the gateway spends over the floor. A profile is wall time on the main thread: a
+// system call's time includes waiting for the CPU (on loopback, a write wakes its reader),
+// so `writev` reads high on both sides; compare the two, not the absolute figures. What
+// other threads take (GC's helpers) is in bench:threads.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toolArgs } from './args.ts';
+import { findLoadTool, runLoad } from './load.ts';
+import { freePort } from './free-port.ts';
+import { connectInspector } from './inspector.ts';
+import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
+import { bodyFor, requestCase } from './cases.ts';
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const { option, passthrough: gatewayFlags } = toolArgs();
+const caseName = option('case') ?? 'json-1k';
+const job = requestCase(caseName);
+const against = option('against') ?? 'normalizing';
+if (against !== 'normalizing' && against !== 'node') throw new Error('--against: normalizing or node');
+const rounds = Number(option('rounds') ?? 2);
+const seconds = Number(option('seconds') ?? 5);
+const connections = Number(option('connections') ?? 32);
+
+if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+const dir = mkdtempSync(join(tmpdir(), 'rg-gap-'));
+const sim = await startBenchSim(dir);
+const tool = findLoadTool(() => {});
+
+interface Side {
+  readonly label: string;
+  readonly process: Started;
+  readonly inspectorPort: number;
+  readonly body: string;
+  /** µs of main-thread time by function, summed over rounds. */
+  readonly byFunction: Map<string, number>;
+  requests: number;
+}
+
+async function start(label: string, run: (inspect: string[]) => Promise<Started>): Promise<Side> {
+  const inspectorPort = await freePort();
+  const started = await run([`--inspect=127.0.0.1:${inspectorPort}`]);
+  return { label, process: started, inspectorPort, body: await bodyFor(job, started.url), byFunction: new Map(), requests: 0 };
+}
+
+const floorLabel = against === 'normalizing' ? 'normalizing floor' : 'node floor';
+const sides = [
+  await start(floorLabel, (inspect) =>
+    startProcess(['bench/minimal-proxy.ts', ...(against === 'normalizing' ? ['--normalize'] : []), '--llm-api-base', sim.url], '--gateway-port', dir, inspect),
+  ),
+  await start('gateway', (inspect) => startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, inspect)),
+];
+
+/** Where a sample's function is: the gateway's own files by path under dist/, packages by name. */
+function nameOf(frame: CpuProfile['nodes'][number]['callFrame']): string {
+  const where = frame.url.replace(/^.*\/(dist|node_modules|bench)\//, '$1/');
+  return `${frame.functionName || '(anonymous)'} ${where}${where === '' ? '' : `:${frame.lineNumber + 1}`}`;
+}
+
+function groupOf(name: string): string {
+  if (name.includes(' dist/')) return 'the gateway\'s code';
+  if (name.includes(' bench/')) return 'the floor\'s code';
+  if (name.includes(' node_modules/')) return `${/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(name)?.[1] ?? 'packages'}`;
+  if (name.includes(' node:')) return 'Node\'s JavaScript';
+  if (name.startsWith('(garbage collector)')) return 'garbage collector';
+  if (name.startsWith('(idle)')) return 'idle';
+  if (name.startsWith('writev') || name.startsWith('writeUtf8String') || name.startsWith('writeBuffer')) return 'socket writes';
+  return 'V8 and native (parse, stringify, Buffer)';
+}
+
+for (let round = 0; round < rounds; round++) {
+  for (const side of sides) {
+    const inspector = await connectInspector(side.inspectorPort);
+    runLoad(tool, { url: `${side.process.url}/v1/responses`, body: side.body, headers: job.headers, connections, seconds: 2, scratchDir: dir }); // warm-up
+    await inspector.call('Profiler.enable');
+    await inspector.call('Profiler.setSamplingInterval', { interval: 100 });
+    await inspector.call('Profiler.start');
+    const load = runLoad(tool, { url: `${side.process.url}/v1/responses`, body: side.body, headers: job.headers, connections, seconds, scratchDir: dir });
+    const { profile } = await inspector.call<{ profile: CpuProfile }>('Profiler.stop');
+    inspector.close();
+    if (load.errors > 0) throw new Error(`${side.label}: ${load.errors} errors`);
+    side.requests += load.requests;
+    const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+    for (let i = 0; i < profile.samples.length; i++) {
+      const frame = frames.get(profile.samples[i] as number);
+      if (frame === undefined) continue;
+      const name = nameOf(frame);
+      // A sample's time is the delta to the next one.
+      side.byFunction.set(name, (side.byFunction.get(name) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
+    }
+  }
+}
+for (const side of sides) side.process.child.kill('SIGTERM');
+sim.child.kill('SIGTERM');
+
+const [floor, gateway] = sides as [Side, Side];
+const perRequest = (side: Side, name: string): number => (side.byFunction.get(name) ?? 0) / side.requests;
+const groups = (side: Side): Map<string, number> => {
+  const totals = new Map<string, number>();
+  for (const [name, us] of side.byFunction) totals.set(groupOf(name), (totals.get(groupOf(name)) ?? 0) + us / side.requests);
+  return totals;
+};
+const busy = (side: Side): number => [...groups(side)].reduce((sum, [group, us]) => (group === 'idle' ? sum : sum + us), 0);
+const cell = (us: number): string => us.toFixed(1).padStart(7);
+
+console.log(`${caseName} at c=${connections}, ${rounds} alternating rounds of ${seconds} s, node ${process.version}; main thread, µs a request`);
+console.log(`  ${floorLabel}: ${floor.requests} requests, busy ${busy(floor).toFixed(1)} µs; gateway: ${gateway.requests} requests, busy ${busy(gateway).toFixed(1)} µs (+${(busy(gateway) - busy(floor)).toFixed(1)})`);
+console.log(`\nby group:          ${'floor'.padStart(7)} ${'gateway'.padStart(7)}  ${'over'.padStart(7)}`);
+const floorGroups = groups(floor);
+const gatewayGroups = groups(gateway);
+const groupNames = [...new Set([...floorGroups.keys(), ...gatewayGroups.keys()])].filter((name) => name !== 'idle');
+groupNames.sort((a, b) => (gatewayGroups.get(b) ?? 0) - (floorGroups.get(b) ?? 0) - ((gatewayGroups.get(a) ?? 0) - (floorGroups.get(a) ?? 0)));
+for (const name of groupNames) {
+  const f = floorGroups.get(name) ?? 0;
+  const g = gatewayGroups.get(name) ?? 0;
+  console.log(`  ${name.padEnd(40).slice(0, 40)} ${cell(f)} ${cell(g)} ${cell(g - f)}`);
+}
+const names = [...new Set([...floor.byFunction.keys(), ...gateway.byFunction.keys()])].filter((name) => groupOf(name) !== 'idle');
+const over = names.map((name) => ({ name, f: perRequest(floor, name), g: perRequest(gateway, name) })).sort((a, b) => b.g - b.f - (a.g - a.f));
+console.log(`\nby function, what the gateway spends over the floor (top 40, then the floor's own heaviest):`);
+console.log(`  ${'over'.padStart(7)} ${'floor'.padStart(7)} ${'gateway'.padStart(7)}`);
+for (const { name, f, g } of over.slice(0, 40)) console.log(`  ${cell(g - f)} ${cell(f)} ${cell(g)}  ${name}`);
+for (const { name, f, g } of over.slice(-8)) console.log(`  ${cell(g - f)} ${cell(f)} ${cell(g)}  ${name}`);
+process.exit(0);
