@@ -33,8 +33,12 @@ function connectionNamedFields(raw: readonly string[]): Set<string> | undefined 
   let named: Set<string> | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     if ((raw[i] as string).length === 10 && (raw[i] as string).toLowerCase() === 'connection') {
+      const value = raw[i + 1] as string;
+      // Nearly every Connection header (vLLM's on each answer) says only this: it names
+      // no field that is not dropped anyway.
+      if (value === 'keep-alive' || value === 'close') continue;
       named ??= new Set();
-      for (const token of (raw[i + 1] as string).split(',')) {
+      for (const token of value.split(',')) {
         const name = token.trim().toLowerCase();
         if (name.length > 0) named.add(name);
       }
