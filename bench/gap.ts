@@ -1,4 +1,4 @@
-// npm run bench:gap -- [--case json-1k] [--against normalizing|node] [--rounds 2] [--seconds 5] [--connections 32] [-- gateway flags]
+// npm run bench:gap -- [--case json-1k] [--against normalizing|node] [--case-b NAME] [--rounds 2] [--seconds 5] [--connections 32] [-- gateway flags]
 //
 // Where the gateway's time goes beyond a floor's, function by function: the gateway and a
 // floor (bench/minimal-proxy.ts, the normalizing one by default) each profiled by V8's
@@ -9,6 +9,11 @@
 // system call's time includes waiting for the CPU (on loopback, a write wakes its reader),
 // so `writev` reads high on both sides; compare the two, not the absolute figures. What
 // other threads take (GC's helpers) is in bench:threads.
+//
+// --case-b NAME: no floor; the gateway sending --case against another gateway sending
+// NAME: what a request option costs, by function (`--case stream-100 --case-b
+// stream-100-store`: what storing a stream takes). Each gateway stores in a database
+// file of its own, so that SQLite's WAL writes count.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +23,7 @@ import { findLoadTool, runLoad } from './load.ts';
 import { freePort } from './free-port.ts';
 import { connectInspector } from './inspector.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
-import { bodyFor, requestCase } from './cases.ts';
+import { bodyFor, requestCase, type RequestCase } from './cases.ts';
 
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
@@ -29,6 +34,7 @@ interface CpuProfile {
 const { option, passthrough: gatewayFlags } = toolArgs();
 const caseName = option('case') ?? 'json-1k';
 const job = requestCase(caseName);
+const caseB = option('case-b');
 const against = option('against') ?? 'normalizing';
 if (against !== 'normalizing' && against !== 'node') throw new Error('--against: normalizing or node');
 const rounds = Number(option('rounds') ?? 2);
@@ -42,6 +48,7 @@ const tool = findLoadTool(() => {});
 
 interface Side {
   readonly label: string;
+  readonly job: RequestCase;
   readonly process: Started;
   readonly inspectorPort: number;
   readonly body: string;
@@ -50,18 +57,23 @@ interface Side {
   requests: number;
 }
 
-async function start(label: string, run: (inspect: string[]) => Promise<Started>): Promise<Side> {
+async function start(label: string, sideJob: RequestCase, run: (inspect: string[]) => Promise<Started>): Promise<Side> {
   const inspectorPort = await freePort();
   const started = await run([`--inspect=127.0.0.1:${inspectorPort}`]);
-  return { label, process: started, inspectorPort, body: await bodyFor(job, started.url), byFunction: new Map(), requests: 0 };
+  return { label, job: sideJob, process: started, inspectorPort, body: await bodyFor(sideJob, started.url), byFunction: new Map(), requests: 0 };
 }
 
-const floorLabel = against === 'normalizing' ? 'normalizing floor' : 'node floor';
+let gateways = 0;
+const gatewaySide = (label: string, sideJob: RequestCase): Promise<Side> =>
+  start(label, sideJob, (inspect) => startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, `gateway-${gateways++}.db`)}`, ...gatewayFlags], ROOT, inspect));
+const floorLabel = caseB !== undefined ? `gateway (${caseName})` : against === 'normalizing' ? 'normalizing floor' : 'node floor';
 const sides = [
-  await start(floorLabel, (inspect) =>
-    startProcess(['bench/minimal-proxy.ts', ...(against === 'normalizing' ? ['--normalize'] : []), '--llm-api-base', sim.url], '--gateway-port', dir, inspect),
-  ),
-  await start('gateway', (inspect) => startBenchGateway(sim.url, dir, ['--db-url', 'sqlite::memory:', ...gatewayFlags], ROOT, inspect)),
+  caseB !== undefined
+    ? await gatewaySide(floorLabel, job)
+    : await start(floorLabel, job, (inspect) =>
+        startProcess(['bench/minimal-proxy.ts', ...(against === 'normalizing' ? ['--normalize'] : []), '--llm-api-base', sim.url], '--gateway-port', dir, inspect),
+      ),
+  await gatewaySide(caseB === undefined ? 'gateway' : `gateway (${caseB})`, caseB === undefined ? job : requestCase(caseB)),
 ];
 
 /** Where a sample's function is: the gateway's own files by path under dist/, packages by name. */
@@ -84,11 +96,11 @@ function groupOf(name: string): string {
 for (let round = 0; round < rounds; round++) {
   for (const side of sides) {
     const inspector = await connectInspector(side.inspectorPort);
-    runLoad(tool, { url: `${side.process.url}/v1/responses`, body: side.body, headers: job.headers, connections, seconds: 2, scratchDir: dir }); // warm-up
+    runLoad(tool, { url: `${side.process.url}/v1/responses`, body: side.body, headers: side.job.headers, connections, seconds: 2, scratchDir: dir }); // warm-up
     await inspector.call('Profiler.enable');
     await inspector.call('Profiler.setSamplingInterval', { interval: 100 });
     await inspector.call('Profiler.start');
-    const load = runLoad(tool, { url: `${side.process.url}/v1/responses`, body: side.body, headers: job.headers, connections, seconds, scratchDir: dir });
+    const load = runLoad(tool, { url: `${side.process.url}/v1/responses`, body: side.body, headers: side.job.headers, connections, seconds, scratchDir: dir });
     const { profile } = await inspector.call<{ profile: CpuProfile }>('Profiler.stop');
     inspector.close();
     if (load.errors > 0) throw new Error(`${side.label}: ${load.errors} errors`);
@@ -116,9 +128,10 @@ const groups = (side: Side): Map<string, number> => {
 const busy = (side: Side): number => [...groups(side)].reduce((sum, [group, us]) => (group === 'idle' ? sum : sum + us), 0);
 const cell = (us: number): string => us.toFixed(1).padStart(7);
 
-console.log(`${caseName} at c=${connections}, ${rounds} alternating rounds of ${seconds} s, node ${process.version}; main thread, µs a request`);
-console.log(`  ${floorLabel}: ${floor.requests} requests, busy ${busy(floor).toFixed(1)} µs; gateway: ${gateway.requests} requests, busy ${busy(gateway).toFixed(1)} µs (+${(busy(gateway) - busy(floor)).toFixed(1)})`);
-console.log(`\nby group:          ${'floor'.padStart(7)} ${'gateway'.padStart(7)}  ${'over'.padStart(7)}`);
+console.log(`${caseB === undefined ? caseName : `${caseName} against ${caseB}`} at c=${connections}, ${rounds} alternating rounds of ${seconds} s, node ${process.version}; main thread, µs a request`);
+console.log(`  ${floor.label}: ${floor.requests} requests, busy ${busy(floor).toFixed(1)} µs; ${gateway.label}: ${gateway.requests} requests, busy ${busy(gateway).toFixed(1)} µs (+${(busy(gateway) - busy(floor)).toFixed(1)})`);
+const [headA, headB] = caseB === undefined ? ['floor', 'gateway'] : ['A', 'B'];
+console.log(`\nby group:          ${headA.padStart(7)} ${headB.padStart(7)}  ${'over'.padStart(7)}`);
 const floorGroups = groups(floor);
 const gatewayGroups = groups(gateway);
 const groupNames = [...new Set([...floorGroups.keys(), ...gatewayGroups.keys()])].filter((name) => name !== 'idle');
@@ -128,10 +141,29 @@ for (const name of groupNames) {
   const g = gatewayGroups.get(name) ?? 0;
   console.log(`  ${name.padEnd(40).slice(0, 40)} ${cell(f)} ${cell(g)} ${cell(g - f)}`);
 }
+/** The gateway's code by folder of src/ (dist/ once compiled). */
+const folders = (side: Side): Map<string, number> => {
+  const totals = new Map<string, number>();
+  for (const [name, us] of side.byFunction) {
+    const folder = / dist\/([^/:]+)\//.exec(name)?.[1];
+    if (folder !== undefined) totals.set(folder, (totals.get(folder) ?? 0) + us / side.requests);
+  }
+  return totals;
+};
+const floorFolders = folders(floor);
+const gatewayFolders = folders(gateway);
+const folderNames = [...new Set([...floorFolders.keys(), ...gatewayFolders.keys()])];
+folderNames.sort((a, b) => (gatewayFolders.get(b) ?? 0) - (floorFolders.get(b) ?? 0) - ((gatewayFolders.get(a) ?? 0) - (floorFolders.get(a) ?? 0)));
+console.log(`\nthe gateway's code by folder of src/:`);
+for (const name of folderNames) {
+  const f = floorFolders.get(name) ?? 0;
+  const g = gatewayFolders.get(name) ?? 0;
+  console.log(`  ${`${name}/`.padEnd(40)} ${cell(f)} ${cell(g)} ${cell(g - f)}`);
+}
 const names = [...new Set([...floor.byFunction.keys(), ...gateway.byFunction.keys()])].filter((name) => groupOf(name) !== 'idle');
 const over = names.map((name) => ({ name, f: perRequest(floor, name), g: perRequest(gateway, name) })).sort((a, b) => b.g - b.f - (a.g - a.f));
-console.log(`\nby function, what the gateway spends over the floor (top 40, then the floor's own heaviest):`);
-console.log(`  ${'over'.padStart(7)} ${'floor'.padStart(7)} ${'gateway'.padStart(7)}`);
+console.log(`\nby function, what ${gateway.label} spends over ${floor.label} (top 40, then where it spends least):`);
+console.log(`  ${'over'.padStart(7)} ${headA.padStart(7)} ${headB.padStart(7)}`);
 for (const { name, f, g } of over.slice(0, 40)) console.log(`  ${cell(g - f)} ${cell(f)} ${cell(g)}  ${name}`);
 for (const { name, f, g } of over.slice(-8)) console.log(`  ${cell(g - f)} ${cell(f)} ${cell(g)}  ${name}`);
 process.exit(0);
