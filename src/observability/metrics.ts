@@ -75,6 +75,7 @@ export class GatewayMetrics {
   readonly #tokenTotals = new Map<string, TokenTotals>();
   readonly #models = new Set<string>();
   readonly #durationChildren = new Map<string, { observe(value: number): void }>();
+  readonly #ttfbChildren = new Map<string, { observe(value: number): void }>();
 
   constructor(options: { collectProcessMetrics?: boolean } = {}) {
     this.registry = new Registry();
@@ -250,7 +251,13 @@ export class GatewayMetrics {
   }
 
   observeStreamTtfb(route: string, seconds: number): void {
-    this.#streamTtfb.labels(route).observe(seconds);
+    // Cached as the duration's children are: labels() validates and makes two closures.
+    let histogram = this.#ttfbChildren.get(route);
+    if (histogram === undefined) {
+      histogram = this.#streamTtfb.labels(route);
+      this.#ttfbChildren.set(route, histogram);
+    }
+    histogram.observe(seconds);
   }
 
   contentType(): string {
