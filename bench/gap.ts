@@ -7,8 +7,11 @@
 // one's main-thread time a request, by group and by function, and the functions sorted by
 // what the gateway spends over the floor. A profile is wall time on the main thread: a
 // system call's time includes waiting for the CPU (on loopback, a write wakes its reader),
-// so `writev` reads high on both sides; compare the two, not the absolute figures. What
-// other threads take (GC's helpers) is in bench:threads.
+// so `writev` reads high on both sides; compare the two, not the absolute figures. A
+// function the JIT inlined is counted in its caller, and two processes may inline
+// differently (a store stream's `#deltaInPlace` read 5 µs less and its caller `onEvents`
+// 8 µs more, with the same events): compare groups and folders before single functions.
+// What other threads take (GC's helpers) is in bench:threads.
 //
 // --case-b NAME: no floor; the gateway sending --case against another gateway sending
 // NAME: what a request option costs, by function (`--case stream-100 --case-b
