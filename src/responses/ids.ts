@@ -37,7 +37,9 @@ const ITEM_PREFIXES: Record<string, string> = {
 
 // Random bits come from a pool turned into hex once per 512 ids, and a millisecond's hex
 // is made once for the ids of that millisecond: a string slice and a concatenation an id
-// (0.5 -> 0.15 µs in a micro-benchmark; an answer makes two or more).
+// (0.5 -> 0.15 µs in a micro-benchmark; an answer makes two or more). V8 makes such a
+// slice a view of the pool's 8 KiB string, kept alive by an id until the id is flattened
+// (hashed or serialized): 16 bytes an id at most, shared by 512.
 const RANDOM_POOL_BYTES = 8 * 512;
 let poolHex = randomBytes(RANDOM_POOL_BYTES).toString('hex');
 let poolOffset = 0;
