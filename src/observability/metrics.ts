@@ -59,6 +59,17 @@ const LATENCY_BUCKETS_S = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 ];
 
+/**
+ * Keeps a metric's child for its label values, made on the first miss only
+ * (`children.get(key) ?? remember(children, key, metric.labels(...))`: no closure a call):
+ * prom-client's labels() validates the labels and makes closures, and a metric's own
+ * inc()/observe() hash them, on every call.
+ */
+function remember<Child>(children: Map<string, Child>, key: string, child: Child): Child {
+  children.set(key, child);
+  return child;
+}
+
 export class GatewayMetrics {
   readonly registry: Registry;
   readonly #requests: Counter<'route' | 'method' | 'status'>;
@@ -68,7 +79,7 @@ export class GatewayMetrics {
   readonly #clientWriteTimeouts: Counter;
   #inFlight: () => number = () => 0;
   readonly #streamTtfb: Histogram<'route'>;
-  // Children cached by label values: prom-client hashes labels on every call otherwise.
+  // Children cached by label values (remember).
   readonly #requestChildren = new Map<string, { inc(): void }>();
   /** Token totals by model and tenant, added up here and handed to the counter when it is
    * read: prom-client hashes the labels on every inc(), four times per response. */
@@ -149,18 +160,8 @@ export class GatewayMetrics {
 
   observeRequest(route: string, method: string, status: number, durationSeconds: number): void {
     const key = `${route}\u0000${method}\u0000${status}`;
-    let counter = this.#requestChildren.get(key);
-    if (counter === undefined) {
-      counter = this.#requests.labels(route, method, String(status));
-      this.#requestChildren.set(key, counter);
-    }
-    counter.inc();
-    let histogram = this.#durationChildren.get(route);
-    if (histogram === undefined) {
-      histogram = this.#duration.labels(route);
-      this.#durationChildren.set(route, histogram);
-    }
-    histogram.observe(durationSeconds);
+    (this.#requestChildren.get(key) ?? remember(this.#requestChildren, key, this.#requests.labels(route, method, String(status)))).inc();
+    (this.#durationChildren.get(route) ?? remember(this.#durationChildren, route, this.#duration.labels(route))).observe(durationSeconds);
   }
 
   /** Where the in-flight gauge reads its value when scraped. */
@@ -251,13 +252,7 @@ export class GatewayMetrics {
   }
 
   observeStreamTtfb(route: string, seconds: number): void {
-    // Cached as the duration's children are: labels() validates and makes two closures.
-    let histogram = this.#ttfbChildren.get(route);
-    if (histogram === undefined) {
-      histogram = this.#streamTtfb.labels(route);
-      this.#ttfbChildren.set(route, histogram);
-    }
-    histogram.observe(seconds);
+    (this.#ttfbChildren.get(route) ?? remember(this.#ttfbChildren, route, this.#streamTtfb.labels(route))).observe(seconds);
   }
 
   contentType(): string {
