@@ -122,51 +122,37 @@ for (const side of sides) side.process.child.kill('SIGTERM');
 sim.child.kill('SIGTERM');
 
 const [floor, gateway] = sides as [Side, Side];
-const perRequest = (side: Side, name: string): number => (side.byFunction.get(name) ?? 0) / side.requests;
-const groups = (side: Side): Map<string, number> => {
-  const totals = new Map<string, number>();
-  for (const [name, us] of side.byFunction) totals.set(groupOf(name), (totals.get(groupOf(name)) ?? 0) + us / side.requests);
-  return totals;
-};
-const busy = (side: Side): number => [...groups(side)].reduce((sum, [group, us]) => (group === 'idle' ? sum : sum + us), 0);
+/** µs a request by the key each function's name maps to (skipped when it maps to none). */
+function totals(side: Side, keyOf: (name: string) => string | undefined): Map<string, number> {
+  const byKey = new Map<string, number>();
+  for (const [name, us] of side.byFunction) {
+    const key = keyOf(name);
+    if (key !== undefined) byKey.set(key, (byKey.get(key) ?? 0) + us / side.requests);
+  }
+  return byKey;
+}
+
+/** Both sides by key, idle left out, what the gateway spends over the floor first. */
+function compared(keyOf: (name: string) => string | undefined): { key: string; f: number; g: number }[] {
+  const notIdle = (name: string): string | undefined => (groupOf(name) === 'idle' ? undefined : keyOf(name));
+  const a = totals(floor, notIdle);
+  const b = totals(gateway, notIdle);
+  return [...new Set([...a.keys(), ...b.keys()])].map((key) => ({ key, f: a.get(key) ?? 0, g: b.get(key) ?? 0 })).sort((x, y) => y.g - y.f - (x.g - x.f));
+}
+
+const busy = (side: Side): number => [...totals(side, (name) => (groupOf(name) === 'idle' ? undefined : ''))].reduce((sum, [, us]) => sum + us, 0);
 const cell = (us: number): string => us.toFixed(1).padStart(7);
 
 console.log(`${caseB === undefined ? caseName : `${caseName} against ${caseB}`} at c=${connections}, ${rounds} alternating rounds of ${seconds} s, node ${process.version}; main thread, µs a request`);
 console.log(`  ${floor.label}: ${floor.requests} requests, busy ${busy(floor).toFixed(1)} µs; ${gateway.label}: ${gateway.requests} requests, busy ${busy(gateway).toFixed(1)} µs (+${(busy(gateway) - busy(floor)).toFixed(1)})`);
 const [headA, headB] = caseB === undefined ? ['floor', 'gateway'] : ['A', 'B'];
 console.log(`\nby group:          ${headA.padStart(7)} ${headB.padStart(7)}  ${'over'.padStart(7)}`);
-const floorGroups = groups(floor);
-const gatewayGroups = groups(gateway);
-const groupNames = [...new Set([...floorGroups.keys(), ...gatewayGroups.keys()])].filter((name) => name !== 'idle');
-groupNames.sort((a, b) => (gatewayGroups.get(b) ?? 0) - (floorGroups.get(b) ?? 0) - ((gatewayGroups.get(a) ?? 0) - (floorGroups.get(a) ?? 0)));
-for (const name of groupNames) {
-  const f = floorGroups.get(name) ?? 0;
-  const g = gatewayGroups.get(name) ?? 0;
-  console.log(`  ${name.padEnd(40).slice(0, 40)} ${cell(f)} ${cell(g)} ${cell(g - f)}`);
-}
-/** The gateway's code by folder of src/ (dist/ once compiled). */
-const folders = (side: Side): Map<string, number> => {
-  const totals = new Map<string, number>();
-  for (const [name, us] of side.byFunction) {
-    const folder = / dist\/([^/:]+)\//.exec(name)?.[1];
-    if (folder !== undefined) totals.set(folder, (totals.get(folder) ?? 0) + us / side.requests);
-  }
-  return totals;
-};
-const floorFolders = folders(floor);
-const gatewayFolders = folders(gateway);
-const folderNames = [...new Set([...floorFolders.keys(), ...gatewayFolders.keys()])];
-folderNames.sort((a, b) => (gatewayFolders.get(b) ?? 0) - (floorFolders.get(b) ?? 0) - ((gatewayFolders.get(a) ?? 0) - (floorFolders.get(a) ?? 0)));
+for (const { key, f, g } of compared(groupOf)) console.log(`  ${key.padEnd(40).slice(0, 40)} ${cell(f)} ${cell(g)} ${cell(g - f)}`);
 console.log(`\nthe gateway's code by folder of src/:`);
-for (const name of folderNames) {
-  const f = floorFolders.get(name) ?? 0;
-  const g = gatewayFolders.get(name) ?? 0;
-  console.log(`  ${`${name}/`.padEnd(40)} ${cell(f)} ${cell(g)} ${cell(g - f)}`);
-}
-const names = [...new Set([...floor.byFunction.keys(), ...gateway.byFunction.keys()])].filter((name) => groupOf(name) !== 'idle');
-const over = names.map((name) => ({ name, f: perRequest(floor, name), g: perRequest(gateway, name) })).sort((a, b) => b.g - b.f - (a.g - a.f));
+// dist/ once compiled.
+for (const { key, f, g } of compared((name) => / dist\/([^/:]+)\//.exec(name)?.[1])) console.log(`  ${`${key}/`.padEnd(40)} ${cell(f)} ${cell(g)} ${cell(g - f)}`);
+const over = compared((name) => name);
 console.log(`\nby function, what ${gateway.label} spends over ${floor.label} (top 40, then where it spends least):`);
 console.log(`  ${'over'.padStart(7)} ${headA.padStart(7)} ${headB.padStart(7)}`);
-for (const { name, f, g } of over.slice(0, 40)) console.log(`  ${cell(g - f)} ${cell(f)} ${cell(g)}  ${name}`);
-for (const { name, f, g } of over.slice(-8)) console.log(`  ${cell(g - f)} ${cell(f)} ${cell(g)}  ${name}`);
+for (const { key, f, g } of [...over.slice(0, 40), ...over.slice(-8)]) console.log(`  ${cell(g - f)} ${cell(f)} ${cell(g)}  ${key}`);
 process.exit(0);
