@@ -13,18 +13,13 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 import { bodyFor, requestCase } from './cases.ts';
+import { toolArgs } from './args.ts';
 
-const argv = process.argv.slice(2);
-const valueOf = (name: string): string | undefined => {
-  const at = argv.indexOf(name);
-  return at === -1 ? undefined : argv[at + 1];
-};
-const requests = Number(valueOf('--requests') ?? 500);
-const connections = Number(valueOf('--connections') ?? 1);
-const baseline = valueOf('--baseline');
-const caseName = valueOf('--case') ?? 'stream-100';
-const dashes = argv.indexOf('--');
-const gatewayFlags = dashes === -1 ? [] : argv.slice(dashes + 1);
+const { option, flag, passthrough: gatewayFlags } = toolArgs();
+const requests = Number(option('requests') ?? 500);
+const connections = Number(option('connections') ?? 1);
+const baseline = option('baseline');
+const caseName = option('case') ?? 'stream-100';
 const job = requestCase(caseName);
 
 if (spawnSync('strace', ['-V']).status !== 0) throw new Error('strace is not installed (apt-get install strace)');
@@ -70,7 +65,7 @@ async function countFor(start: () => Promise<Started>, label: string): Promise<v
 
 const gatewayIn = (root: string, label: string) => (): Promise<Started> =>
   startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, `${label}.db`)}`, ...gatewayFlags], root);
-if (argv.includes('--floor')) {
+if (flag('floor')) {
   await countFor(() => startProcess(['bench/minimal-proxy.ts', '--llm-api-base', sim.url], '--gateway-port', dir), 'node floor');
 }
 if (baseline !== undefined) await countFor(gatewayIn(baseline, 'baseline'), `baseline (${baseline})`);
