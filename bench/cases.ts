@@ -31,9 +31,11 @@ function historyOf(count: number, developer: boolean): object[] {
 }
 
 // The continuations say store: false: each reads the one base's context (kept after the
-// first) and plans, and writes nothing, so rounds do not contend on the base's row.
-const continuing = (count: number, developer: boolean): RequestCase => ({
-  body: { model: 'm', input: 'and now?', store: false },
+// first) and plans, and writes nothing, so rounds do not contend on the base's row. One
+// that stores (continue-100-store: the read, then the write a stored turn makes) is for
+// c=1: at c=32 its turns would queue on the base's row, which each one updates.
+const continuing = (count: number, developer: boolean, store = false): RequestCase => ({
+  body: { model: 'm', input: 'and now?', store },
   headers: {},
   continues: historyOf(count, developer),
 });
@@ -50,6 +52,7 @@ export const REQUEST_CASES: Readonly<Record<string, RequestCase>> = {
   'chat-stream-100': { ...streamOf(100), chat: true },
   'continue-500': continuing(500, false),
   'continue-500-developer': continuing(500, true),
+  'continue-100-store': continuing(100, false, true),
 };
 
 /** The case of that name, or an error listing the names. */

@@ -1,4 +1,4 @@
-// npm run bench:gap -- [--case json-1k] [--against normalizing|node] [--case-b NAME] [--rounds 2] [--seconds 5] [--connections 32] [-- gateway flags]
+// npm run bench:gap -- [--case json-1k] [--against normalizing|node] [--case-b NAME] [--db-url-b URL] [--rounds 2] [--seconds 5] [--connections 32] [-- gateway flags]
 //
 // Where the gateway's time goes beyond a floor's, function by function: the gateway and a
 // floor (bench/minimal-proxy.ts, the normalizing one by default) each profiled by V8's
@@ -17,6 +17,9 @@
 // NAME: what a request option costs, by function (`--case stream-100 --case-b
 // stream-100-store`: what storing a stream takes). Each gateway stores in a database
 // file of its own, so that SQLite's WAL writes count.
+// --db-url-b URL: the second gateway stores there instead (PostgreSQL: in a schema of its
+// own, dropped at the end): `--case continue-100-store --case-b continue-100-store
+// --db-url-b postgres://… --connections 1` is what PostgreSQL costs over SQLite.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +30,7 @@ import { freePort } from './free-port.ts';
 import { connectInspector } from './inspector.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 import { bodyFor, requestCase, type RequestCase } from './cases.ts';
+import { createBenchSchema } from './pg-schema.ts';
 
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
@@ -38,6 +42,8 @@ const { option, passthrough: gatewayFlags } = toolArgs();
 const caseName = option('case') ?? 'json-1k';
 const job = requestCase(caseName);
 const caseB = option('case-b');
+const dbUrlB = option('db-url-b');
+if (dbUrlB !== undefined && caseB === undefined) throw new Error('--db-url-b goes with --case-b');
 const against = option('against') ?? 'normalizing';
 if (against !== 'normalizing' && against !== 'node') throw new Error('--against: normalizing or node');
 const rounds = Number(option('rounds') ?? 2);
@@ -67,8 +73,9 @@ async function start(label: string, sideJob: RequestCase, run: (inspect: string[
 }
 
 let gateways = 0;
-const gatewaySide = (label: string, sideJob: RequestCase): Promise<Side> =>
-  start(label, sideJob, (inspect) => startBenchGateway(sim.url, dir, ['--db-url', `sqlite:${join(dir, `gateway-${gateways++}.db`)}`, ...gatewayFlags], ROOT, inspect));
+const gatewaySide = (label: string, sideJob: RequestCase, dbUrl = `sqlite:${join(dir, `gateway-${gateways++}.db`)}`): Promise<Side> =>
+  start(label, sideJob, (inspect) => startBenchGateway(sim.url, dir, ['--db-url', dbUrl, ...gatewayFlags], ROOT, inspect));
+const schemaB = dbUrlB?.startsWith('postgres') === true ? await createBenchSchema(dbUrlB, 'gap') : undefined;
 const floorLabel = caseB !== undefined ? `gateway (${caseName})` : against === 'normalizing' ? 'normalizing floor' : 'node floor';
 const sides = [
   caseB !== undefined
@@ -76,7 +83,7 @@ const sides = [
     : await start(floorLabel, job, (inspect) =>
         startProcess(['bench/minimal-proxy.ts', ...(against === 'normalizing' ? ['--normalize'] : []), '--llm-api-base', sim.url], '--gateway-port', dir, inspect),
       ),
-  await gatewaySide(caseB === undefined ? 'gateway' : `gateway (${caseB})`, caseB === undefined ? job : requestCase(caseB)),
+  await gatewaySide(caseB === undefined ? 'gateway' : `gateway (${caseB}${dbUrlB === undefined ? '' : `, ${schemaB === undefined ? dbUrlB : 'PostgreSQL'}`})`, caseB === undefined ? job : requestCase(caseB), schemaB?.url ?? dbUrlB),
 ];
 
 /** Where a sample's function is: the gateway's own files by path under dist/, packages by name. */
@@ -120,6 +127,12 @@ for (let round = 0; round < rounds; round++) {
 }
 for (const side of sides) side.process.child.kill('SIGTERM');
 sim.child.kill('SIGTERM');
+if (schemaB !== undefined) {
+  // Its tables go once the gateway using them has closed its connections.
+  const gatewayB = (sides[1] as Side).process.child;
+  if (gatewayB.exitCode === null) await new Promise((resolve) => gatewayB.once('exit', resolve));
+  await schemaB.drop();
+}
 
 const [floor, gateway] = sides as [Side, Side];
 /** µs a request by the key each function's name maps to (skipped when it maps to none). */

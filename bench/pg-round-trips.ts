@@ -4,6 +4,10 @@
 // afterwards), and the round trips they take, counted by a TCP relay between the gateway
 // and PostgreSQL (round-trip-relay.ts). Needs TEST_DATABASE_URL (or BENCH_DATABASE_URL)
 // and the server's log at LOG_FILE (Debian's default below), readable by this user.
+// Then what one durable commit costs on this server, whatever sends it: a one-row INSERT
+// committed alone, COMMIT_SAMPLES times on one connection, with `synchronous_commit` on
+// (the server's default: the COMMIT waits for its WAL to be flushed to disk) and off (it
+// does not); the difference is the flush every stored response waits for.
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,5 +58,27 @@ for (const statement of statements) console.log(`  ${statement.ms.toFixed(3).pad
 console.log(`  ${serverMs.toFixed(3).padStart(7)} ms  in all`);
 console.log(`${roundTrips} round trips (statements sent together share one)`);
 gw.child.kill('SIGTERM'); sim.child.kill('SIGTERM'); await relay.close();
+
+const COMMIT_SAMPLES = 400;
+/** Median wall time of a one-row INSERT committed alone, in ms, after a few unmeasured. */
+async function commitMs(synchronousCommit: 'on' | 'off'): Promise<number> {
+  await c.query(`SET synchronous_commit = ${synchronousCommit}`);
+  const times: number[] = [];
+  for (let n = 0; n < COMMIT_SAMPLES + 20; n++) {
+    const started = process.hrtime.bigint();
+    await c.query(`INSERT INTO ${schema}.commit_probe (n) VALUES ($1)`, [n]);
+    if (n >= 20) times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1] as number;
+}
+await c.query(`CREATE TABLE ${schema}.commit_probe (n integer)`);
+const durable = await commitMs('on');
+const unflushed = await commitMs('off');
+await c.query('RESET synchronous_commit');
+console.log(
+  `one durable commit (a one-row INSERT committed alone, median of ${COMMIT_SAMPLES}): ${durable.toFixed(3)} ms; ` +
+    `with synchronous_commit off ${unflushed.toFixed(3)} ms: the WAL flush takes ${(durable - unflushed).toFixed(3)} ms`,
+);
 await c.query(`DROP SCHEMA ${schema} CASCADE`); await c.end();
 process.exit(0);

@@ -15,7 +15,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import pg from 'pg';
+import { createBenchSchema } from './pg-schema.ts';
 import { Pool } from 'undici';
 import { cpuNs } from './proc.ts';
 import { ROOT, startBenchGateway, startBenchSim, type Started } from './processes.ts';
@@ -73,25 +73,17 @@ stores.push({
 });
 const pgUrl = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
 if (pgUrl !== undefined) {
-  const schema = `bench_state_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: pgUrl });
-  await admin.connect();
-  await admin.query(`CREATE SCHEMA ${schema}`);
-  const url = new URL(pgUrl);
-  url.searchParams.set('options', `-c search_path=${schema}`);
+  const schema = await createBenchSchema(pgUrl, 'bench_state');
   stores.push({
     name: 'PostgreSQL',
-    gateway: await startBenchGateway(sim.url, scratch, ['--db-url', url.toString(), '--log-level', 'warn']),
-    notKeeping: await startBenchGateway(sim.url, scratch, ['--db-url', url.toString(), '--log-level', 'warn', '--context-cache-size', '0']),
-    baseline: await startBaseline(url.toString()),
+    gateway: await startBenchGateway(sim.url, scratch, ['--db-url', schema.url, '--log-level', 'warn']),
+    notKeeping: await startBenchGateway(sim.url, scratch, ['--db-url', schema.url, '--log-level', 'warn', '--context-cache-size', '0']),
+    baseline: await startBaseline(schema.url),
     checkpointBytes: async (ids) => {
-      const { rows } = await admin.query(`SELECT SUM(octet_length(checkpoint))::int AS bytes FROM ${schema}.responses WHERE id = ANY($1)`, [ids]);
+      const { rows } = await schema.client.query(`SELECT SUM(octet_length(checkpoint))::int AS bytes FROM ${schema.name}.responses WHERE id = ANY($1)`, [ids]);
       return Number((rows[0] as { bytes: number }).bytes);
     },
-    dispose: async () => {
-      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-      await admin.end();
-    },
+    dispose: () => schema.drop(),
   });
 } else {
   log('PostgreSQL skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
