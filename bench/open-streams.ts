@@ -22,8 +22,9 @@ const CLOSE_WAIT_MS = 15_000;
 /**
  * RSS after the streams ended: its lowest until it is back within AFTER_TARGET of idle, or
  * over this window. V8 gives memory back once its memory reducer runs a full collection,
- * which it starts some seconds after allocation slows (19–34 s here, and not always within
- * a minute); a window of 3 s, as until 2026-12-02, read the heap's garbage as kept.
+ * which it starts some seconds after allocation slows only if a full collection during the
+ * load armed it (19–58 s in most runs, never in some: bench/README.md, "Targets not met");
+ * a window of 3 s, as until 2026-12-02, read the heap's garbage as kept.
  */
 const AFTER_WINDOW_MS = 60_000;
 /** Back within 10 % of idle: the target, and where watching can stop. */
