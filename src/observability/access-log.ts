@@ -24,6 +24,9 @@ export class AccessLog {
   readonly #pretty: PrettyLogDestination | undefined;
   readonly #probes: boolean;
   readonly #prefix: string;
+  /** The last line's millisecond and its ISO time: the lines of one millisecond share it. */
+  #timeMs = -1;
+  #time = '';
 
   constructor(logger: Logger, options: { enabled: boolean } = { enabled: true }) {
     const destination = (logger as unknown as Record<symbol, Destination | undefined>)[pino.symbols.streamSym];
@@ -45,8 +48,13 @@ export class AccessLog {
       this.#pretty.writeAccess(record, level);
       return;
     }
+    const now = Date.now();
+    if (now !== this.#timeMs) {
+      this.#timeMs = now;
+      this.#time = new Date(now).toISOString();
+    }
     destination.write(
-      `{"level":${level},"time":"${new Date().toISOString()}"${this.#prefix}${JSON.stringify(record.requestId)}` +
+      `{"level":${level},"time":"${this.#time}"${this.#prefix}${JSON.stringify(record.requestId)}` +
         `,"method":${JSON.stringify(record.method)},"path":${JSON.stringify(record.path)},"status":${record.status}` +
         `,"duration_ms":${Math.round(record.durationMs * 1000) / 1000},"bytes_out":${record.bytesOut}` +
         `,"streamed":${record.streamed},"upstream_status":${record.upstreamStatus ?? 'null'}` +
