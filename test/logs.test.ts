@@ -175,3 +175,42 @@ describe('shutdown', () => {
     });
   }
 });
+
+describe('the JSON log writer', () => {
+  /** The numbers of the JSON lines a child wrote, in the order they came. */
+  function numbers(out: string): number[] {
+    return out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => (JSON.parse(line) as { n: number }).n);
+  }
+
+  it('writes every line once, in order, across many batches, and flushes the rest at exit', { timeout: 30_000 }, async () => {
+    // 3,000 lines are far more than one 8 KiB batch, and some are not ASCII.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/log-lines.ts', '3000', 'exit'], { cwd: REPO_ROOT });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    const [code] = await Promise.all([
+      new Promise<number | null>((resolve) => child.once('exit', resolve)),
+      new Promise((resolve) => child.stdout.once('close', resolve)),
+    ]);
+    assert.equal(code, 0);
+    assert.deepEqual(numbers(out), Array.from({ length: 3000 }, (_, n) => n));
+  });
+
+  it('delivers the lines of a quiet process without its exit', { timeout: 30_000 }, async () => {
+    // Less than a batch: only the periodic flush sends them; the child is then killed,
+    // which runs no exit hook.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/log-lines.ts', '3', 'stay'], { cwd: REPO_ROOT });
+    let out = '';
+    await new Promise<void>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (numbers(out).length === 3) resolve();
+      });
+    });
+    child.kill('SIGKILL');
+    assert.deepEqual(numbers(out), [0, 1, 2]);
+  });
+});
+
