@@ -76,6 +76,7 @@ let gateways = 0;
 const gatewaySide = (label: string, sideJob: RequestCase, dbUrl = `sqlite:${join(dir, `gateway-${gateways++}.db`)}`): Promise<Side> =>
   start(label, sideJob, (inspect) => startBenchGateway(sim.url, dir, ['--db-url', dbUrl, ...gatewayFlags], ROOT, inspect));
 const schemaB = dbUrlB?.startsWith('postgres') === true ? await createBenchSchema(dbUrlB, 'gap') : undefined;
+const dbLabelB = schemaB !== undefined ? ', PostgreSQL' : dbUrlB !== undefined ? `, ${dbUrlB}` : '';
 const floorLabel = caseB !== undefined ? `gateway (${caseName})` : against === 'normalizing' ? 'normalizing floor' : 'node floor';
 const sides = [
   caseB !== undefined
@@ -83,7 +84,7 @@ const sides = [
     : await start(floorLabel, job, (inspect) =>
         startProcess(['bench/minimal-proxy.ts', ...(against === 'normalizing' ? ['--normalize'] : []), '--llm-api-base', sim.url], '--gateway-port', dir, inspect),
       ),
-  await gatewaySide(caseB === undefined ? 'gateway' : `gateway (${caseB}${dbUrlB === undefined ? '' : `, ${schemaB === undefined ? dbUrlB : 'PostgreSQL'}`})`, caseB === undefined ? job : requestCase(caseB), schemaB?.url ?? dbUrlB),
+  await gatewaySide(caseB === undefined ? 'gateway' : `gateway (${caseB}${dbLabelB})`, caseB === undefined ? job : requestCase(caseB), schemaB?.url ?? dbUrlB),
 ];
 
 /** Where a sample's function is: the gateway's own files by path under dist/, packages by name. */

@@ -11,15 +11,15 @@
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { startBenchGateway, startBenchSim } from './processes.ts';
 import { startRoundTripRelay } from './round-trip-relay.ts';
+import { createBenchSchema } from './pg-schema.ts';
 const dir = mkdtempSync(join(tmpdir(), 'pgc-'));
 const base = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
 if (base === undefined) throw new Error('set TEST_DATABASE_URL or BENCH_DATABASE_URL');
 const LOG_FILE = process.env['PG_LOG_FILE'] ?? '/var/log/postgresql/postgresql-15-main.log';
-const schema = `pgc_${Date.now()}`;
-const c = new pg.Client({ connectionString: base }); await c.connect(); await c.query(`CREATE SCHEMA ${schema}`);
+const pgc = await createBenchSchema(base, 'pgc');
+const { name: schema, client: c } = pgc;
 const relay = await startRoundTripRelay(base);
 const url = new URL(relay.url);
 url.searchParams.set('options', `-c search_path=${schema} -c log_statement=all -c log_min_duration_statement=0`);
@@ -80,5 +80,5 @@ console.log(
   `one durable commit (a one-row INSERT committed alone, median of ${COMMIT_SAMPLES}): ${durable.toFixed(3)} ms; ` +
     `with synchronous_commit off ${unflushed.toFixed(3)} ms: the WAL flush takes ${(durable - unflushed).toFixed(3)} ms`,
 );
-await c.query(`DROP SCHEMA ${schema} CASCADE`); await c.end();
+await pgc.drop();
 process.exit(0);

@@ -4,7 +4,7 @@ import pg from 'pg';
 
 export interface BenchSchema {
   readonly name: string;
-  /** The database URL with `search_path` set to the schema (and `options`, if given). */
+  /** The database URL with `search_path` set to the schema. */
   readonly url: string;
   /** The connection that created it, for the tool's own queries. */
   readonly client: pg.Client;

@@ -16,6 +16,7 @@ import { findLoadTool, runLoad, type LoadTool } from './load.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 import { toolArgs } from './args.ts';
 import { filler } from './cases.ts';
+import { createBenchSchema, type BenchSchema } from './pg-schema.ts';
 
 const { argv, option } = toolArgs();
 const quick = argv.includes('--quick');
@@ -217,26 +218,11 @@ const pgUrl = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_UR
 const sim = await startSim();
 const gatewaySqlite = await startGateway(sim.url, `sqlite:${join(scratch, 'bench.db')}`);
 let gatewayPg: Proc | undefined;
-/** One statement on PostgreSQL, run by a short child process. */
-function pgSchemaSql(url: string, sql: string): void {
-  spawnSync(process.execPath, ['-e', `const pg=require('pg');const c=new pg.Client({connectionString:process.env.U});c.connect().then(()=>c.query(process.env.SQL)).then(()=>c.end())`], {
-    cwd: ROOT,
-    env: { ...process.env, U: url, SQL: sql },
-    stdio: 'inherit',
-  });
-}
-/** Removes the gateway's PostgreSQL schema once the processes using it are gone. */
-let pgSchemaDrop: (() => void) | undefined;
-/** The PostgreSQL URL the gateway uses (its own schema), which a baseline build shares. */
-let pgGatewayUrl: string | undefined;
+/** The gateway's own PostgreSQL schema, which a baseline build shares; dropped at the end. */
+let pgSchema: BenchSchema | undefined;
 if (pgUrl !== undefined && !quick) {
-  const schema = `bench_${Date.now()}`;
-  pgSchemaSql(pgUrl, `CREATE SCHEMA ${schema}`);
-  pgSchemaDrop = () => pgSchemaSql(pgUrl, `DROP SCHEMA ${schema} CASCADE`);
-  const url = new URL(pgUrl);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  pgGatewayUrl = url.toString();
-  gatewayPg = await startGateway(sim.url, pgGatewayUrl);
+  pgSchema = await createBenchSchema(pgUrl, 'bench');
+  gatewayPg = await startGateway(sim.url, pgSchema.url);
 } else if (!quick) {
   log('PostgreSQL cases skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)');
 }
@@ -251,10 +237,10 @@ if (baselineDir !== undefined) {
   // continues the very chains the gateway does, as on PostgreSQL below.
   const onSqlite = await startGateway(sim.url, `sqlite:${join(scratch, 'bench.db')}`, baselineDir);
   references.push({ label: 'baseline on SQLite', proc: onSqlite, pids: () => [onSqlite.pid], directBody: false, applies: (c) => c.db === 'sqlite' && c.name.startsWith('continue') });
-  if (pgGatewayUrl !== undefined) {
+  if (pgSchema !== undefined) {
     // On the gateway's own database: two gateways share one PostgreSQL, so the baseline
     // continues the very chains the gateway does.
-    const onPg = await startGateway(sim.url, pgGatewayUrl, baselineDir);
+    const onPg = await startGateway(sim.url, pgSchema.url, baselineDir);
     references.push({ label: 'baseline on PostgreSQL', proc: onPg, pids: () => [onPg.pid], directBody: false, applies: (c) => c.db === 'postgres' });
   }
 }
@@ -350,7 +336,7 @@ if (references.some((reference) => reference.label === 'node floor')) {
 
 for (const child of started) child.kill('SIGTERM');
 // A gateway still finishing a transaction only makes the DROP wait for its lock.
-pgSchemaDrop?.();
+await pgSchema?.drop();
 
 // --- output ----------------------------------------------------------------------------
 
