@@ -1,14 +1,16 @@
 // The store's PostgreSQL round trips, counted by a relay between the backend and the
 // server (bench/round-trip-relay.ts): statements that do not wait on each other go out
-// together, BEGIN with the first and COMMIT with the last, so a continuation's write is
-// two round trips and its read two (one when this process keeps the context). A backend
-// that sent its statements one by one again would take seven.
+// together, BEGIN with the first and COMMIT with the last, and a turn's items take seqs
+// reserved ahead, so a continuation's write is one round trip and its read two (one when
+// this process keeps the context). A backend that sent its statements one by one again
+// would take seven; one that waited for the items' seqs before writing the rest, three.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { startRoundTripRelay, type RoundTripRelay } from '../bench/round-trip-relay.ts';
 import { PostgresBackend } from '../src/store/postgres/postgres-backend.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
-import { TENANT, turn } from './helpers/store-records.ts';
+import type { NewItem, SaveResponse } from '../src/store/store.ts';
+import { item, TENANT, turn } from './helpers/store-records.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
 
 describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
@@ -44,15 +46,42 @@ describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
       const next = turn({ previousResponseId: previous.id, historySeqs: context.seqs });
       relay.reset();
       await on.saveResponse(next);
-      assert.equal(relay.count(), 2, 'BEGIN, the items and the reference; then the response and COMMIT');
+      assert.equal(relay.count(), 1, 'BEGIN, the items, the reference, the response and COMMIT');
       previous = next;
     }
     const last = await on.loadResponseContext(TENANT, previous.id, Date.now());
     assert.equal(last?.seqs.length, 6, 'the three turns, two items each, in the context');
   }
 
-  it('a continuation: its read in two, its write in two', async () => {
+  it('a continuation: its read in two, its write in one', async () => {
     await continueTwice(store, 2, 'the chain, then the items');
+  });
+
+  it("a turn's items take seqs reserved ahead, 256 at a time; a bigger turn waits for its insert's", async () => {
+    const fresh = new SqlStore(new PostgresBackend({ connectionString: relay.url, poolSize: 1, queryTimeoutMs: 10_000 }), { retentionMs: null });
+    try {
+      await fresh.ping();
+      const roundTrips = async (record: SaveResponse): Promise<number> => {
+        relay.reset();
+        await fresh.saveResponse(record);
+        return relay.count();
+      };
+      const items = (n: number): NewItem[] => Array.from({ length: n }, () => item());
+      // 255 items, then 1: the 256 seqs of one reservation, taken with the first turn's BEGIN.
+      assert.equal(await roundTrips(turn({ inputItems: items(254) })), 2, 'the reservation; then the turn');
+      assert.equal(await roundTrips(turn({ inputItems: [] })), 1, 'the seq left');
+      assert.equal(await roundTrips(turn()), 2, 'none left: another reservation');
+      assert.equal(await roundTrips(turn()), 1);
+      // More items than a reservation holds: their seqs come back from their insert, and
+      // the response goes after.
+      const big = turn({ inputItems: items(300) });
+      assert.equal(await roundTrips(big), 2, 'the items; then the response');
+      const context = await fresh.loadResponseContext(TENANT, big.id, Date.now());
+      assert.equal(context?.upstream.toString(), [...big.inputItems, ...big.outputItems].map((i) => i.upstream).join(','));
+      assert.equal(new Set(context.seqs).size, 301, 'every item its own seq');
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('a continuation of a response whose context this process keeps: its read in one', async () => {

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { GatewayError } from '../src/errors.ts';
+import { decodeCheckpoint } from '../src/store/checkpoint-codec.ts';
 import { CHECKPOINT_SNAPSHOT_EVERY } from '../src/store/sql-store.ts';
 import type { NewItem, Page, PageProblem, SaveResponse, Store } from '../src/store/store.ts';
 import { describeUnlessSkipped } from './helpers/postgres.ts';
@@ -164,6 +165,45 @@ for (const kind of await storeKinds()) {
       assert.equal(await store.deleteResponse(TENANT, second.id, NOW()), true);
       assert.deepEqual(await store.getItemsById(TENANT, idsOf(first.inputItems, first.outputItems, second.inputItems, second.outputItems)), []);
       assert.deepEqual(await db.rawQuery('SELECT id FROM responses WHERE id IN (?, ?)', first.id, second.id), [], 'no row is left');
+    });
+
+    it('stores a continuation of a response removed after the turn read it: whole, holding nothing', async () => {
+      const first = turn();
+      await store.saveResponse(first);
+      const seqs = (await store.loadResponseContext(TENANT, first.id, NOW()))?.seqs ?? [];
+      // Nothing holds it: it goes, with its items, while the next turn runs.
+      assert.equal(await store.deleteResponse(TENANT, first.id, NOW()), true);
+      assert.deepEqual(await db.rawQuery('SELECT id FROM responses WHERE id = ?', first.id), []);
+      const next = turn({ previousResponseId: first.id, historySeqs: seqs });
+      await store.saveResponse(next);
+      const [row] = await db.rawQuery('SELECT checkpoint, checkpoint_base, checkpoint_depth, holds_response_id FROM responses WHERE id = ?', next.id);
+      assert.deepEqual(
+        [row?.['checkpoint_base'], Number(row?.['checkpoint_depth']), row?.['holds_response_id']],
+        [null, 0, null],
+        'built on nothing, holding nothing',
+      );
+      const context = await store.loadResponseContext(TENANT, next.id, NOW());
+      assert.deepEqual(decodeCheckpoint(row?.['checkpoint'] as Buffer), context?.seqs, 'the whole context in its own checkpoint');
+      assert.deepEqual(context?.seqs.slice(0, seqs.length), seqs);
+      assert.equal(context?.upstream.toString(), upstreamOf(next.inputItems, next.outputItems), "the removed response's items went with it");
+      assert.equal(await store.deleteResponse(TENANT, next.id, NOW()), true);
+      assert.deepEqual(await store.getItemsById(TENANT, idsOf(next.inputItems, next.outputItems)), []);
+    });
+
+    it('gives every item its own seq, whichever store saves it', async () => {
+      // Stores of their own over the same database, as other gateway processes would be
+      // (each reserves its own seqs where the database has a sequence).
+      const stores = [store, db.withOptions({ retentionMs: null }), db.withOptions({ retentionMs: null })];
+      // Each saves a chain at the same time as the others, a turn at a time.
+      const chains = await Promise.all(stores.map((one) => saveChain(one, 5)));
+      for (const chain of chains) {
+        const last = chain.at(-1) as SaveResponse;
+        const context = await store.loadResponseContext(TENANT, last.id, NOW());
+        assert.equal(context?.upstream.toString(), upstreamOf(...chain.flatMap((t) => [t.inputItems, t.outputItems])));
+      }
+      const ids = chains.flat().flatMap((t) => idsOf(t.inputItems, t.outputItems));
+      const stored = await store.getItemsById(TENANT, ids);
+      assert.equal(new Set(stored.map((one) => one.seq)).size, ids.length);
     });
 
     it('keeps both branches of a response working when it is deleted', async () => {

@@ -3,6 +3,7 @@
 // behave the same and each fix is made in one place. The backends only run queries.
 import { decodeCheckpoint, encodeCheckpoint } from './checkpoint-codec.ts';
 import { ContextCache, type CachedContext } from './context-cache.ts';
+import { ReservedSeqs } from './reserved-seqs.ts';
 import { toConversation, toItem } from './rows.ts';
 import { ITEM_SCHEMA_VERSION, MIGRATIONS, pageWindow } from './schema.ts';
 import type { SqlBackend } from './sql/backend.ts';
@@ -35,6 +36,10 @@ import type {
  * context reads at most this many checkpoint rows.
  */
 export const CHECKPOINT_SNAPSHOT_EVERY = 16;
+
+/** Item seqs reserved at once (PostgreSQL; see ReservedSeqs): a turn adds a few items, so
+ * a reservation serves a hundred turns or so, and a process leaves fewer than this unused. */
+const SEQS_RESERVED_AT_ONCE = 256;
 
 const ITEM_COLUMNS = 'i.seq, i.id, i.type, i.payload, i.upstream';
 /** Above every conversation position (an INTEGER column). */
@@ -111,6 +116,7 @@ export class SqlStore implements Store {
   readonly #contexts: ContextCache;
   /** The longest kept context confirmed item by item (StoreOptions.contextConfirmItems). */
   readonly #confirmItems: number;
+  readonly #reserved = new ReservedSeqs();
 
   constructor(backend: SqlBackend, options: StoreOptions) {
     this.#backend = backend;
@@ -289,10 +295,14 @@ export class SqlStore implements Store {
     return { items: yield* this.#itemsBySeq(window), hasMore };
   }
 
-  /** The queries inserting items (none for no items); seqsOf reads their results. */
-  #itemInserts(tenant: string, items: readonly NewItem[], owner: string | null, holders: number, now: number): readonly Query[] {
+  /** The queries inserting items (none for no items); seqsOf reads their results, unless
+   * their seqs are given (reserved: see #reservedSeqs). */
+  #itemInserts(tenant: string, items: readonly NewItem[], owner: string | null, holders: number, now: number, seqs?: readonly number[]): readonly Query[] {
     if (items.length === 0) return [];
-    return this.#backend.dialect.insertItems(items, { schemaVersion: ITEM_SCHEMA_VERSION, owner, holders, createdAt: now, tenant });
+    const fields = { schemaVersion: ITEM_SCHEMA_VERSION, owner, holders, createdAt: now, tenant };
+    const itemSeqs = this.#backend.dialect.itemSeqs;
+    if (seqs === undefined || itemSeqs === undefined) return this.#backend.dialect.insertItems(items, fields);
+    return itemSeqs.insertItems(items, fields, seqs);
   }
 
   /** Inserts items and returns their seqs, in the order given. */
@@ -326,9 +336,11 @@ export class SqlStore implements Store {
 
   /**
    * One turn's write, in as few round trips as its dependencies allow (PostgreSQL
-   * pipelines each batch, its BEGIN with the first and its COMMIT with the last): a
-   * continuation is two, the items with the reference on the response continued, then
-   * the response with what follows from it.
+   * pipelines each batch, its BEGIN with the first and its COMMIT with the last). With its
+   * items' seqs reserved (PostgreSQL), a turn that continues a response is one batch: its
+   * items, the reference on the response continued, and its response, whose checkpoint the
+   * database builds on the one continued as it inserts it (insertContinuation). Where the
+   * insert gives the seqs (SQLite, whose batches cost no round trip), the items go first.
    */
   async saveResponse(record: SaveResponse): Promise<SaveOutcome> {
     const saved = await this.#backend.write(this.#saveResponse.bind(this, record));
@@ -381,60 +393,95 @@ export class SqlStore implements Store {
     const owner = record.storeResponse ? record.id : null;
     const holders = (record.storeResponse ? 1 : 0) + (conversation !== undefined ? 1 : 0);
     const newItems = [...record.inputItems, ...record.outputItems];
-    const inserts = this.#itemInserts(record.tenant, newItems, owner, holders, now);
-    // The response continued is always held by the new one (its items are this turn's
-    // history): the reference is taken with the items' insert, by the statement that
-    // reads its depth and locks its row.
-    const continues = record.storeResponse && record.previousResponseId !== null;
-    const hold: Query[] = continues ? [{ sql: this.#sql.holdPrevious, params: [record.previousResponseId, record.tenant] }] : [];
-    const inserted = yield* batch([...inserts, ...hold], false);
-    const seqs = seqsOf(newItems, inserted.slice(0, inserts.length));
-    const rest = conversation !== undefined ? this.#appends(record.conversationId as string, Number(conversation['next_position']), seqs) : [];
+    /** What goes in the last batch, with the COMMIT. */
+    const writes: Query[] = [];
+    let seqs = yield* this.#reservedSeqs(newItems.length);
+    if (seqs !== undefined) {
+      writes.push(...this.#itemInserts(record.tenant, newItems, owner, holders, now, seqs));
+    } else {
+      seqs = yield* this.#insertItems(record.tenant, newItems, owner, holders, now);
+    }
+    if (conversation !== undefined) writes.push(...this.#appends(record.conversationId as string, Number(conversation['next_position']), seqs));
     if (!record.storeResponse) {
-      yield* batch(rest, true);
+      yield* batch(writes, true);
       return { conversationKept, newSeqs: undefined };
     }
 
-    let base: CheckpointBase | undefined;
-    if (continues) {
-      // Removed meanwhile (no row): this turn's checkpoint is whole.
-      const held = (inserted.at(-1) as QueryResult).rows[0];
-      if (held !== undefined) base = { id: record.previousResponseId, depth: Number(held['checkpoint_depth']), covers: record.historySeqs.length };
+    const conversationId = record.conversationId !== null && conversation !== undefined ? record.conversationId : null;
+    if (record.previousResponseId !== null) {
+      // The response continued is held by the new one (its items are this turn's history),
+      // the reference taken before the row that names it is inserted.
+      writes.push(
+        { sql: this.#sql.holdPrevious, params: [record.previousResponseId, record.tenant] },
+        {
+          sql: this.#sql.insertContinuation,
+          params: [
+            record.id,
+            record.createdAt,
+            record.status,
+            record.model,
+            record.body,
+            record.previousResponseId,
+            conversationId,
+            // Built on the response continued: only this turn's seqs.
+            encodeCheckpoint(seqs),
+            // Whole: when the one continued was removed meanwhile, or its checkpoint ends a run.
+            encodeCheckpoint([...record.historySeqs, ...seqs]),
+            record.historySeqs.length + record.inputItems.length,
+            record.tenant,
+            record.replica ?? null,
+            record.previousResponseId,
+            record.tenant,
+          ],
+        },
+      );
     } else {
-      base = yield* this.#conversationBase(record, (conversation?.['last_response_id'] as string | null | undefined) ?? null);
+      const base = yield* this.#conversationBase(record, (conversation?.['last_response_id'] as string | null | undefined) ?? null);
+      // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
+      const buildsOn = base !== undefined && base.depth + 1 < CHECKPOINT_SNAPSHOT_EVERY ? base : undefined;
+      writes.push({
+        sql: this.#sql.insertResponse,
+        params: [
+          record.id,
+          record.createdAt,
+          record.status,
+          record.model,
+          record.body,
+          null,
+          conversationId,
+          encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]),
+          record.historySeqs.length + record.inputItems.length,
+          record.tenant,
+          buildsOn?.id ?? null,
+          buildsOn === undefined ? 0 : buildsOn.depth + 1,
+          // It holds the one its checkpoint builds on, so that it does not go while needed.
+          buildsOn?.id ?? null,
+          record.replica ?? null,
+        ],
+      });
+      if (buildsOn !== undefined) writes.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [buildsOn.id] });
     }
-    // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
-    const buildsOn = base !== undefined && base.depth + 1 < CHECKPOINT_SNAPSHOT_EVERY ? base : undefined;
-    const checkpoint = encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]);
-    // The new response holds the one it continued (whose items are its history), or the
-    // one its checkpoint builds on, so that neither goes while it is needed.
-    const holds = record.previousResponseId !== null ? (base?.id ?? null) : (buildsOn?.id ?? null);
-    rest.push({
-      sql: this.#sql.insertResponse,
-      params: [
-        record.id,
-        record.createdAt,
-        record.status,
-        record.model,
-        record.body,
-        record.previousResponseId,
-        record.conversationId !== null && conversation !== undefined ? record.conversationId : null,
-        checkpoint,
-        record.historySeqs.length + record.inputItems.length,
-        record.tenant,
-        buildsOn?.id ?? null,
-        buildsOn === undefined ? 0 : buildsOn.depth + 1,
-        holds,
-        record.replica ?? null,
-      ],
-    });
-    // A continuation's reference was taken with the items (holdPrevious).
-    if (holds !== null && !continues) rest.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [holds] });
     if (conversation !== undefined) {
-      rest.push({ sql: 'UPDATE conversations SET last_response_id = ? WHERE id = ?', params: [record.id, record.conversationId] });
+      writes.push({ sql: 'UPDATE conversations SET last_response_id = ? WHERE id = ?', params: [record.id, record.conversationId] });
     }
-    yield* batch(rest, true);
+    yield* batch(writes, true);
     return { conversationKept, newSeqs: seqs };
+  }
+
+  /**
+   * Seqs for a turn's `count` new items, reserved ahead (ReservedSeqs), reserving more
+   * first when too few are left: one query every SEQS_RESERVED_AT_ONCE items or so.
+   * Undefined where the items' insert is to give them: a database without a sequence
+   * (SQLite), or more items than one reservation.
+   */
+  *#reservedSeqs(count: number): Work<readonly number[] | undefined> {
+    const itemSeqs = this.#backend.dialect.itemSeqs;
+    if (itemSeqs === undefined || count > SEQS_RESERVED_AT_ONCE) return undefined;
+    if (this.#reserved.available < count) {
+      const row = yield* first(itemSeqs.reserve, SEQS_RESERVED_AT_ONCE);
+      this.#reserved.add(String(row?.['seqs']).split(',').map(Number));
+    }
+    return this.#reserved.take(count);
   }
 
   /** Drops one reference; a response nobody holds is removed with what only it held, along
@@ -710,13 +757,16 @@ const ITEM_REMOVALS = "SELECT value FROM store_counters WHERE name = 'item_remov
 function statements(backend: SqlBackend) {
   const d = backend.dialect;
   const seqList = d.orderedList('j', 'bigint');
+  /** Whether a continuation's checkpoint builds on that of the response continued (p, NULL
+   * when it is gone): a whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns. */
+  const buildsOn = `p.checkpoint_depth + 1 < ${CHECKPOINT_SNAPSHOT_EVERY}`;
   return {
     /** A live response of this tenant and the checkpoints it builds on, head first. */
     liveChain: chain('tenant = ? AND deleted = FALSE AND created_at > ?'),
     /** The same for any stored response of this tenant, deleted (but still held) or expired. */
     anyChain: chain('tenant = ?'),
     body: 'SELECT body FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?',
-    holdPrevious: 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ? RETURNING checkpoint_depth',
+    holdPrevious: 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ?',
     /** Whether a kept context is still the store's: its response live (no row otherwise),
      * and the count of item removals; then, if that count moved, how many of its seqs are
      * still items (seqs are never reused). */
@@ -730,6 +780,17 @@ function statements(backend: SqlBackend) {
     insertResponse: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
         input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id, replica)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, FALSE, ?, ?, ?, ?, ?)`,
+    /** A continuation's response. Its checkpoint builds on the response continued (p)
+     * when that is still stored and its own is not the last of a run; otherwise it is
+     * whole, and holds nothing when that response was removed since the turn read it. The
+     * database decides as it inserts, so that the write needs nothing back before it. */
+    insertContinuation: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
+        input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id, replica)
+      SELECT ?, CAST(? AS BIGINT), ?, ?, ?, ?, ?,
+        CASE WHEN ${buildsOn} THEN CAST(? AS ${d.bytesType}) ELSE CAST(? AS ${d.bytesType}) END,
+        CAST(? AS INTEGER), 1, FALSE, ?,
+        CASE WHEN ${buildsOn} THEN p.id END, CASE WHEN ${buildsOn} THEN p.checkpoint_depth + 1 ELSE 0 END, p.id, ?
+      FROM (SELECT 1 AS one) AS one LEFT JOIN responses p ON p.id = ? AND p.tenant = ?`,
     markDeleted: `UPDATE responses SET deleted = TRUE, body = '' WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ? RETURNING id`,
     due: `SELECT id FROM responses WHERE deleted = FALSE AND created_at <= ? ORDER BY created_at LIMIT ?${d.forUpdateSkipLocked}`,
     conversation: 'SELECT id, created_at, metadata FROM conversations WHERE id = ? AND tenant = ?',

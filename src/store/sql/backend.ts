@@ -42,8 +42,22 @@ export interface SqlDialect {
   /** A statement telling the database's listeners a run id (bound), or undefined when the
    * database has no notifications (SQLite: readers poll). */
   readonly notify: string | undefined;
+  /** The type a CAST to the column type of bytes names (a checkpoint). */
+  readonly bytesType: 'BLOB' | 'BYTEA';
   /** Queries that insert the items and return each one's `seq` and `id`. */
   insertItems(items: readonly NewItem[], fields: ItemFields): Query[];
+  /** Item seqs taken ahead of the inserts that use them (see ReservedSeqs), where the
+   * database has a sequence to take them from (PostgreSQL). */
+  readonly itemSeqs?: ItemSeqs;
+}
+
+/** What reserving item seqs needs (SqlDialect.itemSeqs). */
+export interface ItemSeqs {
+  /** A query binding a count and returning one row whose `seqs` column is that many new
+   * seqs, joined with commas. Seqs are never given twice, and never reused. */
+  readonly reserve: string;
+  /** Queries inserting the items with the seqs given, in order; they return nothing. */
+  insertItems(items: readonly NewItem[], fields: ItemFields, seqs: readonly number[]): Query[];
 }
 
 export interface SqlBackend {

@@ -32,6 +32,7 @@ export const SQLITE_DIALECT: SqlDialect = {
   forUpdate: '',
   forUpdateSkipLocked: '',
   notify: undefined,
+  bytesType: 'BLOB',
   // One prepared statement per row: in-process, a row costs a few microseconds.
   insertItems: (items, fields): Query[] =>
     items.map((item) => ({
