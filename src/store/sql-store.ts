@@ -408,6 +408,9 @@ export class SqlStore implements Store {
     }
 
     const conversationId = record.conversationId !== null && conversation !== undefined ? record.conversationId : null;
+    // The columns both inserts begin with.
+    const row = [record.id, record.createdAt, record.status, record.model, record.body, record.previousResponseId, conversationId];
+    const inputCount = record.historySeqs.length + record.inputItems.length;
     if (record.previousResponseId !== null) {
       // The response continued is held by the new one (its items are this turn's history),
       // the reference taken before the row that names it is inserted.
@@ -416,18 +419,12 @@ export class SqlStore implements Store {
         {
           sql: this.#sql.insertContinuation,
           params: [
-            record.id,
-            record.createdAt,
-            record.status,
-            record.model,
-            record.body,
-            record.previousResponseId,
-            conversationId,
+            ...row,
             // Built on the response continued: only this turn's seqs.
             encodeCheckpoint(seqs),
             // Whole: when the one continued was removed meanwhile, or its checkpoint ends a run.
             encodeCheckpoint([...record.historySeqs, ...seqs]),
-            record.historySeqs.length + record.inputItems.length,
+            inputCount,
             record.tenant,
             record.replica ?? null,
             record.previousResponseId,
@@ -439,27 +436,13 @@ export class SqlStore implements Store {
       const base = yield* this.#conversationBase(record, (conversation?.['last_response_id'] as string | null | undefined) ?? null);
       // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
       const buildsOn = base !== undefined && base.depth + 1 < CHECKPOINT_SNAPSHOT_EVERY ? base : undefined;
-      writes.push({
-        sql: this.#sql.insertResponse,
-        params: [
-          record.id,
-          record.createdAt,
-          record.status,
-          record.model,
-          record.body,
-          null,
-          conversationId,
-          encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]),
-          record.historySeqs.length + record.inputItems.length,
-          record.tenant,
-          buildsOn?.id ?? null,
-          buildsOn === undefined ? 0 : buildsOn.depth + 1,
-          // It holds the one its checkpoint builds on, so that it does not go while needed.
-          buildsOn?.id ?? null,
-          record.replica ?? null,
-        ],
-      });
-      if (buildsOn !== undefined) writes.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [buildsOn.id] });
+      const checkpoint = encodeCheckpoint([...record.historySeqs.slice(buildsOn?.covers ?? 0), ...seqs]);
+      const baseId = buildsOn?.id ?? null;
+      const depth = buildsOn === undefined ? 0 : buildsOn.depth + 1;
+      // The response holds its checkpoint's base (the second baseId), so that the base
+      // does not go while needed.
+      writes.push({ sql: this.#sql.insertResponse, params: [...row, checkpoint, inputCount, record.tenant, baseId, depth, baseId, record.replica ?? null] });
+      if (baseId !== null) writes.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [baseId] });
     }
     if (conversation !== undefined) {
       writes.push({ sql: 'UPDATE conversations SET last_response_id = ? WHERE id = ?', params: [record.id, record.conversationId] });
