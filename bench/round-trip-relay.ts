@@ -4,7 +4,8 @@
 // hands PostgreSQL's bytes on ANSWER_DELAY_MS late, so that the rest of what the client
 // wrote at once reaches the relay before any answer could have reached the client: what
 // was sent together is counted together. Used by bench:pg-round-trips and by the test
-// that holds the store to its round trips.
+// that holds the store to its round trips; bench:pg-relay sets the delay, to stand for a
+// database on another machine.
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 
 /** Long beside the microseconds between writes a client makes at once. */
@@ -19,7 +20,7 @@ export interface RoundTripRelay {
   close(): Promise<void>;
 }
 
-export async function startRoundTripRelay(databaseUrl: string): Promise<RoundTripRelay> {
+export async function startRoundTripRelay(databaseUrl: string, answerDelayMs = ANSWER_DELAY_MS): Promise<RoundTripRelay> {
   const target = new URL(databaseUrl);
   let count = 0;
   /** PostgreSQL has answered since the client last began a round trip. */
@@ -28,6 +29,9 @@ export async function startRoundTripRelay(databaseUrl: string): Promise<RoundTri
   const server: Server = createServer((client) => {
     const upstream = connect(Number(target.port || 5432), target.hostname);
     for (const socket of [client, upstream]) {
+      // What the relay writes goes at once: Nagle's algorithm held each answer's last
+      // bytes until the client's delayed ACK (40 ms), a wait no real network adds.
+      socket.setNoDelay(true);
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
     }
@@ -41,7 +45,7 @@ export async function startRoundTripRelay(databaseUrl: string): Promise<RoundTri
       setTimeout(() => {
         client.write(chunk);
         answered = true;
-      }, ANSWER_DELAY_MS);
+      }, answerDelayMs);
     });
     client.on('error', () => upstream.destroy());
     upstream.on('error', () => client.destroy());
