@@ -337,10 +337,13 @@ export class SqlStore implements Store {
   /**
    * One turn's write, in as few round trips as its dependencies allow (PostgreSQL
    * pipelines each batch, its BEGIN with the first and its COMMIT with the last). With its
-   * items' seqs reserved (PostgreSQL), a turn that continues a response is one batch: its
-   * items, the reference on the response continued, and its response, whose checkpoint the
-   * database builds on the one continued as it inserts it (insertContinuation). Where the
-   * insert gives the seqs (SQLite, whose batches cost no round trip), the items go first.
+   * items' seqs reserved (PostgreSQL), a turn's write is one batch: its items, and its
+   * response with the checkpoint that names their seqs; a continuation's response row
+   * takes the reference on the response continued and lets the database choose what its
+   * checkpoint builds on (insertContinuation), so nothing has to come back first. Where
+   * the insert gives the seqs (SQLite, whose batches cost no round trip, or a turn of more
+   * items than a reservation), the items go first. A turn in a conversation reads the
+   * conversation (locked) before all of it.
    */
   async saveResponse(record: SaveResponse): Promise<SaveOutcome> {
     const saved = await this.#backend.write(this.#saveResponse.bind(this, record));

@@ -42,7 +42,7 @@ export interface SqlDialect {
   /** A statement telling the database's listeners a run id (bound), or undefined when the
    * database has no notifications (SQLite: readers poll). */
   readonly notify: string | undefined;
-  /** The type a CAST to the column type of bytes names (a checkpoint). */
+  /** The name of the bytes type (a checkpoint's), for a CAST. */
   readonly bytesType: 'BLOB' | 'BYTEA';
   /** Queries that insert the items and return each one's `seq` and `id`. */
   insertItems(items: readonly NewItem[], fields: ItemFields): Query[];
