@@ -189,7 +189,9 @@ describe('the JSON log writer', () => {
     // 3,000 lines are far more than one 8 KiB batch, and some are not ASCII.
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/log-lines.ts', '3000', 'exit'], { cwd: REPO_ROOT });
     let out = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    // Decoded as a stream: a character split between two chunks stays whole.
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => (out += chunk));
     const [code] = await Promise.all([
       new Promise<number | null>((resolve) => child.once('exit', resolve)),
       new Promise((resolve) => child.stdout.once('close', resolve)),
@@ -203,9 +205,10 @@ describe('the JSON log writer', () => {
     // which runs no exit hook.
     const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/log-lines.ts', '3', 'stay'], { cwd: REPO_ROOT });
     let out = '';
+    child.stdout.setEncoding('utf8');
     await new Promise<void>((resolve) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
+      child.stdout.on('data', (chunk: string) => {
+        out += chunk;
         if (numbers(out).length === 3) resolve();
       });
     });
