@@ -396,19 +396,26 @@ export class SqlStore implements Store {
     const owner = record.storeResponse ? record.id : null;
     const holders = (record.storeResponse ? 1 : 0) + (conversation !== undefined ? 1 : 0);
     const newItems = [...record.inputItems, ...record.outputItems];
-    /** What goes in the last batch, with the COMMIT. */
-    const writes: Query[] = [];
+    /** The items' insert when it waits for nothing (their seqs reserved): it goes in the
+     * last batch, in the response's own statement where the dialect allows. */
+    let itemWrites: readonly Query[] = [];
     let seqs = yield* this.#reservedSeqs(newItems.length);
     if (seqs !== undefined) {
-      writes.push(...this.#itemInserts(record.tenant, newItems, owner, holders, now, seqs));
+      itemWrites = this.#itemInserts(record.tenant, newItems, owner, holders, now, seqs);
     } else {
       seqs = yield* this.#insertItems(record.tenant, newItems, owner, holders, now);
     }
+    /** What goes in the last batch, with the COMMIT. */
+    const writes: Query[] = [];
     if (conversation !== undefined) writes.push(...this.#appends(record.conversationId as string, Number(conversation['next_position']), seqs));
     if (!record.storeResponse) {
-      yield* batch(writes, true);
+      yield* batch([...itemWrites, ...writes], true);
       return { conversationKept, newSeqs: undefined };
     }
+    // The response's row and the items' insert touch different tables and read nothing the
+    // other writes: one statement where the dialect allows (see SqlDialect.oneStatement).
+    const oneStatement = this.#backend.dialect.oneStatement;
+    const withItems = (response: Query): Query[] => (oneStatement === undefined ? [...itemWrites, response] : [oneStatement(itemWrites, response)]);
 
     const conversationId = record.conversationId !== null && conversation !== undefined ? record.conversationId : null;
     // The columns both inserts begin with.
@@ -417,24 +424,26 @@ export class SqlStore implements Store {
     if (record.previousResponseId !== null) {
       // The response continued is held by the new one (its items are this turn's history),
       // the reference taken before the row that names it is inserted.
-      writes.push(
-        { sql: this.#sql.holdPrevious, params: [record.previousResponseId, record.tenant] },
-        {
-          sql: this.#sql.insertContinuation,
-          params: [
-            ...row,
-            // Built on the response continued: only this turn's seqs.
-            encodeCheckpoint(seqs),
-            // Whole: when the one continued was removed meanwhile, or its checkpoint ends a run.
-            encodeCheckpoint([...record.historySeqs, ...seqs]),
-            inputCount,
-            record.tenant,
-            record.replica ?? null,
-            record.previousResponseId,
-            record.tenant,
-          ],
-        },
-      );
+      const hold = [record.previousResponseId, record.tenant];
+      const continuation = [
+        ...row,
+        // Built on the response continued: only this turn's seqs.
+        encodeCheckpoint(seqs),
+        // Whole: when the one continued was removed meanwhile, or its checkpoint ends a run.
+        encodeCheckpoint([...record.historySeqs, ...seqs]),
+        inputCount,
+        record.tenant,
+        record.replica ?? null,
+      ];
+      if (oneStatement === undefined) {
+        writes.push(
+          ...itemWrites,
+          { sql: this.#sql.holdPrevious, params: hold },
+          { sql: this.#sql.insertContinuation, params: [...continuation, ...hold] },
+        );
+      } else {
+        writes.push(...withItems({ sql: this.#sql.holdAndInsertContinuation, params: [...hold, ...continuation] }));
+      }
     } else {
       const base = yield* this.#conversationBase(record, (conversation?.['last_response_id'] as string | null | undefined) ?? null);
       // A whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns along a chain.
@@ -444,7 +453,7 @@ export class SqlStore implements Store {
       const depth = buildsOn === undefined ? 0 : buildsOn.depth + 1;
       // The response holds its checkpoint's base (the second baseId), so that the base
       // does not go while needed.
-      writes.push({ sql: this.#sql.insertResponse, params: [...row, checkpoint, inputCount, record.tenant, baseId, depth, baseId, record.replica ?? null] });
+      writes.push(...withItems({ sql: this.#sql.insertResponse, params: [...row, checkpoint, inputCount, record.tenant, baseId, depth, baseId, record.replica ?? null] }));
       if (baseId !== null) writes.push({ sql: 'UPDATE responses SET refs = refs + 1 WHERE id = ?', params: [baseId] });
     }
     if (conversation !== undefined) {
@@ -746,13 +755,25 @@ function statements(backend: SqlBackend) {
   /** Whether a continuation's checkpoint builds on that of the response continued (p, NULL
    * when it is gone): a whole checkpoint is due every CHECKPOINT_SNAPSHOT_EVERY turns. */
   const buildsOn = `p.checkpoint_depth + 1 < ${CHECKPOINT_SNAPSHOT_EVERY}`;
+  const holdPrevious = 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ?';
+  /** A continuation's response row, but for the response continued (p), joined after it.
+   * Its checkpoint builds on p's when p is still stored and its own is not the last of a
+   * run; otherwise it is whole, and holds nothing when p was removed since the turn read
+   * it. The database decides as it inserts, so that the write needs nothing back before it. */
+  const continuationRow = `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
+        input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id, replica)
+      SELECT ?, CAST(? AS BIGINT), ?, ?, ?, ?, ?,
+        CASE WHEN ${buildsOn} THEN CAST(? AS ${d.bytesType}) ELSE CAST(? AS ${d.bytesType}) END,
+        CAST(? AS INTEGER), 1, FALSE, ?,
+        CASE WHEN ${buildsOn} THEN p.id END, CASE WHEN ${buildsOn} THEN p.checkpoint_depth + 1 ELSE 0 END, p.id, ?
+      FROM (SELECT 1 AS one) AS one LEFT JOIN`;
   return {
     /** A live response of this tenant and the checkpoints it builds on, head first. */
     liveChain: chain('tenant = ? AND deleted = FALSE AND created_at > ?'),
     /** The same for any stored response of this tenant, deleted (but still held) or expired. */
     anyChain: chain('tenant = ?'),
     body: 'SELECT body FROM responses WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ?',
-    holdPrevious: 'UPDATE responses SET refs = refs + 1 WHERE id = ? AND tenant = ?',
+    holdPrevious,
     /** Whether a kept context is still the store's: its response live (no row otherwise),
      * and the count of item removals; then, if that count moved, how many of its seqs are
      * still items (seqs are never reused). */
@@ -766,17 +787,15 @@ function statements(backend: SqlBackend) {
     insertResponse: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
         input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id, replica)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, FALSE, ?, ?, ?, ?, ?)`,
-    /** A continuation's response. Its checkpoint builds on the response continued (p)
-     * when that is still stored and its own is not the last of a run; otherwise it is
-     * whole, and holds nothing when that response was removed since the turn read it. The
-     * database decides as it inserts, so that the write needs nothing back before it. */
-    insertContinuation: `INSERT INTO responses (id, created_at, status, model, body, previous_response_id, conversation_id, checkpoint,
-        input_count, refs, deleted, tenant, checkpoint_base, checkpoint_depth, holds_response_id, replica)
-      SELECT ?, CAST(? AS BIGINT), ?, ?, ?, ?, ?,
-        CASE WHEN ${buildsOn} THEN CAST(? AS ${d.bytesType}) ELSE CAST(? AS ${d.bytesType}) END,
-        CAST(? AS INTEGER), 1, FALSE, ?,
-        CASE WHEN ${buildsOn} THEN p.id END, CASE WHEN ${buildsOn} THEN p.checkpoint_depth + 1 ELSE 0 END, p.id, ?
-      FROM (SELECT 1 AS one) AS one LEFT JOIN responses p ON p.id = ? AND p.tenant = ?`,
+    /** A continuation's response, after holdPrevious in the same transaction (the response
+     * continued read again, as the reference left it). */
+    insertContinuation: `${continuationRow} responses p ON p.id = ? AND p.tenant = ?`,
+    /** The same with the reference taken in the same statement (SqlDialect.oneStatement):
+     * the response continued as the reference found it, none when it was removed
+     * meanwhile. Not read again from the table: a statement sees the table as it was when
+     * it began, and a removal that committed while the reference waited for it would not
+     * show there. */
+    holdAndInsertContinuation: `WITH held AS (${holdPrevious} RETURNING id, checkpoint_depth) ${continuationRow} held p ON TRUE`,
     markDeleted: `UPDATE responses SET deleted = TRUE, body = '' WHERE id = ? AND tenant = ? AND deleted = FALSE AND created_at > ? RETURNING id`,
     due: `SELECT id FROM responses WHERE deleted = FALSE AND created_at <= ? ORDER BY created_at LIMIT ?${d.forUpdateSkipLocked}`,
     conversation: 'SELECT id, created_at, metadata FROM conversations WHERE id = ? AND tenant = ?',

@@ -69,6 +69,29 @@ function itemParams(items: readonly NewItem[], fields: ItemFields): SqlValue[] {
   ];
 }
 
+/** The texts oneStatement made, by their main statement's text, then their writes'. Both
+ * are the store's constants, so this stays as small as the store's set of statements. */
+const withWrites = new Map<string, Map<string, string>>();
+
+/** See SqlDialect.oneStatement. The writes become the first WITH clauses of `main`; the
+ * placeholders stay in the order of the text, so their parameters go first. */
+function oneStatement(writes: readonly Query[], main: Query): Query {
+  if (writes.length === 0) return main;
+  const writesKey = writes.length === 1 ? (writes[0] as Query).sql : writes.map((write) => write.sql).join('\0');
+  let byWrites = withWrites.get(main.sql);
+  if (byWrites === undefined) withWrites.set(main.sql, (byWrites = new Map<string, string>()));
+  let sql = byWrites.get(writesKey);
+  if (sql === undefined) {
+    const clauses = writes.map((write, i) => `write_${i} AS (${write.sql})`).join(', ');
+    sql = main.sql.startsWith('WITH ') ? `WITH ${clauses}, ${main.sql.slice('WITH '.length)}` : `WITH ${clauses} ${main.sql}`;
+    byWrites.set(writesKey, sql);
+  }
+  const params: SqlValue[] = [];
+  for (const write of writes) params.push(...write.params);
+  params.push(...main.params);
+  return { sql, params };
+}
+
 export const POSTGRES_DIALECT: SqlDialect = {
   name: 'postgres',
   orderedList: (alias, type) =>
@@ -87,6 +110,7 @@ export const POSTGRES_DIALECT: SqlDialect = {
     reserve: "SELECT string_agg(CAST(nextval('items_seq_seq') AS TEXT), ',') AS seqs FROM generate_series(1, CAST(? AS INTEGER))",
     insertItems: (items, fields, seqs): Query[] => [{ sql: INSERT_ITEMS_WITH_SEQS, params: [...itemParams(items, fields), list(seqs)] }],
   },
+  oneStatement,
 };
 
 /** A query as pg sends it: `?` placeholders numbered as PostgreSQL wants them ($1, $2, ...)
@@ -173,7 +197,10 @@ export class PostgresBackend implements SqlBackend {
   /**
    * Runs work in one transaction on one connection, pipelined: each batch's queries go out
    * together, BEGIN with the first of them and COMMIT with the batch marked last, so a
-   * write costs a round trip per batch and none for BEGIN and COMMIT.
+   * write costs a round trip per batch and none for BEGIN and COMMIT. Work that is one
+   * statement (its first step a last batch of one query) is sent alone: PostgreSQL runs a
+   * statement outside BEGIN as a transaction of its own, so BEGIN and COMMIT would only
+   * cost two more statements.
    */
   async #transaction<T>(work: () => Work<T>, timeoutMs: number): Promise<T> {
     let client: pg.PoolClient;
@@ -199,13 +226,15 @@ export class PostgresBackend implements SqlBackend {
         const queries = isBatch(step.value) ? step.value.queries : [step.value];
         const last = isBatch(step.value) && step.value.last;
         const sent: Promise<QueryResult>[] = [];
-        const beginning: boolean = !begun && queries.length > 0;
+        /** The transaction's first statement goes now (BEGIN, or the lone statement). */
+        const opening: boolean = !begun && queries.length > 0;
+        const beginning: boolean = opening && !(last && queries.length === 1);
         if (beginning) sent.push(send(BEGIN));
         begun ||= beginning;
         for (const query of queries) sent.push(send(query));
         if (last && begun) sent.push(send(COMMIT));
         lastSent = last;
-        const results = await settle(sent, beginning);
+        const results = await settle(sent, opening);
         const own = results.slice(beginning ? 1 : 0, (beginning ? 1 : 0) + queries.length);
         step = generator.next(isBatch(step.value) ? own : (own[0] as QueryResult));
       }
@@ -312,16 +341,20 @@ const COMMIT: Query = { sql: 'COMMIT', params: [] };
 /**
  * The results of pipelined queries, in order; or the first failure among them. Each is
  * awaited, so none is left rejected unhandled. A COMMIT after a failed statement answers
- * ROLLBACK without an error: the statement's own failure is the one thrown. When it is
- * BEGIN (`beginning`) that met a dead connection, nothing after it ran either: the
- * transaction may run again (StaleConnection).
+ * ROLLBACK without an error: the statement's own failure is the one thrown. When the
+ * transaction's first statement (`opening`: BEGIN, or a lone statement) met a dead
+ * connection, the transaction may run again (StaleConnection): a server that ended the
+ * connection (57P01–57P03) had not begun it, and pg settles a statement only on the
+ * ReadyForQuery that follows its commit, so a connection cut before that answer leaves
+ * the statement uncommitted, but for the instant between the commit and that answer, when
+ * a second run fails on the first one's rows rather than doubling them.
  */
-async function settle(sent: readonly Promise<QueryResult>[], beginning: boolean): Promise<QueryResult[]> {
+async function settle(sent: readonly Promise<QueryResult>[], opening: boolean): Promise<QueryResult[]> {
   const settled = await Promise.allSettled(sent);
   const results: QueryResult[] = [];
   for (const [i, outcome] of settled.entries()) {
     if (outcome.status === 'fulfilled') results.push(outcome.value);
-    else throw beginning && i === 0 && isDeadConnection(outcome.reason) ? new StaleConnection(outcome.reason) : outcome.reason;
+    else throw opening && i === 0 && isDeadConnection(outcome.reason) ? new StaleConnection(outcome.reason) : outcome.reason;
   }
   return results;
 }

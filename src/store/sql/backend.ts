@@ -49,6 +49,15 @@ export interface SqlDialect {
   /** Item seqs taken ahead of the inserts that use them (see ReservedSeqs), where the
    * database has a sequence to take them from (PostgreSQL). */
   readonly itemSeqs?: ItemSeqs;
+  /**
+   * Where a statement may change rows in its WITH clauses (PostgreSQL): `main`, made to
+   * run `writes` (INSERTs or UPDATEs, without RETURNING) first, as one statement. They all
+   * see the database as it was when the statement began, so none of them may read what
+   * another changes, nor change the same rows. A statement is a transaction of its own, and
+   * each one costs its own messages, so fewer statements cost less in the driver and on the
+   * server. Absent where a WITH clause only reads (SQLite).
+   */
+  readonly oneStatement?: (writes: readonly Query[], main: Query) => Query;
 }
 
 /** What reserving item seqs needs (SqlDialect.itemSeqs). */
