@@ -56,14 +56,17 @@ for (let round = 0; round < ROUNDS; round++) {
     rps[key].push(load.rps);
   }
 }
-const range = (values: number[]): string => `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
+const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
 console.log(`case ${option('case') ?? 'json-1k'}${jobB === job ? '' : ` (B: ${option('case-b') as string})`}, ${ROUNDS} rounds of ${SECONDS} s at c=${CONNECTIONS}, node ${process.version}`);
 for (const [key, label] of [['a', labelA], ['b', labelB]] as const) {
   console.log(`${label.padEnd(12)} CPU/request ${median(cpu[key]).toFixed(0)} µs (${range(cpu[key])}), ${median(rps[key]).toFixed(0)} req/s (${range(rps[key])})`);
 }
-const cpuRatio = median(cpu.b.map((value, i) => value / (cpu.a[i] as number)));
-const rpsRatio = median(rps.b.map((value, i) => value / (rps.a[i] as number)));
-console.log(`${labelB}/${labelA}: CPU/request ${cpuRatio.toFixed(2)}x, throughput ${rpsRatio.toFixed(2)}x (medians of per-round ratios)`);
+const cpuRatios = cpu.b.map((value, i) => value / (cpu.a[i] as number));
+const rpsRatios = rps.b.map((value, i) => value / (rps.a[i] as number));
+// The ratios' own range says whether B differs from A round after round, or only in some.
+console.log(
+  `${labelB}/${labelA}: CPU/request ${median(cpuRatios).toFixed(2)}x (${range(cpuRatios, 2)}), throughput ${median(rpsRatios).toFixed(2)}x (${range(rpsRatios, 2)}) (medians of per-round ratios)`,
+);
 if (jobB !== job) {
   const differences = cpu.b.map((value, i) => value - (cpu.a[i] as number));
   console.log(`${labelB} − ${labelA}: CPU/request ${median(differences).toFixed(0)} µs (${range(differences)}) (median of per-round differences)`);

@@ -36,6 +36,7 @@ const from = statSync(LOG_FILE).size;
 relay.reset();
 await post({ model: 'm', input: 'and now?', previous_response_id: first.id });
 const roundTrips = relay.count();
+const statementsSent = relay.statements();
 await new Promise((resolve) => setTimeout(resolve, 1000));
 const text = readFileSync(LOG_FILE).subarray(from).toString();
 /** Each statement with the server's time on it: its parse and bind (logged before it) and
@@ -56,7 +57,12 @@ const serverMs = statements.reduce((sum, statement) => sum + statement.ms, 0);
 console.log(`${statements.length} statements for one continuation over 100 items (the server's time on each: parse, bind, execute):`);
 for (const statement of statements) console.log(`  ${statement.ms.toFixed(3).padStart(7)} ms  ${statement.text.slice(0, 130)}`);
 console.log(`  ${serverMs.toFixed(3).padStart(7)} ms  in all`);
-console.log(`${roundTrips} round trips (statements sent together share one)`);
+if (!statements.some((statement) => statement.text.startsWith('statement: COMMIT'))) {
+  // PostgreSQL logs a statement's execution, and a statement sent outside BEGIN commits
+  // after it, when its Sync comes: that commit is timed below.
+  console.log('  (the write, one statement, commits on its own after its logged time: its durable commit below is on top)');
+}
+console.log(`${roundTrips} round trips (statements sent together share one), ${statementsSent} statements sent (counted by the relay)`);
 gw.child.kill('SIGTERM'); sim.child.kill('SIGTERM'); await relay.close();
 
 const COMMIT_SAMPLES = 400;

@@ -1,0 +1,131 @@
+// npm run bench:pg-store -- --baseline DIR [--rounds N] [--turns N]
+//
+// What the store's work for one stored continuation costs on PostgreSQL, with no HTTP and
+// no model around it: the context read (kept by the process, as the gateway keeps it) and
+// the turn's write, one continuation at a time, for this build and an earlier one (DIR: a
+// checkout with node_modules, built), each on a schema of its own, in alternating rounds.
+// This process's CPU a continuation (pg's JavaScript and its socket calls: what the store
+// costs the gateway) and its wall time (that, the round trips and the server's work). The
+// full runs put the same work behind a gateway, where the rest of a request's CPU and a
+// shared machine's noise are several times what a change to the store moves.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { toolArgs } from './args.ts';
+import { createBenchSchema, type BenchSchema } from './pg-schema.ts';
+import { ROOT } from './processes.ts';
+import { median, percentile } from './stats.ts';
+import type { NewItem, SaveResponse, Store } from '../src/store/store.ts';
+import type * as SqlStoreModule from '../src/store/sql-store.ts';
+import type * as PostgresModule from '../src/store/postgres/postgres-backend.ts';
+
+const { option } = toolArgs();
+const ROUNDS = Number(option('rounds') ?? 7);
+/** Continuations measured a round, spread over CHAINS chains begun afresh each round. */
+const TURNS = Number(option('turns') ?? 320);
+const CHAINS = 32;
+/** The first turn's items: its chain's continuations are over this many and more, as continue-100's. */
+const HISTORY_ITEMS = 99;
+const TENANT = 'default';
+const baselineDir = option('baseline');
+if (baselineDir === undefined) throw new Error('--baseline DIR: the build to measure this one against');
+const base = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
+if (base === undefined) throw new Error('set BENCH_DATABASE_URL or TEST_DATABASE_URL');
+if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
+
+interface Build {
+  readonly label: string;
+  readonly schema: BenchSchema;
+  readonly store: Store;
+  readonly cpuUs: number[];
+  readonly wallP50Us: number[];
+}
+
+async function open(label: string, dir: string): Promise<Build> {
+  const dist = pathToFileURL(resolve(dir, 'dist/store')).href;
+  const { SqlStore } = (await import(`${dist}/sql-store.js`)) as typeof SqlStoreModule;
+  const { PostgresBackend } = (await import(`${dist}/postgres/postgres-backend.js`)) as typeof PostgresModule;
+  const schema = await createBenchSchema(base as string, `pgstore_${label}`);
+  const backend = new PostgresBackend({ connectionString: schema.url, poolSize: 2, queryTimeoutMs: 10_000 });
+  // The gateway's default context cache (--context-cache-size 64 MiB): a continuation's read is one row.
+  const store = new SqlStore(backend, { retentionMs: null, contextCacheBytes: 64 * 1024 * 1024 });
+  await store.migrate();
+  return { label, schema, store, cpuUs: [], wallP50Us: [] };
+}
+
+let counter = 0;
+const unique = (): string => `${(counter++).toString(16).padStart(12, '0')}${Math.random().toString(16).slice(2, 10)}`;
+function newItem(type: 'message' | 'output'): NewItem {
+  const id = `msg_${unique()}`;
+  const text = type === 'message' ? `a question, turn ${counter}` : `an answer of a few words, turn ${counter}`;
+  return { id, type: 'message', payload: JSON.stringify({ id, type: 'message', role: type === 'message' ? 'user' : 'assistant', text }), upstream: JSON.stringify({ role: 'user', content: text }) };
+}
+function turn(previousResponseId: string | null, historySeqs: readonly number[], inputs: number): SaveResponse {
+  const id = `resp_${unique()}`;
+  return {
+    tenant: TENANT,
+    id,
+    createdAt: Date.now(),
+    status: 'completed',
+    model: 'm',
+    body: JSON.stringify({ id, object: 'response', status: 'completed', output: [] }),
+    previousResponseId,
+    conversationId: null,
+    historySeqs,
+    inputItems: Array.from({ length: inputs }, () => newItem('message')),
+    outputItems: [newItem('output')],
+    storeResponse: true,
+  };
+}
+
+async function round(build: Build): Promise<void> {
+  const heads: string[] = [];
+  for (let n = 0; n < CHAINS; n++) {
+    const first = turn(null, [], HISTORY_ITEMS - 1);
+    await build.store.saveResponse(first);
+    // Read once, so that the process keeps it, as the gateway does from a chain's second turn.
+    await build.store.loadResponseContext(TENANT, first.id, Date.now());
+    heads.push(first.id);
+  }
+  const walls: number[] = [];
+  const cpuBefore = process.cpuUsage();
+  for (let n = 0; n < TURNS; n++) {
+    const started = process.hrtime.bigint();
+    const previous = heads[n % CHAINS] as string;
+    const context = await build.store.loadResponseContext(TENANT, previous, Date.now());
+    if (context === undefined) throw new Error(`${previous} was not found`);
+    const next = turn(previous, context.seqs, 1);
+    await build.store.saveResponse(next);
+    heads[n % CHAINS] = next.id;
+    walls.push(Number(process.hrtime.bigint() - started) / 1000);
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  build.cpuUs.push((cpu.user + cpu.system) / TURNS);
+  build.wallP50Us.push(percentile(walls, 50));
+}
+
+const a = await open('before', resolve(baselineDir));
+const b = await open('after', ROOT);
+try {
+  // One unmeasured round each: the statements prepared, the code compiled.
+  for (const build of [a, b]) await round(build);
+  for (const build of [a, b]) build.cpuUs.length = build.wallP50Us.length = 0;
+  for (let n = 0; n < ROUNDS; n++) for (const build of n % 2 === 0 ? [a, b] : [b, a]) await round(build);
+  const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
+  // Each turn adds two items to its chain's history.
+  const longest = HISTORY_ITEMS + 2 * Math.ceil(TURNS / CHAINS - 1);
+  console.log(`a stored continuation over ${HISTORY_ITEMS}–${longest} items on PostgreSQL (its context kept), ${ROUNDS} rounds of ${TURNS}, node ${process.version}`);
+  for (const build of [a, b]) {
+    console.log(`${build.label.padEnd(8)} CPU ${median(build.cpuUs).toFixed(0)} µs (${range(build.cpuUs)}), wall p50 ${median(build.wallP50Us).toFixed(0)} µs (${range(build.wallP50Us)})`);
+  }
+  const ratios = (of: (build: Build) => number[]): string => {
+    const values = of(b).map((value, i) => value / (of(a)[i] as number));
+    return `${median(values).toFixed(2)}x (${range(values, 2)})`;
+  };
+  console.log(`after/before: CPU ${ratios((build) => build.cpuUs)}, wall p50 ${ratios((build) => build.wallP50Us)} (medians of per-round ratios)`);
+} finally {
+  for (const build of [a, b]) {
+    await build.store.close();
+    await build.schema.drop();
+  }
+}
