@@ -105,6 +105,26 @@ for (const kind of await storeKinds()) {
       assert.equal(await store.loadResponseContext(TENANT, 'resp_missing', NOW()), undefined);
     });
 
+    it('keeps the texts of items exactly, whatever characters they hold, however many items a turn has', async () => {
+      // Quotes, backslashes, escapes as text (a NUL and a lone surrogate, as JSON.stringify
+      // writes them), commas and braces (an array literal's own), control characters, and
+      // characters beyond the BMP.
+      const awkward = 'say "hi", {a,b} \\ \\"x\\" \\u0000 \\ud800 \ttab\nline é 漢 🙂 NULL';
+      const odd = (): NewItem => {
+        const id = item().id;
+        return { id, type: 'message', payload: JSON.stringify({ id, text: awkward }), upstream: awkward };
+      };
+      // A turn within a reservation, and one beyond it (its insert gives the seqs).
+      for (const count of [2, 300]) {
+        const saved = turn({ inputItems: Array.from({ length: count }, odd), outputItems: [odd()] });
+        await store.saveResponse(saved);
+        const context = await store.loadResponseContext(TENANT, saved.id, NOW());
+        assert.equal(context?.upstream.toString(), upstreamOf(saved.inputItems, saved.outputItems), `${count} items: the upstream texts`);
+        const stored = await store.getItemsById(TENANT, [saved.inputItems[0]?.id as string]);
+        assert.equal(stored[0]?.payload, saved.inputItems[0]?.payload, `${count} items: the payload`);
+      }
+    });
+
     it("finds a history's items of one type, in history order, for its tenant only", async () => {
       const list = (label: string): NewItem => {
         const id = item().id.replace(/^msg_/, 'mcpl_');

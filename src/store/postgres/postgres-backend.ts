@@ -47,26 +47,28 @@ function list(values: readonly number[] | readonly string[]): string | readonly 
 
 const ITEM_FIELDS = 'type, payload, upstream, schema_version, owner_response_id, holders, created_at, tenant';
 const ITEM_VALUES = 't.type, t.payload, t.upstream, ?::int, ?::text, ?::int, ?::bigint, ?::text';
-const ITEM_LISTS = '?::text[], ?::text[], ?::text[], ?::text[]';
+const ITEM_COLUMNS = 'id text, type text, payload text, upstream text';
 /** One statement for all the items: one round trip. */
 const INSERT_ITEMS = `INSERT INTO items (id, ${ITEM_FIELDS}) SELECT t.id, ${ITEM_VALUES}
-  FROM unnest(${ITEM_LISTS}) AS t(id, type, payload, upstream) RETURNING seq, id`;
-/** The same with the seqs given (reserved): one more list, beside the items' columns. */
+  FROM json_to_recordset(?::json) AS t(${ITEM_COLUMNS}) RETURNING seq, id`;
+/** The same with the seqs given (reserved), each beside its item. */
 const INSERT_ITEMS_WITH_SEQS = `INSERT INTO items (seq, id, ${ITEM_FIELDS}) SELECT t.seq, t.id, ${ITEM_VALUES}
-  FROM unnest(${ITEM_LISTS}, ?::bigint[]) AS t(id, type, payload, upstream, seq)`;
+  FROM json_to_recordset(?::json) AS t(seq bigint, ${ITEM_COLUMNS})`;
 
-function itemParams(items: readonly NewItem[], fields: ItemFields): SqlValue[] {
-  return [
-    fields.schemaVersion,
-    fields.owner,
-    fields.holders,
-    fields.createdAt,
-    fields.tenant,
-    items.map((item) => item.id),
-    items.map((item) => item.type),
-    items.map((item) => item.payload),
-    items.map((item) => item.upstream),
-  ];
+/**
+ * The items' columns as one JSON array of objects, bound as one parameter: V8's
+ * JSON.stringify escapes every text in one pass, where pg escapes each element of a text
+ * array with two regular expressions (its escapeElement: 18 µs of a 2-item turn at c=1 in
+ * bench:gap, more the longer the texts).
+ */
+function itemsJson(items: readonly NewItem[], seqs?: readonly number[]): string {
+  return JSON.stringify(
+    items.map(({ id, type, payload, upstream }, i) => (seqs === undefined ? { id, type, payload, upstream } : { seq: seqs[i], id, type, payload, upstream })),
+  );
+}
+
+function itemParams(items: readonly NewItem[], fields: ItemFields, seqs?: readonly number[]): SqlValue[] {
+  return [fields.schemaVersion, fields.owner, fields.holders, fields.createdAt, fields.tenant, itemsJson(items, seqs)];
 }
 
 /** The texts oneStatement made, by their main statement's text, then their writes'. Both
@@ -108,7 +110,7 @@ export const POSTGRES_DIALECT: SqlDialect = {
   itemSeqs: {
     // items.seq is a BIGSERIAL: its sequence is items_seq_seq, in the schema the items are.
     reserve: "SELECT string_agg(CAST(nextval('items_seq_seq') AS TEXT), ',') AS seqs FROM generate_series(1, CAST(? AS INTEGER))",
-    insertItems: (items, fields, seqs): Query[] => [{ sql: INSERT_ITEMS_WITH_SEQS, params: [...itemParams(items, fields), list(seqs)] }],
+    insertItems: (items, fields, seqs): Query[] => [{ sql: INSERT_ITEMS_WITH_SEQS, params: itemParams(items, fields, seqs) }],
   },
   oneStatement,
 };
