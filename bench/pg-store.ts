@@ -1,4 +1,4 @@
-// npm run bench:pg-store -- --baseline DIR [--rounds N] [--turns N]
+// npm run bench:pg-store -- --baseline DIR [--rounds N] [--turns N] [--items N]
 //
 // What the store's work for one stored continuation costs on PostgreSQL, with no HTTP and
 // no model around it: the context read (kept by the process, as the gateway keeps it) and
@@ -24,6 +24,8 @@ const ROUNDS = Number(option('rounds') ?? 7);
 /** Continuations measured a round, spread over CHAINS chains begun afresh each round. */
 const TURNS = Number(option('turns') ?? 320);
 const CHAINS = 32;
+/** A continuation's new input items (one output item besides). */
+const INPUT_ITEMS = Number(option('items') ?? 1);
 /** The first turn's items: its chain's continuations are over this many and more, as continue-100's. */
 const HISTORY_ITEMS = 99;
 const TENANT = 'default';
@@ -94,7 +96,7 @@ async function round(build: Build): Promise<void> {
     const previous = heads[n % CHAINS] as string;
     const context = await build.store.loadResponseContext(TENANT, previous, Date.now());
     if (context === undefined) throw new Error(`${previous} was not found`);
-    const next = turn(previous, context.seqs, 1);
+    const next = turn(previous, context.seqs, INPUT_ITEMS);
     await build.store.saveResponse(next);
     heads[n % CHAINS] = next.id;
     walls.push(Number(process.hrtime.bigint() - started) / 1000);
@@ -112,9 +114,11 @@ try {
   for (const build of [a, b]) build.cpuUs.length = build.wallP50Us.length = 0;
   for (let n = 0; n < ROUNDS; n++) for (const build of n % 2 === 0 ? [a, b] : [b, a]) await round(build);
   const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
-  // Each turn adds two items to its chain's history.
-  const longest = HISTORY_ITEMS + 2 * Math.ceil(TURNS / CHAINS - 1);
-  console.log(`a stored continuation over ${HISTORY_ITEMS}–${longest} items on PostgreSQL (its context kept), ${ROUNDS} rounds of ${TURNS}, node ${process.version}`);
+  const added = INPUT_ITEMS + 1;
+  const longest = HISTORY_ITEMS + added * Math.ceil(TURNS / CHAINS - 1);
+  console.log(
+    `a stored continuation of ${added} new items over ${HISTORY_ITEMS}–${longest} on PostgreSQL (its context kept), ${ROUNDS} rounds of ${TURNS}, node ${process.version}`,
+  );
   for (const build of [a, b]) {
     console.log(`${build.label.padEnd(8)} CPU ${median(build.cpuUs).toFixed(0)} µs (${range(build.cpuUs)}), wall p50 ${median(build.wallP50Us).toFixed(0)} µs (${range(build.wallP50Us)})`);
   }
