@@ -15,7 +15,8 @@ import { toolArgs } from './args.ts';
 import { createBenchSchema, type BenchSchema } from './pg-schema.ts';
 import { ROOT } from './processes.ts';
 import { median, percentile } from './stats.ts';
-import type { NewItem, SaveResponse, Store } from '../src/store/store.ts';
+import type { NewItem, Store } from '../src/store/store.ts';
+import { item, TENANT, turn } from './store-records.ts';
 import type * as SqlStoreModule from '../src/store/sql-store.ts';
 import type * as PostgresModule from '../src/store/postgres/postgres-backend.ts';
 
@@ -28,7 +29,6 @@ const CHAINS = 32;
 const INPUT_ITEMS = Number(option('items') ?? 1);
 /** The first turn's items: its chain's continuations are over this many and more, as continue-100's. */
 const HISTORY_ITEMS = 99;
-const TENANT = 'default';
 const baselineDir = option('baseline');
 if (baselineDir === undefined) throw new Error('--baseline DIR: the build to measure this one against');
 const base = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
@@ -55,35 +55,13 @@ async function open(label: string, dir: string): Promise<Build> {
   return { label, schema, store, cpuUs: [], wallP50Us: [] };
 }
 
-let counter = 0;
-const unique = (): string => `${(counter++).toString(16).padStart(12, '0')}${Math.random().toString(16).slice(2, 10)}`;
-function newItem(type: 'message' | 'output'): NewItem {
-  const id = `msg_${unique()}`;
-  const text = type === 'message' ? `a question, turn ${counter}` : `an answer of a few words, turn ${counter}`;
-  return { id, type: 'message', payload: JSON.stringify({ id, type: 'message', role: type === 'message' ? 'user' : 'assistant', text }), upstream: JSON.stringify({ role: 'user', content: text }) };
-}
-function turn(previousResponseId: string | null, historySeqs: readonly number[], inputs: number): SaveResponse {
-  const id = `resp_${unique()}`;
-  return {
-    tenant: TENANT,
-    id,
-    createdAt: Date.now(),
-    status: 'completed',
-    model: 'm',
-    body: JSON.stringify({ id, object: 'response', status: 'completed', output: [] }),
-    previousResponseId,
-    conversationId: null,
-    historySeqs,
-    inputItems: Array.from({ length: inputs }, () => newItem('message')),
-    outputItems: [newItem('output')],
-    storeResponse: true,
-  };
-}
+/** `count` new items. */
+const items = (count: number): NewItem[] => Array.from({ length: count }, () => item());
 
 async function round(build: Build): Promise<void> {
   const heads: string[] = [];
   for (let n = 0; n < CHAINS; n++) {
-    const first = turn(null, [], HISTORY_ITEMS - 1);
+    const first = turn({ inputItems: items(HISTORY_ITEMS - 1) });
     await build.store.saveResponse(first);
     // Read once, so that the process keeps it, as the gateway does from a chain's second turn.
     await build.store.loadResponseContext(TENANT, first.id, Date.now());
@@ -96,7 +74,7 @@ async function round(build: Build): Promise<void> {
     const previous = heads[n % CHAINS] as string;
     const context = await build.store.loadResponseContext(TENANT, previous, Date.now());
     if (context === undefined) throw new Error(`${previous} was not found`);
-    const next = turn(previous, context.seqs, INPUT_ITEMS);
+    const next = turn({ previousResponseId: previous, historySeqs: context.seqs, inputItems: items(INPUT_ITEMS) });
     await build.store.saveResponse(next);
     heads[n % CHAINS] = next.id;
     walls.push(Number(process.hrtime.bigint() - started) / 1000);

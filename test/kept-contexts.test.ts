@@ -7,7 +7,7 @@ import { after, before, it } from 'node:test';
 import type { History, NewItem, SaveResponse, Store } from '../src/store/store.ts';
 import { describeUnlessSkipped } from './helpers/postgres.ts';
 import { storeKinds, type OpenedStore } from './helpers/stores.ts';
-import { item, TENANT, turn } from './helpers/store-records.ts';
+import { item, TENANT, turn } from '../bench/store-records.ts';
 
 const HOUR_MS = 3_600_000;
 const KEEP = 64 * 1024 * 1024;

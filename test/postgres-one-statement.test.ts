@@ -11,7 +11,8 @@ import pg from 'pg';
 import { decodeCheckpoint } from '../src/store/checkpoint-codec.ts';
 import { PostgresBackend } from '../src/store/postgres/postgres-backend.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
-import { TENANT, turn } from './helpers/store-records.ts';
+import { TENANT, turn } from '../bench/store-records.ts';
+import type { SaveResponse } from '../src/store/store.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
 
 /** How long the write may take to reach the removal's lock: polled, not slept. */
@@ -21,20 +22,20 @@ const POLL_MS = 10;
 describeUnlessSkipped('PostgreSQL: a turn written as one statement', await postgresSkip(), () => {
   let schema: TestSchema;
   let store: SqlStore;
-  /** Another gateway's removal, held open. */
-  let remover: pg.Client;
+  /** Another gateway's transaction, held open. */
+  let other: pg.Client;
   /** Watches the server's locks. */
   let watcher: pg.Client;
   before(async () => {
     schema = await createTestSchema(testDatabaseUrl());
     store = new SqlStore(new PostgresBackend({ connectionString: schema.url, poolSize: 2, queryTimeoutMs: 10_000 }), { retentionMs: null });
     await store.migrate();
-    remover = new pg.Client({ connectionString: schema.url });
+    other = new pg.Client({ connectionString: schema.url });
     watcher = new pg.Client({ connectionString: schema.url });
-    await Promise.all([remover.connect(), watcher.connect()]);
+    await Promise.all([other.connect(), watcher.connect()]);
   });
   after(async () => {
-    await remover?.end();
+    await other?.end();
     await watcher?.end();
     await store?.close();
     await schema?.drop();
@@ -52,25 +53,34 @@ describeUnlessSkipped('PostgreSQL: a turn written as one statement', await postg
     throw new Error(`no statement waited for a lock within ${WAIT_POLLS} polls`);
   }
 
-  it('a continuation whose reference waited for the removal of the response continued: whole, holding nothing', async () => {
+  /**
+   * Saves a continuation of a new stored response while another connection's transaction
+   * holds that response's row (`hold`, bound its id), committed once the save waits for
+   * it. Returns the response continued, the history read, and the new response's row.
+   */
+  async function continueWhileHeld(hold: string): Promise<{ first: SaveResponse; history: readonly number[]; next: SaveResponse; row: Record<string, unknown> | undefined }> {
     const first = turn();
     await store.saveResponse(first);
     const context = await store.loadResponseContext(TENANT, first.id, Date.now());
     assert.ok(context !== undefined);
-    // Its row goes, in a transaction not committed yet (its items stay: they are this
-    // turn's history, and a removal in the store would keep them while held).
-    await remover.query('BEGIN');
-    assert.equal((await remover.query('DELETE FROM responses WHERE id = $1', [first.id])).rowCount, 1);
+    await other.query('BEGIN');
+    assert.equal((await other.query(hold, [first.id])).rowCount, 1);
     const next = turn({ previousResponseId: first.id, historySeqs: context.seqs });
     const saving = store.saveResponse(next);
     try {
       await someoneWaitsForALock();
     } finally {
-      await remover.query('COMMIT');
+      await other.query('COMMIT');
     }
     await saving;
     const { rows } = await watcher.query('SELECT checkpoint, checkpoint_base, checkpoint_depth, holds_response_id FROM responses WHERE id = $1', [next.id]);
-    const row = rows[0] as Record<string, unknown> | undefined;
+    return { first, history: context.seqs, next, row: rows[0] as Record<string, unknown> | undefined };
+  }
+
+  it('a continuation whose reference waited for the removal of the response continued: whole, holding nothing', async () => {
+    // Its row goes (its items stay: they are this turn's history, and a removal in the
+    // store would keep them while held).
+    const { history, next, row } = await continueWhileHeld('DELETE FROM responses WHERE id = $1');
     assert.deepEqual(
       [row?.['checkpoint_base'], Number(row?.['checkpoint_depth']), row?.['holds_response_id']],
       [null, 0, null],
@@ -78,27 +88,12 @@ describeUnlessSkipped('PostgreSQL: a turn written as one statement', await postg
     );
     const saved = await store.loadResponseContext(TENANT, next.id, Date.now());
     assert.deepEqual(decodeCheckpoint(row?.['checkpoint'] as Buffer), saved?.seqs, 'the whole context in its own checkpoint');
-    assert.equal(saved?.seqs.length, context.seqs.length + 2, 'the history and the turn');
+    assert.equal(saved?.seqs.length, history.length + 2, 'the history and the turn');
   });
 
   it('a continuation whose reference waited for another one: built on the response continued, held by both', async () => {
-    const first = turn();
-    await store.saveResponse(first);
-    const context = await store.loadResponseContext(TENANT, first.id, Date.now());
-    assert.ok(context !== undefined);
     // Another gateway's continuation took its reference and has not committed yet.
-    await remover.query('BEGIN');
-    await remover.query('UPDATE responses SET refs = refs + 1 WHERE id = $1', [first.id]);
-    const next = turn({ previousResponseId: first.id, historySeqs: context.seqs });
-    const saving = store.saveResponse(next);
-    try {
-      await someoneWaitsForALock();
-    } finally {
-      await remover.query('COMMIT');
-    }
-    await saving;
-    const { rows } = await watcher.query('SELECT checkpoint_base, checkpoint_depth, holds_response_id FROM responses WHERE id = $1', [next.id]);
-    const row = rows[0] as Record<string, unknown> | undefined;
+    const { first, row } = await continueWhileHeld('UPDATE responses SET refs = refs + 1 WHERE id = $1');
     assert.deepEqual([row?.['checkpoint_base'], Number(row?.['checkpoint_depth']), row?.['holds_response_id']], [first.id, 1, first.id]);
     const held = await watcher.query('SELECT refs FROM responses WHERE id = $1', [first.id]);
     assert.equal(Number(held.rows[0]?.refs), 3, 'its own, the other continuation and this one');

@@ -12,7 +12,7 @@ import { startRoundTripRelay, type RoundTripRelay } from '../bench/round-trip-re
 import { PostgresBackend } from '../src/store/postgres/postgres-backend.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
 import type { NewItem, SaveResponse } from '../src/store/store.ts';
-import { item, TENANT, turn } from './helpers/store-records.ts';
+import { item, TENANT, turn } from '../bench/store-records.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
 
 describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {

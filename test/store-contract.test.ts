@@ -10,7 +10,7 @@ import { CHECKPOINT_SNAPSHOT_EVERY } from '../src/store/sql-store.ts';
 import type { NewItem, Page, PageProblem, SaveResponse, Store } from '../src/store/store.ts';
 import { describeUnlessSkipped } from './helpers/postgres.ts';
 import { storeKinds, type OpenedStore } from './helpers/stores.ts';
-import { item, TENANT, turn } from './helpers/store-records.ts';
+import { item, TENANT, turn } from '../bench/store-records.ts';
 
 const HOUR_MS = 3_600_000;
 

@@ -1,6 +1,6 @@
-// What the store tests save: items and turns with ids unique across runs (a PostgreSQL
+// What the store's tests and benchmarks save: items and turns with ids unique across runs (a PostgreSQL
 // test schema may outlive a run that failed), the rest the least a record needs.
-import type { NewItem, SaveResponse } from '../../src/store/store.ts';
+import type { NewItem, SaveResponse } from '../src/store/store.ts';
 
 export const TENANT = 'default';
 
