@@ -436,11 +436,7 @@ export class SqlStore implements Store {
         record.replica ?? null,
       ];
       if (oneStatement === undefined) {
-        writes.push(
-          ...itemWrites,
-          { sql: this.#sql.holdPrevious, params: hold },
-          { sql: this.#sql.insertContinuation, params: [...continuation, ...hold] },
-        );
+        writes.push(...withItems({ sql: this.#sql.holdPrevious, params: hold }), { sql: this.#sql.insertContinuation, params: [...continuation, ...hold] });
       } else {
         writes.push(...withItems({ sql: this.#sql.holdAndInsertContinuation, params: [...hold, ...continuation] }));
       }
