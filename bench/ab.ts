@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { findLoadTool, runLoad } from './load.ts';
 import { cpuNs } from './proc.ts';
-import { median } from './stats.ts';
+import { median, spread } from './stats.ts';
 import { ROOT, startBenchGateway, startBenchSim, startProcess, type Started } from './processes.ts';
 import { toolArgs } from './args.ts';
 import { bodyFor, requestCase } from './cases.ts';
@@ -56,19 +56,18 @@ for (let round = 0; round < ROUNDS; round++) {
     rps[key].push(load.rps);
   }
 }
-const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
 console.log(`case ${option('case') ?? 'json-1k'}${jobB === job ? '' : ` (B: ${option('case-b') as string})`}, ${ROUNDS} rounds of ${SECONDS} s at c=${CONNECTIONS}, node ${process.version}`);
 for (const [key, label] of [['a', labelA], ['b', labelB]] as const) {
-  console.log(`${label.padEnd(12)} CPU/request ${median(cpu[key]).toFixed(0)} µs (${range(cpu[key])}), ${median(rps[key]).toFixed(0)} req/s (${range(rps[key])})`);
+  console.log(`${label.padEnd(12)} CPU/request ${median(cpu[key]).toFixed(0)} µs (${spread(cpu[key])}), ${median(rps[key]).toFixed(0)} req/s (${spread(rps[key])})`);
 }
 const cpuRatios = cpu.b.map((value, i) => value / (cpu.a[i] as number));
 const rpsRatios = rps.b.map((value, i) => value / (rps.a[i] as number));
 // The ratios' own range says whether B differs from A round after round, or only in some.
 console.log(
-  `${labelB}/${labelA}: CPU/request ${median(cpuRatios).toFixed(2)}x (${range(cpuRatios, 2)}), throughput ${median(rpsRatios).toFixed(2)}x (${range(rpsRatios, 2)}) (medians of per-round ratios)`,
+  `${labelB}/${labelA}: CPU/request ${median(cpuRatios).toFixed(2)}x (${spread(cpuRatios, 2)}), throughput ${median(rpsRatios).toFixed(2)}x (${spread(rpsRatios, 2)}) (medians of per-round ratios)`,
 );
 if (jobB !== job) {
   const differences = cpu.b.map((value, i) => value - (cpu.a[i] as number));
-  console.log(`${labelB} − ${labelA}: CPU/request ${median(differences).toFixed(0)} µs (${range(differences)}) (median of per-round differences)`);
+  console.log(`${labelB} − ${labelA}: CPU/request ${median(differences).toFixed(0)} µs (${spread(differences)}) (median of per-round differences)`);
 }
 process.exit(0);

@@ -15,7 +15,7 @@ import { StreamNormalizer } from '../src/responses/stream-normalizer.ts';
 import { joinParts } from '../src/upstream/relay.ts';
 import { SseBoundary } from '../src/upstream/sse-boundary.ts';
 import { REAL_VLLM_QUIRKS, eventChunks, makeIds, planGeneration, streamEvents } from '../sim/wire.ts';
-import { median } from './stats.ts';
+import { median, spread } from './stats.ts';
 
 const argv = process.argv.slice(2);
 const baselineAt = argv.indexOf('--baseline');
@@ -74,7 +74,7 @@ function round(Normalizer: Normalizer, chunks: readonly Buffer[], streams: numbe
   return (cpu.user + cpu.system) / streams;
 }
 
-const range = (values: number[]): string => `${median(values).toFixed(0)} µs (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+const range = (values: number[]): string => `${median(values).toFixed(0)} µs (${spread(values)})`;
 
 const candidates: [string, Normalizer][] = [['this checkout', StreamNormalizer]];
 if (baselineDir !== undefined) {

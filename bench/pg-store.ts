@@ -14,7 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { toolArgs } from './args.ts';
 import { createBenchSchema, type BenchSchema } from './pg-schema.ts';
 import { ROOT } from './processes.ts';
-import { median, percentile } from './stats.ts';
+import { median, percentile, spread } from './stats.ts';
 import type { NewItem, Store } from '../src/store/store.ts';
 import { item, TENANT, turn } from './store-records.ts';
 import type * as SqlStoreModule from '../src/store/sql-store.ts';
@@ -91,18 +91,17 @@ try {
   for (const build of [a, b]) await round(build);
   for (const build of [a, b]) build.cpuUs.length = build.wallP50Us.length = 0;
   for (let n = 0; n < ROUNDS; n++) for (const build of n % 2 === 0 ? [a, b] : [b, a]) await round(build);
-  const range = (values: number[], digits = 0): string => `${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)}`;
   const added = INPUT_ITEMS + 1;
   const longest = HISTORY_ITEMS + added * Math.ceil(TURNS / CHAINS - 1);
   console.log(
     `a stored continuation of ${added} new items over ${HISTORY_ITEMS}–${longest} on PostgreSQL (its context kept), ${ROUNDS} rounds of ${TURNS}, node ${process.version}`,
   );
   for (const build of [a, b]) {
-    console.log(`${build.label.padEnd(8)} CPU ${median(build.cpuUs).toFixed(0)} µs (${range(build.cpuUs)}), wall p50 ${median(build.wallP50Us).toFixed(0)} µs (${range(build.wallP50Us)})`);
+    console.log(`${build.label.padEnd(8)} CPU ${median(build.cpuUs).toFixed(0)} µs (${spread(build.cpuUs)}), wall p50 ${median(build.wallP50Us).toFixed(0)} µs (${spread(build.wallP50Us)})`);
   }
   const ratios = (of: (build: Build) => number[]): string => {
     const values = of(b).map((value, i) => value / (of(a)[i] as number));
-    return `${median(values).toFixed(2)}x (${range(values, 2)})`;
+    return `${median(values).toFixed(2)}x (${spread(values, 2)})`;
   };
   console.log(`after/before: CPU ${ratios((build) => build.cpuUs)}, wall p50 ${ratios((build) => build.wallP50Us)} (medians of per-round ratios)`);
 } finally {

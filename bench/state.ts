@@ -19,7 +19,7 @@ import { createBenchSchema } from './pg-schema.ts';
 import { Pool } from 'undici';
 import { cpuNs } from './proc.ts';
 import { ROOT, startBenchGateway, startBenchSim, type Started } from './processes.ts';
-import { median, percentile } from './stats.ts';
+import { median, percentile, spread } from './stats.ts';
 import { sqliteDriver } from '../src/store/sqlite/sqlite-driver.ts';
 import { toolArgs } from './args.ts';
 
@@ -160,7 +160,7 @@ for (const store of stores) {
     }
   }
   const bytes = await store.checkpointBytes(chain);
-  const cell = (values: number[]): string => `${median(values).toFixed(0)} (${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)})`;
+  const cell = (values: number[]): string => `${median(values).toFixed(0)} (${spread(values)})`;
   /** The median of per-round ratios, kept over not kept. */
   const ratio = (kept: Measured[], notKept: Measured[], pick: (m: Measured) => number): string =>
     `${median(kept.map((m, i) => pick(m) / pick(notKept[i] as Measured))).toFixed(2)}x`;
