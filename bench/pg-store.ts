@@ -15,8 +15,8 @@ import { toolArgs } from './args.ts';
 import { createBenchSchema, type BenchSchema } from './pg-schema.ts';
 import { ROOT } from './processes.ts';
 import { median, percentile, spread } from './stats.ts';
-import type { NewItem, Store } from '../src/store/store.ts';
-import { item, TENANT, turn } from './store-records.ts';
+import type { Store } from '../src/store/store.ts';
+import { items, TENANT, turn } from './store-records.ts';
 import type * as SqlStoreModule from '../src/store/sql-store.ts';
 import type * as PostgresModule from '../src/store/postgres/postgres-backend.ts';
 
@@ -54,9 +54,6 @@ async function open(label: string, dir: string): Promise<Build> {
   await store.migrate();
   return { label, schema, store, cpuUs: [], wallP50Us: [] };
 }
-
-/** `count` new items. */
-const items = (count: number): NewItem[] => Array.from({ length: count }, () => item());
 
 async function round(build: Build): Promise<void> {
   const heads: string[] = [];

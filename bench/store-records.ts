@@ -10,6 +10,11 @@ export function item(type = 'message', text = `text ${itemCounter}`): NewItem {
   return { id, type, payload: JSON.stringify({ id, type, text }), upstream: JSON.stringify({ type, text }) };
 }
 
+/** `count` new items, each as item() makes them. */
+export function items(count: number): NewItem[] {
+  return Array.from({ length: count }, () => item());
+}
+
 let responseCounter = 0;
 /** A completed, stored turn of one input item and one output item, unless `overrides` say otherwise. */
 export function turn(overrides: Partial<SaveResponse> = {}): SaveResponse {

@@ -11,8 +11,8 @@ import { after, before, it } from 'node:test';
 import { startRoundTripRelay, type RoundTripRelay } from '../bench/round-trip-relay.ts';
 import { PostgresBackend } from '../src/store/postgres/postgres-backend.ts';
 import { SqlStore } from '../src/store/sql-store.ts';
-import type { NewItem, SaveResponse } from '../src/store/store.ts';
-import { item, TENANT, turn } from '../bench/store-records.ts';
+import type { SaveResponse } from '../src/store/store.ts';
+import { items, TENANT, turn } from '../bench/store-records.ts';
 import { createTestSchema, describeUnlessSkipped, postgresSkip, testDatabaseUrl, type TestSchema } from './helpers/postgres.ts';
 
 describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
@@ -70,7 +70,6 @@ describeUnlessSkipped('PostgreSQL round trips', await postgresSkip(), () => {
         await fresh.saveResponse(record);
         return [relay.count(), relay.statements()];
       };
-      const items = (n: number): NewItem[] => Array.from({ length: n }, () => item());
       // 255 items, then 1: the 256 seqs of one reservation, taken with the first turn's BEGIN.
       assert.deepEqual(await roundTrips(turn({ inputItems: items(254) })), [2, 4], 'BEGIN and the reservation; then the turn and COMMIT');
       assert.deepEqual(await roundTrips(turn({ inputItems: [] })), [1, 1], 'the seq left: the items and the response in one statement');
