@@ -4,7 +4,7 @@
 import { GatewayError } from '../errors.ts';
 import type { McpServerPolicy } from '../mcp/server-policy.ts';
 import type { LogSource } from '../observability/logger.ts';
-import type { History, PageQuery, SaveOutcome, SaveResponse, StoredItem, Store } from '../store/store.ts';
+import type { History, PageQuery, SaveOutcome, SaveResponse, StoredItem, Store, UnconfirmedContext } from '../store/store.ts';
 import type { BufferedTransform, EventStreamTransform, ResponseTransformer, UpstreamHead } from '../upstream/relay.ts';
 import type { Affinity } from '../upstream/upstream-client.ts';
 import type { CreateResponseRequest, RequestLimits } from './create-request.ts';
@@ -81,6 +81,22 @@ export interface CreatePlan {
   readonly compaction?: PlannedCompaction | undefined;
   /** Which model server replica the request belongs to, when it continues a chain. */
   readonly affinity?: Affinity | undefined;
+  /** Set when the plan was made on a context this process keeps, which the store has yet to
+   * confirm (PlanOptions.holdsAnswer): vLLM may be called at once, but nothing of its
+   * answer may be released before this resolves true. False: the context was not the
+   * store's any more; the request is to be planned again, its history read. */
+  readonly confirmation?: Promise<boolean> | undefined;
+}
+
+/** How planCreate reads the history a request continues. */
+export interface PlanOptions {
+  /** Histories the caller holds itself (a WebSocket's). */
+  readonly local?: LocalHistories | undefined;
+  /** The caller holds vLLM's answer until CreatePlan.confirmation resolves (a foreground
+   * POST): a continuation with a kept context is planned on it before the store has
+   * confirmed it, and its check runs while vLLM is called (one database round trip off
+   * the request's latency). */
+  readonly holdsAnswer?: boolean | undefined;
 }
 
 /** A server-side compaction to run before the response: vLLM's summary request, and the
@@ -108,6 +124,8 @@ export type PendingSave = Omit<SaveResponse, 'status' | 'model' | 'body' | 'outp
 
 /** Picks the normalizer once vLLM's status is known, and remembers it: a run that is
  * cancelled or fails asks it for the response so far. */
+function ignoreRejection(): void {}
+
 /** A context the store kept for the next turn: what is known of the bytes it continued
  * carries over, so the next turn searches only this turn's items (history-marks.ts). */
 function noteKeptContext(outcome: SaveOutcome): void {
@@ -237,7 +255,32 @@ export class ResponsesService {
   }
 
   /** Decides what goes upstream for a create request, loading its history if it has one. */
-  async planCreate(tenant: string, request: CreateResponseRequest, log: LogSource, local?: LocalHistories): Promise<CreatePlan> {
+  async planCreate(tenant: string, request: CreateResponseRequest, log: LogSource, options: PlanOptions = {}): Promise<CreatePlan> {
+    const unconfirmed = options.holdsAnswer === true ? this.#unconfirmedContext(tenant, request) : undefined;
+    if (unconfirmed === undefined) return this.#planCreate(tenant, request, log, options.local, undefined);
+    try {
+      const plan = await this.#planCreate(tenant, request, log, undefined, unconfirmed);
+      // A tool loop or a compaction calls vLLM before the run: they wait for the check.
+      if (plan.confirmation !== undefined || (await unconfirmed.confirmed)) return plan;
+    } catch (error) {
+      // What a read history would have refused first is told first (a response gone: 404).
+      if (await unconfirmed.confirmed) throw error;
+    }
+    return this.#planCreate(tenant, request, log, undefined, undefined);
+  }
+
+  /** A continuation's kept context, its check under way; none for a request longer than
+   * --max-input-items allows with it (the read tells gone from too long). */
+  #unconfirmedContext(tenant: string, request: CreateResponseRequest): UnconfirmedContext | undefined {
+    if (request.previousResponseId === null) return undefined;
+    const unconfirmed = this.#store.keptResponseContext?.(tenant, request.previousResponseId, Date.now(), this.#maxInputItems - request.inputItemCount);
+    // Handled here, so that a rejection is never unhandled on paths that stop before
+    // waiting for it (a refusal while starting); those that wait see it still.
+    unconfirmed?.confirmed.catch(ignoreRejection);
+    return unconfirmed;
+  }
+
+  async #planCreate(tenant: string, request: CreateResponseRequest, log: LogSource, local: LocalHistories | undefined, unconfirmed: UnconfirmedContext | undefined): Promise<CreatePlan> {
     const facts: ResponseFacts = {
       id: newId(ID_PREFIX.response),
       request: request.body,
@@ -278,7 +321,10 @@ export class ResponsesService {
 
     // The history is read only if input and history fit --max-input-items together.
     const held = request.previousResponseId === null ? undefined : local?.(request.previousResponseId);
-    const history = held !== undefined ? { seqs: [], upstream: held, tooLong: false } : await this.#loadHistory(tenant, request, this.#maxInputItems - request.inputItemCount);
+    const history =
+      held !== undefined
+        ? { seqs: [], upstream: held, tooLong: false }
+        : (unconfirmed?.history ?? (await this.#loadHistory(tenant, request, this.#maxInputItems - request.inputItemCount)));
     if (history.tooLong) throw tooManyInputItems(this.#maxInputItems);
     const planned = request.planned ?? planInputItems(request.body['input']);
     const inputItems = resolveInputItems(planned, await this.#loadReferences(tenant, planned));
@@ -340,6 +386,7 @@ export class ResponsesService {
       historyUpstream: history.upstream,
       compaction,
       affinity: affinityOf(request, history),
+      confirmation: compaction === undefined ? unconfirmed?.confirmed : undefined,
     };
   }
 

@@ -204,6 +204,9 @@ export class Run implements RelaySink {
   #dispatch(body: Buffer | undefined): void {
     this.#body = body;
     const relay = new UpstreamRelay(this.#relayTarget, this.plan.transformer);
+    // Planned on a kept context not yet confirmed: vLLM is called now, its answer held.
+    const confirmation = this.plan.confirmation;
+    if (confirmation !== undefined) relay.holdUntil(confirmation);
     this.#relay = relay;
     this.#options.dispatch(relay, body);
   }
@@ -368,6 +371,18 @@ export class Run implements RelaySink {
     }
     this.#finish();
     return this.whenEnded();
+  }
+
+  /**
+   * The plan's kept context was not confirmed (CreatePlan.confirmation): the relay dropped
+   * vLLM's answer, so nothing of this run reached its client, which is left to the caller
+   * (it plans the request again). The run ends as if it had never begun.
+   */
+  abandon(): void {
+    if (this.#ended) return;
+    this.#client = undefined;
+    this.#relay?.clientClosed();
+    this.#finish();
   }
 
   /**

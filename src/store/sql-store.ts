@@ -27,6 +27,7 @@ import type {
   Store,
   StoreOptions,
   StoredItem,
+  UnconfirmedContext,
 } from './store.ts';
 
 /**
@@ -48,6 +49,16 @@ const NOTHING = Buffer.alloc(0);
 const TOO_LONG: History = Object.freeze({ seqs: [], upstream: NOTHING, tooLong: true });
 /** A kept context that is no longer the store's (an item of it was removed since). */
 const NOT_KEPT = Symbol('not kept');
+
+function keptHistory(kept: CachedContext): History {
+  return { seqs: kept.seqs, upstream: kept.upstream, tooLong: false, replica: kept.replica };
+}
+
+/** A kept context's check confirmed it as it is (not too long: keptResponseContext asks
+ * only of one that fits). */
+function isKept(checked: History | undefined | typeof NOT_KEPT): boolean {
+  return checked !== undefined && checked !== NOT_KEPT && !checked.tooLong;
+}
 
 /** A turn's write as saveResponse's work returns it: the seqs its new items were given,
  * when the response itself was stored (what the context cache keeps of it). */
@@ -176,13 +187,28 @@ export class SqlStore implements Store {
   async loadResponseContext(tenant: string, responseId: string, now: number, readItems = Number.MAX_SAFE_INTEGER, maxItems = readItems): Promise<History | undefined> {
     const kept = this.#contexts.get(tenant, responseId);
     if (kept !== undefined) {
-      const checked = await this.#backend.read(this.#keptContextWork.bind(this, tenant, responseId, now, maxItems, kept));
-      // Gone, or no longer the store's: not kept any more.
-      if (checked === undefined || checked === NOT_KEPT) this.#contexts.delete(tenant, responseId);
+      const checked = await this.#confirmKept(tenant, responseId, now, maxItems, kept);
       if (checked !== NOT_KEPT) return checked;
     }
     const read = await this.#backend.read(this.#contextWork.bind(this, tenant, responseId, now, readItems));
     return read === undefined ? undefined : this.keepRead(tenant, responseId, read.history, read.removals);
+  }
+
+  /** The kept context, before the row that confirms it is read (Store.keptResponseContext). */
+  keptResponseContext(tenant: string, responseId: string, now: number, maxItems = Number.MAX_SAFE_INTEGER): UnconfirmedContext | undefined {
+    const kept = this.#contexts.get(tenant, responseId);
+    if (kept === undefined || kept.seqs.length > maxItems) return undefined;
+    return {
+      history: keptHistory(kept),
+      confirmed: this.#confirmKept(tenant, responseId, now, maxItems, kept).then(isKept),
+    };
+  }
+
+  async #confirmKept(tenant: string, responseId: string, now: number, maxItems: number, kept: CachedContext): Promise<History | undefined | typeof NOT_KEPT> {
+    const checked = await this.#backend.read(this.#keptContextWork.bind(this, tenant, responseId, now, maxItems, kept));
+    // Gone, or no longer the store's: not kept any more.
+    if (checked === undefined || checked === NOT_KEPT) this.#contexts.delete(tenant, responseId);
+    return checked;
   }
 
   /**
@@ -218,7 +244,7 @@ export class SqlStore implements Store {
       // Whole at this count (read in the same statement): one row again from now on.
       kept.removalsAt = Number(row['removals']);
     }
-    return { seqs: kept.seqs, upstream: kept.upstream, tooLong: false, replica: kept.replica };
+    return keptHistory(kept);
   }
 
   *#contextWork(tenant: string, responseId: string, now: number, maxItems: number): Work<ReadContext | undefined> {

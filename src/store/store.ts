@@ -42,6 +42,19 @@ export interface History {
   readonly replica?: string | null | undefined;
 }
 
+/**
+ * A context this process keeps, handed over before the store has confirmed that it is still
+ * the store's (Store.keptResponseContext): what may be sent on at once, provided nothing
+ * that comes of it is released before `confirmed` resolves true.
+ */
+export interface UnconfirmedContext {
+  readonly history: History;
+  /** True: loadResponseContext would have given this very history. False: it would not (the
+   * response is gone, or an item of the context was removed); the kept context is dropped,
+   * and the history must be read again. Rejects as loadResponseContext would. */
+  readonly confirmed: Promise<boolean>;
+}
+
 export interface SaveResponse {
   readonly tenant: string;
   readonly id: string;
@@ -179,6 +192,10 @@ export interface Store {
   // Responses. `now` (epoch ms) decides what has expired.
   /** `maxItems` bounds what is read (see History.tooLong). */
   loadResponseContext(tenant: string, responseId: string, now: number, maxItems?: number): Promise<History | undefined>;
+  /** A context this process keeps for the response, at once, its confirmation under way
+   * (UnconfirmedContext); undefined when none is kept, or the one kept is longer than
+   * `maxItems` (only a read tells that from a response gone). Stores that keep none lack it. */
+  keptResponseContext?(tenant: string, responseId: string, now: number, maxItems?: number): UnconfirmedContext | undefined;
   getResponseBody(tenant: string, responseId: string, now: number): Promise<string | undefined>;
   listInputItems(tenant: string, responseId: string, query: PageQuery, now: number): Promise<Page | PageProblem>;
   /** Persists a finished turn; the write is committed when the promise resolves. */

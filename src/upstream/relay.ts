@@ -152,6 +152,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
   #sparePending: Buffer[] | undefined = [];
   #pendingBytes = 0;
   #firstByteSeen = false;
+  /** vLLM's head came (held or not): a failure from now on is in its body. */
+  #answered = false;
   #streamCounted = false;
   #events: EventStreamTransform | undefined;
   #buffered: BufferedTransform | undefined;
@@ -185,6 +187,26 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#controller?.abort(error);
   }
 
+  /**
+   * Holds vLLM's answer until `confirmation` resolves (a request planned on a kept context
+   * whose check is under way: CreatePlan.confirmation). It waits as it would behind a
+   * transform's work: its head too, the socket paused. True: it goes on. False, or a
+   * rejection: vLLM's request is aborted and nothing of its answer reaches the sink (the
+   * request is planned again, or answered with the store's error).
+   */
+  holdUntil(confirmation: Promise<boolean>): void {
+    this.#track(confirmation.then(this.#confirmed.bind(this), this.#discard.bind(this)));
+  }
+
+  #confirmed(confirmed: boolean): void {
+    if (!confirmed) this.#discard();
+  }
+
+  #discard(): void {
+    this.#queued = [];
+    this.clientClosed();
+  }
+
   /** The client went away: abort the upstream request so vLLM stops generating. */
   clientClosed(): void {
     if (this.#clientGone) return;
@@ -197,6 +219,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     this.#controller = controller;
     if (this.#clientGone) controller.abort(new ClientGoneError('client closed the connection'));
     else if (this.#gatewayAbort !== undefined) controller.abort(this.#gatewayAbort);
+    // Held (holdUntil): nothing is read past the head until the hold ends.
+    else if (this.#work !== undefined) controller.pause();
   }
 
   onResponseStart(
@@ -206,6 +230,12 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
     statusMessage?: string,
   ): void {
     if (status < 200 || this.#clientGone) return;
+    this.#answered = true;
+    if (this.#work !== undefined) {
+      // Held (holdUntil): the head waits too.
+      this.#queued.push(this.onResponseStart.bind(this, controller, status, headers, statusMessage));
+      return;
+    }
     const target = this.#target;
     const rawHeaders = (controller.rawHeaders as (Buffer | string)[] | null | undefined) ?? [];
     const isEventStream = contentTypeOf(headers).startsWith('text/event-stream');
@@ -271,7 +301,8 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.#mode === 'finished') return;
-    const inBody = this.#mode !== 'head';
+    // A head held (holdUntil) came: not a reset before answering, to be sent again.
+    const inBody = this.#answered;
     if (error instanceof GatewayError) {
       // The gateway's own aborts carry their error already: an oversized event (vLLM's
       // fault, counted), or the end of the shutdown grace period (not vLLM's).

@@ -12,6 +12,7 @@ import { decodeBody, isEncoded } from '../decode-body.ts';
 import { readBody } from '../read-body.ts';
 import { compactIfOver } from '../server-compaction.ts';
 import type { RequestContext } from '../request-context.ts';
+import type { CreateResponseRequest } from '../../responses/create-request.ts';
 
 export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Promise<void> {
   // receive: the whole body, bounded, before anything goes upstream
@@ -26,9 +27,20 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const rawBody = isEncoded(ctx.req.headers) ? await decodeBody(received, ctx.req.headers, deps.config.server.maxBodyBytes) : received;
   // decide: a body that is not a valid request never reaches vLLM
   const request = await state.responses.parseCreate(rawBody);
+  // A foreground run holds vLLM's answer until a kept context is confirmed (run.ts).
+  await planAndRun(ctx, deps, state, request, !request.background);
+}
+
+/**
+ * state -> run -> deliver. With `holdsAnswer`, a continuation this process keeps the
+ * context of is sent to vLLM while the store confirms that context; should it not be the
+ * store's any more, that run is abandoned (nothing of it reached the client) and the
+ * request planned again, its history read.
+ */
+async function planAndRun(ctx: RequestContext, deps: GatewayDeps, state: GatewayState, request: CreateResponseRequest, holdsAnswer: boolean): Promise<void> {
   // state: load the history, build the one stateless request vLLM gets, and the
   // normalizer that stores the answer before its last event
-  const planned = await state.responses.planCreate(ctx.tenant, request, () => ctx.log);
+  const planned = await state.responses.planCreate(ctx.tenant, request, () => ctx.log, { holdsAnswer });
   if (refuseWhileStarting(ctx, deps)) return;
   // context_management: past its threshold, the conversation is summarised first
   const plan = await compactIfOver(deps, state, ctx.tenant, planned, (addHeaders) => upstreamHeaders(ctx, deps, { dropHeaders: planned.dropHeaders, addHeaders }));
@@ -72,6 +84,21 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
     ctx.onClientGone = run.clientGone.bind(run, detachable ? state.runs.detach.bind(state.runs) : undefined);
     ctx.onShutdown = run.failFromGateway.bind(run);
     run.start();
+    if (plan.confirmation === undefined) return;
+    let confirmed: boolean;
+    try {
+      confirmed = await plan.confirmation;
+    } catch (error) {
+      // The store failed to confirm: told as a failed read would be.
+      run.abandon();
+      throw error;
+    }
+    if (confirmed || run.ended) return;
+    // Shut down while held: that is what the client is told.
+    const failure = run.failure;
+    run.abandon();
+    if (failure !== undefined && 'error' in failure) ctx.sendError(failure.error);
+    else await planAndRun(ctx, deps, state, request, false);
     return;
   }
   // background: stored as queued or in_progress before the answer, so any process finds it

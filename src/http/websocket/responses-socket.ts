@@ -135,7 +135,7 @@ export class ResponsesSocket {
         param: 'background',
       });
     }
-    const planned = await state.responses.planCreate(this.#tenant, request, () => this.#log, (id) => this.#held.get(id));
+    const planned = await state.responses.planCreate(this.#tenant, request, () => this.#log, { local: (id) => this.#held.get(id) });
     if (this.#deps.upstreamStatus.starting) {
       throw new GatewayError('upstream_starting', 'vLLM is still starting (loading its model); retry once GET /ready answers 200.');
     }

@@ -10,7 +10,7 @@
 // While the thread has a write in flight, writes go there too, behind it: SQLite allows
 // one writer, and a write on the event loop would wait for the lock synchronously.
 // Readers never wait in WAL mode, so reads stay on the event loop throughout.
-import type { History, NewItem, SaveResponse, Store, StoreOptions } from '../store.ts';
+import type { History, NewItem, SaveResponse, Store, StoreOptions, UnconfirmedContext } from '../store.ts';
 import { SqlStore } from '../sql-store.ts';
 import { SqliteBackend } from './sqlite-backend.ts';
 import { SqliteThreadStore } from './sqlite-thread-store.ts';
@@ -91,6 +91,11 @@ export class SqliteStore implements Store {
     const removals = await this.#inline.itemRemovals();
     const read = await this.#thread.loadResponseContext(tenant, responseId, now, maxItems);
     return read === undefined ? undefined : this.#inline.keepRead(tenant, responseId, read, removals);
+  }
+
+  /** Kept contexts are the event loop's side's, whatever their length. */
+  keptResponseContext(tenant: string, responseId: string, now: number, maxItems?: number): UnconfirmedContext | undefined {
+    return this.#inline.keptResponseContext(tenant, responseId, now, maxItems);
   }
 
   loadConversationItems(tenant: string, conversationId: string, maxItems = Number.MAX_SAFE_INTEGER): Promise<History | undefined> {
