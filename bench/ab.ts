@@ -1,4 +1,4 @@
-// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|json-100k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100|continue-500|continue-500-developer] [--case-b NAME] [--baseline-a DIR | --entry-a "FILE [ARGS]"] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32]
+// npm run bench:ab -- <labelA> "<flags A>" <labelB> "<flags B>" [--case json-1k|json-100k|stream-1|stream-100|stream-1000|json-1k-store|stream-100-store|chat-stream-100|continue-500|continue-500-developer] [--case-b NAME] [--baseline-a DIR | --entry-a "FILE [ARGS]"] [--node-a BIN] [--node-b BIN] [--rounds 5] [--seconds 3] [--connections 32] [--sim "delay-headers=N"]
 //
 // One performance change, measured side by side in one run: two gateways (different
 // flags, or an earlier build with --baseline-a DIR) in front of one fast simulator,
@@ -8,6 +8,9 @@
 // --case-b NAME: B sends that case instead (A sends --case), to measure what a request
 // option costs side by side: `--case json-1k --case-b json-1k-store` is what store: true
 // adds; the median of the per-round differences B − A is printed too.
+//
+// --sim "delay-headers=2": the simulator's switches for every request (the x-sim header):
+// a model that takes 2 ms to answer, to see what the gateway does while it waits.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,7 +45,10 @@ const a =
     ? await gateway(flagsA, option('baseline-a') ?? ROOT, option('node-a'))
     : await startProcess([...entryA.split(' ').filter(Boolean), '--llm-api-base', sim.url], '--gateway-port', logDir);
 const b = await gateway(flagsB, ROOT, option('node-b'));
-const jobs = { a: job, b: jobB };
+// Every request carries --sim's switches to the simulator (the gateway forwards x-sim).
+const simSwitches = option('sim');
+const withSwitches = (headers: Record<string, string>): Record<string, string> => (simSwitches === undefined ? headers : { ...headers, 'x-sim': [headers['x-sim'], simSwitches].filter(Boolean).join(';') });
+const jobs = { a: { ...job, headers: withSwitches(job.headers) }, b: { ...jobB, headers: withSwitches(jobB.headers) } };
 const bodies = { a: await bodyFor(job, a.url), b: await bodyFor(jobB, b.url) };
 const tool = findLoadTool(() => {});
 const cpu: Record<'a' | 'b', number[]> = { a: [], b: [] };
@@ -56,7 +62,7 @@ for (let round = 0; round < ROUNDS; round++) {
     rps[key].push(load.rps);
   }
 }
-console.log(`case ${option('case') ?? 'json-1k'}${jobB === job ? '' : ` (B: ${option('case-b') as string})`}, ${ROUNDS} rounds of ${SECONDS} s at c=${CONNECTIONS}, node ${process.version}`);
+console.log(`case ${option('case') ?? 'json-1k'}${jobB === job ? '' : ` (B: ${option('case-b') as string})`}${simSwitches === undefined ? '' : `, x-sim ${simSwitches}`}, ${ROUNDS} rounds of ${SECONDS} s at c=${CONNECTIONS}, node ${process.version}`);
 for (const [key, label] of [['a', labelA], ['b', labelB]] as const) {
   console.log(`${label.padEnd(12)} CPU/request ${median(cpu[key]).toFixed(0)} µs (${spread(cpu[key])}), ${median(rps[key]).toFixed(0)} req/s (${spread(rps[key])})`);
 }

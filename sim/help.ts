@@ -17,7 +17,8 @@ Options:
                         before answering /v1/responses, wait N µs per input token not
                         in the prefix cache (default 0; GET /metrics counts its hits)
   --coalesce            write each event in one chunk (vLLM writes three)
-  --fast                prepared answers, bodies not parsed (benchmarks)
+  --fast                prepared answers, bodies not parsed (benchmarks); of the x-sim
+                        switches only deltas=N and delay-headers=N apply
   --chat-only           a server with Chat Completions only (/v1/responses: 404), as
                         llama.cpp, Ollama, SGLang, TGI and LM Studio are
   --chat-dialect NAME   the chat format written: vllm (default), llama.cpp, ollama, sglang

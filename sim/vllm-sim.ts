@@ -430,8 +430,19 @@ export async function startSimVllm(options: SimOptions = {}): Promise<SimVllm> {
     return answer;
   };
   const fastResponses = (req: IncomingMessage, res: ServerResponse, body: Buffer): void => {
+    const directives = parseDirectives(req.headers['x-sim']);
+    // delay-headers=N: a model that takes N ms to answer (its prefill), for benchmarks of
+    // what the gateway does meanwhile.
+    if (directives.delayHeadersMs !== undefined) {
+      setTimeout(answerFast, directives.delayHeadersMs, res, body, directives.deltas);
+      return;
+    }
+    answerFast(res, body, directives.deltas);
+  };
+  const answerFast = (res: ServerResponse, body: Buffer, deltas: number | undefined): void => {
+    if (res.destroyed) return;
     const stream = body.includes('"stream":true') || body.includes('"stream": true');
-    const answer = prepare(stream, parseDirectives(req.headers['x-sim']).deltas);
+    const answer = prepare(stream, deltas);
     if (answer.json !== undefined) {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': answer.json.length });
       res.end(answer.json);
