@@ -7,6 +7,7 @@ import type { Dispatcher } from 'undici';
 import { pino } from 'pino';
 import { GatewayMetrics } from '../observability/metrics.ts';
 import { UpstreamRelay, type RelaySink } from './relay.ts';
+import { UsageScanner } from './usage-scanner.ts';
 
 /** What the sink was given, in order. */
 class RecordingSink implements RelaySink {
@@ -49,7 +50,7 @@ class FakeController implements Dispatcher.DispatchController {
   }
 }
 
-function relayTo(sink: RelaySink): { relay: UpstreamRelay; errors: string[]; retries: { count: number } } {
+function relayTo(sink: RelaySink, usage?: UsageScanner): { relay: UpstreamRelay; errors: string[]; retries: { count: number } } {
   const errors: string[] = [];
   const retries = { count: 0 };
   const relay = new UpstreamRelay(
@@ -62,6 +63,7 @@ function relayTo(sink: RelaySink): { relay: UpstreamRelay; errors: string[]; ret
       log: () => pino({ level: 'silent' }),
       maxEventBytes: 1 << 20,
       record: { upstreamStatus: undefined, streamed: false, bytesOut: 0, errorCode: undefined },
+      usage,
       sendError: (error) => errors.push(error.code),
       retryAfterReset: () => {
         retries.count += 1;
@@ -114,6 +116,24 @@ describe('a relay held until its kept context is confirmed', () => {
     assert.deepEqual(sink.calls, ['head 200', 'write data: one\n\n', 'write data: two\n\n', 'end']);
     assert.equal(controller.paused, false, 'reading resumes');
     assert.equal(controller.aborted, false);
+  });
+
+  it("meters the usage of an answer that came while held", async () => {
+    const usage = new UsageScanner();
+    const { relay } = relayTo(new RecordingSink(), usage);
+    const confirmed = confirmation();
+    relay.holdUntil(confirmed.promise);
+    const controller = new FakeController();
+    controller.rawHeaders = ['content-type', 'application/json'];
+    relay.onRequestStart(controller);
+    relay.onResponseStart(controller, 200, { 'content-type': 'application/json' });
+    relay.onResponseData(controller, Buffer.from('{"model":"m","usage":{"input_tokens":3,'));
+    relay.onResponseData(controller, Buffer.from('"output_tokens":4,"total_tokens":7}}'));
+    relay.onResponseEnd();
+    confirmed.settle(true);
+    await settled();
+    assert.equal(usage.usage?.input, 3);
+    assert.equal(usage.usage?.output, 4);
   });
 
   it('passes an answer that comes after the confirmation straight through', async () => {

@@ -275,11 +275,11 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#clientGone) return;
-    if (this.#usage !== undefined) this.#usage.push(chunk);
     if (this.#work !== undefined) {
-      this.#queued.push(() => this.#data(chunk));
+      this.#queued.push(this.#queuedData.bind(this, chunk));
       return;
     }
+    if (this.#usage !== undefined) this.#usage.push(chunk);
     const result = this.#data(chunk);
     if (result !== undefined) this.#track(result);
     if (this.#pausedForDrain || this.#work !== undefined) controller.pause();
@@ -328,6 +328,13 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
       const result = fail();
       if (result !== undefined) this.#track(result);
     }
+  }
+
+  /** A chunk that waited (behind work, or held): metered when its turn comes, since a
+   * held head decides whether it is metered at all. */
+  #queuedData(chunk: Buffer): void | Promise<void> {
+    if (this.#usage !== undefined) this.#usage.push(chunk);
+    return this.#data(chunk);
   }
 
   #data(chunk: Buffer): void | Promise<void> {
