@@ -4,7 +4,7 @@
 // process), vLLM's call is dropped and the client gets what a read gives (404); the check
 // failing, the client gets the store's error. On every store.
 import assert from 'node:assert/strict';
-import { after, before, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { DEFAULT_TENANT } from '../src/config/tenants.ts';
 import { storeFailure } from '../src/store/store-error.ts';
 import type { Store } from '../src/store/store.ts';
@@ -13,8 +13,8 @@ import { controlledStore, type StoreControls } from './helpers/controlled-store.
 import { closeAll, startGateway, type TestGateway } from './helpers/gateway.ts';
 import { describeUnlessSkipped } from './helpers/postgres.ts';
 import type { RawResponse } from './helpers/http.ts';
-import { create, type AnyJson } from './helpers/responses-api.ts';
-import { storeKinds, type OpenedStore } from './helpers/stores.ts';
+import { create, createStream, type AnyJson } from './helpers/responses-api.ts';
+import { memoryStore, storeKinds, type OpenedStore } from './helpers/stores.ts';
 
 /** A gate the test opens (or fails). */
 function gate(): { promise: Promise<void>; open(): void; fail(error: Error): void } {
@@ -145,3 +145,46 @@ for (const kind of await storeKinds()) {
     });
   });
 }
+
+// Runs whose answer is not this request's alone wait for the check before vLLM is called:
+// a background run (answered at once, read by anyone), and a stream that may detach (the
+// registry's once its client leaves, not this request's to plan again).
+describe('a kept context checked first', () => {
+  let sim: SimVllm;
+  let gw: TestGateway;
+  let controls: StoreControls;
+  before(async () => {
+    const controlled = controlledStore(memoryStore());
+    controls = controlled.controls;
+    sim = await startSimVllm();
+    gw = await startGateway(sim.url, { 'detach-on-disconnect': 'true' }, { store: controlled.store });
+  });
+  after(() => closeAll(gw, sim));
+
+  async function keptChain(): Promise<string> {
+    const first = await create(gw.url, { model: 'sim', input: 'Remember the number 7.' });
+    const second = await create(gw.url, { model: 'sim', previous_response_id: first.json().id, input: 'Got it?' });
+    assert.equal(second.status, 200);
+    return first.json().id as string;
+  }
+
+  it('for a stream that may detach', async () => {
+    const previous = await keptChain();
+    const before = controls.confirmations;
+    const stream = await createStream(gw.url, { model: 'sim', previous_response_id: previous, input: 'Which number?' });
+    assert.equal(stream.terminal?.status, 'completed');
+    assert.equal(controls.confirmations, before, 'not planned on an unconfirmed context');
+    // The same gateway speculates for a JSON answer, which cannot detach.
+    const json = await create(gw.url, { model: 'sim', previous_response_id: previous, input: 'Which number?' });
+    assert.equal(json.status, 200);
+    assert.equal(controls.confirmations, before + 1);
+  });
+
+  it('for a background run', async () => {
+    const previous = await keptChain();
+    const before = controls.confirmations;
+    const res = await create(gw.url, { model: 'sim', previous_response_id: previous, input: 'Which number?', background: true });
+    assert.equal(res.status, 200);
+    assert.equal(controls.confirmations, before, 'not planned on an unconfirmed context');
+  });
+});

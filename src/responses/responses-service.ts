@@ -122,16 +122,17 @@ export type LocalHistories = (responseId: string) => Buffer | undefined;
 /** A SaveResponse without what only the end of the response knows. */
 export type PendingSave = Omit<SaveResponse, 'status' | 'model' | 'body' | 'outputItems' | 'createdAt'>;
 
-/** Picks the normalizer once vLLM's status is known, and remembers it: a run that is
- * cancelled or fails asks it for the response so far. */
-function ignoreRejection(): void {}
-
 /** A context the store kept for the next turn: what is known of the bytes it continued
  * carries over, so the next turn searches only this turn's items (history-marks.ts). */
 function noteKeptContext(outcome: SaveOutcome): void {
   if (outcome.keptContext !== undefined) noteAppended(outcome.keptContext.continued, outcome.keptContext.upstream);
 }
 
+/** For a promise whose rejection is read later, or not at all (see #unconfirmedContext). */
+function ignoreRejection(): void {}
+
+/** Picks the normalizer once vLLM's status is known, and remembers it: a run that is
+ * cancelled or fails asks it for the response so far. */
 export class PlannedTransform implements ResponseTransformer, StreamHooks {
   readonly #stream: boolean;
   readonly #facts: ResponseFacts;

@@ -27,8 +27,14 @@ export async function createResponse(ctx: RequestContext, deps: GatewayDeps): Pr
   const rawBody = isEncoded(ctx.req.headers) ? await decodeBody(received, ctx.req.headers, deps.config.server.maxBodyBytes) : received;
   // decide: a body that is not a valid request never reaches vLLM
   const request = await state.responses.parseCreate(rawBody);
-  // A foreground run holds vLLM's answer until a kept context is confirmed (run.ts).
-  await planAndRun(ctx, deps, state, request, !request.background);
+  // A foreground run holds vLLM's answer until a kept context is confirmed (run.ts); not
+  // one that may detach, which is then the registry's, no longer this request's to plan again.
+  await planAndRun(ctx, deps, state, request, !request.background && !mayDetach(deps, request));
+}
+
+/** A foreground stream that goes on as a background run if its client leaves. */
+function mayDetach(deps: GatewayDeps, request: CreateResponseRequest): boolean {
+  return !request.background && deps.config.state.detachOnDisconnect && request.stream && request.store;
 }
 
 /**
@@ -54,7 +60,7 @@ async function planAndRun(ctx: RequestContext, deps: GatewayDeps, state: Gateway
     const refused = deps.backend.refusal(plan.body);
     if (refused !== undefined) throw refused;
   }
-  const detachable = !background && deps.config.state.detachOnDisconnect && request.stream && request.store;
+  const detachable = mayDetach(deps, request);
   // A background run's exchange with vLLM is not this request's (which ends at once).
   const record: ExchangeRecord = background ? { upstreamStatus: undefined, streamed: false, bytesOut: 0, errorCode: undefined } : ctx.record;
   const run = newRun(deps, state, {
