@@ -54,10 +54,10 @@ function keptHistory(kept: CachedContext): History {
   return { seqs: kept.seqs, upstream: kept.upstream, tooLong: false, replica: kept.replica };
 }
 
-/** A kept context's check confirmed it as it is (not too long: keptResponseContext asks
+/** A kept context's check confirmed it as it is (never too long: keptResponseContext asks
  * only of one that fits). */
 function isKept(checked: History | undefined | typeof NOT_KEPT): boolean {
-  return checked !== undefined && checked !== NOT_KEPT && !checked.tooLong;
+  return checked !== undefined && checked !== NOT_KEPT;
 }
 
 /** A turn's write as saveResponse's work returns it: the seqs its new items were given,

@@ -30,12 +30,11 @@ class RecordingSink implements RelaySink {
   }
 }
 
-/** undici's controller as a handler sees it: pause, resume and abort noted. */
+/** undici's controller as a handler sees it: whether it is paused, and its abort. */
 class FakeController implements Dispatcher.DispatchController {
   paused = false;
   aborted = false;
   reason: Error | null = null;
-  resumes = 0;
   rawHeaders: string[] = ['content-type', 'text/event-stream'];
   abort(reason: Error): void {
     this.aborted = true;
@@ -46,7 +45,6 @@ class FakeController implements Dispatcher.DispatchController {
   }
   resume(): void {
     this.paused = false;
-    this.resumes += 1;
   }
 }
 

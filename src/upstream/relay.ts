@@ -195,10 +195,10 @@ export class UpstreamRelay implements Dispatcher.DispatchHandler {
    * request is planned again, or answered with the store's error).
    */
   holdUntil(confirmation: Promise<boolean>): void {
-    this.#track(confirmation.then(this.#confirmed.bind(this), this.#discard.bind(this)));
+    this.#track(confirmation.then(this.#holdEnded.bind(this), this.#discard.bind(this)));
   }
 
-  #confirmed(confirmed: boolean): void {
+  #holdEnded(confirmed: boolean): void {
     if (!confirmed) this.#discard();
   }
 
