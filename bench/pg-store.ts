@@ -1,9 +1,12 @@
 // npm run bench:pg-store -- --baseline DIR [--rounds N] [--turns N] [--items N]
+// npm run bench:pg-store -- --against postgres.js [...]
 //
 // What the store's work for one stored continuation costs on PostgreSQL, with no HTTP and
 // no model around it: the context read (kept by the process, as the gateway keeps it) and
 // the turn's write, one continuation at a time, for this build and an earlier one (DIR: a
 // checkout with node_modules, built), each on a schema of its own, in alternating rounds.
+// With `--against postgres.js`: this build's store on pg and on another driver, postgres.js
+// (bench/postgres-js-backend.ts), which sends the same statements the same way.
 // This process's CPU a continuation (pg's JavaScript and its socket calls: what the store
 // costs the gateway) and its wall time (that, the round trips and the server's work). The
 // full runs put the same work behind a gateway, where the rest of a request's CPU and a
@@ -30,7 +33,9 @@ const INPUT_ITEMS = Number(option('items') ?? 1);
 /** The first turn's items: its chain's continuations are over this many and more, as continue-100's. */
 const HISTORY_ITEMS = 99;
 const baselineDir = option('baseline');
-if (baselineDir === undefined) throw new Error('--baseline DIR: the build to measure this one against');
+const against = option('against');
+if ((baselineDir === undefined) === (against === undefined)) throw new Error('--baseline DIR (an earlier build) or --against postgres.js (another driver)');
+if (against !== undefined && against !== 'postgres.js') throw new Error(`--against ${against}: the other driver measured is postgres.js`);
 const base = process.env['BENCH_DATABASE_URL'] ?? process.env['TEST_DATABASE_URL'];
 if (base === undefined) throw new Error('set BENCH_DATABASE_URL or TEST_DATABASE_URL');
 if (spawnSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
@@ -43,14 +48,23 @@ interface Build {
   readonly wallP50Us: number[];
 }
 
-async function open(label: string, dir: string): Promise<Build> {
+const POOL_SIZE = 2;
+
+/** The build in `dir` on pg; or, `onPostgresJs`, its store on postgres.js (its schema migrated
+ * by pg first: the other backend runs the store's work, not its migrations). */
+async function open(label: string, dir: string, onPostgresJs = false): Promise<Build> {
   const dist = pathToFileURL(resolve(dir, 'dist/store')).href;
   const { SqlStore } = (await import(`${dist}/sql-store.js`)) as typeof SqlStoreModule;
   const { PostgresBackend } = (await import(`${dist}/postgres/postgres-backend.js`)) as typeof PostgresModule;
-  const schema = await createBenchSchema(base as string, `pgstore_${label}`);
-  const backend = new PostgresBackend({ connectionString: schema.url, poolSize: 2, queryTimeoutMs: 10_000 });
+  const schema = await createBenchSchema(base as string, `pgstore_${label.replace(/\W/g, '_')}`);
   // The gateway's default context cache (--context-cache-size 64 MiB): a continuation's read is one row.
-  const store = new SqlStore(backend, { retentionMs: null, contextCacheBytes: 64 * 1024 * 1024 });
+  const storeOptions = { retentionMs: null, contextCacheBytes: 64 * 1024 * 1024 };
+  const pgStore = new SqlStore(new PostgresBackend({ connectionString: schema.url, poolSize: POOL_SIZE, queryTimeoutMs: 10_000 }), storeOptions);
+  await pgStore.migrate();
+  if (!onPostgresJs) return { label, schema, store: pgStore, cpuUs: [], wallP50Us: [] };
+  await pgStore.close();
+  const { PostgresJsBackend } = await import('./postgres-js-backend.ts');
+  const store = new SqlStore(new PostgresJsBackend(base as string, POOL_SIZE, schema.name), storeOptions);
   await store.migrate();
   return { label, schema, store, cpuUs: [], wallP50Us: [] };
 }
@@ -81,8 +95,8 @@ async function round(build: Build): Promise<void> {
   build.wallP50Us.push(percentile(walls, 50));
 }
 
-const a = await open('before', resolve(baselineDir));
-const b = await open('after', ROOT);
+const a = baselineDir !== undefined ? await open('before', resolve(baselineDir)) : await open('pg', ROOT);
+const b = baselineDir !== undefined ? await open('after', ROOT) : await open('postgres.js', ROOT, true);
 try {
   // One unmeasured round each: the statements prepared, the code compiled.
   for (const build of [a, b]) await round(build);
@@ -94,13 +108,13 @@ try {
     `a stored continuation of ${added} new items over ${HISTORY_ITEMS}–${longest} on PostgreSQL (its context kept), ${ROUNDS} rounds of ${TURNS}, node ${process.version}`,
   );
   for (const build of [a, b]) {
-    console.log(`${build.label.padEnd(8)} CPU ${median(build.cpuUs).toFixed(0)} µs (${spread(build.cpuUs)}), wall p50 ${median(build.wallP50Us).toFixed(0)} µs (${spread(build.wallP50Us)})`);
+    console.log(`${build.label.padEnd(11)} CPU ${median(build.cpuUs).toFixed(0)} µs (${spread(build.cpuUs)}), wall p50 ${median(build.wallP50Us).toFixed(0)} µs (${spread(build.wallP50Us)})`);
   }
   const ratios = (of: (build: Build) => number[]): string => {
     const values = of(b).map((value, i) => value / (of(a)[i] as number));
     return `${median(values).toFixed(2)}x (${spread(values, 2)})`;
   };
-  console.log(`after/before: CPU ${ratios((build) => build.cpuUs)}, wall p50 ${ratios((build) => build.wallP50Us)} (medians of per-round ratios)`);
+  console.log(`${b.label}/${a.label}: CPU ${ratios((build) => build.cpuUs)}, wall p50 ${ratios((build) => build.wallP50Us)} (medians of per-round ratios)`);
 } finally {
   for (const build of [a, b]) {
     await build.store.close();

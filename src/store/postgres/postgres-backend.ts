@@ -119,7 +119,7 @@ export const POSTGRES_DIALECT: SqlDialect = {
  * and, for a statement with parameters, a name, so that each connection parses and plans
  * it once and then only binds it (the chain read spent 0.8 ms of the server's time parsing
  * and planning at every continuation: bench/README.md, "What was changed"). */
-interface Prepared {
+export interface Prepared {
   readonly text: string;
   readonly name: string | undefined;
 }
@@ -128,7 +128,8 @@ interface Prepared {
  * known) goes unnamed rather than growing every connection's statement cache. */
 const MAX_NAMED = 256;
 const prepared = new Map<string, Prepared>();
-function toPostgres(sql: string): Prepared {
+/** Exported for bench:pg-store's other driver, which sends the same texts. */
+export function toPostgres(sql: string): Prepared {
   let statement = prepared.get(sql);
   if (statement === undefined) {
     let n = 0;
