@@ -2,14 +2,17 @@
 // bench:pg-store --against postgres.js only: to learn whether pg's per-statement costs are
 // the driver's or any Node.js client's. It runs the store's work as the gateway's backend
 // runs it (src/store/postgres/postgres-backend.ts): the same dialect and statements, named
-// (prepared) on each connection, a lone statement sent alone, a transaction's batches
-// pipelined on one connection with BEGIN and COMMIT. It has none of that backend's fault
-// handling (retries of dead connections, deadlines), which the benchmark never meets.
+// (prepared) on each connection, and writes run by the same `pipelined` (a lone statement
+// sent alone, a transaction's batches pipelined with BEGIN and COMMIT). It has none of that
+// backend's fault handling (retries of dead connections, deadlines), which the benchmark
+// never meets.
 import postgres from 'postgres';
 import type { Migration } from '../src/store/schema.ts';
 import type { SqlBackend } from '../src/store/sql/backend.ts';
-import { isBatch, runAsync, type Query, type QueryResult, type Row, type Work } from '../src/store/sql/work.ts';
-import { POSTGRES_DIALECT, toPostgres } from '../src/store/postgres/postgres-backend.ts';
+import { runAsync, type Query, type QueryResult, type Row, type Work } from '../src/store/sql/work.ts';
+import { pipelined, POSTGRES_DIALECT, toPostgres } from '../src/store/postgres/postgres-backend.ts';
+
+const ROLLBACK: Query = { sql: 'ROLLBACK', params: [] };
 
 type Connection = postgres.Sql | postgres.ReservedSql;
 
@@ -41,40 +44,14 @@ export class PostgresJsBackend implements SqlBackend {
     return runAsync(work(), (query) => run(this.#sql, query));
   }
 
+  /** On a connection reserved for it, as the gateway's backend checks one out of its pool. */
   async write<T>(work: () => Work<T>): Promise<T> {
-    const generator = work();
-    let step = generator.next();
-    if (step.done === true) return step.value;
-    // One statement: a transaction of its own on the server, as the gateway's backend sends it.
-    if (isBatch(step.value) && step.value.last && step.value.queries.length === 1) {
-      const result = await run(this.#sql, step.value.queries[0] as Query);
-      const end = generator.next([result]);
-      if (end.done !== true) throw new Error('store work asked for a query after its last batch');
-      return end.value;
-    }
     const connection = await this.#sql.reserve();
     try {
-      // BEGIN is not awaited: it goes out with the first batch, as pg pipelines it.
-      const begin = run(connection, { sql: 'BEGIN', params: [] });
-      begin.catch(() => undefined); // its failure is the first query's too, thrown from there
-      let committed = false;
-      while (step.done !== true) {
-        const queries = isBatch(step.value) ? step.value.queries : [step.value];
-        const last = isBatch(step.value) && step.value.last;
-        const sent = queries.map((query) => run(connection, query));
-        const commit = last ? run(connection, { sql: 'COMMIT', params: [] }) : undefined;
-        const results = await Promise.all(sent);
-        if (commit !== undefined) {
-          await commit;
-          committed = true;
-        }
-        step = generator.next(isBatch(step.value) ? results : (results[0] as QueryResult));
-      }
-      await begin;
-      if (!committed) await run(connection, { sql: 'COMMIT', params: [] });
-      return step.value;
+      return await pipelined(work(), (query) => run(connection, query));
     } catch (error) {
-      await run(connection, { sql: 'ROLLBACK', params: [] }).catch(() => undefined);
+      // Outside a transaction (a lone statement that failed) this only draws a warning.
+      await run(connection, ROLLBACK).catch(() => undefined);
       throw error;
     } finally {
       connection.release();

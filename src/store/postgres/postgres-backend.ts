@@ -119,7 +119,7 @@ export const POSTGRES_DIALECT: SqlDialect = {
  * and, for a statement with parameters, a name, so that each connection parses and plans
  * it once and then only binds it (the chain read spent 0.8 ms of the server's time parsing
  * and planning at every continuation: bench/README.md, "What was changed"). */
-export interface Prepared {
+interface Prepared {
   readonly text: string;
   readonly name: string | undefined;
 }
@@ -197,14 +197,7 @@ export class PostgresBackend implements SqlBackend {
     return againWhileStale(() => this.#transaction(work, this.#queryTimeoutMs), this.#staleAttempts);
   }
 
-  /**
-   * Runs work in one transaction on one connection, pipelined: each batch's queries go out
-   * together, BEGIN with the first of them and COMMIT with the batch marked last, so a
-   * write costs a round trip per batch and none for BEGIN and COMMIT. Work that is one
-   * statement (its first step a last batch of one query) is sent alone: PostgreSQL runs a
-   * statement outside BEGIN as a transaction of its own, so BEGIN and COMMIT would only
-   * cost two more statements.
-   */
+  /** Runs work in one transaction on one connection checked out for it (see pipelined). */
   async #transaction<T>(work: () => Work<T>, timeoutMs: number): Promise<T> {
     let client: pg.PoolClient;
     try {
@@ -218,32 +211,10 @@ export class PostgresBackend implements SqlBackend {
       const config = { text, name, values: query.params as unknown[], query_timeout: timeoutMs };
       return this.#result(await client.query(config as pg.QueryConfig));
     };
-    const generator = work();
-    let begun = false;
-    /** The work's last batch went (with COMMIT, when anything had begun). */
-    let lastSent = false;
     try {
-      let step = generator.next();
-      while (step.done !== true) {
-        if (lastSent) throw new Error('store work asked for a query after its last batch');
-        const queries = isBatch(step.value) ? step.value.queries : [step.value];
-        const last = isBatch(step.value) && step.value.last;
-        const sent: Promise<QueryResult>[] = [];
-        /** The transaction's first statement goes now (BEGIN, or the lone statement). */
-        const opening: boolean = !begun && queries.length > 0;
-        const beginning: boolean = opening && !(last && queries.length === 1);
-        if (beginning) sent.push(send(BEGIN));
-        begun ||= beginning;
-        for (const query of queries) sent.push(send(query));
-        if (last && begun) sent.push(send(COMMIT));
-        lastSent = last;
-        const results = await settle(sent, opening);
-        const own = results.slice(beginning ? 1 : 0, (beginning ? 1 : 0) + queries.length);
-        step = generator.next(isBatch(step.value) ? own : (own[0] as QueryResult));
-      }
-      if (begun && !lastSent) await send(COMMIT);
+      const value = await pipelined(work(), send);
       client.release();
-      return step.value;
+      return value;
     } catch (error) {
       // Not reused (see the header): destroying it rolls back the transaction.
       destroy(client, error);
@@ -340,6 +311,41 @@ export class PostgresBackend implements SqlBackend {
 
 const BEGIN: Query = { sql: 'BEGIN', params: [] };
 const COMMIT: Query = { sql: 'COMMIT', params: [] };
+
+/**
+ * Runs work in one transaction over `send` (one connection's), pipelined: each batch's
+ * queries go out together, BEGIN with the first of them and COMMIT with the batch marked
+ * last, so a write costs a round trip per batch and none for BEGIN and COMMIT. Work that is
+ * one statement (its first step a last batch of one query) is sent alone: PostgreSQL runs a
+ * statement outside BEGIN as a transaction of its own, so BEGIN and COMMIT would only cost
+ * two more statements. A failure is thrown as it came (see settle); the caller rolls back.
+ * Exported for bench:pg-store's other driver, which runs the store's writes the same way.
+ */
+export async function pipelined<T>(generator: Work<T>, send: (query: Query) => Promise<QueryResult>): Promise<T> {
+  let begun = false;
+  /** The work's last batch went (with COMMIT, when anything had begun). */
+  let lastSent = false;
+  let step = generator.next();
+  while (step.done !== true) {
+    if (lastSent) throw new Error('store work asked for a query after its last batch');
+    const queries = isBatch(step.value) ? step.value.queries : [step.value];
+    const last = isBatch(step.value) && step.value.last;
+    const sent: Promise<QueryResult>[] = [];
+    /** The transaction's first statement goes now (BEGIN, or the lone statement). */
+    const opening: boolean = !begun && queries.length > 0;
+    const beginning: boolean = opening && !(last && queries.length === 1);
+    if (beginning) sent.push(send(BEGIN));
+    begun ||= beginning;
+    for (const query of queries) sent.push(send(query));
+    if (last && begun) sent.push(send(COMMIT));
+    lastSent = last;
+    const results = await settle(sent, opening);
+    const own = results.slice(beginning ? 1 : 0, (beginning ? 1 : 0) + queries.length);
+    step = generator.next(isBatch(step.value) ? own : (own[0] as QueryResult));
+  }
+  if (begun && !lastSent) await send(COMMIT);
+  return step.value;
+}
 
 /**
  * The results of pipelined queries, in order; or the first failure among them. Each is
