@@ -260,14 +260,14 @@ export class ResponsesService {
     const unconfirmed = options.holdsAnswer === true ? this.#unconfirmedContext(tenant, request) : undefined;
     if (unconfirmed === undefined) return this.#planCreate(tenant, request, log, options.local, undefined);
     try {
-      const plan = await this.#planCreate(tenant, request, log, undefined, unconfirmed);
+      const plan = await this.#planCreate(tenant, request, log, options.local, unconfirmed);
       // A tool loop or a compaction calls vLLM before the run: they wait for the check.
       if (plan.confirmation !== undefined || (await unconfirmed.confirmed)) return plan;
     } catch (error) {
       // What a read history would have refused first is told first (a response gone: 404).
       if (await unconfirmed.confirmed) throw error;
     }
-    return this.#planCreate(tenant, request, log, undefined, undefined);
+    return this.#planCreate(tenant, request, log, options.local, undefined);
   }
 
   /** A continuation's kept context, its check under way; none for a request longer than
